@@ -1,0 +1,1 @@
+//! sonde-cgroup (being written).

@@ -1,0 +1,1 @@
+//! sonde-cloud (being written).

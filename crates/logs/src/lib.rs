@@ -1,0 +1,1 @@
+//! sonde-logs (being written).

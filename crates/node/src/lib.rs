@@ -1,0 +1,1 @@
+//! sonde-node (being written).

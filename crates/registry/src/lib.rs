@@ -1,0 +1,1 @@
+//! sonde-registry (being written).

@@ -1,0 +1,1 @@
+//! sonde-taskstats (being written).

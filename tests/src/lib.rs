@@ -1,0 +1,1 @@
+//! Harness for sonde privileged integration tests.
