@@ -1,1 +1,375 @@
-//! sonde-registry (being written).
+//! The central container registry.
+//!
+//! Keyed by cgroup, it owns all per-container state. Subsystems send it events through one
+//! bounded channel; a single task applies them (`State::apply`), starts metadata lookups and
+//! collects containers whose processes are gone. A scrape renders every `node_*` and
+//! `container_*` metric from that state plus cheap reads of /proc, /sys and cgroup files made
+//! at that moment.
+//!
+//! The subsystem crates (cgroup, node, runtime, ...) know nothing of containers or of each
+//! other; this crate composes them.
+
+pub mod catalogue;
+pub mod container;
+pub mod discovery;
+pub mod exposition;
+pub mod health;
+pub mod metadata;
+pub mod render;
+pub mod self_metrics;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sonde_cgroup::CgroupFs;
+use sonde_node::NodePaths;
+use tokio::sync::mpsc;
+
+pub use exposition::NodeLabels;
+pub use health::Health;
+pub use self_metrics::SelfMetrics;
+pub use state::{Event, Filters};
+
+use crate::discovery::ProcScanner;
+use crate::metadata::{Resolver, ResolverConfig, RuntimeAvailability};
+use crate::render::ExportedContainer;
+use crate::state::State;
+
+/// How often the registry task retries metadata lookups and collects dead containers.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Capacity of the queue of metadata lookups waiting for the resolver.
+const LOOKUP_QUEUE: usize = 1024;
+
+/// Everything the registry needs to know, converted once from the CLI.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub node_paths: NodePaths,
+    pub cgroupfs_root: PathBuf,
+    pub docker_socket: PathBuf,
+    /// Bound on every container-runtime API call.
+    pub runtime_timeout: Duration,
+    pub filters: Filters,
+    /// Period of the /proc reconciliation scan.
+    pub scan_interval: Duration,
+    /// How long a container with no processes is kept before its series vanish.
+    pub gc_grace: Duration,
+    /// Capacity of the event channel; events beyond it are dropped and counted.
+    pub event_queue: usize,
+    pub version: String,
+}
+
+/// Failure to start the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create self-metrics: {0}")]
+    SelfMetrics(#[source] prometheus::Error),
+    #[error("cannot encode metrics: {0}")]
+    Encode(#[source] prometheus::Error),
+}
+
+/// Handle to the running registry. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registry")
+    }
+}
+
+struct Inner {
+    state: Mutex<State>,
+    config: RegistryConfig,
+    cgroupfs: Option<CgroupFs>,
+    node_labels: NodeLabels,
+    metrics: SelfMetrics,
+    health: Health,
+    events: mpsc::Sender<Event>,
+}
+
+/// Sends events to the registry without ever blocking: when the queue is full the event is
+/// dropped and counted in `sonde_events_dropped_total{queue="events"}`.
+#[derive(Clone, Debug)]
+pub struct EventSender {
+    tx: mpsc::Sender<Event>,
+    metrics: SelfMetrics,
+}
+
+impl EventSender {
+    pub fn send(&self, event: Event) {
+        if self.tx.try_send(event).is_err() {
+            self.metrics.events_dropped.with_label_values(&["events"]).inc();
+        }
+    }
+}
+
+impl Registry {
+    /// Starts the registry on the current tokio runtime: an initial /proc scan (applied before
+    /// this returns, so the first scrape already sees the node's containers), then the event
+    /// loop, the periodic scan and the metadata resolver as tasks.
+    pub fn start(config: RegistryConfig, health: Health) -> Result<Registry, Error> {
+        let node_labels = NodeLabels {
+            machine_id: sonde_node::machine_id(&config.node_paths).unwrap_or_default(),
+            system_uuid: sonde_node::system_uuid(&config.node_paths).unwrap_or_default(),
+        };
+        if node_labels.machine_id.is_empty() {
+            tracing::warn!(
+                host_root = %config.node_paths.host_root.display(),
+                "No machine id found (/etc/machine-id, /var/lib/dbus/machine-id): the backend cannot join this node's series; mount the host's /etc/machine-id"
+            );
+        }
+        let metrics = SelfMetrics::new(&node_labels, &config.version).map_err(Error::SelfMetrics)?;
+
+        let cgroupfs = match CgroupFs::detect(&config.cgroupfs_root) {
+            Ok(fs) => {
+                health.up("cgroup");
+                Some(fs)
+            }
+            Err(e) => {
+                health.down(
+                    "cgroup",
+                    format!(
+                        "cannot use cgroupfs at {} ({e}): container resource metrics are off; mount the host's /sys/fs/cgroup and set --cgroupfs-root",
+                        config.cgroupfs_root.display()
+                    ),
+                );
+                None
+            }
+        };
+
+        let (events_tx, events_rx) = mpsc::channel(config.event_queue.max(1));
+        let (lookups_tx, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
+        let mut state = State::new(config.gc_grace);
+
+        let mut scanner = ProcScanner::new(&config.node_paths.procfs);
+        let now = Instant::now();
+        match scanner.scan() {
+            Ok(outcome) => {
+                metrics.proc_scan_errors.inc_by(outcome.errors);
+                for event in outcome.events {
+                    state.apply(event, now);
+                }
+                health.up("discovery");
+            }
+            Err(e) => health.down(
+                "discovery",
+                format!("cannot scan processes ({e}): no containers are discovered; give the agent the host's /proc (--procfs-root) and hostPID"),
+            ),
+        }
+
+        let docker = match sonde_runtime::DockerClient::new(&config.docker_socket, config.runtime_timeout) {
+            Ok(client) => Some(Arc::new(client)),
+            Err(e) => {
+                health.down("docker", format!("cannot create a Docker client: {e}"));
+                None
+            }
+        };
+        let availability = Arc::new(RuntimeAvailability::default());
+        let resolver = Arc::new(Resolver {
+            docker,
+            availability: availability.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            config: ResolverConfig {
+                docker_socket: config.docker_socket.clone(),
+                timeout: config.runtime_timeout,
+            },
+        });
+
+        let inner = Arc::new(Inner {
+            state: Mutex::new(state),
+            config,
+            cgroupfs,
+            node_labels,
+            metrics,
+            health,
+            events: events_tx.clone(),
+        });
+
+        tokio::spawn(resolver.clone().watch_docker());
+        tokio::spawn(resolver.run(lookups_rx, events_tx.clone()));
+        tokio::spawn(event_loop(inner.clone(), events_rx, lookups_tx, availability));
+        tokio::spawn(scan_loop(inner.clone(), scanner, events_tx));
+        Ok(Registry { inner })
+    }
+
+    /// A non-blocking sender for other subsystems' events.
+    pub fn event_sender(&self) -> EventSender {
+        EventSender {
+            tx: self.inner.events.clone(),
+            metrics: self.inner.metrics.clone(),
+        }
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
+    pub fn node_labels(&self) -> &NodeLabels {
+        &self.inner.node_labels
+    }
+
+    pub fn self_metrics(&self) -> &SelfMetrics {
+        &self.inner.metrics
+    }
+
+    /// Renders the whole /metrics response. Reads files: call it from a blocking context.
+    /// `extra` lets the binary add families of subsystems wired outside the registry.
+    pub fn render(
+        &self,
+        extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
+    ) -> Result<String, Error> {
+        let started = Instant::now();
+        let inner = &*self.inner;
+        let mut families = Vec::with_capacity(64);
+
+        let snapshot = sonde_node::read_snapshot(&inner.config.node_paths);
+        if !snapshot.errors.is_empty() {
+            inner.metrics.node_read_errors.inc_by(snapshot.errors.len() as u64);
+            for e in &snapshot.errors {
+                tracing::debug!(error = %e, "Failed to read a node metric source");
+            }
+        }
+        render::render_node(&snapshot, &inner.config.version, &inner.node_labels, &mut families);
+
+        let exported = self.exported_containers();
+        render::render_containers(
+            &exported,
+            inner.cgroupfs.as_ref(),
+            &inner.metrics,
+            &inner.node_labels,
+            &mut families,
+        );
+        extra(&inner.node_labels, &mut families);
+
+        for (subsystem, status) in inner.health.snapshot() {
+            inner
+                .metrics
+                .subsystem_up
+                .with_label_values(&[subsystem])
+                .set(i64::from(status.up));
+        }
+        inner
+            .metrics
+            .scrape_duration
+            .observe(started.elapsed().as_secs_f64());
+        families.extend(inner.metrics.registry.gather());
+        exposition::encode_text(families).map_err(Error::Encode)
+    }
+
+    /// Copies what a scrape needs out of the state, and updates the tracking gauges.
+    fn exported_containers(&self) -> Vec<ExportedContainer> {
+        let inner = &*self.inner;
+        let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut by_state = [("named", 0i64), ("pending", 0), ("skipped", 0)];
+        for c in state.containers() {
+            if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == c.state_label()) {
+                slot.1 += 1;
+            }
+        }
+        for (label, n) in by_state {
+            inner.metrics.containers_tracked.with_label_values(&[label]).set(n);
+        }
+        inner.metrics.processes_tracked.set(state.tracked_pids() as i64);
+        state
+            .exported(&inner.config.filters, Instant::now())
+            .into_iter()
+            .filter_map(|c| {
+                Some(ExportedContainer {
+                    container_id: c.container_id()?.to_owned(),
+                    image: c.image.clone(),
+                    cgroups: c.cgroups.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `f` with read access to the state (for tests and debugging endpoints).
+    pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let state = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&state)
+    }
+}
+
+/// Applies events in order, and on every tick queues due metadata lookups and drops dead
+/// containers.
+async fn event_loop(
+    inner: Arc<Inner>,
+    mut events: mpsc::Receiver<Event>,
+    lookups: mpsc::Sender<state::LookupRequest>,
+    availability: Arc<RuntimeAvailability>,
+) {
+    let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        tokio::select! {
+            n = events.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    return;
+                }
+                let now = Instant::now();
+                let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+                for event in batch.drain(..) {
+                    state.apply(event, now);
+                }
+            }
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                let due = {
+                    let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    let removed = state.collect_garbage(now);
+                    if removed > 0 {
+                        tracing::debug!(removed, "Dropped containers whose processes are gone");
+                    }
+                    state.due_lookups(now, |s| availability.is_available(s))
+                };
+                for req in due {
+                    let cgroup_id = req.cgroup_id.clone();
+                    if lookups.try_send(req).is_err() {
+                        inner.metrics.events_dropped.with_label_values(&["metadata_lookups"]).inc();
+                        let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        state.lookup_not_started(&cgroup_id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The periodic /proc reconciliation scan.
+async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Sender<Event>) {
+    let period = inner.config.scan_interval;
+    loop {
+        tokio::time::sleep(period).await;
+        let result = tokio::task::spawn_blocking(move || {
+            let outcome = scanner.scan();
+            (scanner, outcome)
+        })
+        .await;
+        let Ok((returned, outcome)) = result else {
+            inner.health.down("discovery", "the /proc scan task panicked");
+            return;
+        };
+        scanner = returned;
+        match outcome {
+            Ok(outcome) => {
+                inner.health.up("discovery");
+                inner.metrics.proc_scan_errors.inc_by(outcome.errors);
+                for event in outcome.events {
+                    // The scan is not a kernel event source: waiting for room is fine here.
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => inner.health.down(
+                "discovery",
+                format!("cannot scan processes ({e}); give the agent the host's /proc (--procfs-root) and hostPID"),
+            ),
+        }
+    }
+}

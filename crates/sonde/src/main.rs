@@ -1,1 +1,124 @@
-fn main() {}
+//! sonde: a node observability agent. One process per node watches every container on it and
+//! exports coroot-node-agent compatible Prometheus metrics.
+
+mod cli;
+mod server;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use sonde_node::NodePaths;
+use sonde_registry::{Filters, Health, Registry, RegistryConfig};
+use tokio::sync::watch;
+
+use crate::cli::{AgentArgs, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.agent);
+    let result = match cli.command {
+        None | Some(Command::Run) => run_agent(cli.agent),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sonde: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &AgentArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SONDE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_str()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Two workers are plenty: the agent is I/O-bound and must stay small on every node.
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("sonde")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(agent(args))
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let version = env!("CARGO_PKG_VERSION").to_owned();
+    tracing::info!(version = %version, listen = %args.listen, "Starting sonde");
+    if !is_root() {
+        tracing::warn!(
+            "Not running as root: some subsystems will be off (each says which below). \
+             Run privileged (Kubernetes: securityContext.privileged=true, hostPID; Docker: --privileged --pid host)"
+        );
+    }
+    // Bind first: a port conflict is the most common start-up failure and must be said at once.
+    let listener = server::bind(args.listen).await?;
+
+    let health = Health::new();
+    let config = RegistryConfig {
+        node_paths: NodePaths {
+            procfs: args.procfs_root.clone(),
+            sysfs: args.sysfs_root.clone(),
+            host_root: args.host_root(),
+        },
+        cgroupfs_root: args.cgroupfs_root.clone(),
+        docker_socket: args.docker_socket(),
+        runtime_timeout: args.runtime_timeout,
+        filters: Filters {
+            allowlist: args.container_allowlist.clone(),
+            denylist: args.container_denylist.clone(),
+            min_container_age: args.min_container_age,
+        },
+        scan_interval: args.proc_scan_interval,
+        gc_grace: args.container_gc_grace,
+        event_queue: args.event_queue_size,
+        version,
+    };
+    let registry = Registry::start(config, health).context("cannot start the registry")?;
+
+    let render_registry = registry.clone();
+    let render: server::Renderer = Arc::new(move || {
+        render_registry
+            .render(|_, _| {})
+            .map_err(anyhow::Error::from)
+    });
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = tokio::spawn(server::serve(listener, render, shutdown_rx));
+    tracing::info!("Serving /metrics and /healthz");
+    wait_for_signal().await;
+    tracing::info!("Shutting down");
+    let _ = shutdown_tx.send(true);
+    server.await.context("HTTP server task failed")??;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot listen for SIGTERM; stop with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

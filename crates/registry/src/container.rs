@@ -1,0 +1,93 @@
+//! One tracked container: its cgroup, its processes, and how it is named.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use sonde_cgroup::{ContainerKind, ProcessCgroups};
+
+/// Which runtime a container's name must come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetadataSource {
+    Docker,
+    Containerd,
+    Crio,
+}
+
+impl MetadataSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataSource::Docker => "docker",
+            MetadataSource::Containerd => "containerd",
+            MetadataSource::Crio => "crio",
+        }
+    }
+}
+
+/// How far a container is on its way to a final `container_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Naming {
+    /// Final name: exported (once old enough and allowed by the filters).
+    Named { container_id: String, app_id: String },
+    /// Needs runtime metadata that has not arrived yet. Held, never exported under a guess.
+    Pending {
+        source: MetadataSource,
+        attempts: u32,
+        next_attempt: Instant,
+        in_flight: bool,
+        last_error: Option<String>,
+    },
+    /// Never exported (pause/sandbox containers).
+    Skipped { reason: &'static str },
+}
+
+/// Per-container state owned by the registry.
+#[derive(Debug)]
+pub struct Container {
+    /// The registry key: the cgroup id as coroot picks it (see `ProcessCgroups::id`).
+    pub cgroup_id: String,
+    /// The cgroup paths of its processes, for the resource readers.
+    pub cgroups: ProcessCgroups,
+    pub kind: ContainerKind,
+    /// The runtime's own container id (64 hex for Docker/CRI), when the kind has one.
+    pub runtime_id: Option<String>,
+    pub naming: Naming,
+    pub image: String,
+    pub log_path: Option<PathBuf>,
+    /// Live processes. Bounded by the node's process count; emptied as processes exit.
+    pub pids: HashSet<u32>,
+    /// When its oldest known process started: the container's age for `--min-container-age`.
+    pub started_at: Instant,
+    /// Set when the last process went away; the container is dropped after the grace period.
+    pub empty_since: Option<Instant>,
+}
+
+impl Container {
+    /// The exported name, when final.
+    pub fn container_id(&self) -> Option<&str> {
+        match &self.naming {
+            Naming::Named { container_id, .. } => Some(container_id),
+            _ => None,
+        }
+    }
+
+    pub fn app_id(&self) -> &str {
+        match &self.naming {
+            Naming::Named { app_id, .. } => app_id,
+            _ => "",
+        }
+    }
+
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started_at)
+    }
+
+    /// The state label used by `sonde_containers_tracked{state}`.
+    pub fn state_label(&self) -> &'static str {
+        match self.naming {
+            Naming::Named { .. } => "named",
+            Naming::Pending { .. } => "pending",
+            Naming::Skipped { .. } => "skipped",
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Scrape-time rendering of node_* and container_* metrics.
+//!
+//! Values are read at scrape time straight from /proc, /sys and cgroup files (as coroot does):
+//! there is no background polling loop, and a container's series exist only while it does.
+
+use prometheus::proto::MetricFamily;
+use sonde_cgroup::{CgroupFs, PressureResource, ProcessCgroups};
+use sonde_node::NodeSnapshot;
+
+use crate::catalogue as cat;
+use crate::exposition::{Family, NodeLabels};
+use crate::self_metrics::SelfMetrics;
+
+/// What a scrape needs of one exported container, copied out of the registry so cgroup files are
+/// read without holding the registry lock.
+#[derive(Debug, Clone)]
+pub struct ExportedContainer {
+    pub container_id: String,
+    pub image: String,
+    pub cgroups: ProcessCgroups,
+}
+
+/// Renders every node_* metric (except node_cloud_info, rendered with the cloud state).
+pub fn render_node(
+    snap: &NodeSnapshot,
+    version: &str,
+    node: &NodeLabels,
+    out: &mut Vec<MetricFamily>,
+) {
+    let mut f = Family::new(&cat::NODE_AGENT_INFO);
+    f.add(&[("version", version)], 1.0);
+    f.finish(node, out);
+
+    // node_info must always be present: it creates the node in the backend.
+    let mut f = Family::new(&cat::NODE_INFO);
+    f.add(
+        &[
+            ("hostname", snap.hostname.as_deref().unwrap_or("")),
+            ("kernel_version", snap.kernel_version.as_deref().unwrap_or("")),
+        ],
+        1.0,
+    );
+    f.finish(node, out);
+
+    if let Some(uptime) = snap.uptime_seconds {
+        single(&cat::NODE_UPTIME, uptime, node, out);
+    }
+    if let Some(cpu) = &snap.cpu {
+        let mut f = Family::new(&cat::NODE_CPU_USAGE);
+        for (mode, v) in [
+            ("user", cpu.user),
+            ("nice", cpu.nice),
+            ("system", cpu.system),
+            ("idle", cpu.idle),
+            ("iowait", cpu.iowait),
+            ("irq", cpu.irq),
+            ("softirq", cpu.softirq),
+            ("steal", cpu.steal),
+        ] {
+            f.add(&[("mode", mode)], v);
+        }
+        f.finish(node, out);
+    }
+    if let Some(cores) = snap.logical_cores {
+        single(&cat::NODE_CPU_CORES, f64::from(cores), node, out);
+    }
+    if let Some(mem) = &snap.memory {
+        single(&cat::NODE_MEM_TOTAL, mem.total_bytes as f64, node, out);
+        single(&cat::NODE_MEM_FREE, mem.free_bytes as f64, node, out);
+        single(&cat::NODE_MEM_AVAILABLE, mem.available_bytes as f64, node, out);
+        single(&cat::NODE_MEM_CACHED, mem.cached_bytes as f64, node, out);
+    }
+
+    let disk_defs: [(&'static cat::MetricDef, fn(&sonde_node::DiskStats) -> f64); 7] = [
+        (&cat::NODE_DISK_READS, |d| d.reads as f64),
+        (&cat::NODE_DISK_WRITES, |d| d.writes as f64),
+        (&cat::NODE_DISK_READ_BYTES, |d| d.read_bytes as f64),
+        (&cat::NODE_DISK_WRITTEN_BYTES, |d| d.written_bytes as f64),
+        (&cat::NODE_DISK_READ_TIME, |d| d.read_time_seconds),
+        (&cat::NODE_DISK_WRITE_TIME, |d| d.write_time_seconds),
+        (&cat::NODE_DISK_IO_TIME, |d| d.io_time_seconds),
+    ];
+    for (def, value) in disk_defs {
+        let mut f = Family::new(def);
+        for d in &snap.disks {
+            f.add(&[("device", &d.device)], value(d));
+        }
+        f.finish(node, out);
+    }
+
+    let net_defs: [(&'static cat::MetricDef, fn(&sonde_node::InterfaceStats) -> f64); 4] = [
+        (&cat::NODE_NET_RX_BYTES, |i| i.rx_bytes as f64),
+        (&cat::NODE_NET_TX_BYTES, |i| i.tx_bytes as f64),
+        (&cat::NODE_NET_RX_PACKETS, |i| i.rx_packets as f64),
+        (&cat::NODE_NET_TX_PACKETS, |i| i.tx_packets as f64),
+    ];
+    for (def, value) in net_defs {
+        let mut f = Family::new(def);
+        for i in &snap.interfaces {
+            f.add(&[("interface", &i.name)], value(i));
+        }
+        f.finish(node, out);
+    }
+    let mut up = Family::new(&cat::NODE_NET_UP);
+    let mut ips = Family::new(&cat::NODE_NET_IP);
+    for i in &snap.interfaces {
+        up.add(&[("interface", &i.name)], if i.up { 1.0 } else { 0.0 });
+        for ip in &i.ips {
+            ips.add(&[("interface", &i.name), ("ip", &ip.to_string())], 1.0);
+        }
+    }
+    up.finish(node, out);
+    ips.finish(node, out);
+}
+
+fn single(def: &'static cat::MetricDef, value: f64, node: &NodeLabels, out: &mut Vec<MetricFamily>) {
+    let mut f = Family::new(def);
+    f.add(&[], value);
+    f.finish(node, out);
+}
+
+/// Per-container families, filled container by container.
+struct ContainerFamilies {
+    info: Family,
+    cpu_usage: Family,
+    cpu_throttled: Family,
+    cpu_limit: Family,
+    mem_rss: Family,
+    mem_cache: Family,
+    mem_limit: Family,
+    cpu_pressure: Family,
+    mem_pressure: Family,
+    io_pressure: Family,
+}
+
+/// Renders container_* resource metrics, reading each container's cgroup files now.
+/// A container whose cgroup vanished since the registry listed it is skipped silently; any other
+/// read failure is counted in `sonde_cgroup_read_errors_total{resource}`.
+pub fn render_containers(
+    containers: &[ExportedContainer],
+    cgroupfs: Option<&CgroupFs>,
+    metrics: &SelfMetrics,
+    node: &NodeLabels,
+    out: &mut Vec<MetricFamily>,
+) {
+    let mut fams = ContainerFamilies {
+        info: Family::new(&cat::CONTAINER_INFO),
+        cpu_usage: Family::new(&cat::CONTAINER_CPU_USAGE),
+        cpu_throttled: Family::new(&cat::CONTAINER_CPU_THROTTLED),
+        cpu_limit: Family::new(&cat::CONTAINER_CPU_LIMIT),
+        mem_rss: Family::new(&cat::CONTAINER_MEM_RSS),
+        mem_cache: Family::new(&cat::CONTAINER_MEM_CACHE),
+        mem_limit: Family::new(&cat::CONTAINER_MEM_LIMIT),
+        cpu_pressure: Family::new(&cat::CONTAINER_CPU_PRESSURE),
+        mem_pressure: Family::new(&cat::CONTAINER_MEM_PRESSURE),
+        io_pressure: Family::new(&cat::CONTAINER_IO_PRESSURE),
+    };
+    for c in containers {
+        let id: &[(&str, &str)] = &[("container_id", &c.container_id)];
+        fams.info.add(
+            &[
+                ("container_id", &c.container_id),
+                ("image", &c.image),
+                ("systemd_triggered_by", ""),
+                ("systemd_type", ""),
+            ],
+            1.0,
+        );
+        let Some(fs) = cgroupfs else { continue };
+        match fs.cpu(&c.cgroups) {
+            Ok(cpu) => {
+                fams.cpu_usage.add(id, cpu.usage_seconds);
+                fams.cpu_throttled.add(id, cpu.throttled_seconds);
+                if let Some(limit) = cpu.limit_cores {
+                    fams.cpu_limit.add(id, limit);
+                }
+            }
+            Err(e) => count_error(metrics, "cpu", &e),
+        }
+        match fs.memory(&c.cgroups) {
+            Ok(mem) => {
+                fams.mem_rss.add(id, mem.rss_bytes as f64);
+                fams.mem_cache.add(id, mem.cache_bytes as f64);
+                if let Some(limit) = mem.limit_bytes {
+                    fams.mem_limit.add(id, limit as f64);
+                }
+            }
+            Err(e) => count_error(metrics, "memory", &e),
+        }
+        for (resource, fam, label) in [
+            (PressureResource::Cpu, &mut fams.cpu_pressure, "cpu_pressure"),
+            (PressureResource::Memory, &mut fams.mem_pressure, "memory_pressure"),
+            (PressureResource::Io, &mut fams.io_pressure, "io_pressure"),
+        ] {
+            match fs.pressure(&c.cgroups, resource) {
+                Ok(Some(p)) => {
+                    fam.add(&[("container_id", &c.container_id), ("kind", "some")], p.some_seconds);
+                    if let Some(full) = p.full_seconds {
+                        fam.add(&[("container_id", &c.container_id), ("kind", "full")], full);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => count_error(metrics, label, &e),
+            }
+        }
+    }
+    for f in [
+        fams.info,
+        fams.cpu_usage,
+        fams.cpu_throttled,
+        fams.cpu_limit,
+        fams.mem_rss,
+        fams.mem_cache,
+        fams.mem_limit,
+        fams.cpu_pressure,
+        fams.mem_pressure,
+        fams.io_pressure,
+    ] {
+        f.finish(node, out);
+    }
+}
+
+fn count_error(metrics: &SelfMetrics, resource: &str, e: &sonde_cgroup::Error) {
+    if e.is_not_found() {
+        return; // The container went away between listing and reading.
+    }
+    metrics.cgroup_read_errors.with_label_values(&[resource]).inc();
+    tracing::debug!(resource, error = %e, "Failed to read cgroup file");
+}

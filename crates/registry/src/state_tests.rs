@@ -1,0 +1,231 @@
+#![allow(clippy::unwrap_used)]
+use super::*;
+use std::collections::BTreeMap;
+
+const ID_A: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const ID_B: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+fn cg(path: &str) -> ProcessCgroups {
+    ProcessCgroups::parse(&format!("4:memory:{path}\n1:cpu,cpuacct:{path}\n0::/\n")).unwrap()
+}
+
+fn seen(pid: u32, start: u64, age_s: u64, path: &str) -> Event {
+    Event::ProcessSeen {
+        pid,
+        start_ticks: start,
+        age: Duration::from_secs(age_s),
+        cgroups: cg(path),
+    }
+}
+
+fn found(cgroup_id: &str, name: &str, labels: &[(&str, &str)]) -> Event {
+    let md = ContainerMetadata {
+        name: name.into(),
+        image: "busybox:latest".into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
+    };
+    Event::Metadata {
+        cgroup_id: cgroup_id.into(),
+        outcome: MetadataOutcome::Found(Box::new(md)),
+    }
+}
+
+fn filters(min_age: u64) -> Filters {
+    Filters {
+        allowlist: vec![],
+        denylist: vec![],
+        min_container_age: Duration::from_secs(min_age),
+    }
+}
+
+fn exported_names(s: &State, f: &Filters, now: Instant) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .exported(f, now)
+        .iter()
+        .map(|c| c.container_id().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn docker_container_is_held_until_named_then_exported() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(10, 100, 60, &path), now);
+    assert_eq!(s.container(&path).unwrap().state_label(), "pending");
+    assert!(exported_names(&s, &filters(0), now).is_empty(), "never exported under a guess");
+
+    let due = s.due_lookups(now, |_| true);
+    assert_eq!(
+        due,
+        vec![LookupRequest {
+            cgroup_id: path.clone(),
+            source: MetadataSource::Docker,
+            runtime_id: ID_A.into()
+        }]
+    );
+    assert!(s.due_lookups(now, |_| true).is_empty(), "in flight: not asked twice");
+
+    s.apply(found(&path, "web", &[]), now);
+    assert_eq!(exported_names(&s, &filters(0), now), vec!["/docker/web"]);
+    assert_eq!(s.container(&path).unwrap().image, "busybox:latest");
+}
+
+#[test]
+fn min_container_age_uses_the_oldest_process() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(1, 5, 10, "/system.slice/nginx.service"), now);
+    assert!(exported_names(&s, &filters(30), now).is_empty());
+    // An older process of the same service makes the container old enough.
+    s.apply(seen(2, 1, 120, "/system.slice/nginx.service"), now);
+    assert_eq!(
+        exported_names(&s, &filters(30), now),
+        vec!["/system.slice/nginx.service"]
+    );
+    // Time passes for a young container too.
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(1, 5, 10, "/system.slice/nginx.service"), now);
+    assert_eq!(exported_names(&s, &filters(30), now + Duration::from_secs(21)).len(), 1);
+}
+
+#[test]
+fn allow_and_deny_lists_filter_by_container_id() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(1, 1, 100, "/system.slice/nginx.service"), now);
+    s.apply(seen(2, 1, 100, "/system.slice/redis.service"), now);
+    s.apply(seen(3, 1, 100, "/system.slice/cron.service"), now);
+    let mut f = filters(0);
+    f.allowlist = vec![Regex::new("nginx|redis").unwrap()];
+    f.denylist = vec![Regex::new("redis").unwrap()];
+    assert_eq!(exported_names(&s, &f, now), vec!["/system.slice/nginx.service"]);
+}
+
+#[test]
+fn processes_outside_containers_are_not_tracked() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(1, 1, 100, "/"), now);
+    s.apply(seen(2, 1, 100, "/user.slice/user-0.slice/session-1.scope"), now);
+    s.apply(seen(3, 1, 100, "/init.scope"), now);
+    assert_eq!(s.containers().count(), 0);
+    assert!(s.container_of_pid(2).is_none());
+}
+
+#[test]
+fn reused_pid_moves_to_its_new_container() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(7, 100, 100, "/system.slice/a.service"), now);
+    // Same pid, another start time: a different process in another cgroup.
+    s.apply(seen(7, 200, 1, "/system.slice/b.service"), now);
+    assert!(s.container("/system.slice/a.service").unwrap().pids.is_empty());
+    assert_eq!(
+        s.container_of_pid(7).unwrap().container_id(),
+        Some("/system.slice/b.service")
+    );
+    assert!(s.container("/system.slice/a.service").unwrap().empty_since.is_some());
+}
+
+#[test]
+fn empty_containers_are_collected_after_the_grace_period() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(7, 100, 100, "/system.slice/a.service"), now);
+    s.apply(Event::ProcessGone { pid: 7 }, now);
+    assert_eq!(s.collect_garbage(now + Duration::from_secs(29)), 0);
+    // A process coming back within the grace period keeps the container (same state).
+    s.apply(seen(8, 300, 0, "/system.slice/a.service"), now + Duration::from_secs(29));
+    assert_eq!(s.collect_garbage(now + Duration::from_secs(100)), 0);
+    s.apply(Event::ProcessGone { pid: 8 }, now + Duration::from_secs(100));
+    assert_eq!(s.collect_garbage(now + Duration::from_secs(131)), 1);
+    assert_eq!(s.containers().count(), 0);
+    assert_eq!(s.tracked_pids(), 0);
+}
+
+#[test]
+fn failed_lookups_back_off_and_retry() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(1, 1, 100, &path), now);
+    assert_eq!(s.due_lookups(now, |_| true).len(), 1);
+    s.apply(
+        Event::Metadata {
+            cgroup_id: path.clone(),
+            outcome: MetadataOutcome::Failed("timeout".into()),
+        },
+        now,
+    );
+    assert!(s.due_lookups(now, |_| true).is_empty(), "backing off");
+    assert_eq!(s.due_lookups(now + Duration::from_secs(3), |_| true).len(), 1);
+    s.apply(
+        Event::Metadata {
+            cgroup_id: path.clone(),
+            outcome: MetadataOutcome::NotFound,
+        },
+        now,
+    );
+    match &s.container(&path).unwrap().naming {
+        Naming::Pending { attempts, .. } => assert_eq!(*attempts, 2),
+        other => panic!("{other:?}"),
+    }
+    // A source without a client is never asked.
+    let later = now + Duration::from_secs(3600);
+    assert!(s.due_lookups(later, |_| false).is_empty());
+    // A request that could not be queued becomes due again.
+    assert_eq!(s.due_lookups(later, |_| true).len(), 1);
+    s.lookup_not_started(&path);
+    assert_eq!(s.due_lookups(later, |_| true).len(), 1);
+}
+
+#[test]
+fn sandbox_containers_are_skipped() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/kubepods/besteffort/pod1234/{ID_B}");
+    s.apply(seen(1, 1, 100, &path), now);
+    s.due_lookups(now, |_| true);
+    s.apply(
+        found(&path, "k8s_POD_web_shop_uid_0", &[
+            ("io.kubernetes.docker.type", "podsandbox"),
+            ("io.kubernetes.pod.name", "web-7d4b9c8f6d-x2x9q"),
+            ("io.kubernetes.pod.namespace", "shop"),
+        ]),
+        now,
+    );
+    assert_eq!(s.container(&path).unwrap().state_label(), "skipped");
+    assert!(exported_names(&s, &filters(0), now).is_empty());
+}
+
+#[test]
+fn same_name_twice_is_exported_once_preferring_the_live_container() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let old = format!("/docker/{ID_A}");
+    let new = format!("/docker/{ID_B}");
+    s.apply(seen(1, 1, 100, &old), now);
+    s.apply(seen(2, 2, 50, &new), now);
+    s.due_lookups(now, |_| true);
+    s.apply(found(&old, "web", &[]), now);
+    s.apply(found(&new, "web", &[]), now);
+    s.apply(Event::ProcessGone { pid: 1 }, now);
+    let exported = s.exported(&filters(0), now);
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0].cgroup_id, new);
+}
+
+#[test]
+fn metadata_for_a_vanished_container_is_ignored() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(found("/docker/nope", "web", &[]), now);
+    assert_eq!(s.containers().count(), 0);
+}

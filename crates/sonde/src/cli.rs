@@ -1,0 +1,188 @@
+//! Command line: every flag is also an environment variable, with coroot-node-agent's names
+//! where it has the same setting. Values are validated here, so a bad one fails at start with a
+//! message naming the flag; `Cli::into_config` converts them once into typed configs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use regex::Regex;
+
+/// sonde: node observability agent (coroot-node-agent compatible metrics).
+#[derive(Debug, Parser)]
+#[command(name = "sonde", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent (the default when no subcommand is given).
+    Run,
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Address to serve /metrics and /healthz on.
+    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:10300", global = true)]
+    pub listen: SocketAddr,
+
+    /// Where the host's cgroup filesystem is mounted.
+    #[arg(long, env = "CGROUPFS_ROOT", default_value = "/sys/fs/cgroup", global = true)]
+    pub cgroupfs_root: PathBuf,
+
+    /// Where the host's /proc is mounted (point it at the host's /proc when running in a container).
+    #[arg(long, env = "PROCFS_ROOT", default_value = "/proc", global = true)]
+    pub procfs_root: PathBuf,
+
+    /// Where the host's /sys is mounted.
+    #[arg(long, env = "SYSFS_ROOT", default_value = "/sys", global = true)]
+    pub sysfs_root: PathBuf,
+
+    /// Only export containers whose container_id matches one of these regexes (repeatable;
+    /// newline-separated in the environment variable).
+    #[arg(long, env = "CONTAINER_ALLOWLIST", value_parser = parse_regex, value_delimiter = '\n', global = true)]
+    pub container_allowlist: Vec<Regex>,
+
+    /// Never export containers whose container_id matches one of these regexes (repeatable;
+    /// newline-separated in the environment variable).
+    #[arg(long, env = "CONTAINER_DENYLIST", value_parser = parse_regex, value_delimiter = '\n', global = true)]
+    pub container_denylist: Vec<Regex>,
+
+    /// Export a container only once it has been running this long (e.g. 30s, 2m, 0s).
+    #[arg(long, env = "MIN_CONTAINER_AGE", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub min_container_age: Duration,
+
+    /// Log verbosity.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_enum, global = true)]
+    pub log_level: LogLevel,
+
+    /// Docker Engine API socket. Default: the host's /run/docker.sock, reached through pid 1's
+    /// root in --procfs-root (so it works from a container given the host's /proc).
+    #[arg(long, env = "DOCKER_SOCKET", global = true)]
+    pub docker_socket: Option<PathBuf>,
+
+    /// Bound on every container-runtime API call.
+    #[arg(long, env = "RUNTIME_TIMEOUT", default_value = "5s", value_parser = parse_duration, hide = true, global = true)]
+    pub runtime_timeout: Duration,
+
+    /// Period of the /proc reconciliation scan.
+    #[arg(long, env = "PROC_SCAN_INTERVAL", default_value = "10s", value_parser = parse_duration, hide = true, global = true)]
+    pub proc_scan_interval: Duration,
+
+    /// How long a container whose processes are all gone is kept (a restart within it is the
+    /// same container) before its series vanish.
+    #[arg(long, env = "CONTAINER_GC_GRACE", default_value = "30s", value_parser = parse_duration, hide = true, global = true)]
+    pub container_gc_grace: Duration,
+
+    /// Capacity of the registry's event queue; events beyond it are dropped and counted.
+    #[arg(long, env = "EVENT_QUEUE_SIZE", default_value_t = 65_536, hide = true, global = true)]
+    pub event_queue_size: usize,
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| format!("invalid regex {s:?}: {e}"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 30s, 5m, 1h, 0s"))
+}
+
+impl AgentArgs {
+    /// The Docker socket path: the flag, else the host's /run/docker.sock seen through pid 1's
+    /// root in --procfs-root (so it works from a container given the host's /proc), else the
+    /// agent's own /run/docker.sock.
+    pub fn docker_socket(&self) -> PathBuf {
+        if let Some(socket) = &self.docker_socket {
+            return socket.clone();
+        }
+        self.host_root().join("run/docker.sock")
+    }
+
+    /// The host's root filesystem: pid 1's root through --procfs-root when the agent may look
+    /// there (it needs CAP_SYS_PTRACE over pid 1), else the agent's own root, where a DaemonSet
+    /// mounts the host's /etc/machine-id.
+    pub fn host_root(&self) -> PathBuf {
+        let through_proc = self.procfs_root.join("1/root");
+        if std::fs::read_dir(through_proc.join("etc")).is_ok() {
+            through_proc
+        } else {
+            PathBuf::from("/")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sonde").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_coroot() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.agent.listen.to_string(), "0.0.0.0:10300");
+        assert_eq!(cli.agent.cgroupfs_root, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(cli.agent.min_container_age, Duration::from_secs(30));
+        assert!(cli.agent.docker_socket().ends_with("run/docker.sock"));
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn invalid_values_name_the_flag() {
+        let err = parse(&["--container-allowlist", "("]).unwrap_err().to_string();
+        assert!(err.contains("--container-allowlist"), "{err}");
+        let err = parse(&["--min-container-age", "soon"]).unwrap_err().to_string();
+        assert!(err.contains("--min-container-age"), "{err}");
+        let err = parse(&["--listen", "nowhere"]).unwrap_err().to_string();
+        assert!(err.contains("--listen"), "{err}");
+        let err = parse(&["--log-level", "loud"]).unwrap_err().to_string();
+        assert!(err.contains("--log-level"), "{err}");
+        assert!(parse(&["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn lists_and_durations_parse() {
+        let cli = parse(&[
+            "--container-allowlist",
+            "^/docker/",
+            "--container-allowlist",
+            "^/k8s/",
+            "--min-container-age",
+            "0s",
+        ])
+        .unwrap();
+        assert_eq!(cli.agent.container_allowlist.len(), 2);
+        assert_eq!(cli.agent.min_container_age, Duration::ZERO);
+    }
+}

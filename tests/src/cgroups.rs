@@ -1,0 +1,140 @@
+//! Real cgroups made for a test: created in every hierarchy the host has (v1 controllers and the
+//! unified one), a process moved in, everything removed on drop.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// A test cgroup at the same relative path in every hierarchy.
+pub struct TestCgroup {
+    /// Relative path, e.g. "/system.slice/sonde-test-42.service".
+    pub path: String,
+    /// Directories created, deepest last (removed in reverse).
+    created: Vec<PathBuf>,
+    /// The leaf directory in each hierarchy.
+    leaves: Vec<PathBuf>,
+    children: Vec<Child>,
+}
+
+/// The hierarchies mounted under /sys/fs/cgroup: the root itself on a pure v2 host, else each
+/// v1 controller directory plus `unified` when present.
+pub fn hierarchies() -> Vec<PathBuf> {
+    let root = Path::new(ROOT);
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    for name in ["cpu", "cpuacct", "memory", "pids", "blkio", "unified"] {
+        let dir = root.join(name);
+        // Combined mounts (cpu,cpuacct) appear twice through symlinks: keep one.
+        if let Ok(real) = fs::canonicalize(&dir)
+            && (real.join("cgroup.procs").exists())
+            && !out.iter().any(|p: &PathBuf| fs::canonicalize(p).ok().as_ref() == Some(&real))
+        {
+            out.push(dir);
+        }
+    }
+    out
+}
+
+impl TestCgroup {
+    /// Creates `path` (absolute within each hierarchy) everywhere.
+    pub fn create(path: &str) -> std::io::Result<TestCgroup> {
+        let mut cg = TestCgroup {
+            path: path.to_owned(),
+            created: Vec::new(),
+            leaves: Vec::new(),
+            children: Vec::new(),
+        };
+        for h in hierarchies() {
+            let mut dir = h.clone();
+            for part in path.trim_start_matches('/').split('/') {
+                dir.push(part);
+                if !dir.exists() {
+                    fs::create_dir(&dir)?;
+                    cg.created.push(dir.clone());
+                }
+            }
+            cg.leaves.push(dir);
+        }
+        Ok(cg)
+    }
+
+    /// The leaf directory of a v1 controller (or the unified one on pure v2).
+    pub fn dir(&self, controller: &str) -> Option<&Path> {
+        self.leaves
+            .iter()
+            .find(|d| {
+                d.strip_prefix(ROOT)
+                    .ok()
+                    .and_then(|rel| rel.components().next())
+                    .is_some_and(|c| c.as_os_str() == controller)
+            })
+            .or(if Path::new(ROOT).join("cgroup.controllers").exists() {
+                self.leaves.first()
+            } else {
+                None
+            })
+            .map(PathBuf::as_path)
+    }
+
+    /// Writes `value` to `file` of `controller`'s leaf.
+    pub fn write(&self, controller: &str, file: &str, value: &str) -> std::io::Result<()> {
+        let dir = self
+            .dir(controller)
+            .ok_or_else(|| std::io::Error::other(format!("no {controller} hierarchy")))?;
+        fs::write(dir.join(file), value)
+    }
+
+    /// Moves a process into this cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: u32) -> std::io::Result<()> {
+        for leaf in &self.leaves {
+            fs::write(leaf.join("cgroup.procs"), pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Keeps a child process to kill on drop.
+    pub fn own(&mut self, child: Child) {
+        self.children.push(child);
+    }
+
+    /// Kills the owned children (the cgroup stays until drop).
+    pub fn kill_children(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        self.kill_children();
+        for leaf in &self.leaves {
+            // Anything left (grandchildren) goes back to the root so the directory can go.
+            if let Ok(procs) = fs::read_to_string(leaf.join("cgroup.procs")) {
+                let root_procs = leaf
+                    .ancestors()
+                    .find(|a| a.parent() == Some(Path::new(ROOT)) || *a == Path::new(ROOT))
+                    .map(|h| h.join("cgroup.procs"));
+                for pid in procs.lines() {
+                    // SAFETY: kill has no memory-safety preconditions.
+                    if let Ok(p) = pid.parse::<i32>() {
+                        unsafe { libc::kill(p, libc::SIGKILL) };
+                    }
+                    if let Some(rp) = &root_procs {
+                        let _ = fs::write(rp, pid);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        for dir in self.created.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
