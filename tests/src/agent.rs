@@ -37,16 +37,18 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent on a free loopback port with `args` added, and waits for /healthz.
     pub fn start(args: &[&str]) -> Agent {
-        Agent::start_with(args, |_| {})
+        Agent::start_via(&[sonde_binary().into_os_string()], args)
     }
 
-    /// Like [`Agent::start`], letting the caller adjust the command (env, uid).
-    pub fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Agent {
+    /// Like [`Agent::start`], with the agent run through a wrapper: `launcher` is the program
+    /// and its arguments, ending with the agent binary (e.g. setpriv ... -- /path/sonde).
+    pub fn start_via(launcher: &[std::ffi::OsString], args: &[&str]) -> Agent {
         let port = crate::free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("agent.log");
-        let mut cmd = Command::new(sonde_binary());
-        cmd.arg("--listen")
+        let mut cmd = Command::new(&launcher[0]);
+        cmd.args(&launcher[1..])
+            .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(["--proc-scan-interval", "1s"])
             .args(args)
@@ -54,7 +56,6 @@ impl Agent {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
-        adjust(&mut cmd);
         let child = cmd.spawn().expect("spawn sonde");
         let mut agent = Agent {
             child,
@@ -66,7 +67,9 @@ impl Agent {
             if let Ok(Some(status)) = agent.child.try_wait() {
                 panic!("agent exited early ({status}): {}", agent.log_text());
             }
-            http_get(port, "/healthz").ok().filter(|(code, _)| *code == 200)
+            http_get(port, "/healthz")
+                .ok()
+                .filter(|(code, _)| *code == 200)
         });
         agent
     }
@@ -87,7 +90,12 @@ impl Agent {
     }
 
     /// Scrapes until `pred` holds, panicking with the last scrape and the agent log otherwise.
-    pub fn scrape_until(&self, what: &str, timeout: Duration, pred: impl Fn(&Scrape) -> bool) -> Scrape {
+    pub fn scrape_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Scrape) -> bool,
+    ) -> Scrape {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let s = self.scrape();

@@ -31,7 +31,9 @@ pub fn hierarchies() -> Vec<PathBuf> {
         // Combined mounts (cpu,cpuacct) appear twice through symlinks: keep one.
         if let Ok(real) = fs::canonicalize(&dir)
             && (real.join("cgroup.procs").exists())
-            && !out.iter().any(|p: &PathBuf| fs::canonicalize(p).ok().as_ref() == Some(&real))
+            && !out
+                .iter()
+                .any(|p: &PathBuf| fs::canonicalize(p).ok().as_ref() == Some(&real))
         {
             out.push(dir);
         }

@@ -31,7 +31,11 @@ impl Scrape {
     }
 
     /// Samples of metric `name` whose labels include every pair of `labels`.
-    pub fn find<'a>(&'a self, name: &'a str, labels: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = &'a Sample> + 'a {
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| {
             s.name == name
                 && labels
@@ -43,7 +47,10 @@ impl Scrape {
     /// The value of the single sample matching, or None when there is none. Panics on several.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let found: Vec<&Sample> = self.find(name, labels).collect();
-        assert!(found.len() <= 1, "several series match {name} {labels:?}: {found:?}");
+        assert!(
+            found.len() <= 1,
+            "several series match {name} {labels:?}: {found:?}"
+        );
         found.first().map(|s| s.value)
     }
 
@@ -66,7 +73,11 @@ fn parse_line(line: &str) -> Option<Sample> {
             (name_labels[..i].to_owned(), parse_labels(body)?)
         }
     };
-    Some(Sample { name, labels, value })
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
 }
 
 fn parse_labels(body: &str) -> Option<BTreeMap<String, String>> {

@@ -43,7 +43,11 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` every 100 ms until it returns Some, or panics with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f() {

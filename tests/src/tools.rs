@@ -14,7 +14,9 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}{}",
@@ -30,7 +32,10 @@ pub fn require(test: &str, name: &str, package: &str) -> Option<PathBuf> {
     match which(name) {
         Some(p) => Some(p),
         None => {
-            crate::skip(test, &format!("{name} is not installed (apt-get install -y {package})"));
+            crate::skip(
+                test,
+                &format!("{name} is not installed (apt-get install -y {package})"),
+            );
             None
         }
     }

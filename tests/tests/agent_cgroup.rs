@@ -41,11 +41,15 @@ fn service_cgroup_is_measured_and_vanishes() {
     } else {
         cg.write("cpu", "cpu.cfs_period_us", "100000").unwrap();
         cg.write("cpu", "cpu.cfs_quota_us", "50000").unwrap();
-        cg.write("memory", "memory.limit_in_bytes", "67108864").unwrap();
+        cg.write("memory", "memory.limit_in_bytes", "67108864")
+            .unwrap();
     }
     // A busy process that also holds some memory: sh spinning, started inside the cgroup.
     let child = Command::new("sh")
-        .args(["-c", "x=$(head -c 8000000 /dev/zero | tr '\\0' a); while :; do :; done"])
+        .args([
+            "-c",
+            "x=$(head -c 8000000 /dev/zero | tr '\\0' a); while :; do :; done",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -55,19 +59,35 @@ fn service_cgroup_is_measured_and_vanishes() {
     let agent = Agent::start(&["--min-container-age", "0s", "--container-gc-grace", "1s"]);
     let id: &[(&str, &str)] = &[("container_id", &expected_id)];
     let s = agent.scrape_until("the test service's metrics", Duration::from_secs(20), |s| {
-        s.value("container_resources_cpu_usage_seconds_total", id).unwrap_or(0.0) > 0.2
-            && s.value("container_resources_memory_rss_bytes", id).unwrap_or(0.0) > 0.0
+        s.value("container_resources_cpu_usage_seconds_total", id)
+            .unwrap_or(0.0)
+            > 0.2
+            && s.value("container_resources_memory_rss_bytes", id)
+                .unwrap_or(0.0)
+                > 0.0
     });
     assert_eq!(
         s.value(
             "container_info",
-            &[("container_id", &expected_id), ("image", ""), ("systemd_type", "")]
+            &[
+                ("container_id", &expected_id),
+                ("image", ""),
+                ("systemd_type", "")
+            ]
         ),
         Some(1.0)
     );
-    assert_eq!(s.value("container_resources_cpu_limit_cores", id), Some(0.5));
-    assert_eq!(s.value("container_resources_memory_limit_bytes", id), Some(67108864.0));
-    let reported = s.value("container_resources_cpu_usage_seconds_total", id).unwrap();
+    assert_eq!(
+        s.value("container_resources_cpu_limit_cores", id),
+        Some(0.5)
+    );
+    assert_eq!(
+        s.value("container_resources_memory_limit_bytes", id),
+        Some(67108864.0)
+    );
+    let reported = s
+        .value("container_resources_cpu_usage_seconds_total", id)
+        .unwrap();
     let after = cpuacct_usage_seconds(&cg);
     assert!(
         reported <= after && after - reported < 1.0,
@@ -87,9 +107,11 @@ fn service_cgroup_is_measured_and_vanishes() {
     }
     // The process is gone: after the grace period every series of the container is gone too.
     cg.kill_children();
-    agent.scrape_until("the service's series to vanish", Duration::from_secs(20), |s| {
-        !s.text.contains(&expected_id)
-    });
+    agent.scrape_until(
+        "the service's series to vanish",
+        Duration::from_secs(20),
+        |s| !s.text.contains(&expected_id),
+    );
 }
 
 #[test]
@@ -116,13 +138,19 @@ fn young_containers_wait_for_min_age_and_filters_apply() {
         "deny",
     ]);
     let first = agent.scrape();
-    assert!(!first.text.contains(&allow), "exported before --min-container-age");
+    assert!(
+        !first.text.contains(&allow),
+        "exported before --min-container-age"
+    );
     let s = agent.scrape_until("the allowed service", Duration::from_secs(15), |s| {
         s.has("container_info", &[("container_id", &allow)])
     });
     assert!(!s.text.contains(&deny), "denylisted container exported");
     // Nothing outside the allowlist is exported.
     for sample in s.find("container_info", &[]) {
-        assert!(sample.labels["container_id"].starts_with("/system.slice/sonde-"), "{sample:?}");
+        assert!(
+            sample.labels["container_id"].starts_with("/system.slice/sonde-"),
+            "{sample:?}"
+        );
     }
 }

@@ -26,7 +26,10 @@ fn node_metrics_match_proc_and_sys() {
     let hostname = read("/proc/sys/kernel/hostname").trim().to_owned();
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
     assert_eq!(
-        s.value("node_info", &[("hostname", &hostname), ("kernel_version", &kernel)]),
+        s.value(
+            "node_info",
+            &[("hostname", &hostname), ("kernel_version", &kernel)]
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -47,24 +50,39 @@ fn node_metrics_match_proc_and_sys() {
 
     let total = s.value("node_resources_memory_total_bytes", &[]).unwrap();
     assert_eq!(total, meminfo_kb("MemTotal") * 1024.0);
-    let available = s.value("node_resources_memory_available_bytes", &[]).unwrap();
+    let available = s
+        .value("node_resources_memory_available_bytes", &[])
+        .unwrap();
     assert!(available > 0.0 && available <= total);
 
     let cores = std::thread::available_parallelism().unwrap().get() as f64;
-    assert_eq!(s.value("node_resources_cpu_logical_cores", &[]), Some(cores));
+    assert_eq!(
+        s.value("node_resources_cpu_logical_cores", &[]),
+        Some(cores)
+    );
     // A node is up only while both idle and non-idle modes are reported.
-    for mode in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"] {
+    for mode in [
+        "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+    ] {
         assert!(
             s.has("node_resources_cpu_usage_seconds_total", &[("mode", mode)]),
             "mode {mode} missing"
         );
     }
     let idle = s
-        .value("node_resources_cpu_usage_seconds_total", &[("mode", "idle")])
+        .value(
+            "node_resources_cpu_usage_seconds_total",
+            &[("mode", "idle")],
+        )
         .unwrap();
     assert!(idle > 0.0);
 
-    let uptime: f64 = read("/proc/uptime").split_whitespace().next().unwrap().parse().unwrap();
+    let uptime: f64 = read("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let reported = s.value("node_uptime_seconds", &[]).unwrap();
     assert!((reported - uptime).abs() < 5.0, "{reported} vs {uptime}");
 
@@ -73,7 +91,13 @@ fn node_metrics_match_proc_and_sys() {
         .lines()
         .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
         .filter(|d| std::path::Path::new(&format!("/sys/block/{d}")).exists())
-        .filter(|d| !d.starts_with("loop") && !d.starts_with("ram") && !d.starts_with("sr") && !d.starts_with("zram") && !d.starts_with("nbd"))
+        .filter(|d| {
+            !d.starts_with("loop")
+                && !d.starts_with("ram")
+                && !d.starts_with("sr")
+                && !d.starts_with("zram")
+                && !d.starts_with("nbd")
+        })
         .collect();
     expected_disks.sort();
     let mut disks: Vec<String> = s
@@ -88,9 +112,17 @@ fn node_metrics_match_proc_and_sys() {
     for iface in std::fs::read_dir("/sys/class/net").unwrap().flatten() {
         let name = iface.file_name().into_string().unwrap();
         if iface.path().join("device").exists() {
-            assert!(s.has("node_net_interface_up", &[("interface", &name)]), "{name}");
-            let rx: f64 = read(&format!("/sys/class/net/{name}/statistics/rx_bytes")).trim().parse().unwrap();
-            let reported = s.value("node_net_received_bytes_total", &[("interface", &name)]).unwrap();
+            assert!(
+                s.has("node_net_interface_up", &[("interface", &name)]),
+                "{name}"
+            );
+            let rx: f64 = read(&format!("/sys/class/net/{name}/statistics/rx_bytes"))
+                .trim()
+                .parse()
+                .unwrap();
+            let reported = s
+                .value("node_net_received_bytes_total", &[("interface", &name)])
+                .unwrap();
             assert!(reported <= rx && reported > 0.0, "{reported} vs {rx}");
         }
     }
@@ -98,7 +130,8 @@ fn node_metrics_match_proc_and_sys() {
 
 #[test]
 fn exposition_passes_promtool() {
-    let Some(promtool) = tools::require("exposition_passes_promtool", "promtool", "prometheus") else {
+    let Some(promtool) = tools::require("exposition_passes_promtool", "promtool", "prometheus")
+    else {
         return;
     };
     let agent = Agent::start(&["--min-container-age", "0s"]);
@@ -113,8 +146,8 @@ fn exposition_passes_promtool() {
         .unwrap();
     // promtool lints names too; its only complaints may be about counters without _total,
     // which the metric contract fixes (coroot's names). Anything else is an error.
-    let complaints = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let complaints =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     let unexpected: Vec<&str> = complaints
         .lines()
         .filter(|l| !l.trim().is_empty())

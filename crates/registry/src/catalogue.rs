@@ -28,42 +28,227 @@ macro_rules! metric {
 }
 
 // Node.
-metric!(NODE_AGENT_INFO, "node_agent_info", Gauge, "Meta information about the agent");
-metric!(NODE_INFO, "node_info", Gauge, "Meta information about the node");
-metric!(NODE_CLOUD_INFO, "node_cloud_info", Gauge, "Meta information about the cloud instance");
-metric!(NODE_UPTIME, "node_uptime_seconds", Gauge, "Uptime of the node in seconds");
-metric!(NODE_CPU_USAGE, "node_resources_cpu_usage_seconds_total", Counter, "The amount of CPU time spent in each mode");
-metric!(NODE_CPU_CORES, "node_resources_cpu_logical_cores", Gauge, "The number of logical CPU cores");
-metric!(NODE_MEM_TOTAL, "node_resources_memory_total_bytes", Gauge, "The total amount of physical memory");
-metric!(NODE_MEM_FREE, "node_resources_memory_free_bytes", Gauge, "The amount of unassigned memory");
-metric!(NODE_MEM_AVAILABLE, "node_resources_memory_available_bytes", Gauge, "The total amount of available memory");
-metric!(NODE_MEM_CACHED, "node_resources_memory_cached_bytes", Gauge, "The amount of memory used as page cache");
-metric!(NODE_DISK_READS, "node_resources_disk_reads_total", Counter, "The total number of reads completed successfully");
-metric!(NODE_DISK_WRITES, "node_resources_disk_writes_total", Counter, "The total number of writes completed successfully");
-metric!(NODE_DISK_READ_BYTES, "node_resources_disk_read_bytes_total", Counter, "The total number of bytes read from the disk");
-metric!(NODE_DISK_WRITTEN_BYTES, "node_resources_disk_written_bytes_total", Counter, "The total number of bytes written to the disk");
-metric!(NODE_DISK_READ_TIME, "node_resources_disk_read_time_seconds_total", Counter, "The total number of seconds spent reading");
-metric!(NODE_DISK_WRITE_TIME, "node_resources_disk_write_time_seconds_total", Counter, "The total number of seconds spent writing");
-metric!(NODE_DISK_IO_TIME, "node_resources_disk_io_time_seconds_total", Counter, "The total number of seconds the disk spent doing I/O");
-metric!(NODE_NET_RX_BYTES, "node_net_received_bytes_total", Counter, "The total number of bytes received");
-metric!(NODE_NET_TX_BYTES, "node_net_transmitted_bytes_total", Counter, "The total number of bytes transmitted");
-metric!(NODE_NET_RX_PACKETS, "node_net_received_packets_total", Counter, "The total number of packets received");
-metric!(NODE_NET_TX_PACKETS, "node_net_transmitted_packets_total", Counter, "The total number of packets transmitted");
-metric!(NODE_NET_UP, "node_net_interface_up", Gauge, "Status of the interface (0:down, 1:up)");
-metric!(NODE_NET_IP, "node_net_interface_ip", Gauge, "IP address assigned to the interface");
+metric!(
+    NODE_AGENT_INFO,
+    "node_agent_info",
+    Gauge,
+    "Meta information about the agent"
+);
+metric!(
+    NODE_INFO,
+    "node_info",
+    Gauge,
+    "Meta information about the node"
+);
+metric!(
+    NODE_CLOUD_INFO,
+    "node_cloud_info",
+    Gauge,
+    "Meta information about the cloud instance"
+);
+metric!(
+    NODE_UPTIME,
+    "node_uptime_seconds",
+    Gauge,
+    "Uptime of the node in seconds"
+);
+metric!(
+    NODE_CPU_USAGE,
+    "node_resources_cpu_usage_seconds_total",
+    Counter,
+    "The amount of CPU time spent in each mode"
+);
+metric!(
+    NODE_CPU_CORES,
+    "node_resources_cpu_logical_cores",
+    Gauge,
+    "The number of logical CPU cores"
+);
+metric!(
+    NODE_MEM_TOTAL,
+    "node_resources_memory_total_bytes",
+    Gauge,
+    "The total amount of physical memory"
+);
+metric!(
+    NODE_MEM_FREE,
+    "node_resources_memory_free_bytes",
+    Gauge,
+    "The amount of unassigned memory"
+);
+metric!(
+    NODE_MEM_AVAILABLE,
+    "node_resources_memory_available_bytes",
+    Gauge,
+    "The total amount of available memory"
+);
+metric!(
+    NODE_MEM_CACHED,
+    "node_resources_memory_cached_bytes",
+    Gauge,
+    "The amount of memory used as page cache"
+);
+metric!(
+    NODE_DISK_READS,
+    "node_resources_disk_reads_total",
+    Counter,
+    "The total number of reads completed successfully"
+);
+metric!(
+    NODE_DISK_WRITES,
+    "node_resources_disk_writes_total",
+    Counter,
+    "The total number of writes completed successfully"
+);
+metric!(
+    NODE_DISK_READ_BYTES,
+    "node_resources_disk_read_bytes_total",
+    Counter,
+    "The total number of bytes read from the disk"
+);
+metric!(
+    NODE_DISK_WRITTEN_BYTES,
+    "node_resources_disk_written_bytes_total",
+    Counter,
+    "The total number of bytes written to the disk"
+);
+metric!(
+    NODE_DISK_READ_TIME,
+    "node_resources_disk_read_time_seconds_total",
+    Counter,
+    "The total number of seconds spent reading"
+);
+metric!(
+    NODE_DISK_WRITE_TIME,
+    "node_resources_disk_write_time_seconds_total",
+    Counter,
+    "The total number of seconds spent writing"
+);
+metric!(
+    NODE_DISK_IO_TIME,
+    "node_resources_disk_io_time_seconds_total",
+    Counter,
+    "The total number of seconds the disk spent doing I/O"
+);
+metric!(
+    NODE_NET_RX_BYTES,
+    "node_net_received_bytes_total",
+    Counter,
+    "The total number of bytes received"
+);
+metric!(
+    NODE_NET_TX_BYTES,
+    "node_net_transmitted_bytes_total",
+    Counter,
+    "The total number of bytes transmitted"
+);
+metric!(
+    NODE_NET_RX_PACKETS,
+    "node_net_received_packets_total",
+    Counter,
+    "The total number of packets received"
+);
+metric!(
+    NODE_NET_TX_PACKETS,
+    "node_net_transmitted_packets_total",
+    Counter,
+    "The total number of packets transmitted"
+);
+metric!(
+    NODE_NET_UP,
+    "node_net_interface_up",
+    Gauge,
+    "Status of the interface (0:down, 1:up)"
+);
+metric!(
+    NODE_NET_IP,
+    "node_net_interface_ip",
+    Gauge,
+    "IP address assigned to the interface"
+);
 
 // Container resources.
-metric!(CONTAINER_INFO, "container_info", Gauge, "Meta information about the container");
-metric!(CONTAINER_RESTARTS, "container_restarts_total", Counter, "Number of times the container was restarted");
-metric!(CONTAINER_CPU_LIMIT, "container_resources_cpu_limit_cores", Gauge, "CPU limit of the container");
-metric!(CONTAINER_CPU_USAGE, "container_resources_cpu_usage_seconds_total", Counter, "Total CPU time consumed by the container");
-metric!(CONTAINER_CPU_THROTTLED, "container_resources_cpu_throttled_seconds_total", Counter, "Total time duration the container has been throttled");
-metric!(CONTAINER_CPU_DELAY, "container_resources_cpu_delay_seconds_total", Counter, "Total time duration processes of the container have been waiting for a CPU (while being runnable)");
-metric!(CONTAINER_DISK_DELAY, "container_resources_disk_delay_seconds_total", Counter, "Total time duration processes of the container have been waiting for I/Os to complete");
-metric!(CONTAINER_MEM_RSS, "container_resources_memory_rss_bytes", Gauge, "Amount of physical memory used by the container (doesn't include page cache)");
-metric!(CONTAINER_MEM_CACHE, "container_resources_memory_cache_bytes", Gauge, "Amount of page cache memory allocated by the container");
-metric!(CONTAINER_MEM_LIMIT, "container_resources_memory_limit_bytes", Gauge, "Memory limit of the container");
-metric!(CONTAINER_CPU_PRESSURE, "container_resources_cpu_pressure_waiting_seconds_total", Counter, "Total time in seconds that the container were delayed due to CPU pressure");
-metric!(CONTAINER_MEM_PRESSURE, "container_resources_memory_pressure_waiting_seconds_total", Counter, "Total time in seconds that the container were delayed due to memory pressure");
-metric!(CONTAINER_IO_PRESSURE, "container_resources_io_pressure_waiting_seconds_total", Counter, "Total time in seconds that the container were delayed due to I/O pressure");
-metric!(CONTAINER_OOM_KILLS, "container_oom_kills_total", Counter, "Total number of times the container was terminated by the OOM killer");
+metric!(
+    CONTAINER_INFO,
+    "container_info",
+    Gauge,
+    "Meta information about the container"
+);
+metric!(
+    CONTAINER_RESTARTS,
+    "container_restarts_total",
+    Counter,
+    "Number of times the container was restarted"
+);
+metric!(
+    CONTAINER_CPU_LIMIT,
+    "container_resources_cpu_limit_cores",
+    Gauge,
+    "CPU limit of the container"
+);
+metric!(
+    CONTAINER_CPU_USAGE,
+    "container_resources_cpu_usage_seconds_total",
+    Counter,
+    "Total CPU time consumed by the container"
+);
+metric!(
+    CONTAINER_CPU_THROTTLED,
+    "container_resources_cpu_throttled_seconds_total",
+    Counter,
+    "Total time duration the container has been throttled"
+);
+metric!(
+    CONTAINER_CPU_DELAY,
+    "container_resources_cpu_delay_seconds_total",
+    Counter,
+    "Total time duration processes of the container have been waiting for a CPU (while being runnable)"
+);
+metric!(
+    CONTAINER_DISK_DELAY,
+    "container_resources_disk_delay_seconds_total",
+    Counter,
+    "Total time duration processes of the container have been waiting for I/Os to complete"
+);
+metric!(
+    CONTAINER_MEM_RSS,
+    "container_resources_memory_rss_bytes",
+    Gauge,
+    "Amount of physical memory used by the container (doesn't include page cache)"
+);
+metric!(
+    CONTAINER_MEM_CACHE,
+    "container_resources_memory_cache_bytes",
+    Gauge,
+    "Amount of page cache memory allocated by the container"
+);
+metric!(
+    CONTAINER_MEM_LIMIT,
+    "container_resources_memory_limit_bytes",
+    Gauge,
+    "Memory limit of the container"
+);
+metric!(
+    CONTAINER_CPU_PRESSURE,
+    "container_resources_cpu_pressure_waiting_seconds_total",
+    Counter,
+    "Total time in seconds that the container were delayed due to CPU pressure"
+);
+metric!(
+    CONTAINER_MEM_PRESSURE,
+    "container_resources_memory_pressure_waiting_seconds_total",
+    Counter,
+    "Total time in seconds that the container were delayed due to memory pressure"
+);
+metric!(
+    CONTAINER_IO_PRESSURE,
+    "container_resources_io_pressure_waiting_seconds_total",
+    Counter,
+    "Total time in seconds that the container were delayed due to I/O pressure"
+);
+metric!(
+    CONTAINER_OOM_KILLS,
+    "container_oom_kills_total",
+    Counter,
+    "Total number of times the container was terminated by the OOM killer"
+);

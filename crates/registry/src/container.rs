@@ -28,7 +28,10 @@ impl MetadataSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Naming {
     /// Final name: exported (once old enough and allowed by the filters).
-    Named { container_id: String, app_id: String },
+    Named {
+        container_id: String,
+        app_id: String,
+    },
     /// Needs runtime metadata that has not arrived yet. Held, never exported under a guess.
     Pending {
         source: MetadataSource,

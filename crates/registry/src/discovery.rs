@@ -167,7 +167,8 @@ mod tests {
 
     #[test]
     fn start_ticks_survive_odd_command_names() {
-        let stat = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 50";
+        let stat =
+            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 50";
         assert_eq!(parse_start_ticks(stat), Some(98765));
         assert_eq!(parse_start_ticks("garbage"), None);
         assert_eq!(parse_start_ticks("1 (x) S 1 2"), None);
@@ -218,7 +219,9 @@ mod tests {
             .events
             .iter()
             .map(|e| match e {
-                Event::ProcessSeen { pid, start_ticks, .. } => format!("seen {pid} {start_ticks}"),
+                Event::ProcessSeen {
+                    pid, start_ticks, ..
+                } => format!("seen {pid} {start_ticks}"),
                 Event::ProcessGone { pid } => format!("gone {pid}"),
                 Event::Metadata { .. } => "metadata".into(),
             })

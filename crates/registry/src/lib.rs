@@ -102,7 +102,10 @@ pub struct EventSender {
 impl EventSender {
     pub fn send(&self, event: Event) {
         if self.tx.try_send(event).is_err() {
-            self.metrics.events_dropped.with_label_values(&["events"]).inc();
+            self.metrics
+                .events_dropped
+                .with_label_values(&["events"])
+                .inc();
         }
     }
 }
@@ -122,7 +125,8 @@ impl Registry {
                 "No machine id found (/etc/machine-id, /var/lib/dbus/machine-id): the backend cannot join this node's series; mount the host's /etc/machine-id"
             );
         }
-        let metrics = SelfMetrics::new(&node_labels, &config.version).map_err(Error::SelfMetrics)?;
+        let metrics =
+            SelfMetrics::new(&node_labels, &config.version).map_err(Error::SelfMetrics)?;
 
         let cgroupfs = match CgroupFs::detect(&config.cgroupfs_root) {
             Ok(fs) => {
@@ -161,13 +165,14 @@ impl Registry {
             ),
         }
 
-        let docker = match sonde_runtime::DockerClient::new(&config.docker_socket, config.runtime_timeout) {
-            Ok(client) => Some(Arc::new(client)),
-            Err(e) => {
-                health.down("docker", format!("cannot create a Docker client: {e}"));
-                None
-            }
-        };
+        let docker =
+            match sonde_runtime::DockerClient::new(&config.docker_socket, config.runtime_timeout) {
+                Ok(client) => Some(Arc::new(client)),
+                Err(e) => {
+                    health.down("docker", format!("cannot create a Docker client: {e}"));
+                    None
+                }
+            };
         let availability = Arc::new(RuntimeAvailability::default());
         let resolver = Arc::new(Resolver {
             docker,
@@ -192,7 +197,12 @@ impl Registry {
 
         tokio::spawn(resolver.clone().watch_docker());
         tokio::spawn(resolver.run(lookups_rx, events_tx.clone()));
-        tokio::spawn(event_loop(inner.clone(), events_rx, lookups_tx, availability));
+        tokio::spawn(event_loop(
+            inner.clone(),
+            events_rx,
+            lookups_tx,
+            availability,
+        ));
         tokio::spawn(scan_loop(inner.clone(), scanner, events_tx));
         Ok(Registry { inner })
     }
@@ -229,12 +239,20 @@ impl Registry {
 
         let snapshot = sonde_node::read_snapshot(&inner.config.node_paths);
         if !snapshot.errors.is_empty() {
-            inner.metrics.node_read_errors.inc_by(snapshot.errors.len() as u64);
+            inner
+                .metrics
+                .node_read_errors
+                .inc_by(snapshot.errors.len() as u64);
             for e in &snapshot.errors {
                 tracing::debug!(error = %e, "Failed to read a node metric source");
             }
         }
-        render::render_node(&snapshot, &inner.config.version, &inner.node_labels, &mut families);
+        render::render_node(
+            &snapshot,
+            &inner.config.version,
+            &inner.node_labels,
+            &mut families,
+        );
 
         let exported = self.exported_containers();
         render::render_containers(
@@ -272,9 +290,16 @@ impl Registry {
             }
         }
         for (label, n) in by_state {
-            inner.metrics.containers_tracked.with_label_values(&[label]).set(n);
+            inner
+                .metrics
+                .containers_tracked
+                .with_label_values(&[label])
+                .set(n);
         }
-        inner.metrics.processes_tracked.set(state.tracked_pids() as i64);
+        inner
+            .metrics
+            .processes_tracked
+            .set(state.tracked_pids() as i64);
         state
             .exported(&inner.config.filters, Instant::now())
             .into_iter()
@@ -290,7 +315,11 @@ impl Registry {
 
     /// Runs `f` with read access to the state (for tests and debugging endpoints).
     pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let state = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         f(&state)
     }
 }
@@ -351,7 +380,9 @@ async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Se
         })
         .await;
         let Ok((returned, outcome)) = result else {
-            inner.health.down("discovery", "the /proc scan task panicked");
+            inner
+                .health
+                .down("discovery", "the /proc scan task panicked");
             return;
         };
         scanner = returned;

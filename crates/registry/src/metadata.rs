@@ -114,7 +114,10 @@ impl Resolver {
 
     async fn lookup(&self, req: &LookupRequest) -> MetadataOutcome {
         let runtime = req.source.as_str();
-        self.metrics.metadata_lookups.with_label_values(&[runtime]).inc();
+        self.metrics
+            .metadata_lookups
+            .with_label_values(&[runtime])
+            .inc();
         let result = match (req.source, &self.docker) {
             (MetadataSource::Docker, Some(docker)) => docker.inspect(&req.runtime_id).await,
             _ => {
@@ -125,7 +128,9 @@ impl Resolver {
             Ok(md) => MetadataOutcome::Found(Box::new(md)),
             Err(e) => {
                 let (reason, outcome) = match &e {
-                    sonde_runtime::Error::NotFound { .. } => ("not_found", MetadataOutcome::NotFound),
+                    sonde_runtime::Error::NotFound { .. } => {
+                        ("not_found", MetadataOutcome::NotFound)
+                    }
                     sonde_runtime::Error::Timeout { .. } => {
                         ("timeout", MetadataOutcome::Failed(e.to_string()))
                     }

@@ -11,6 +11,14 @@ use crate::catalogue as cat;
 use crate::exposition::{Family, NodeLabels};
 use crate::self_metrics::SelfMetrics;
 
+/// A per-device metric: its definition and how to read its value.
+type DiskField = (&'static cat::MetricDef, fn(&sonde_node::DiskStats) -> f64);
+/// A per-interface metric: its definition and how to read its value.
+type InterfaceField = (
+    &'static cat::MetricDef,
+    fn(&sonde_node::InterfaceStats) -> f64,
+);
+
 /// What a scrape needs of one exported container, copied out of the registry so cgroup files are
 /// read without holding the registry lock.
 #[derive(Debug, Clone)]
@@ -36,7 +44,10 @@ pub fn render_node(
     f.add(
         &[
             ("hostname", snap.hostname.as_deref().unwrap_or("")),
-            ("kernel_version", snap.kernel_version.as_deref().unwrap_or("")),
+            (
+                "kernel_version",
+                snap.kernel_version.as_deref().unwrap_or(""),
+            ),
         ],
         1.0,
     );
@@ -67,11 +78,16 @@ pub fn render_node(
     if let Some(mem) = &snap.memory {
         single(&cat::NODE_MEM_TOTAL, mem.total_bytes as f64, node, out);
         single(&cat::NODE_MEM_FREE, mem.free_bytes as f64, node, out);
-        single(&cat::NODE_MEM_AVAILABLE, mem.available_bytes as f64, node, out);
+        single(
+            &cat::NODE_MEM_AVAILABLE,
+            mem.available_bytes as f64,
+            node,
+            out,
+        );
         single(&cat::NODE_MEM_CACHED, mem.cached_bytes as f64, node, out);
     }
 
-    let disk_defs: [(&'static cat::MetricDef, fn(&sonde_node::DiskStats) -> f64); 7] = [
+    let disk_defs: [DiskField; 7] = [
         (&cat::NODE_DISK_READS, |d| d.reads as f64),
         (&cat::NODE_DISK_WRITES, |d| d.writes as f64),
         (&cat::NODE_DISK_READ_BYTES, |d| d.read_bytes as f64),
@@ -88,7 +104,7 @@ pub fn render_node(
         f.finish(node, out);
     }
 
-    let net_defs: [(&'static cat::MetricDef, fn(&sonde_node::InterfaceStats) -> f64); 4] = [
+    let net_defs: [InterfaceField; 4] = [
         (&cat::NODE_NET_RX_BYTES, |i| i.rx_bytes as f64),
         (&cat::NODE_NET_TX_BYTES, |i| i.tx_bytes as f64),
         (&cat::NODE_NET_RX_PACKETS, |i| i.rx_packets as f64),
@@ -113,7 +129,12 @@ pub fn render_node(
     ips.finish(node, out);
 }
 
-fn single(def: &'static cat::MetricDef, value: f64, node: &NodeLabels, out: &mut Vec<MetricFamily>) {
+fn single(
+    def: &'static cat::MetricDef,
+    value: f64,
+    node: &NodeLabels,
+    out: &mut Vec<MetricFamily>,
+) {
     let mut f = Family::new(def);
     f.add(&[], value);
     f.finish(node, out);
@@ -188,13 +209,24 @@ pub fn render_containers(
             Err(e) => count_error(metrics, "memory", &e),
         }
         for (resource, fam, label) in [
-            (PressureResource::Cpu, &mut fams.cpu_pressure, "cpu_pressure"),
-            (PressureResource::Memory, &mut fams.mem_pressure, "memory_pressure"),
+            (
+                PressureResource::Cpu,
+                &mut fams.cpu_pressure,
+                "cpu_pressure",
+            ),
+            (
+                PressureResource::Memory,
+                &mut fams.mem_pressure,
+                "memory_pressure",
+            ),
             (PressureResource::Io, &mut fams.io_pressure, "io_pressure"),
         ] {
             match fs.pressure(&c.cgroups, resource) {
                 Ok(Some(p)) => {
-                    fam.add(&[("container_id", &c.container_id), ("kind", "some")], p.some_seconds);
+                    fam.add(
+                        &[("container_id", &c.container_id), ("kind", "some")],
+                        p.some_seconds,
+                    );
                     if let Some(full) = p.full_seconds {
                         fam.add(&[("container_id", &c.container_id), ("kind", "full")], full);
                     }
@@ -224,6 +256,9 @@ fn count_error(metrics: &SelfMetrics, resource: &str, e: &sonde_cgroup::Error) {
     if e.is_not_found() {
         return; // The container went away between listing and reading.
     }
-    metrics.cgroup_read_errors.with_label_values(&[resource]).inc();
+    metrics
+        .cgroup_read_errors
+        .with_label_values(&[resource])
+        .inc();
     tracing::debug!(resource, error = %e, "Failed to read cgroup file");
 }

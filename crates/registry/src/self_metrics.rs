@@ -50,7 +50,9 @@ impl SelfMetrics {
                     "sonde_scrape_duration_seconds",
                     "Time spent rendering a /metrics response",
                 )
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
             )?,
             subsystem_up: IntGaugeVec::new(
                 Opts::new(
@@ -111,12 +113,14 @@ impl SelfMetrics {
         m.registry.register(Box::new(m.build_info.clone()))?;
         m.registry.register(Box::new(m.scrape_duration.clone()))?;
         m.registry.register(Box::new(m.subsystem_up.clone()))?;
-        m.registry.register(Box::new(m.containers_tracked.clone()))?;
+        m.registry
+            .register(Box::new(m.containers_tracked.clone()))?;
         m.registry.register(Box::new(m.processes_tracked.clone()))?;
         m.registry.register(Box::new(m.events_dropped.clone()))?;
         m.registry.register(Box::new(m.metadata_lookups.clone()))?;
         m.registry.register(Box::new(m.metadata_errors.clone()))?;
-        m.registry.register(Box::new(m.cgroup_read_errors.clone()))?;
+        m.registry
+            .register(Box::new(m.cgroup_read_errors.clone()))?;
         m.registry.register(Box::new(m.node_read_errors.clone()))?;
         m.registry.register(Box::new(m.proc_scan_errors.clone()))?;
         m.build_info.with_label_values(&[version]).set(1);

@@ -59,7 +59,10 @@ fn docker_container_is_held_until_named_then_exported() {
     let path = format!("/docker/{ID_A}");
     s.apply(seen(10, 100, 60, &path), now);
     assert_eq!(s.container(&path).unwrap().state_label(), "pending");
-    assert!(exported_names(&s, &filters(0), now).is_empty(), "never exported under a guess");
+    assert!(
+        exported_names(&s, &filters(0), now).is_empty(),
+        "never exported under a guess"
+    );
 
     let due = s.due_lookups(now, |_| true);
     assert_eq!(
@@ -70,7 +73,10 @@ fn docker_container_is_held_until_named_then_exported() {
             runtime_id: ID_A.into()
         }]
     );
-    assert!(s.due_lookups(now, |_| true).is_empty(), "in flight: not asked twice");
+    assert!(
+        s.due_lookups(now, |_| true).is_empty(),
+        "in flight: not asked twice"
+    );
 
     s.apply(found(&path, "web", &[]), now);
     assert_eq!(exported_names(&s, &filters(0), now), vec!["/docker/web"]);
@@ -92,7 +98,10 @@ fn min_container_age_uses_the_oldest_process() {
     // Time passes for a young container too.
     let mut s = State::new(Duration::from_secs(30));
     s.apply(seen(1, 5, 10, "/system.slice/nginx.service"), now);
-    assert_eq!(exported_names(&s, &filters(30), now + Duration::from_secs(21)).len(), 1);
+    assert_eq!(
+        exported_names(&s, &filters(30), now + Duration::from_secs(21)).len(),
+        1
+    );
 }
 
 #[test]
@@ -105,7 +114,10 @@ fn allow_and_deny_lists_filter_by_container_id() {
     let mut f = filters(0);
     f.allowlist = vec![Regex::new("nginx|redis").unwrap()];
     f.denylist = vec![Regex::new("redis").unwrap()];
-    assert_eq!(exported_names(&s, &f, now), vec!["/system.slice/nginx.service"]);
+    assert_eq!(
+        exported_names(&s, &f, now),
+        vec!["/system.slice/nginx.service"]
+    );
 }
 
 #[test]
@@ -113,7 +125,10 @@ fn processes_outside_containers_are_not_tracked() {
     let now = Instant::now();
     let mut s = State::new(Duration::from_secs(30));
     s.apply(seen(1, 1, 100, "/"), now);
-    s.apply(seen(2, 1, 100, "/user.slice/user-0.slice/session-1.scope"), now);
+    s.apply(
+        seen(2, 1, 100, "/user.slice/user-0.slice/session-1.scope"),
+        now,
+    );
     s.apply(seen(3, 1, 100, "/init.scope"), now);
     assert_eq!(s.containers().count(), 0);
     assert!(s.container_of_pid(2).is_none());
@@ -126,12 +141,22 @@ fn reused_pid_moves_to_its_new_container() {
     s.apply(seen(7, 100, 100, "/system.slice/a.service"), now);
     // Same pid, another start time: a different process in another cgroup.
     s.apply(seen(7, 200, 1, "/system.slice/b.service"), now);
-    assert!(s.container("/system.slice/a.service").unwrap().pids.is_empty());
+    assert!(
+        s.container("/system.slice/a.service")
+            .unwrap()
+            .pids
+            .is_empty()
+    );
     assert_eq!(
         s.container_of_pid(7).unwrap().container_id(),
         Some("/system.slice/b.service")
     );
-    assert!(s.container("/system.slice/a.service").unwrap().empty_since.is_some());
+    assert!(
+        s.container("/system.slice/a.service")
+            .unwrap()
+            .empty_since
+            .is_some()
+    );
 }
 
 #[test]
@@ -142,9 +167,15 @@ fn empty_containers_are_collected_after_the_grace_period() {
     s.apply(Event::ProcessGone { pid: 7 }, now);
     assert_eq!(s.collect_garbage(now + Duration::from_secs(29)), 0);
     // A process coming back within the grace period keeps the container (same state).
-    s.apply(seen(8, 300, 0, "/system.slice/a.service"), now + Duration::from_secs(29));
+    s.apply(
+        seen(8, 300, 0, "/system.slice/a.service"),
+        now + Duration::from_secs(29),
+    );
     assert_eq!(s.collect_garbage(now + Duration::from_secs(100)), 0);
-    s.apply(Event::ProcessGone { pid: 8 }, now + Duration::from_secs(100));
+    s.apply(
+        Event::ProcessGone { pid: 8 },
+        now + Duration::from_secs(100),
+    );
     assert_eq!(s.collect_garbage(now + Duration::from_secs(131)), 1);
     assert_eq!(s.containers().count(), 0);
     assert_eq!(s.tracked_pids(), 0);
@@ -165,7 +196,10 @@ fn failed_lookups_back_off_and_retry() {
         now,
     );
     assert!(s.due_lookups(now, |_| true).is_empty(), "backing off");
-    assert_eq!(s.due_lookups(now + Duration::from_secs(3), |_| true).len(), 1);
+    assert_eq!(
+        s.due_lookups(now + Duration::from_secs(3), |_| true).len(),
+        1
+    );
     s.apply(
         Event::Metadata {
             cgroup_id: path.clone(),
@@ -194,11 +228,15 @@ fn sandbox_containers_are_skipped() {
     s.apply(seen(1, 1, 100, &path), now);
     s.due_lookups(now, |_| true);
     s.apply(
-        found(&path, "k8s_POD_web_shop_uid_0", &[
-            ("io.kubernetes.docker.type", "podsandbox"),
-            ("io.kubernetes.pod.name", "web-7d4b9c8f6d-x2x9q"),
-            ("io.kubernetes.pod.namespace", "shop"),
-        ]),
+        found(
+            &path,
+            "k8s_POD_web_shop_uid_0",
+            &[
+                ("io.kubernetes.docker.type", "podsandbox"),
+                ("io.kubernetes.pod.name", "web-7d4b9c8f6d-x2x9q"),
+                ("io.kubernetes.pod.namespace", "shop"),
+            ],
+        ),
         now,
     );
     assert_eq!(s.container(&path).unwrap().state_label(), "skipped");

@@ -54,7 +54,12 @@ pub struct AgentArgs {
     pub listen: SocketAddr,
 
     /// Where the host's cgroup filesystem is mounted.
-    #[arg(long, env = "CGROUPFS_ROOT", default_value = "/sys/fs/cgroup", global = true)]
+    #[arg(
+        long,
+        env = "CGROUPFS_ROOT",
+        default_value = "/sys/fs/cgroup",
+        global = true
+    )]
     pub cgroupfs_root: PathBuf,
 
     /// Where the host's /proc is mounted (point it at the host's /proc when running in a container).
@@ -80,7 +85,13 @@ pub struct AgentArgs {
     pub min_container_age: Duration,
 
     /// Log verbosity.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_enum, global = true)]
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        default_value = "info",
+        value_enum,
+        global = true
+    )]
     pub log_level: LogLevel,
 
     /// Docker Engine API socket. Default: the host's /run/docker.sock, reached through pid 1's
@@ -102,7 +113,13 @@ pub struct AgentArgs {
     pub container_gc_grace: Duration,
 
     /// Capacity of the registry's event queue; events beyond it are dropped and counted.
-    #[arg(long, env = "EVENT_QUEUE_SIZE", default_value_t = 65_536, hide = true, global = true)]
+    #[arg(
+        long,
+        env = "EVENT_QUEUE_SIZE",
+        default_value_t = 65_536,
+        hide = true,
+        global = true
+    )]
     pub event_queue_size: usize,
 }
 
@@ -160,9 +177,13 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_flag() {
-        let err = parse(&["--container-allowlist", "("]).unwrap_err().to_string();
+        let err = parse(&["--container-allowlist", "("])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--container-allowlist"), "{err}");
-        let err = parse(&["--min-container-age", "soon"]).unwrap_err().to_string();
+        let err = parse(&["--min-container-age", "soon"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--min-container-age"), "{err}");
         let err = parse(&["--listen", "nowhere"]).unwrap_err().to_string();
         assert!(err.contains("--listen"), "{err}");

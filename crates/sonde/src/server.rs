@@ -56,18 +56,16 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
     Ok(match (is_get, req.uri().path()) {
-        (true, "/metrics") => {
-            match tokio::task::spawn_blocking(move || render()).await {
-                Ok(Ok(body)) => {
-                    let mut resp = Response::new(Full::new(Bytes::from(body)));
-                    resp.headers_mut()
-                        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
-                    resp
-                }
-                Ok(Err(e)) => error_response(format!("failed to render metrics: {e:#}")),
-                Err(e) => error_response(format!("metrics renderer panicked: {e}")),
+        (true, "/metrics") => match tokio::task::spawn_blocking(move || render()).await {
+            Ok(Ok(body)) => {
+                let mut resp = Response::new(Full::new(Bytes::from(body)));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
+                resp
             }
-        }
+            Ok(Err(e)) => error_response(format!("failed to render metrics: {e:#}")),
+            Err(e) => error_response(format!("metrics renderer panicked: {e}")),
+        },
         (true, "/healthz") => text(StatusCode::OK, "ok\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
@@ -81,8 +79,10 @@ fn error_response(message: String) -> Response<Full<Bytes>> {
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_owned())));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 

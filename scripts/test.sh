@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, and the privileged integration tests
+# against real kernels, runtimes and scrapers. Run it as root to run everything; as root it
+# installs the Debian packages the integration tests need (CI starts from a bare machine).
+#
+#   scripts/test.sh            # everything
+#   SONDE_REQUIRE_PRIVILEGED=1 scripts/test.sh   # a skipped privileged test is a failure (CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Builds are cached outside the clone so a fresh checkout does not rebuild everything.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/sonde-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# Debian packages the integration tests use (ENVIRONMENT.md): container runtimes and a busybox
+# to build images from, Prometheus and promtool, journald tools, the eBPF toolchain, network tools.
+PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io prometheus
+          systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
+          procps coreutils)
+
+install_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    install_packages
+else
+    echo "== not root: privileged integration tests will skip (each says why)"
+fi
+
+step() { echo "== $*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+if [ -f ebpf/Makefile ] && command -v clang >/dev/null; then
+    step "committed eBPF objects match their sources"
+    make -s -C ebpf check
+fi
+
+step "build the agent (integration tests run the real binary)"
+cargo build -p sonde --quiet
+
+step "cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/sonde-test.log | grep -E "^(test |running|test result|failures|---- )|panicked|SKIPPED" || true
+status=${PIPESTATUS[0]}
+if [ "$status" != 0 ]; then
+    echo "== cargo test failed (full log: /tmp/sonde-test.log)"
+    grep -E -A30 "^---- " /tmp/sonde-test.log | head -300 || true
+    grep -E -B2 -A12 "^error(\[|:)" /tmp/sonde-test.log | head -100 || true
+fi
+exit "$status"
