@@ -85,6 +85,11 @@ impl Agent {
         http_get(self.port, path).expect("http get")
     }
 
+    /// The agent's process id (for RSS and CPU readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

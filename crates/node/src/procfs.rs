@@ -1,0 +1,423 @@
+//! Pure parsers for /proc files. Each returns values or a human-readable reason; the caller
+//! attaches the path. Line-oriented files (diskstats, net/dev) return good entries and a list of
+//! reasons for bad lines, so one broken line never hides the others.
+
+use crate::{CpuTimes, DiskStats, MemInfo};
+
+/// USER_HZ: /proc/stat counts in 1/100 s on every Linux architecture sonde targets
+/// (the kernel fixes USER_HZ at 100 for userspace ABI, whatever CONFIG_HZ is).
+const USER_HZ: f64 = 100.0;
+
+/// /proc/uptime: "<uptime seconds> <idle seconds>".
+pub fn parse_uptime(text: &str) -> Result<f64, String> {
+    let first = text
+        .split_ascii_whitespace()
+        .next()
+        .ok_or_else(|| "empty".to_owned())?;
+    first
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("uptime {first:?} is not a number"))
+}
+
+/// /proc/stat: the aggregate "cpu" line (seconds per mode) and the number of "cpuN" lines.
+pub fn parse_stat(text: &str) -> (Result<CpuTimes, String>, Result<u32, String>) {
+    let mut cpu = Err("no \"cpu\" line".to_owned());
+    let mut cores = 0u32;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        if rest.starts_with(|c: char| c.is_ascii_digit()) {
+            cores += 1;
+        } else if rest.starts_with(' ') {
+            cpu = parse_cpu_line(rest);
+        }
+    }
+    let cores = if cores > 0 {
+        Ok(cores)
+    } else {
+        Err("no \"cpuN\" lines".to_owned())
+    };
+    (cpu, cores)
+}
+
+fn parse_cpu_line(rest: &str) -> Result<CpuTimes, String> {
+    let mut v = [0f64; 8];
+    let mut fields = rest.split_ascii_whitespace();
+    for (i, slot) in v.iter_mut().enumerate() {
+        let f = fields
+            .next()
+            .ok_or_else(|| format!("\"cpu\" line has {i} fields, need 8"))?;
+        let ticks: u64 = f
+            .parse()
+            .map_err(|_| format!("\"cpu\" field {f:?} is not a number"))?;
+        *slot = ticks as f64 / USER_HZ;
+    }
+    Ok(CpuTimes {
+        user: v[0],
+        nice: v[1],
+        system: v[2],
+        idle: v[3],
+        iowait: v[4],
+        irq: v[5],
+        softirq: v[6],
+        steal: v[7],
+    })
+}
+
+/// /proc/meminfo: MemTotal, MemFree, MemAvailable and Cached, all required (kB x 1024).
+pub fn parse_meminfo(text: &str) -> Result<MemInfo, String> {
+    // [MemTotal, MemFree, MemAvailable, Cached]
+    let mut v: [Option<u64>; 4] = [None; 4];
+    for line in text.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let (Some(key), Some(value)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let i = match key {
+            "MemTotal:" => 0,
+            "MemFree:" => 1,
+            "MemAvailable:" => 2,
+            "Cached:" => 3,
+            _ => continue,
+        };
+        let n: u64 = value
+            .parse()
+            .map_err(|_| format!("{key} {value:?} is not a number"))?;
+        // coroot multiplies kB by 1000; the kernel's kB is KiB (PAGE_SIZE >> 10), hence 1024.
+        let bytes = match fields.next() {
+            Some("kB") => n
+                .checked_mul(1024)
+                .ok_or_else(|| format!("{key} overflows"))?,
+            None => n,
+            Some(unit) => return Err(format!("{key} has unknown unit {unit:?}")),
+        };
+        v[i] = Some(bytes);
+    }
+    let names = ["MemTotal", "MemFree", "MemAvailable", "Cached"];
+    let mut out = [0u64; 4];
+    for ((o, value), name) in out.iter_mut().zip(v).zip(names) {
+        *o = value.ok_or_else(|| format!("no {name}"))?;
+    }
+    Ok(MemInfo {
+        total_bytes: out[0],
+        free_bytes: out[1],
+        available_bytes: out[2],
+        cached_bytes: out[3],
+    })
+}
+
+/// Whether a /proc/diskstats device is a whole physical (or RAID/LVM/network) disk, as
+/// coroot's `^(dm-\d+|(s|h|xv|v)d[a-z]|md\d+|mmcblk\d+|nvme\d+n\d+|rbd\d+)` matched in full;
+/// `[a-z]+` instead of `[a-z]` so disks past the 26th (sdaa) count too. Partitions (sda1,
+/// nvme0n1p1, mmcblk0p1), loop, zram, sr are excluded.
+pub fn is_physical_disk(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let letters = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+    if let Some(rest) = name.strip_prefix("nvme") {
+        return rest
+            .split_once('n')
+            .is_some_and(|(ctrl, ns)| digits(ctrl) && digits(ns));
+    }
+    for prefix in ["dm-", "md", "mmcblk", "rbd"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return digits(rest);
+        }
+    }
+    for prefix in ["xvd", "sd", "hd", "vd"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return letters(rest);
+        }
+    }
+    false
+}
+
+/// /proc/diskstats: whole physical disks (see [`is_physical_disk`]) and reasons for bad lines.
+pub fn parse_diskstats(text: &str) -> (Vec<DiskStats>, Vec<String>) {
+    let mut disks = Vec::new();
+    let mut bad = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        let Some(&name) = fields.get(2) else {
+            bad.push(format!("short line {line:?}"));
+            continue;
+        };
+        if !is_physical_disk(name) {
+            continue;
+        }
+        match parse_disk_fields(name, &fields[3..]) {
+            Ok(d) => disks.push(d),
+            Err(r) => bad.push(format!("{name}: {r}")),
+        }
+    }
+    (disks, bad)
+}
+
+fn parse_disk_fields(name: &str, f: &[&str]) -> Result<DiskStats, String> {
+    // Fields after the name (Documentation/admin-guide/iostats.rst): 0 reads, 2 sectors read,
+    // 3 ms reading, 4 writes, 6 sectors written, 7 ms writing, 9 ms doing I/O.
+    if f.len() < 11 {
+        return Err(format!("{} counters, need 11", f.len()));
+    }
+    let n = |i: usize| -> Result<u64, String> {
+        f[i].parse::<u64>()
+            .map_err(|_| format!("counter {} {:?} is not a number", i + 1, f[i]))
+    };
+    Ok(DiskStats {
+        device: name.to_owned(),
+        reads: n(0)?,
+        read_bytes: n(2)?.saturating_mul(512),
+        read_time_seconds: n(3)? as f64 / 1000.0,
+        writes: n(4)?,
+        written_bytes: n(6)?.saturating_mul(512),
+        write_time_seconds: n(7)? as f64 / 1000.0,
+        io_time_seconds: n(9)? as f64 / 1000.0,
+    })
+}
+
+/// Counters of one /proc/net/dev line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetDevCounters {
+    /// Interface name.
+    pub name: String,
+    /// Receive bytes.
+    pub rx_bytes: u64,
+    /// Receive packets.
+    pub rx_packets: u64,
+    /// Transmit bytes.
+    pub tx_bytes: u64,
+    /// Transmit packets.
+    pub tx_packets: u64,
+}
+
+/// /proc/net/dev: every interface's counters (no filtering) and reasons for bad lines.
+pub fn parse_net_dev(text: &str) -> (Vec<NetDevCounters>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for line in text.lines() {
+        // The two header lines contain '|'; data lines are "name: 16 counters".
+        if line.contains('|') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((name, counters)) = line.split_once(':') else {
+            bad.push(format!("no ':' in {line:?}"));
+            continue;
+        };
+        let name = name.trim();
+        let f: Vec<&str> = counters.split_ascii_whitespace().collect();
+        if name.is_empty() || f.len() < 16 {
+            bad.push(format!("short line {line:?}"));
+            continue;
+        }
+        let n = |i: usize| f[i].parse::<u64>();
+        match (n(0), n(1), n(8), n(9)) {
+            (Ok(rx_bytes), Ok(rx_packets), Ok(tx_bytes), Ok(tx_packets)) => {
+                out.push(NetDevCounters {
+                    name: name.to_owned(),
+                    rx_bytes,
+                    rx_packets,
+                    tx_bytes,
+                    tx_packets,
+                })
+            }
+            _ => bad.push(format!("{name}: non-numeric counters")),
+        }
+    }
+    (out, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "\
+cpu  13667 0 5115 82653 626 0 72 83 0 0
+cpu0 6218 0 2022 42736 82 0 12 38 0 0
+cpu1 7449 0 3093 39916 543 0 59 45 0 0
+intr 271484 0 0 0
+ctxt 444290
+btime 1763910000
+processes 5000
+procs_running 1
+";
+
+    #[test]
+    fn stat_real_format() {
+        let (cpu, cores) = parse_stat(STAT);
+        let cpu = cpu.unwrap();
+        assert_eq!(cpu.user, 136.67);
+        assert_eq!(cpu.system, 51.15);
+        assert_eq!(cpu.idle, 826.53);
+        assert_eq!(cpu.iowait, 6.26);
+        assert_eq!(cpu.softirq, 0.72);
+        assert_eq!(cpu.steal, 0.83);
+        assert_eq!(cores, Ok(2));
+    }
+
+    #[test]
+    fn stat_malformed() {
+        let (cpu, cores) = parse_stat("cpu  1 2 3\ncpu0 1 2 3 4 5 6 7 8\n");
+        assert!(cpu.is_err());
+        assert_eq!(cores, Ok(1));
+        let (cpu, cores) = parse_stat("cpu  1 2 x 4 5 6 7 8\n");
+        assert!(cpu.unwrap_err().contains("\"x\""));
+        assert!(cores.is_err());
+        let (cpu, cores) = parse_stat("");
+        assert!(cpu.is_err() && cores.is_err());
+    }
+
+    #[test]
+    fn uptime() {
+        assert_eq!(parse_uptime("513.61 826.53\n"), Ok(513.61));
+        assert!(parse_uptime("").is_err());
+        assert!(parse_uptime("abc 1").is_err());
+        assert!(parse_uptime("NaN 1").is_err());
+    }
+
+    const MEMINFO: &str = "\
+MemTotal:       24684084 kB
+MemFree:        22916680 kB
+MemAvailable:   24130996 kB
+Buffers:            9996 kB
+Cached:          1369064 kB
+SwapCached:            0 kB
+HugePages_Total:       0
+Hugepagesize:       2048 kB
+";
+
+    #[test]
+    fn meminfo_real_format() {
+        let m = parse_meminfo(MEMINFO).unwrap();
+        assert_eq!(m.total_bytes, 24_684_084 * 1024);
+        assert_eq!(m.free_bytes, 22_916_680 * 1024);
+        assert_eq!(m.available_bytes, 24_130_996 * 1024);
+        assert_eq!(m.cached_bytes, 1_369_064 * 1024);
+    }
+
+    #[test]
+    fn meminfo_malformed() {
+        assert!(parse_meminfo("").unwrap_err().contains("MemTotal"));
+        let missing = MEMINFO.replace("MemAvailable:   24130996 kB\n", "");
+        assert!(
+            parse_meminfo(&missing)
+                .unwrap_err()
+                .contains("MemAvailable")
+        );
+        let bad = MEMINFO.replace("24684084", "24x84084");
+        assert!(parse_meminfo(&bad).is_err());
+        let truncated = MEMINFO.replace("MemFree:        22916680 kB", "MemFree:");
+        assert!(parse_meminfo(&truncated).unwrap_err().contains("MemFree"));
+        assert!(parse_meminfo(&MEMINFO.replace("24684084 kB", "24684084 MB")).is_err());
+    }
+
+    #[test]
+    fn disk_names() {
+        for yes in [
+            "sda", "sdaa", "hdb", "vda", "xvdf", "nvme0n1", "nvme12n3", "dm-0", "md127", "mmcblk0",
+            "rbd0",
+        ] {
+            assert!(is_physical_disk(yes), "{yes}");
+        }
+        for no in [
+            "sda1",
+            "vda1",
+            "xvdf1",
+            "nvme0n1p1",
+            "nvme0c0n1",
+            "mmcblk0p1",
+            "mmcblk0boot0",
+            "loop0",
+            "zram0",
+            "sr0",
+            "dm-",
+            "md",
+            "nvme0",
+            "nvmen1",
+            "ram0",
+            "",
+            "sd",
+            "sdA",
+        ] {
+            assert!(!is_physical_disk(no), "{no}");
+        }
+    }
+
+    const DISKSTATS: &str = "\
+   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+ 254       0 vda 30114 5968 2567186 17055 16882 8896 2559984 5427 0 6344 23115 6322 56 498872 517 2523 116
+ 254       1 vda1 30000 5968 2567000 17000 16800 8896 2559900 5400 0 6300 23000 0 0 0 0 0 0
+ 253       0 zram0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+ 259       0 nvme0n1 10 0 20 30 40 0 60 70 0 90 100
+";
+
+    #[test]
+    fn diskstats_real_format() {
+        let (disks, bad) = parse_diskstats(DISKSTATS);
+        assert!(bad.is_empty(), "{bad:?}");
+        let names: Vec<&str> = disks.iter().map(|d| d.device.as_str()).collect();
+        assert_eq!(names, ["vda", "nvme0n1"]);
+        let vda = &disks[0];
+        assert_eq!(vda.reads, 30114);
+        assert_eq!(vda.read_bytes, 2_567_186 * 512);
+        assert_eq!(vda.read_time_seconds, 17.055);
+        assert_eq!(vda.writes, 16882);
+        assert_eq!(vda.written_bytes, 2_559_984 * 512);
+        assert_eq!(vda.write_time_seconds, 5.427);
+        assert_eq!(vda.io_time_seconds, 6.344);
+        // Pre-4.18 kernels: 11 counters only.
+        assert_eq!(disks[1].io_time_seconds, 0.09);
+    }
+
+    #[test]
+    fn diskstats_malformed_lines_do_not_hide_others() {
+        let text = format!("{DISKSTATS} 8 0 sda 1 2 3\n 8 16 sdb 1 2 x 4 5 6 7 8 9 10 11\n 8\n\n");
+        let (disks, bad) = parse_diskstats(&text);
+        assert_eq!(disks.len(), 2);
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(bad.iter().any(|b| b.starts_with("sda")));
+        assert!(bad.iter().any(|b| b.starts_with("sdb")));
+    }
+
+    const NET_DEV: &str = "\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:    3193      29    0    0    0     0          0         0     3193      29    0    0    0     0       0          0
+  ifb0:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  eth0: 166448203    3539    0    0    0     0          0         0   215064    2154    0    0    0     0       0          0
+";
+
+    #[test]
+    fn net_dev_real_format() {
+        let (devs, bad) = parse_net_dev(NET_DEV);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(devs.len(), 3);
+        assert_eq!(
+            devs[2],
+            NetDevCounters {
+                name: "eth0".into(),
+                rx_bytes: 166_448_203,
+                rx_packets: 3539,
+                tx_bytes: 215_064,
+                tx_packets: 2154,
+            }
+        );
+    }
+
+    #[test]
+    fn net_dev_malformed_lines() {
+        // Old kernels print "eth0:123" without a space; a truncated and a garbage line follow.
+        let text = format!(
+            "{NET_DEV}eth1:10 1 0 0 0 0 0 0 20 2 0 0 0 0 0 0\neth2: 1 2 3\neth3: a b c d e f g h i j k l m n o p\nnocolon\n"
+        );
+        let (devs, bad) = parse_net_dev(&text);
+        assert_eq!(devs.len(), 4);
+        assert_eq!(devs[3].name, "eth1");
+        assert_eq!(devs[3].tx_bytes, 20);
+        assert_eq!(bad.len(), 3, "{bad:?}");
+    }
+}

@@ -1,0 +1,276 @@
+//! Pure decoding of the ring-buffer records written by `ebpf/` (layouts in
+//! `ebpf/include/common.h`) into [`Event`]s. No I/O; truncated or unknown records
+//! are errors the stream counts, never panics.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+/// Size of `struct proc_event`.
+pub const PROC_EVENT_SIZE: usize = 24;
+/// Size of `struct tcp_event`.
+pub const TCP_EVENT_SIZE: usize = 88;
+/// Size of `struct connection`, the value of the `active` map.
+pub const CONNECTION_VALUE_SIZE: usize = 64;
+
+const EVENT_PROCESS_START: u32 = 1;
+const EVENT_PROCESS_EXIT: u32 = 2;
+const EVENT_OOM_KILL: u32 = 3;
+const EVENT_LISTEN_OPEN: u32 = 4;
+const EVENT_LISTEN_CLOSE: u32 = 5;
+const EVENT_CONNECT_OK: u32 = 6;
+const EVENT_CONNECT_FAILED: u32 = 7;
+const EVENT_CONNECTION_CLOSED: u32 = 8;
+const EVENT_RETRANSMIT: u32 = 9;
+
+/// One kernel event. Pids are process ids (thread-group ids) in the initial pid
+/// namespace. `sock` is the kernel address of the socket: an opaque id that is
+/// unique while the connection lives (and may be reused after it closed).
+/// `netns` is the inode number of the socket's network namespace (compare with
+/// [`crate::filter::host_netns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new process (not thread) was forked. `cgroup_id` is the cgroup v2 id of
+    /// the forking task, which the child inherits at fork; a process that is
+    /// moved to another cgroup afterwards (runc does this) is not re-reported.
+    ProcessStart { pid: u32, ppid: u32, cgroup_id: u64 },
+    /// The last thread of a process exited. `exit_code` is the shell/Docker
+    /// convention: the exit status (0-255) for a normal exit, 128 + signal
+    /// number for a process killed by a signal (137 for SIGKILL, as after an
+    /// OOM kill).
+    ProcessExit { pid: u32, exit_code: i32 },
+    /// The OOM killer chose this task as its victim (exactly once per kill).
+    /// The id is the victim task's; it is the process id except in the rare
+    /// case where the leader had already released its memory.
+    OomKill { pid: u32 },
+    /// A socket started listening.
+    ListenOpen {
+        pid: u32,
+        netns: u32,
+        addr: SocketAddr,
+    },
+    /// A listening socket was closed.
+    ListenClose {
+        pid: u32,
+        netns: u32,
+        addr: SocketAddr,
+    },
+    /// An outbound connect succeeded; `duration_ns` is from connect() to ESTABLISHED.
+    ConnectOk {
+        pid: u32,
+        netns: u32,
+        sock: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        duration_ns: u64,
+    },
+    /// An outbound connect failed (refused, timed out, unreachable).
+    ConnectFailed {
+        pid: u32,
+        netns: u32,
+        sock: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+    },
+    /// A connection reported by `ConnectOk` reached CLOSE. Bytes are the
+    /// kernel's per-socket payload totals over the whole connection: sent =
+    /// payload transmitted once (retransmissions excluded), received = payload
+    /// received in order (what the application could read).
+    ConnectionClosed {
+        pid: u32,
+        netns: u32,
+        sock: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        bytes_sent: u64,
+        bytes_received: u64,
+    },
+    /// A segment of a tracked outbound connection was retransmitted.
+    Retransmit {
+        pid: u32,
+        netns: u32,
+        sock: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+    },
+}
+
+/// Byte counters of one open tracked connection, read at scrape time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionBytes {
+    /// Connecting process.
+    pub pid: u32,
+    /// Network namespace inode of the socket.
+    pub netns: u32,
+    /// Socket id, as in [`Event::ConnectOk`].
+    pub sock: u64,
+    /// Local address.
+    pub src: SocketAddr,
+    /// Remote address.
+    pub dst: SocketAddr,
+    /// Payload bytes sent so far (retransmissions excluded).
+    pub bytes_sent: u64,
+    /// Payload bytes received so far.
+    pub bytes_received: u64,
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The record is shorter than its type requires.
+    #[error("event record of {len} bytes is truncated (type {kind} needs {need})")]
+    Truncated { kind: u32, len: usize, need: usize },
+    /// The type tag is unknown (e.g. objects newer than this crate).
+    #[error("unknown event type {kind} in a record of {len} bytes")]
+    UnknownType { kind: u32, len: usize },
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&b[off..off + 2]);
+    u16::from_ne_bytes(a)
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[off..off + 4]);
+    u32::from_ne_bytes(a)
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(a)
+}
+
+/// IPv4 sockets carry v4-mapped addresses (`::ffff:a.b.c.d`) in the 16 bytes;
+/// dual-stack IPv6 sockets talking to IPv4 do too. Both come out as IPv4.
+fn addr_at(b: &[u8], off: usize, port: u16) -> SocketAddr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[off..off + 16]);
+    let ip = Ipv6Addr::from(a);
+    let ip = match ip.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(ip),
+    };
+    SocketAddr::new(ip, port)
+}
+
+/// Converts a raw wait status (`code << 8 | signal`) to the conventional exit code.
+pub fn exit_code_from_status(status: i32) -> i32 {
+    let signal = status & 0x7f;
+    if signal == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + signal
+    }
+}
+
+fn need(kind: u32, b: &[u8], size: usize) -> Result<(), DecodeError> {
+    if b.len() < size {
+        return Err(DecodeError::Truncated {
+            kind,
+            len: b.len(),
+            need: size,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
+    if b.len() < 4 {
+        return Err(DecodeError::Truncated {
+            kind: 0,
+            len: b.len(),
+            need: 4,
+        });
+    }
+    let kind = u32_at(b, 0);
+    match kind {
+        EVENT_PROCESS_START | EVENT_PROCESS_EXIT | EVENT_OOM_KILL => {
+            need(kind, b, PROC_EVENT_SIZE)?;
+            let pid = u32_at(b, 4);
+            Ok(match kind {
+                EVENT_PROCESS_START => Event::ProcessStart {
+                    pid,
+                    ppid: u32_at(b, 8),
+                    cgroup_id: u64_at(b, 16),
+                },
+                EVENT_PROCESS_EXIT => Event::ProcessExit {
+                    pid,
+                    exit_code: exit_code_from_status(u32_at(b, 12) as i32),
+                },
+                _ => Event::OomKill { pid },
+            })
+        }
+        EVENT_LISTEN_OPEN..=EVENT_RETRANSMIT => {
+            need(kind, b, TCP_EVENT_SIZE)?;
+            let pid = u32_at(b, 4);
+            let sock = u64_at(b, 8);
+            let netns = u32_at(b, 40);
+            let src = addr_at(b, 56, u16_at(b, 46));
+            let dst = addr_at(b, 72, u16_at(b, 48));
+            Ok(match kind {
+                EVENT_LISTEN_OPEN => Event::ListenOpen {
+                    pid,
+                    netns,
+                    addr: src,
+                },
+                EVENT_LISTEN_CLOSE => Event::ListenClose {
+                    pid,
+                    netns,
+                    addr: src,
+                },
+                EVENT_CONNECT_OK => Event::ConnectOk {
+                    pid,
+                    netns,
+                    sock,
+                    src,
+                    dst,
+                    duration_ns: u64_at(b, 16),
+                },
+                EVENT_CONNECT_FAILED => Event::ConnectFailed {
+                    pid,
+                    netns,
+                    sock,
+                    src,
+                    dst,
+                },
+                EVENT_CONNECTION_CLOSED => Event::ConnectionClosed {
+                    pid,
+                    netns,
+                    sock,
+                    src,
+                    dst,
+                    bytes_sent: u64_at(b, 24),
+                    bytes_received: u64_at(b, 32),
+                },
+                _ => Event::Retransmit {
+                    pid,
+                    netns,
+                    sock,
+                    src,
+                    dst,
+                },
+            })
+        }
+        _ => Err(DecodeError::UnknownType { kind, len: b.len() }),
+    }
+}
+
+/// Decodes one entry of the `active` map (key = socket id, value = `struct connection`).
+pub fn decode_connection(sock: u64, v: &[u8]) -> Result<ConnectionBytes, DecodeError> {
+    need(0, v, CONNECTION_VALUE_SIZE)?;
+    Ok(ConnectionBytes {
+        pid: u32_at(v, 16),
+        netns: u32_at(v, 20),
+        sock,
+        src: addr_at(v, 32, u16_at(v, 26)),
+        dst: addr_at(v, 48, u16_at(v, 28)),
+        bytes_sent: u64_at(v, 0),
+        bytes_received: u64_at(v, 8),
+    })
+}
+
+#[cfg(test)]
+#[path = "decode/tests.rs"]
+mod tests;

@@ -1,0 +1,153 @@
+//! Privileged: process lifecycle and a real OOM kill in a cgroup v1 memory cgroup.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/privileged.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sonde_tracer::Event;
+use support::{collect, privileged, start};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_start_and_exit_code() {
+    if !privileged("child_start_and_exit_code") {
+        return;
+    }
+    let (_tracer, mut stream) = start();
+    let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+    let pid = child.id();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+
+    let events = collect(
+        &mut stream,
+        |e| matches!(e, Event::ProcessStart { pid: p, .. } | Event::ProcessExit { pid: p, .. } if *p == pid),
+        |ev| ev.iter().any(|e| matches!(e, Event::ProcessExit { .. })),
+    )
+    .await;
+    let starts: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::ProcessStart { .. }))
+        .collect();
+    assert_eq!(starts.len(), 1, "{events:?}");
+    assert!(
+        matches!(starts[0], Event::ProcessStart { ppid, cgroup_id, .. } if *ppid == std::process::id() && *cgroup_id != 0)
+    );
+    let exits: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::ProcessExit { .. }))
+        .collect();
+    assert_eq!(
+        exits,
+        vec![&Event::ProcessExit { pid, exit_code: 3 }],
+        "one exit per process, with its code"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_are_not_processes() {
+    if !privileged("threads_are_not_processes") {
+        return;
+    }
+    let (_tracer, mut stream) = start();
+    // A process with 4 extra threads: one start, one exit.
+    let script = "import threading,time\nts=[threading.Thread(target=time.sleep,args=(0.2,)) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]\nraise SystemExit(5)";
+    let status = Command::new("python3").args(["-c", script]).spawn();
+    let Ok(mut child) = status else {
+        eprintln!("SKIP threads_are_not_processes: python3 not available");
+        return;
+    };
+    let pid = child.id();
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+    let events = collect(
+        &mut stream,
+        |e| match e {
+            Event::ProcessStart { pid: p, ppid, .. } => *p == pid || *ppid == pid,
+            Event::ProcessExit { pid: p, .. } => *p == pid,
+            _ => false,
+        },
+        |ev| ev.iter().any(|e| matches!(e, Event::ProcessExit { .. })),
+    )
+    .await;
+    // pyenv shims may exec, but never fork threads as processes.
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ProcessExit { .. }))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&Event::ProcessExit { pid, exit_code: 5 }),
+        "{events:?}"
+    );
+}
+
+struct Cgroup(PathBuf);
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_kill_is_reported_exactly_once() {
+    if !privileged("oom_kill_is_reported_exactly_once") {
+        return;
+    }
+    let memory = Path::new("/sys/fs/cgroup/memory");
+    if !memory.join("memory.limit_in_bytes").exists() {
+        let reason = "needs a cgroup v1 memory hierarchy at /sys/fs/cgroup/memory";
+        if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("oom test: {reason}");
+        }
+        eprintln!("SKIP oom_kill_is_reported_exactly_once: {reason}");
+        return;
+    }
+    let cg = Cgroup(memory.join(format!("sonde-test-{}", std::process::id())));
+    let _ = std::fs::remove_dir(&cg.0);
+    std::fs::create_dir(&cg.0).unwrap();
+    std::fs::write(cg.0.join("memory.limit_in_bytes"), "33554432").unwrap();
+    let _ = std::fs::write(cg.0.join("memory.swappiness"), "0");
+
+    let (_tracer, mut stream) = start();
+    // The shell moves itself into the cgroup, then becomes `tail`, which keeps
+    // the endless line of /dev/zero in memory until the OOM killer ends it.
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec tail /dev/zero",
+        cg.0.display()
+    );
+    let mut child = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "killed by the OOM killer: {status:?}"
+    );
+
+    let events = collect(
+        &mut stream,
+        |e| matches!(e, Event::OomKill { pid: p } | Event::ProcessExit { pid: p, .. } if *p == pid),
+        |ev| ev.iter().any(|e| matches!(e, Event::ProcessExit { .. })),
+    )
+    .await;
+    let ooms = events
+        .iter()
+        .filter(|e| matches!(e, Event::OomKill { .. }))
+        .count();
+    assert_eq!(ooms, 1, "{events:?}");
+    assert!(
+        events.contains(&Event::ProcessExit {
+            pid,
+            exit_code: 137
+        }),
+        "{events:?}"
+    );
+    let oom_control = std::fs::read_to_string(cg.0.join("memory.oom_control")).unwrap();
+    assert!(oom_control.contains("oom_kill 1"), "{oom_control}");
+}

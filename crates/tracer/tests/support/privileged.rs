@@ -1,0 +1,65 @@
+//! Shared helpers of the privileged tests: the skip/fail policy and event collection.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use sonde_tracer::{Event, EventStream, Tracer, TracerConfig};
+
+/// True when the test may run. Without root it prints why it skips, unless
+/// SONDE_REQUIRE_PRIVILEGED=1, where a skip is a failure.
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let reason = "needs root (loads eBPF programs)";
+    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{test}: {reason}, and SONDE_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("SKIP {test}: {reason}");
+    false
+}
+
+/// Starts the tracer with a short poll interval (tests wait less).
+pub fn start() -> (Tracer, EventStream) {
+    let config = TracerConfig {
+        poll_interval: Duration::from_millis(20),
+        ..TracerConfig::default()
+    };
+    match Tracer::start(config) {
+        Ok(t) => t,
+        Err(e) => panic!("tracer failed to start: {}", e.reason()),
+    }
+}
+
+/// Collects events matching `keep` until `done(&kept)` holds, then keeps
+/// collecting for `settle` more to catch any extra (wrong) event. Gives up at
+/// `limit` (a liveness bound, not a timing assertion).
+pub async fn collect(
+    stream: &mut EventStream,
+    mut keep: impl FnMut(&Event) -> bool,
+    mut done: impl FnMut(&[Event]) -> bool,
+) -> Vec<Event> {
+    let limit = Duration::from_secs(20);
+    let settle = Duration::from_millis(300);
+    let start = Instant::now();
+    let mut kept = Vec::new();
+    let mut done_at: Option<Instant> = None;
+    let mut batch = Vec::new();
+    loop {
+        if let Some(t) = done_at {
+            if t.elapsed() >= settle {
+                return kept;
+            }
+        } else if start.elapsed() >= limit {
+            return kept;
+        }
+        batch.clear();
+        let _ =
+            tokio::time::timeout(Duration::from_millis(50), stream.next_batch(&mut batch)).await;
+        kept.extend(batch.drain(..).filter(|e| keep(e)));
+        if done_at.is_none() && done(&kept) {
+            done_at = Some(Instant::now());
+        }
+    }
+}

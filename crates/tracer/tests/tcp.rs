@@ -1,0 +1,293 @@
+//! Privileged: real TCP on loopback, the real programs on this kernel.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/privileged.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::thread;
+
+use sonde_tracer::Event;
+use sonde_tracer::conntrack::ConnectionTable;
+use support::{collect, privileged, start};
+
+fn me() -> u32 {
+    std::process::id()
+}
+
+fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| f(e)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_to_a_listener_are_counted_exactly() {
+    if !privileged("connects_to_a_listener_are_counted_exactly") {
+        return;
+    }
+    const N: usize = 50;
+    let (_tracer, mut stream) = start();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        for _ in 0..N {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).unwrap();
+        }
+    });
+    for _ in 0..N {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"ping").unwrap();
+    }
+    server.join().unwrap();
+
+    let pid = me();
+    let events = collect(
+        &mut stream,
+        |e| match e {
+            Event::ConnectOk { dst, .. }
+            | Event::ConnectFailed { dst, .. }
+            | Event::ConnectionClosed { dst, .. } => *dst == addr,
+            Event::ListenOpen { addr: a, .. } | Event::ListenClose { addr: a, .. } => *a == addr,
+            _ => false,
+        },
+        |ev| {
+            count(ev, |e| matches!(e, Event::ConnectOk { .. })) >= N
+                && count(ev, |e| matches!(e, Event::ConnectionClosed { .. })) >= N
+        },
+    )
+    .await;
+
+    let oks: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::ConnectOk { .. }))
+        .collect();
+    assert_eq!(oks.len(), N, "successful connects to {addr}");
+    for e in &oks {
+        let Event::ConnectOk {
+            pid: p,
+            src,
+            duration_ns,
+            ..
+        } = e
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            *p, pid,
+            "connecting pid is the test process, not softirq context"
+        );
+        assert_eq!(src.ip(), addr.ip());
+        assert!(*duration_ns > 0);
+    }
+    assert_eq!(
+        count(&events, |e| matches!(e, Event::ConnectFailed { .. })),
+        0
+    );
+    let closed: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::ConnectionClosed { .. }))
+        .collect();
+    assert_eq!(closed.len(), N);
+    for e in &closed {
+        let Event::ConnectionClosed {
+            pid: p,
+            bytes_sent,
+            bytes_received,
+            ..
+        } = e
+        else {
+            unreachable!()
+        };
+        assert_eq!(*p, pid);
+        assert_eq!(
+            (*bytes_sent, *bytes_received),
+            (4, 0),
+            "each client wrote 4 bytes and read none"
+        );
+    }
+    // Accepted (inbound) sockets are never reported as connects.
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, Event::ConnectOk { src, .. } if src.port() == addr.port()))
+    );
+    let listens: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::ListenOpen { .. }))
+        .collect();
+    assert_eq!(listens.len(), 1, "the listener shows: {listens:?}");
+    assert!(matches!(listens[0], Event::ListenOpen { pid: p, .. } if *p == pid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_to_a_closed_port_fail_exactly() {
+    if !privileged("connects_to_a_closed_port_fail_exactly") {
+        return;
+    }
+    const M: usize = 20;
+    let (_tracer, mut stream) = start();
+    // A port nobody listens on: bind, read it, release it.
+    let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for _ in 0..M {
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+    let pid = me();
+    let events = collect(
+        &mut stream,
+        |e| matches!(e, Event::ConnectOk { dst, .. } | Event::ConnectFailed { dst, .. } if *dst == addr),
+        |ev| ev.len() >= M,
+    )
+    .await;
+    assert_eq!(events.len(), M, "{events:?}");
+    for e in &events {
+        assert!(
+            matches!(e, Event::ConnectFailed { pid: p, .. } if *p == pid),
+            "{e:?}"
+        );
+    }
+}
+
+fn sizes(i: usize) -> (usize, usize) {
+    (300_000 + i * 10_007, 100_000 + i * 3_001)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connections_show_bytes_then_close_exactly() {
+    if !privileged("open_connections_show_bytes_then_close_exactly") {
+        return;
+    }
+    const K: usize = 5;
+    let (tracer, mut stream) = start();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let mut handles = Vec::new();
+        for _ in 0..K {
+            let (mut s, _) = listener.accept().unwrap();
+            handles.push(thread::spawn(move || {
+                let mut idx = [0u8; 1];
+                s.read_exact(&mut idx).unwrap();
+                let (w, r) = sizes(idx[0] as usize);
+                let mut buf = vec![0u8; w - 1];
+                s.read_exact(&mut buf).unwrap();
+                s.write_all(&vec![7u8; r]).unwrap();
+                // Hold until the client closes.
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest).unwrap();
+            }));
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+
+    let mut clients = Vec::new();
+    let mut expect = std::collections::HashMap::new();
+    for i in 0..K {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let (w, r) = sizes(i);
+        let mut out = vec![1u8; w];
+        out[0] = i as u8;
+        c.write_all(&out).unwrap();
+        let mut back = vec![0u8; r];
+        c.read_exact(&mut back).unwrap();
+        expect.insert(c.local_addr().unwrap(), (w as u64, r as u64));
+        clients.push(c);
+    }
+
+    let pid = me();
+    let mut table = ConnectionTable::new(1024);
+    let opened = collect(
+        &mut stream,
+        |e| matches!(e, Event::ConnectOk { dst, .. } if *dst == addr),
+        |ev| ev.len() >= K,
+    )
+    .await;
+    assert_eq!(opened.len(), K);
+    for e in &opened {
+        table.apply(e);
+    }
+    let active: u64 = table
+        .active()
+        .iter()
+        .filter(|((p, _, d), _)| *p == pid && *d == addr)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(active, K as u64, "active connections while held open");
+
+    // Scrape time: the connections are still open.
+    let open: Vec<_> = tracer
+        .open_connection_bytes()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.dst == addr)
+        .collect();
+    assert_eq!(open.len(), K, "{open:?}");
+    for c in &open {
+        assert_eq!(c.pid, pid);
+        let (w, r) = expect[&c.src];
+        let within = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.01;
+        assert!(
+            within(c.bytes_sent, w),
+            "sent {} vs written {w}",
+            c.bytes_sent
+        );
+        assert!(
+            within(c.bytes_received, r),
+            "received {} vs read {r}",
+            c.bytes_received
+        );
+    }
+    let deltas = table.update_open(&open);
+    assert_eq!(deltas.len(), K);
+
+    for c in &clients {
+        c.shutdown(Shutdown::Both).unwrap();
+    }
+    drop(clients);
+    server.join().unwrap();
+
+    let closed = collect(
+        &mut stream,
+        |e| matches!(e, Event::ConnectionClosed { dst, .. } if *dst == addr),
+        |ev| ev.len() >= K,
+    )
+    .await;
+    assert_eq!(closed.len(), K);
+    // Scrape-time deltas plus close-time deltas add up to the exact totals.
+    let mut counted = deltas
+        .iter()
+        .fold((0u64, 0u64), |acc, d| (acc.0 + d.sent, acc.1 + d.received));
+    for e in &closed {
+        let Event::ConnectionClosed {
+            pid: p,
+            src,
+            bytes_sent,
+            bytes_received,
+            ..
+        } = e
+        else {
+            unreachable!()
+        };
+        assert_eq!(*p, pid);
+        let (w, r) = expect[src];
+        assert_eq!(
+            (*bytes_sent, *bytes_received),
+            (w, r),
+            "exact totals at close for {src}"
+        );
+        let d = table.apply(e).unwrap();
+        counted = (counted.0 + d.sent, counted.1 + d.received);
+    }
+    let want = expect
+        .values()
+        .fold((0u64, 0u64), |acc, (w, r)| (acc.0 + w, acc.1 + r));
+    assert_eq!(counted, want, "every byte counted exactly once");
+    assert!(table.active().is_empty(), "active = 0 after close");
+}

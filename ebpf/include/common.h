@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * Shared maps, event layouts and the ring-buffer emit helper.
+ *
+ * The event structs below are the wire format decoded by
+ * crates/tracer/src/decode.rs: keep the two in sync (the Rust unit tests pin
+ * every offset). All integers are in host byte order; ports are host order
+ * (the tracepoints convert them); addresses are network order bytes.
+ */
+#ifndef SONDE_COMMON_H
+#define SONDE_COMMON_H
+
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+enum event_type {
+	EVENT_PROCESS_START = 1,
+	EVENT_PROCESS_EXIT = 2,
+	EVENT_OOM_KILL = 3,
+	EVENT_LISTEN_OPEN = 4,
+	EVENT_LISTEN_CLOSE = 5,
+	EVENT_CONNECT_OK = 6,
+	EVENT_CONNECT_FAILED = 7,
+	EVENT_CONNECTION_CLOSED = 8,
+	EVENT_RETRANSMIT = 9,
+};
+
+/* 24 bytes. */
+struct proc_event {
+	__u32 type;
+	__u32 pid;       /* tgid */
+	__u32 ppid;      /* ProcessStart: tgid of the forking task */
+	__s32 exit_code; /* ProcessExit: raw wait status (code << 8 | signal) */
+	__u64 cgroup_id; /* ProcessStart: cgroup v2 id of the forking task */
+};
+
+/* 88 bytes. */
+struct tcp_event {
+	__u32 type;
+	__u32 pid;
+	__u64 sock;        /* kernel socket address: an opaque connection id */
+	__u64 duration_ns; /* ConnectOk: CLOSE->SYN_SENT to ESTABLISHED */
+	__u64 bytes_sent;  /* ConnectionClosed: payload sent, retransmits excluded */
+	__u64 bytes_received; /* ConnectionClosed: payload received, FIN excluded */
+	__u32 netns;       /* inode of the socket's network namespace */
+	__u16 family;      /* AF_INET / AF_INET6 */
+	__u16 sport;
+	__u16 dport;
+	__u16 _pad[3];
+	__u8 saddr[16];    /* AF_INET: first 4 bytes */
+	__u8 daddr[16];
+};
+
+/*
+ * Index into the per-CPU `lost` counter, one slot per program. Userspace maps
+ * the index to the program name (crates/tracer/src/maps.rs LOST_SLOTS).
+ */
+enum lost_slot {
+	LOST_TASK_NEWTASK = 0,
+	LOST_PROCESS_EXIT = 1,
+	LOST_MARK_VICTIM = 2,
+	LOST_SOCK_STATE = 3,
+	LOST_RETRANSMIT = 4,
+	LOST_SLOTS = 8,
+};
+
+/*
+ * Wake the reader only once this many bytes wait in the ring; below that the
+ * reader polls on a short timer. Set by the loader (a `.rodata` global);
+ * 0 means wake on every event.
+ */
+const volatile __u64 wakeup_bytes = 0;
+
+/* The one ring buffer all programs write to. Size set by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* Events dropped because the ring was full, per program slot, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LOST_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+static __always_inline void count_lost(__u32 slot)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &slot);
+	if (n)
+		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void emit(void *data, __u64 size, __u32 slot)
+{
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flags()) != 0)
+		count_lost(slot);
+}
+
+#endif /* SONDE_COMMON_H */

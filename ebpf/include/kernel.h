@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * Trimmed kernel type definitions for sonde's eBPF programs.
+ *
+ * Instead of a 3 MB generated vmlinux.h, only the fields the programs read are
+ * declared here, each struct marked `preserve_access_index` so clang emits CO-RE
+ * relocations: the loader (aya) rewrites every field offset against the running
+ * kernel's BTF (/sys/kernel/btf/vmlinux). Field order and struct sizes here
+ * therefore do not matter; field *names* and types must match the kernel's.
+ *
+ * To add a field: look it up with
+ *   bpftool btf dump file /sys/kernel/btf/vmlinux format c | less
+ * and declare only that member.
+ */
+#ifndef SONDE_KERNEL_H
+#define SONDE_KERNEL_H
+
+typedef signed char __s8;
+typedef unsigned char __u8;
+typedef short __s16;
+typedef unsigned short __u16;
+typedef int __s32;
+typedef unsigned int __u32;
+typedef long long __s64;
+typedef unsigned long long __u64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+/* UAPI constants (linux/bpf.h); stable ABI, copied to keep the build self-contained. */
+enum {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
+enum {
+	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
+};
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+};
+
+/* include/net/tcp_states.h */
+enum {
+	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT = 2,
+	TCP_SYN_RECV = 3,
+	TCP_FIN_WAIT1 = 4,
+	TCP_FIN_WAIT2 = 5,
+	TCP_TIME_WAIT = 6,
+	TCP_CLOSE = 7,
+	TCP_CLOSE_WAIT = 8,
+	TCP_LAST_ACK = 9,
+	TCP_LISTEN = 10,
+	TCP_CLOSING = 11,
+};
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define CLONE_THREAD 0x00010000
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+/* ---- tracepoint contexts (include/trace/events/...) ---- */
+
+struct trace_entry {
+	unsigned short type;
+	unsigned char flags;
+	unsigned char preempt_count;
+	int pid;
+};
+
+/* sock/inet_sock_set_state */
+struct trace_event_raw_inet_sock_set_state {
+	struct trace_entry ent;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+};
+
+/* tcp/tcp_retransmit_skb */
+struct trace_event_raw_tcp_retransmit_skb {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+};
+
+/* task/task_newtask */
+struct trace_event_raw_task_newtask {
+	struct trace_entry ent;
+	int pid;
+	__u64 clone_flags;
+};
+
+/* sched/sched_process_exit (kernel >= 6.16 has its own event with group_dead) */
+struct trace_event_raw_sched_process_exit {
+	struct trace_entry ent;
+	int pid;
+	bool group_dead;
+};
+
+/* oom/mark_victim */
+struct trace_event_raw_mark_victim {
+	struct trace_entry ent;
+	int pid;
+};
+
+/* ---- kernel objects read through CO-RE ---- */
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct signal_struct {
+	atomic_t live;
+};
+
+struct task_struct {
+	int pid;
+	int tgid;
+	int exit_code;
+	struct signal_struct *signal;
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct sock_common {
+	possible_net_t skc_net;
+	unsigned long skc_flags; /* sk_flags; moved here from struct sock in 6.x */
+};
+
+struct sock {
+	struct sock_common __sk_common;
+};
+
+/* Kernels before the move: sk_flags is a member of struct sock itself. */
+struct sock___old {
+	unsigned long sk_flags;
+};
+
+/* enum sock_flags: set by tcp_fin() when the peer's FIN was received in order. */
+#define SOCK_DONE 1
+
+/*
+ * RFC 4898 counters kept by the kernel for every TCP socket (4.19+).
+ * bytes_sent counts payload including retransmissions, bytes_retrans the
+ * retransmitted payload; bytes_received counts sequence space received in
+ * order, which includes the peer's FIN (one unit).
+ */
+struct tcp_sock {
+	__u64 bytes_received;
+	__u64 bytes_sent;
+	__u64 bytes_retrans;
+};
+
+#pragma clang attribute pop
+
+#endif /* SONDE_KERNEL_H */

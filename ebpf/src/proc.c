@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * Process lifecycle and OOM kills.
+ *
+ * Hooks (all classic tracepoints, a stable ABI, read through CO-RE):
+ *   task/task_newtask       process start. Fires in the forking task once the
+ *                           child has its pid; CLONE_THREAD clones (threads) are
+ *                           skipped so only new processes are reported. Chosen
+ *                           over sched_process_fork because it carries
+ *                           clone_flags. (kernel >= 3.14)
+ *   sched/sched_process_exit  process exit with its exit code. Fires for every
+ *                           exiting thread; only the last thread of the group
+ *                           (group_dead) is reported, so one event per process.
+ *                           The group_dead field exists since 6.16; older
+ *                           kernels fall back to signal->live == 0, the same
+ *                           test do_exit() makes just before the tracepoint.
+ *   oom/mark_victim         the OOM killer chose a victim (memcg or global).
+ *                           Fires exactly once per kill. (kernel >= 4.8)
+ *
+ * Why: discovery by events instead of /proc polling, exit codes for restarts,
+ * and exact OOM kill counts.
+ *
+ * Minimum kernel: 5.8 (ring buffer), BTF (CONFIG_DEBUG_INFO_BTF) for CO-RE.
+ */
+
+SEC("tracepoint/task/task_newtask")
+int task_newtask(struct trace_event_raw_task_newtask *ctx)
+{
+	if (ctx->clone_flags & CLONE_THREAD)
+		return 0;
+
+	struct proc_event e = {};
+	e.type = EVENT_PROCESS_START;
+	e.pid = ctx->pid;
+	e.ppid = bpf_get_current_pid_tgid() >> 32;
+	/* The child inherits the parent's cgroup at fork (CLONE_INTO_CGROUP aside). */
+	e.cgroup_id = bpf_get_current_cgroup_id();
+	emit(&e, sizeof(e), LOST_TASK_NEWTASK);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int sched_process_exit(struct trace_event_raw_sched_process_exit *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	bool group_dead;
+
+	if (bpf_core_field_exists(ctx->group_dead))
+		group_dead = ctx->group_dead;
+	else
+		group_dead = BPF_CORE_READ(task, signal, live.counter) == 0;
+	if (!group_dead)
+		return 0;
+
+	struct proc_event e = {};
+	e.type = EVENT_PROCESS_EXIT;
+	e.pid = bpf_get_current_pid_tgid() >> 32;
+	/* do_exit() stores the code in task->exit_code before the tracepoint. */
+	e.exit_code = BPF_CORE_READ(task, exit_code);
+	emit(&e, sizeof(e), LOST_PROCESS_EXIT);
+	return 0;
+}
+
+SEC("tracepoint/oom/mark_victim")
+int oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
+{
+	struct proc_event e = {};
+	e.type = EVENT_OOM_KILL;
+	e.pid = ctx->pid;
+	emit(&e, sizeof(e), LOST_MARK_VICTIM);
+	return 0;
+}

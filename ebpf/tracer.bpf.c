@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * sonde's kernel side: one object, one ring buffer, all programs.
+ *
+ * Programs (see each file's header for hooks, why and minimum kernel):
+ *   src/proc.c  task/task_newtask, sched/sched_process_exit, oom/mark_victim
+ *   src/tcp.c   sock/inet_sock_set_state, tcp/tcp_retransmit_skb, scan_active
+ *
+ * One compilation unit so every program shares the `events` ring buffer and
+ * the `lost` counters: the loader polls a single fd.
+ *
+ * Minimum kernel: 5.13 with BTF (CONFIG_DEBUG_INFO_BTF). Tracepoints only: no
+ * kprobes, no fentry/fexit (absent or refused on many hardened kernels).
+ * Build: make -C ebpf (clang >= 14, libbpf headers).
+ */
+#include "common.h"
+
+#include "src/proc.c"
+#include "src/tcp.c"
+
+/* GPL: bpf_probe_read_kernel (behind BPF_CORE_READ) is a GPL-only helper. */
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
