@@ -252,3 +252,11 @@ metric!(
     Counter,
     "Total number of times the container was terminated by the OOM killer"
 );
+
+// Self-metrics that are rendered from subsystem state at scrape time.
+metric!(
+    SONDE_CLOUD_METADATA_ERRORS,
+    "sonde_cloud_metadata_errors_total",
+    Counter,
+    "Cloud metadata fetches that failed, by provider"
+);

@@ -12,6 +12,8 @@ pub enum MetadataSource {
     Docker,
     Containerd,
     Crio,
+    /// A bare id under kubepods: whichever runtime knows it (docker-shim, containerd, CRI-O).
+    AnyKubernetes,
 }
 
 impl MetadataSource {
@@ -20,6 +22,7 @@ impl MetadataSource {
             MetadataSource::Docker => "docker",
             MetadataSource::Containerd => "containerd",
             MetadataSource::Crio => "crio",
+            MetadataSource::AnyKubernetes => "kubernetes",
         }
     }
 }

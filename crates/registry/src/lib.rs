@@ -11,6 +11,7 @@
 
 pub mod catalogue;
 pub mod container;
+pub mod delays;
 pub mod discovery;
 pub mod exposition;
 pub mod health;
@@ -33,7 +34,8 @@ pub use self_metrics::SelfMetrics;
 pub use state::{Event, Filters};
 
 use crate::discovery::ProcScanner;
-use crate::metadata::{Resolver, ResolverConfig, RuntimeAvailability};
+pub use crate::metadata::RuntimeSockets;
+use crate::metadata::{Resolver, RuntimeAvailability};
 use crate::render::ExportedContainer;
 use crate::state::State;
 
@@ -47,7 +49,8 @@ const LOOKUP_QUEUE: usize = 1024;
 pub struct RegistryConfig {
     pub node_paths: NodePaths,
     pub cgroupfs_root: PathBuf,
-    pub docker_socket: PathBuf,
+    /// Container runtimes' API sockets.
+    pub runtime_sockets: RuntimeSockets,
     /// Bound on every container-runtime API call.
     pub runtime_timeout: Duration,
     pub filters: Filters,
@@ -58,6 +61,10 @@ pub struct RegistryConfig {
     /// Capacity of the event channel; events beyond it are dropped and counted.
     pub event_queue: usize,
     pub version: String,
+    /// `--enable-delay-accounting`: turn kernel.task_delayacct on at start.
+    pub enable_delay_accounting: bool,
+    /// The cloud metadata subsystem, rendered as node_cloud_info.
+    pub cloud: Option<sonde_cloud::CloudHandle>,
 }
 
 /// Failure to start the registry.
@@ -83,6 +90,8 @@ impl std::fmt::Debug for Registry {
 
 struct Inner {
     state: Mutex<State>,
+    /// Scrape-time delay accounting; scrapes take turns on it.
+    delays: Mutex<delays::Delays>,
     config: RegistryConfig,
     cgroupfs: Option<CgroupFs>,
     node_labels: NodeLabels,
@@ -165,28 +174,23 @@ impl Registry {
             ),
         }
 
-        let docker =
-            match sonde_runtime::DockerClient::new(&config.docker_socket, config.runtime_timeout) {
-                Ok(client) => Some(Arc::new(client)),
-                Err(e) => {
-                    health.down("docker", format!("cannot create a Docker client: {e}"));
-                    None
-                }
-            };
         let availability = Arc::new(RuntimeAvailability::default());
-        let resolver = Arc::new(Resolver {
-            docker,
-            availability: availability.clone(),
-            metrics: metrics.clone(),
-            health: health.clone(),
-            config: ResolverConfig {
-                docker_socket: config.docker_socket.clone(),
-                timeout: config.runtime_timeout,
-            },
-        });
+        let resolver = Arc::new(Resolver::new(
+            config.runtime_sockets.clone(),
+            config.runtime_timeout,
+            availability.clone(),
+            metrics.clone(),
+            health.clone(),
+        ));
 
+        let delays = delays::Delays::start(
+            &config.node_paths.procfs,
+            config.enable_delay_accounting,
+            &health,
+        );
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
+            delays: Mutex::new(delays),
             config,
             cgroupfs,
             node_labels,
@@ -195,7 +199,7 @@ impl Registry {
             events: events_tx.clone(),
         });
 
-        tokio::spawn(resolver.clone().watch_docker());
+        tokio::spawn(resolver.clone().watch_runtimes());
         tokio::spawn(resolver.run(lookups_rx, events_tx.clone()));
         tokio::spawn(event_loop(
             inner.clone(),
@@ -255,13 +259,22 @@ impl Registry {
         );
 
         let exported = self.exported_containers();
+        let container_delays = inner
+            .delays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(&exported, &inner.metrics);
         render::render_containers(
             &exported,
+            &container_delays,
             inner.cgroupfs.as_ref(),
             &inner.metrics,
             &inner.node_labels,
             &mut families,
         );
+        if let Some(cloud) = &inner.config.cloud {
+            render::render_cloud(cloud, &inner.node_labels, &mut families);
+        }
         extra(&inner.node_labels, &mut families);
 
         for (subsystem, status) in inner.health.snapshot() {
@@ -305,6 +318,12 @@ impl Registry {
             .into_iter()
             .filter_map(|c| {
                 Some(ExportedContainer {
+                    key: c.cgroup_id.clone(),
+                    pids: c
+                        .pids
+                        .iter()
+                        .filter_map(|&pid| Some((pid, state.start_ticks(pid)?)))
+                        .collect(),
                     container_id: c.container_id()?.to_owned(),
                     image: c.image.clone(),
                     cgroups: c.cgroups.clone(),

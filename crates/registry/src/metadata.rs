@@ -3,13 +3,18 @@
 //! Lookups come from the registry task (`State::due_lookups`) through a bounded queue and run
 //! with bounded concurrency; every call has a timeout, so a runtime that hangs delays naming, never
 //! a scrape or the event loop. Answers go back to the registry as `Event::Metadata`.
+//!
+//! Each runtime (Docker, containerd, CRI-O) is probed at start and every 30 s. A runtime whose
+//! default socket does not exist is simply absent (no warning: most nodes run one runtime); one
+//! that was asked for explicitly, or whose socket exists but does not answer, is reported down.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sonde_runtime::DockerClient;
+use sonde_runtime::{ContainerMetadata, ContainerdClient, CrioClient, DockerClient, K8S_NAMESPACE};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::container::MetadataSource;
@@ -19,68 +24,188 @@ use crate::state::{Event, LookupRequest, MetadataOutcome};
 
 /// Lookups running at once, per agent: enough for a burst of new pods, not a stampede.
 const MAX_CONCURRENT_LOOKUPS: usize = 8;
-/// How often an unreachable runtime is probed again.
+/// How often runtimes are probed again.
 const RUNTIME_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Where the runtimes' APIs are.
+#[derive(Debug, Clone)]
+pub struct RuntimeSockets {
+    pub docker: PathBuf,
+    /// Candidates in order (containerd, k3s, k0s, microk8s); the first that exists is used.
+    pub containerd: Vec<PathBuf>,
+    pub crio: PathBuf,
+    /// Sockets the user named with a flag: their absence is a problem worth a warning.
+    pub docker_explicit: bool,
+    pub containerd_explicit: bool,
+    pub crio_explicit: bool,
+}
+
+impl RuntimeSockets {
+    /// The default sockets of every runtime, under the host root.
+    pub fn defaults(host_root: &Path) -> RuntimeSockets {
+        RuntimeSockets {
+            docker: host_root.join("run/docker.sock"),
+            containerd: [
+                "run/containerd/containerd.sock",
+                "run/k3s/containerd/containerd.sock",
+                "run/k0s/containerd.sock",
+                "var/snap/microk8s/common/run/containerd.sock",
+            ]
+            .iter()
+            .map(|p| host_root.join(p))
+            .collect(),
+            crio: host_root.join("var/run/crio/crio.sock"),
+            docker_explicit: false,
+            containerd_explicit: false,
+            crio_explicit: false,
+        }
+    }
+
+    fn containerd_socket(&self) -> Option<&Path> {
+        self.containerd
+            .iter()
+            .find(|p| p.exists())
+            .or(self.containerd.first())
+            .map(PathBuf::as_path)
+    }
+}
 
 /// Which runtimes currently answer, read by the registry task before it queues lookups.
 #[derive(Debug, Default)]
 pub struct RuntimeAvailability {
     docker: AtomicBool,
+    containerd: AtomicBool,
+    crio: AtomicBool,
 }
 
 impl RuntimeAvailability {
     pub fn is_available(&self, source: MetadataSource) -> bool {
         match source {
             MetadataSource::Docker => self.docker.load(Ordering::Relaxed),
-            // Clients for these come with the Kubernetes/containerd work; until then their
-            // containers are held (pending), never guessed.
-            MetadataSource::Containerd | MetadataSource::Crio => false,
+            MetadataSource::Containerd => self.containerd.load(Ordering::Relaxed),
+            MetadataSource::Crio => self.crio.load(Ordering::Relaxed),
+            MetadataSource::AnyKubernetes => {
+                self.is_available(MetadataSource::Docker)
+                    || self.is_available(MetadataSource::Containerd)
+                    || self.is_available(MetadataSource::Crio)
+            }
+        }
+    }
+
+    fn flag(&self, source: MetadataSource) -> Option<&AtomicBool> {
+        match source {
+            MetadataSource::Docker => Some(&self.docker),
+            MetadataSource::Containerd => Some(&self.containerd),
+            MetadataSource::Crio => Some(&self.crio),
+            MetadataSource::AnyKubernetes => None,
         }
     }
 }
 
-/// Settings of the resolver.
-#[derive(Debug, Clone)]
-pub struct ResolverConfig {
-    pub docker_socket: PathBuf,
-    pub timeout: Duration,
-}
-
 pub(crate) struct Resolver {
-    pub docker: Option<Arc<DockerClient>>,
+    pub docker: Option<DockerClient>,
+    pub containerd: Option<ContainerdClient>,
+    pub crio: Option<CrioClient>,
+    pub sockets: RuntimeSockets,
     pub availability: Arc<RuntimeAvailability>,
     pub metrics: SelfMetrics,
     pub health: Health,
-    pub config: ResolverConfig,
 }
 
 impl Resolver {
-    /// Probes Docker now and then every RUNTIME_PROBE_INTERVAL, keeping the availability flag
-    /// and the `docker` subsystem state current.
-    pub async fn watch_docker(self: Arc<Self>) {
-        let Some(docker) = self.docker.clone() else {
-            return;
-        };
+    pub fn new(
+        sockets: RuntimeSockets,
+        timeout: Duration,
+        availability: Arc<RuntimeAvailability>,
+        metrics: SelfMetrics,
+        health: Health,
+    ) -> Resolver {
+        // Constructors do no I/O; they fail only on unusable paths, said once here.
+        let docker = DockerClient::new(&sockets.docker, timeout)
+            .map_err(|e| health.down("docker", format!("cannot create a Docker client: {e}")))
+            .ok();
+        let containerd = sockets.containerd_socket().and_then(|s| {
+            ContainerdClient::new(s, timeout)
+                .map_err(|e| {
+                    health.down(
+                        "containerd",
+                        format!("cannot create a containerd client: {e}"),
+                    )
+                })
+                .ok()
+        });
+        let crio = CrioClient::new(&sockets.crio, timeout)
+            .map_err(|e| health.down("crio", format!("cannot create a CRI-O client: {e}")))
+            .ok();
+        Resolver {
+            docker,
+            containerd,
+            crio,
+            sockets,
+            availability,
+            metrics,
+            health,
+        }
+    }
+
+    /// Probes every runtime now and then every RUNTIME_PROBE_INTERVAL, keeping the
+    /// availability flags and the subsystem states current.
+    pub async fn watch_runtimes(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(RUNTIME_PROBE_INTERVAL);
         loop {
             ticker.tick().await;
-            match docker.ping().await {
-                Ok(()) => {
-                    self.availability.docker.store(true, Ordering::Relaxed);
-                    self.health.up("docker");
-                }
-                Err(e) => {
-                    self.availability.docker.store(false, Ordering::Relaxed);
-                    self.health.down(
-                        "docker",
-                        format!(
-                            "Docker API at {} does not answer ({e}); Docker containers are held unnamed. \
-                             If Docker runs on this node, make its socket reachable (mount the host's /run/docker.sock, \
-                             or run with the host's /proc and set --docker-socket)",
-                            self.config.docker_socket.display()
-                        ),
-                    );
-                }
+            if let Some(c) = &self.docker {
+                let explicit = self.sockets.docker_explicit;
+                self.probe(MetadataSource::Docker, c.socket(), explicit, c.ping())
+                    .await;
+            }
+            if let Some(c) = &self.containerd {
+                let explicit = self.sockets.containerd_explicit;
+                self.probe(MetadataSource::Containerd, c.socket(), explicit, async {
+                    c.version().await.map(|_| ())
+                })
+                .await;
+            }
+            if let Some(c) = &self.crio {
+                let explicit = self.sockets.crio_explicit;
+                self.probe(MetadataSource::Crio, c.socket(), explicit, c.ping())
+                    .await;
+            }
+        }
+    }
+
+    async fn probe(
+        &self,
+        source: MetadataSource,
+        socket: &Path,
+        explicit: bool,
+        ping: impl Future<Output = Result<(), sonde_runtime::Error>>,
+    ) {
+        let name = source.as_str();
+        let Some(flag) = self.availability.flag(source) else {
+            return;
+        };
+        let was_up = flag.load(Ordering::Relaxed);
+        if !explicit && !was_up && !socket.exists() {
+            // Not on this node (yet): not a problem worth a warning.
+            tracing::debug!(runtime = name, socket = %socket.display(), "Runtime socket not present");
+            return;
+        }
+        match ping.await {
+            Ok(()) => {
+                flag.store(true, Ordering::Relaxed);
+                self.health.up(name);
+            }
+            Err(e) => {
+                flag.store(false, Ordering::Relaxed);
+                self.health.down(
+                    name,
+                    format!(
+                        "{name} API at {} does not answer ({e}); its containers are held unnamed (sonde_containers_tracked{{state=\"pending\"}}). \
+                         Make the socket reachable (mount it from the host, or set --{name}-socket)",
+                        socket.display()
+                    ),
+                );
             }
         }
     }
@@ -113,19 +238,60 @@ impl Resolver {
     }
 
     async fn lookup(&self, req: &LookupRequest) -> MetadataOutcome {
-        let runtime = req.source.as_str();
+        if req.source != MetadataSource::AnyKubernetes {
+            return self.ask(req.source, req).await;
+        }
+        // A bare id under kubepods: docker-shim, containerd with the cgroupfs driver, or CRI-O.
+        // Ask every runtime that answers; the first that knows the id wins.
+        let mut last = MetadataOutcome::Failed("no Kubernetes runtime answers".into());
+        for source in [
+            MetadataSource::Docker,
+            MetadataSource::Containerd,
+            MetadataSource::Crio,
+        ] {
+            if !self.availability.is_available(source) {
+                continue;
+            }
+            match self.ask(source, req).await {
+                found @ MetadataOutcome::Found { .. } => return found,
+                other => last = other,
+            }
+        }
+        last
+    }
+
+    async fn ask(&self, source: MetadataSource, req: &LookupRequest) -> MetadataOutcome {
+        let runtime = source.as_str();
         self.metrics
             .metadata_lookups
             .with_label_values(&[runtime])
             .inc();
-        let result = match (req.source, &self.docker) {
-            (MetadataSource::Docker, Some(docker)) => docker.inspect(&req.runtime_id).await,
-            _ => {
-                return MetadataOutcome::Failed(format!("no {runtime} client"));
+        let id = req.runtime_id.as_str();
+        let result: Result<ContainerMetadata, sonde_runtime::Error> = match source {
+            MetadataSource::Docker => match &self.docker {
+                Some(c) => c.inspect(id).await,
+                None => return MetadataOutcome::Failed("no Docker client".into()),
+            },
+            MetadataSource::Containerd => match &self.containerd {
+                Some(c) => {
+                    let ns = req.namespace.as_deref().unwrap_or(K8S_NAMESPACE);
+                    c.inspect(ns, id).await
+                }
+                None => return MetadataOutcome::Failed("no containerd client".into()),
+            },
+            MetadataSource::Crio => match &self.crio {
+                Some(c) => c.inspect(id).await,
+                None => return MetadataOutcome::Failed("no CRI-O client".into()),
+            },
+            MetadataSource::AnyKubernetes => {
+                return MetadataOutcome::Failed("not a single runtime".into());
             }
         };
         match result {
-            Ok(md) => MetadataOutcome::Found(Box::new(md)),
+            Ok(md) => MetadataOutcome::Found {
+                metadata: Box::new(md),
+                source,
+            },
             Err(e) => {
                 let (reason, outcome) = match &e {
                     sonde_runtime::Error::NotFound { .. } => {
@@ -143,7 +309,7 @@ impl Resolver {
                     .metadata_errors
                     .with_label_values(&[runtime, reason])
                     .inc();
-                tracing::debug!(runtime, id = %req.runtime_id, error = %e, "Container metadata lookup failed");
+                tracing::debug!(runtime, id, error = %e, "Container metadata lookup failed");
                 outcome
             }
         }

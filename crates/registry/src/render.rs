@@ -6,6 +6,7 @@
 use prometheus::proto::MetricFamily;
 use sonde_cgroup::{CgroupFs, PressureResource, ProcessCgroups};
 use sonde_node::NodeSnapshot;
+use sonde_taskstats::ContainerDelays;
 
 use crate::catalogue as cat;
 use crate::exposition::{Family, NodeLabels};
@@ -23,7 +24,11 @@ type InterfaceField = (
 /// read without holding the registry lock.
 #[derive(Debug, Clone)]
 pub struct ExportedContainer {
+    /// The registry key (cgroup id).
+    pub key: String,
     pub container_id: String,
+    /// Live processes with their start times (for per-process delay accounting).
+    pub pids: Vec<(u32, u64)>,
     pub image: String,
     pub cgroups: ProcessCgroups,
 }
@@ -152,6 +157,8 @@ struct ContainerFamilies {
     cpu_pressure: Family,
     mem_pressure: Family,
     io_pressure: Family,
+    cpu_delay: Family,
+    disk_delay: Family,
 }
 
 /// Renders container_* resource metrics, reading each container's cgroup files now.
@@ -159,6 +166,7 @@ struct ContainerFamilies {
 /// read failure is counted in `sonde_cgroup_read_errors_total{resource}`.
 pub fn render_containers(
     containers: &[ExportedContainer],
+    delays: &[Option<ContainerDelays>],
     cgroupfs: Option<&CgroupFs>,
     metrics: &SelfMetrics,
     node: &NodeLabels,
@@ -175,8 +183,10 @@ pub fn render_containers(
         cpu_pressure: Family::new(&cat::CONTAINER_CPU_PRESSURE),
         mem_pressure: Family::new(&cat::CONTAINER_MEM_PRESSURE),
         io_pressure: Family::new(&cat::CONTAINER_IO_PRESSURE),
+        cpu_delay: Family::new(&cat::CONTAINER_CPU_DELAY),
+        disk_delay: Family::new(&cat::CONTAINER_DISK_DELAY),
     };
-    for c in containers {
+    for (i, c) in containers.iter().enumerate() {
         let id: &[(&str, &str)] = &[("container_id", &c.container_id)];
         fams.info.add(
             &[
@@ -187,6 +197,10 @@ pub fn render_containers(
             ],
             1.0,
         );
+        if let Some(Some(d)) = delays.get(i) {
+            fams.cpu_delay.add(id, d.cpu_delay_seconds);
+            fams.disk_delay.add(id, d.disk_delay_seconds);
+        }
         let Some(fs) = cgroupfs else { continue };
         match fs.cpu(&c.cgroups) {
             Ok(cpu) => {
@@ -247,6 +261,8 @@ pub fn render_containers(
         fams.cpu_pressure,
         fams.mem_pressure,
         fams.io_pressure,
+        fams.cpu_delay,
+        fams.disk_delay,
     ] {
         f.finish(node, out);
     }
@@ -261,4 +277,26 @@ fn count_error(metrics: &SelfMetrics, resource: &str, e: &sonde_cgroup::Error) {
         .with_label_values(&[resource])
         .inc();
     tracing::debug!(resource, error = %e, "Failed to read cgroup file");
+}
+
+/// `node_cloud_info` from the cloud subsystem's last good answer (absent until one is known, and
+/// on machines that are not in a recognised cloud and have no overrides).
+pub fn render_cloud(
+    cloud: &sonde_cloud::CloudHandle,
+    node: &NodeLabels,
+    out: &mut Vec<MetricFamily>,
+) {
+    if let Some(info) = cloud.current() {
+        let mut f = Family::new(&cat::NODE_CLOUD_INFO);
+        f.add(&info.labels(), 1.0);
+        f.finish(node, out);
+    }
+    let errors = cloud.errors_total();
+    if !errors.is_empty() {
+        let mut f = Family::new(&cat::SONDE_CLOUD_METADATA_ERRORS);
+        for (provider, n) in &errors {
+            f.add(&[("provider", provider)], *n as f64);
+        }
+        f.finish(node, out);
+    }
 }

@@ -25,6 +25,7 @@ pub struct SelfMetrics {
     pub cgroup_read_errors: IntCounterVec,
     pub node_read_errors: IntCounter,
     pub proc_scan_errors: IntCounter,
+    pub taskstats_errors: IntCounter,
 }
 
 impl std::fmt::Debug for SelfMetrics {
@@ -108,6 +109,10 @@ impl SelfMetrics {
                 "sonde_proc_scan_errors_total",
                 "Processes whose /proc files could not be read or parsed during discovery",
             )?,
+            taskstats_errors: IntCounter::new(
+                "sonde_taskstats_errors_total",
+                "Per-process delay reads (taskstats or schedstat) that failed, other than exited processes",
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.build_info.clone()))?;
@@ -123,6 +128,7 @@ impl SelfMetrics {
             .register(Box::new(m.cgroup_read_errors.clone()))?;
         m.registry.register(Box::new(m.node_read_errors.clone()))?;
         m.registry.register(Box::new(m.proc_scan_errors.clone()))?;
+        m.registry.register(Box::new(m.taskstats_errors.clone()))?;
         m.build_info.with_label_values(&[version]).set(1);
         // Pre-create the series people alert on, so they read 0 rather than absent.
         for queue in ["events", "metadata_lookups"] {

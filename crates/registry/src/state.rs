@@ -39,7 +39,11 @@ pub enum Event {
 /// What a runtime said about a container.
 #[derive(Debug, Clone)]
 pub enum MetadataOutcome {
-    Found(Box<ContainerMetadata>),
+    /// `source` is the runtime that answered (for AnyKubernetes lookups, the one that knew it).
+    Found {
+        metadata: Box<ContainerMetadata>,
+        source: MetadataSource,
+    },
     /// The runtime does not know the id (yet, or at all).
     NotFound,
     /// The runtime could not be asked (timeout, refused, garbage).
@@ -52,6 +56,8 @@ pub struct LookupRequest {
     pub cgroup_id: String,
     pub source: MetadataSource,
     pub runtime_id: String,
+    /// containerd namespace for plain containerd containers (Kubernetes ones are in k8s.io).
+    pub namespace: Option<String>,
 }
 
 /// Which containers are exported.
@@ -111,6 +117,11 @@ impl State {
     pub fn container_of_pid(&self, pid: u32) -> Option<&Container> {
         let id = self.pids.get(&pid)?.cgroup_id.as_deref()?;
         self.containers.get(id)
+    }
+
+    /// Start time (clock ticks since boot) of a live tracked process.
+    pub fn start_ticks(&self, pid: u32) -> Option<u64> {
+        self.pids.get(&pid).map(|e| e.start_ticks)
     }
 
     pub fn tracked_pids(&self) -> usize {
@@ -224,12 +235,20 @@ impl State {
             return;
         };
         match outcome {
-            MetadataOutcome::Found(md) => {
-                let prefix = match source {
-                    MetadataSource::Docker => "/docker/",
-                    MetadataSource::Containerd | MetadataSource::Crio => "/containerd/",
+            MetadataOutcome::Found {
+                metadata: md,
+                source: answered_by,
+            } => {
+                // The fallback name when no orchestrator label names it.
+                let prefix = match (answered_by, &c.kind) {
+                    (_, ContainerKind::ContainerdNamespace { namespace, .. }) => {
+                        format!("/containerd/{namespace}/")
+                    }
+                    (MetadataSource::Docker, _) => "/docker/".to_owned(),
+                    (MetadataSource::Crio, _) => "/crio/".to_owned(),
+                    _ => "/containerd/k8s.io/".to_owned(),
                 };
-                c.naming = match name_container(&md, prefix) {
+                c.naming = match name_container(&md, &prefix) {
                     RuntimeNaming::Named {
                         container_id,
                         app_id,
@@ -276,6 +295,12 @@ impl State {
                     cgroup_id: c.cgroup_id.clone(),
                     source: *source,
                     runtime_id: runtime_id.clone(),
+                    namespace: match &c.kind {
+                        ContainerKind::ContainerdNamespace { namespace, .. } => {
+                            Some(namespace.clone())
+                        }
+                        _ => None,
+                    },
                 });
             }
         }
@@ -349,9 +374,10 @@ fn initial_naming(kind: &ContainerKind, now: Instant) -> Option<(Naming, Option<
         ContainerKind::Docker { id } => (pending(MetadataSource::Docker), Some(id.clone())),
         ContainerKind::Kubernetes { runtime, id } => {
             let source = match runtime {
-                // A bare id under kubepods is docker-shim or containerd with the cgroupfs
-                // driver; Docker is asked first (containerd comes with its own client).
-                Some(Runtime::Docker) | None => MetadataSource::Docker,
+                Some(Runtime::Docker) => MetadataSource::Docker,
+                // A bare id under kubepods is docker-shim, or containerd/CRI-O with the
+                // cgroupfs driver: every runtime is asked.
+                None => MetadataSource::AnyKubernetes,
                 Some(Runtime::Containerd) => MetadataSource::Containerd,
                 Some(Runtime::Crio) => MetadataSource::Crio,
             };

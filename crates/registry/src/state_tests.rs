@@ -30,7 +30,10 @@ fn found(cgroup_id: &str, name: &str, labels: &[(&str, &str)]) -> Event {
     };
     Event::Metadata {
         cgroup_id: cgroup_id.into(),
-        outcome: MetadataOutcome::Found(Box::new(md)),
+        outcome: MetadataOutcome::Found {
+            metadata: Box::new(md),
+            source: MetadataSource::Docker,
+        },
     }
 }
 
@@ -70,7 +73,8 @@ fn docker_container_is_held_until_named_then_exported() {
         vec![LookupRequest {
             cgroup_id: path.clone(),
             source: MetadataSource::Docker,
-            runtime_id: ID_A.into()
+            runtime_id: ID_A.into(),
+            namespace: None,
         }]
     );
     assert!(
@@ -266,4 +270,61 @@ fn metadata_for_a_vanished_container_is_ignored() {
     let mut s = State::new(Duration::from_secs(30));
     s.apply(found("/docker/nope", "web", &[]), now);
     assert_eq!(s.containers().count(), 0);
+}
+
+#[test]
+fn plain_containerd_and_kubernetes_containers_are_named_by_their_runtime() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(1, 1, 100, "/sonde-plain/plain1"), now);
+    let kube = format!(
+        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID_A}.scope"
+    );
+    s.apply(seen(2, 1, 100, &kube), now);
+    let bare = format!("/kubepods/besteffort/pod2/{ID_B}");
+    s.apply(seen(3, 1, 100, &bare), now);
+    let mut due = s.due_lookups(now, |_| true);
+    due.sort_by(|a, b| a.cgroup_id.cmp(&b.cgroup_id));
+    let summary: Vec<(MetadataSource, Option<String>)> = due
+        .iter()
+        .map(|d| (d.source, d.namespace.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (MetadataSource::Containerd, None), // /kubepods.slice/...cri-containerd-
+            (MetadataSource::AnyKubernetes, None), // /kubepods/.../<bare id>
+            (MetadataSource::Containerd, Some("sonde-plain".into())),
+        ]
+    );
+    let answer = |cgroup: &str, name: &str, labels: &[(&str, &str)]| Event::Metadata {
+        cgroup_id: cgroup.into(),
+        outcome: MetadataOutcome::Found {
+            metadata: Box::new(ContainerMetadata {
+                name: name.into(),
+                image: "img".into(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }),
+            source: MetadataSource::Containerd,
+        },
+    };
+    s.apply(answer("/sonde-plain/plain1", "plain1", &[]), now);
+    let pod = [
+        ("io.kubernetes.pod.namespace", "shop"),
+        ("io.kubernetes.pod.name", "web-7d4b9c8f6d-x2x9q"),
+        ("io.kubernetes.container.name", "app"),
+    ];
+    s.apply(answer(&kube, "app", &pod), now);
+    s.apply(answer(&bare, "sidecar", &pod), now);
+    assert_eq!(
+        s.container("/sonde-plain/plain1").unwrap().container_id(),
+        Some("/containerd/sonde-plain/plain1")
+    );
+    let c = s.container(&kube).unwrap();
+    assert_eq!(c.container_id(), Some("/k8s/shop/web-7d4b9c8f6d-x2x9q/app"));
+    assert_eq!(c.app_id(), "/k8s/shop/web");
 }

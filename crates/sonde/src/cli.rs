@@ -99,6 +99,16 @@ pub struct AgentArgs {
     #[arg(long, env = "DOCKER_SOCKET", global = true)]
     pub docker_socket: Option<PathBuf>,
 
+    /// containerd API socket. Default: the first that exists of the host's
+    /// /run/containerd/containerd.sock, /run/k3s/containerd/containerd.sock,
+    /// /run/k0s/containerd.sock, /var/snap/microk8s/common/run/containerd.sock.
+    #[arg(long, env = "CONTAINERD_SOCKET", global = true)]
+    pub containerd_socket: Option<PathBuf>,
+
+    /// CRI-O API socket. Default: the host's /var/run/crio/crio.sock.
+    #[arg(long, env = "CRIO_SOCKET", global = true)]
+    pub crio_socket: Option<PathBuf>,
+
     /// Bound on every container-runtime API call.
     #[arg(long, env = "RUNTIME_TIMEOUT", default_value = "5s", value_parser = parse_duration, hide = true, global = true)]
     pub runtime_timeout: Duration,
@@ -121,6 +131,53 @@ pub struct AgentArgs {
         global = true
     )]
     pub event_queue_size: usize,
+    // --- Cloud metadata (coroot's flags) ---
+    /// Cloud provider, when DMI does not tell it (e.g. a private cloud); overrides detection.
+    #[arg(long, env = "PROVIDER", global = true)]
+    pub provider: Option<String>,
+
+    /// Region label of node_cloud_info; overrides the metadata service.
+    #[arg(long, env = "REGION", global = true)]
+    pub region: Option<String>,
+
+    /// Availability zone label of node_cloud_info; use the provider's own zone names.
+    #[arg(long, env = "AVAILABILITY_ZONE", global = true)]
+    pub availability_zone: Option<String>,
+
+    /// Instance type label of node_cloud_info.
+    #[arg(long, env = "INSTANCE_TYPE", global = true)]
+    pub instance_type: Option<String>,
+
+    /// Instance life cycle label of node_cloud_info (e.g. on-demand, spot, preemptible).
+    #[arg(long, env = "INSTANCE_LIFE_CYCLE", global = true)]
+    pub instance_life_cycle: Option<String>,
+
+    /// Base URL of every cloud metadata service (tests point it at a local mock).
+    #[arg(
+        long,
+        env = "SONDE_CLOUD_METADATA_BASE_URL",
+        hide = true,
+        global = true
+    )]
+    pub cloud_metadata_base_url: Option<String>,
+
+    /// Where DMI is read from (`<root>/sys/class/dmi/id`); default: the parent of --sysfs-root.
+    #[arg(long, env = "SONDE_CLOUD_DMI_ROOT", hide = true, global = true)]
+    pub cloud_dmi_root: Option<PathBuf>,
+
+    /// Bound on one cloud metadata fetch.
+    #[arg(long, env = "SONDE_CLOUD_METADATA_TIMEOUT", default_value = "5s", value_parser = parse_duration, hide = true, global = true)]
+    pub cloud_metadata_timeout: Duration,
+
+    /// Time between cloud metadata refreshes (spot life cycle can change).
+    #[arg(long, env = "SONDE_CLOUD_METADATA_REFRESH", default_value = "1h", value_parser = parse_duration, hide = true, global = true)]
+    pub cloud_metadata_refresh: Duration,
+
+    // --- Delay accounting ---
+    /// Turn on kernel.task_delayacct at start when it is off (kernels >= 5.14 default to off;
+    /// without it disk delay reads zero).
+    #[arg(long, env = "ENABLE_DELAY_ACCOUNTING", global = true)]
+    pub enable_delay_accounting: bool,
 }
 
 fn parse_regex(s: &str) -> Result<Regex, String> {
@@ -133,14 +190,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl AgentArgs {
-    /// The Docker socket path: the flag, else the host's /run/docker.sock seen through pid 1's
-    /// root in --procfs-root (so it works from a container given the host's /proc), else the
-    /// agent's own /run/docker.sock.
-    pub fn docker_socket(&self) -> PathBuf {
-        if let Some(socket) = &self.docker_socket {
-            return socket.clone();
+    /// Every runtime's socket: the flags, else the defaults under the host root.
+    pub fn runtime_sockets(&self) -> sonde_registry::RuntimeSockets {
+        let mut sockets = sonde_registry::RuntimeSockets::defaults(&self.host_root());
+        if let Some(p) = &self.docker_socket {
+            sockets.docker = p.clone();
+            sockets.docker_explicit = true;
         }
-        self.host_root().join("run/docker.sock")
+        if let Some(p) = &self.containerd_socket {
+            sockets.containerd = vec![p.clone()];
+            sockets.containerd_explicit = true;
+        }
+        if let Some(p) = &self.crio_socket {
+            sockets.crio = p.clone();
+            sockets.crio_explicit = true;
+        }
+        sockets
     }
 
     /// The host's root filesystem: pid 1's root through --procfs-root when the agent may look
@@ -171,7 +236,10 @@ mod tests {
         assert_eq!(cli.agent.listen.to_string(), "0.0.0.0:10300");
         assert_eq!(cli.agent.cgroupfs_root, PathBuf::from("/sys/fs/cgroup"));
         assert_eq!(cli.agent.min_container_age, Duration::from_secs(30));
-        assert!(cli.agent.docker_socket().ends_with("run/docker.sock"));
+        let sockets = cli.agent.runtime_sockets();
+        assert!(sockets.docker.ends_with("run/docker.sock"));
+        assert!(!sockets.docker_explicit);
+        assert_eq!(sockets.containerd.len(), 4);
         assert!(cli.command.is_none());
     }
 

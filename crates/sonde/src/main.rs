@@ -71,7 +71,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             host_root: args.host_root(),
         },
         cgroupfs_root: args.cgroupfs_root.clone(),
-        docker_socket: args.docker_socket(),
+        runtime_sockets: args.runtime_sockets(),
         runtime_timeout: args.runtime_timeout,
         filters: Filters {
             allowlist: args.container_allowlist.clone(),
@@ -82,6 +82,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         gc_grace: args.container_gc_grace,
         event_queue: args.event_queue_size,
         version,
+        enable_delay_accounting: args.enable_delay_accounting,
+        cloud: Some(sonde_cloud::spawn(cloud_config(&args))),
     };
     let registry = Registry::start(config, health).context("cannot start the registry")?;
 
@@ -100,6 +102,34 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     server.await.context("HTTP server task failed")??;
     Ok(())
+}
+
+/// The cloud subsystem's settings: DMI under the host root, coroot's override flags, and the
+/// hidden test settings (mock base URL, timeout, refresh).
+fn cloud_config(args: &AgentArgs) -> sonde_cloud::CloudConfig {
+    let dmi_root = args.cloud_dmi_root.clone().unwrap_or_else(|| {
+        args.sysfs_root
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| "/".into())
+    });
+    let mut config = sonde_cloud::CloudConfig {
+        host_root: dmi_root,
+        overrides: sonde_cloud::Overrides {
+            provider: args.provider.clone(),
+            region: args.region.clone(),
+            availability_zone: args.availability_zone.clone(),
+            instance_type: args.instance_type.clone(),
+            instance_life_cycle: args.instance_life_cycle.clone(),
+        },
+        timeout: args.cloud_metadata_timeout,
+        refresh_interval: args.cloud_metadata_refresh,
+        ..Default::default()
+    };
+    if let Some(base) = &args.cloud_metadata_base_url {
+        config.endpoints = sonde_cloud::Endpoints::all(base);
+    }
+    config
 }
 
 async fn wait_for_signal() {
