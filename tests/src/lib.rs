@@ -7,7 +7,11 @@
 
 pub mod agent;
 pub mod cgroups;
+pub mod containerd;
+pub mod cri;
+pub mod dockerd;
 pub mod exposition;
+pub mod http_mock;
 pub mod tools;
 
 pub use agent::Agent;

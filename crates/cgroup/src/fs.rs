@@ -252,17 +252,24 @@ impl CgroupFs {
             .map(|(_, p)| p.as_path())
     }
 
+    /// The process's directory in a v1 controller; None when it is in that controller's root
+    /// (the root's files describe the whole node, never one container).
     fn v1_dir(&self, controller: &str, cg: &ProcessCgroups) -> Option<CgDir> {
         let mount = self.v1_mount(controller)?;
-        let path = cg.v1_path(controller)?;
+        let path = cg.v1_path(controller).filter(|p| !is_root(p))?;
         Some(CgDir::new(mount, path))
     }
 
+    /// The process's directory in the unified hierarchy; None in its root (see `v1_dir`).
     fn unified_dir(&self, cg: &ProcessCgroups) -> Option<CgDir> {
         let mount = self.unified.as_deref()?;
-        let path = cg.unified_path()?;
+        let path = cg.unified_path().filter(|p| !is_root(p))?;
         Some(CgDir::new(mount, path))
     }
+}
+
+fn is_root(path: &str) -> bool {
+    path.trim_end_matches('/').is_empty()
 }
 
 /// Controllers that make a directory under the root a v1 hierarchy (rather than, say, a stray

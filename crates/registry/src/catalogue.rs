@@ -253,10 +253,96 @@ metric!(
     "Total number of times the container was terminated by the OOM killer"
 );
 
+// Container network (eBPF tracer).
+metric!(
+    CONTAINER_NET_LISTEN_INFO,
+    "container_net_tcp_listen_info",
+    Gauge,
+    "Listen address of the container"
+);
+metric!(
+    CONTAINER_NET_SUCCESSFUL_CONNECTS,
+    "container_net_tcp_successful_connects_total",
+    Counter,
+    "Total number of successful TCP connects"
+);
+metric!(
+    CONTAINER_NET_CONNECTION_TIME,
+    "container_net_tcp_connection_time_seconds_total",
+    Counter,
+    "Time spent on TCP connections"
+);
+metric!(
+    CONTAINER_NET_FAILED_CONNECTS,
+    "container_net_tcp_failed_connects_total",
+    Counter,
+    "Total number of failed TCP connects"
+);
+metric!(
+    CONTAINER_NET_ACTIVE,
+    "container_net_tcp_active_connections",
+    Gauge,
+    "Number of active outbound connections used by the container"
+);
+metric!(
+    CONTAINER_NET_RETRANSMITS,
+    "container_net_tcp_retransmits_total",
+    Counter,
+    "Total number of retransmitted TCP segments"
+);
+metric!(
+    CONTAINER_NET_BYTES_SENT,
+    "container_net_tcp_bytes_sent_total",
+    Counter,
+    "Total number of bytes sent to the peer"
+);
+metric!(
+    CONTAINER_NET_BYTES_RECEIVED,
+    "container_net_tcp_bytes_received_total",
+    Counter,
+    "Total number of bytes received from the peer"
+);
+
 // Self-metrics that are rendered from subsystem state at scrape time.
 metric!(
     SONDE_CLOUD_METADATA_ERRORS,
     "sonde_cloud_metadata_errors_total",
     Counter,
     "Cloud metadata fetches that failed, by provider"
+);
+metric!(
+    SONDE_EBPF_EVENTS_LOST,
+    "sonde_ebpf_events_lost_total",
+    Counter,
+    "eBPF events lost in the kernel because the ring buffer was full, by program"
+);
+metric!(
+    SONDE_EBPF_DECODE_ERRORS,
+    "sonde_ebpf_decode_errors_total",
+    Counter,
+    "eBPF ring buffer records that could not be decoded"
+);
+metric!(
+    SONDE_EVENTS_UNATTRIBUTED,
+    "sonde_events_unattributed_total",
+    Counter,
+    "Kernel events of processes outside any tracked container (or gone before they were placed)"
+);
+metric!(
+    SONDE_TCP_CONNECTIONS_TRACKED,
+    "sonde_tcp_connections_tracked",
+    Gauge,
+    "Open outbound TCP connections in the tracer's table"
+);
+metric!(
+    SONDE_TCP_TABLE_OVERFLOW,
+    "sonde_tcp_connection_table_overflow_total",
+    Counter,
+    "Connects not tracked as active because the connection table was full (their bytes still count at close)"
+);
+metric!(
+    SONDE_NEW_PROCESSES_DROPPED,
+    "sonde_new_processes_dropped_total",
+    Counter,
+    "New processes not looked up at once because the queue was full (the /proc scan finds them)"
 );

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use sonde_cgroup::{ContainerKind, ProcessCgroups};
 
+use crate::net::ContainerNet;
+
 /// Which runtime a container's name must come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetadataSource {
@@ -66,6 +68,12 @@ pub struct Container {
     pub started_at: Instant,
     /// Set when the last process went away; the container is dropped after the grace period.
     pub empty_since: Option<Instant>,
+    /// Times all its processes were gone and it ran again (container_restarts_total).
+    pub restarts: u64,
+    /// OOM kills of its processes (container_oom_kills_total).
+    pub oom_kills: u64,
+    /// TCP state from the tracer.
+    pub net: ContainerNet,
 }
 
 impl Container {

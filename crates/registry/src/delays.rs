@@ -14,13 +14,23 @@ use sonde_taskstats::{
     TaskstatsClient, delayacct_enabled, enable_delayacct,
 };
 
+use crate::discovery::ProcessClock;
 use crate::health::Health;
 use crate::render::ExportedContainer;
 use crate::self_metrics::SelfMetrics;
 
+/// A process's block-I/O delay can exceed its age only by waiting in many threads at once;
+/// beyond this many (all waiting its whole life) the reading is taken as corrupt. Seen on 6.18:
+/// a process's first I/O wait sometimes reports the node's uptime (a wait that never started).
+const MAX_WAITING_THREADS: f64 = 1024.0;
+
 /// The reader and the per-container totals, owned by the scrape path.
 #[derive(Debug)]
 pub struct Delays {
+    clock: Option<ProcessClock>,
+    /// Processes whose disk-delay total was once impossible: their total stays tainted, so
+    /// their disk delay is not counted from then on (pid + start time; pruned to live ones).
+    tainted: HashSet<(u32, u64)>,
     reader: DelayReader,
     totals: DelayAccumulator<String>,
     /// Containers with totals, to forget those no longer exported.
@@ -91,6 +101,8 @@ impl Delays {
             health.up("delayacct");
         }
         Delays {
+            clock: ProcessClock::new(procfs).ok(),
+            tainted: HashSet::new(),
             reader: DelayReader::new(procfs, client, delayacct_on),
             totals: DelayAccumulator::new(),
             known: HashSet::new(),
@@ -106,7 +118,24 @@ impl Delays {
         for c in containers {
             for &(pid, start_ticks) in &c.pids {
                 match self.reader.read(pid) {
-                    Ok(Some(d)) => self.totals.observe(&c.key, pid, start_ticks, d),
+                    Ok(Some(mut d)) => {
+                        if let Some(clock) = &self.clock {
+                            let limit = (clock.age(start_ticks).as_secs_f64() + 1.0)
+                                * 1e9
+                                * MAX_WAITING_THREADS;
+                            if d.blkio_delay_ns as f64 > limit
+                                && self.tainted.insert((pid, start_ticks))
+                            {
+                                // Counted once per process, never silent.
+                                metrics.taskstats_implausible.inc();
+                            }
+                        }
+                        if self.tainted.contains(&(pid, start_ticks)) {
+                            // Its disk delay stays where it was instead of an impossible jump.
+                            d.blkio_delay_ns = 0;
+                        }
+                        self.totals.observe(&c.key, pid, start_ticks, d);
+                    }
                     Ok(None) => {} // Exited since the registry listed it.
                     Err(e) => {
                         metrics.taskstats_errors.inc();
@@ -116,6 +145,13 @@ impl Delays {
             }
         }
         self.totals.sweep();
+        if !self.tainted.is_empty() {
+            let live: HashSet<(u32, u64)> = containers
+                .iter()
+                .flat_map(|c| c.pids.iter().copied())
+                .collect();
+            self.tainted.retain(|p| live.contains(p));
+        }
         let exported: HashSet<&str> = containers.iter().map(|c| c.key.as_str()).collect();
         self.known.retain(|k| {
             let keep = exported.contains(k.as_str());

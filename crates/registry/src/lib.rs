@@ -16,9 +16,11 @@ pub mod discovery;
 pub mod exposition;
 pub mod health;
 pub mod metadata;
+pub mod net;
 pub mod render;
 pub mod self_metrics;
 pub mod state;
+pub mod tracer_bridge;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +34,7 @@ pub use exposition::NodeLabels;
 pub use health::Health;
 pub use self_metrics::SelfMetrics;
 pub use state::{Event, Filters};
+pub use tracer_bridge::TracerSettings;
 
 use crate::discovery::ProcScanner;
 pub use crate::metadata::RuntimeSockets;
@@ -65,6 +68,8 @@ pub struct RegistryConfig {
     pub enable_delay_accounting: bool,
     /// The cloud metadata subsystem, rendered as node_cloud_info.
     pub cloud: Option<sonde_cloud::CloudHandle>,
+    /// The eBPF tracer: process, OOM and TCP events.
+    pub tracer: TracerSettings,
 }
 
 /// Failure to start the registry.
@@ -98,6 +103,8 @@ struct Inner {
     metrics: SelfMetrics,
     health: Health,
     events: mpsc::Sender<Event>,
+    net: Option<Arc<tracer_bridge::NetTracer>>,
+    bridge_stats: Arc<tracer_bridge::BridgeStats>,
 }
 
 /// Sends events to the registry without ever blocking: when the queue is full the event is
@@ -188,7 +195,12 @@ impl Registry {
             config.enable_delay_accounting,
             &health,
         );
+        let tracer =
+            tracer_bridge::NetTracer::start(&config.tracer, &config.node_paths.procfs, &health);
+        let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let inner = Arc::new(Inner {
+            net: tracer.as_ref().map(|(t, _)| t.clone()),
+            bridge_stats: bridge_stats.clone(),
             state: Mutex::new(state),
             delays: Mutex::new(delays),
             config,
@@ -199,6 +211,20 @@ impl Registry {
             events: events_tx.clone(),
         });
 
+        if let Some((net, stream)) = tracer {
+            let sender = EventSender {
+                tx: events_tx.clone(),
+                metrics: inner.metrics.clone(),
+            };
+            tokio::spawn(tracer_bridge::run_bridge(
+                net,
+                stream,
+                sender,
+                inner.config.node_paths.procfs.clone(),
+                inner.health.clone(),
+                bridge_stats,
+            ));
+        }
         tokio::spawn(resolver.clone().watch_runtimes());
         tokio::spawn(resolver.run(lookups_rx, events_tx.clone()));
         tokio::spawn(event_loop(
@@ -258,7 +284,11 @@ impl Registry {
             &mut families,
         );
 
-        let exported = self.exported_containers();
+        let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
+        let exported = self.exported_containers(tracer_scrape.as_ref());
+        if let Some(t) = &tracer_scrape {
+            self.render_tracer_self_metrics(t, &mut families);
+        }
         let container_delays = inner
             .delays
             .lock()
@@ -292,10 +322,84 @@ impl Registry {
         exposition::encode_text(families).map_err(Error::Encode)
     }
 
-    /// Copies what a scrape needs out of the state, and updates the tracking gauges.
-    fn exported_containers(&self) -> Vec<ExportedContainer> {
+    fn render_tracer_self_metrics(
+        &self,
+        t: &tracer_bridge::TracerScrape,
+        out: &mut Vec<prometheus::proto::MetricFamily>,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let node = &self.inner.node_labels;
+        let mut f = exposition::Family::new(&catalogue::SONDE_EBPF_EVENTS_LOST);
+        for (program, n) in &t.lost {
+            f.add(&[("program", program)], *n as f64);
+        }
+        f.finish(node, out);
+        let stats = &self.inner.bridge_stats;
+        let unattributed = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unattributed_events;
+        for (def, value) in [
+            (
+                &catalogue::SONDE_EBPF_DECODE_ERRORS,
+                stats.decode_errors.load(Relaxed) as f64,
+            ),
+            (
+                &catalogue::SONDE_NEW_PROCESSES_DROPPED,
+                stats.pending_dropped.load(Relaxed) as f64,
+            ),
+            (&catalogue::SONDE_EVENTS_UNATTRIBUTED, unattributed as f64),
+            (
+                &catalogue::SONDE_TCP_CONNECTIONS_TRACKED,
+                t.tracked_connections as f64,
+            ),
+            (
+                &catalogue::SONDE_TCP_TABLE_OVERFLOW,
+                t.table_overflow as f64,
+            ),
+        ] {
+            let mut f = exposition::Family::new(def);
+            f.add(&[], value);
+            f.finish(node, out);
+        }
+    }
+
+    /// Copies what a scrape needs out of the state, and updates the tracking gauges. Byte
+    /// counts of open connections read by this scrape are applied first.
+    fn exported_containers(
+        &self,
+        tracer: Option<&tracer_bridge::TracerScrape>,
+    ) -> Vec<ExportedContainer> {
         let inner = &*self.inner;
-        let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Active connections per container key and destination.
+        let mut active: std::collections::HashMap<String, Vec<(std::net::SocketAddr, u64)>> =
+            Default::default();
+        if let Some(t) = tracer {
+            for d in &t.bytes {
+                state.apply_net(
+                    d.pid,
+                    &net::NetEvent::Bytes {
+                        dst: d.dst,
+                        sent: d.sent,
+                        received: d.received,
+                    },
+                    now,
+                );
+            }
+            for ((pid, dst), n) in &t.active {
+                if let Some(c) = state.container_of_pid(*pid) {
+                    let list = active.entry(c.cgroup_id.clone()).or_default();
+                    match list.iter_mut().find(|(a, _)| a == dst) {
+                        Some(slot) => slot.1 += n,
+                        None => list.push((*dst, *n)),
+                    }
+                }
+            }
+        }
         let mut by_state = [("named", 0i64), ("pending", 0), ("skipped", 0)];
         for c in state.containers() {
             if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == c.state_label()) {
@@ -314,10 +418,15 @@ impl Registry {
             .processes_tracked
             .set(state.tracked_pids() as i64);
         state
-            .exported(&inner.config.filters, Instant::now())
+            .exported(&inner.config.filters, now)
             .into_iter()
             .filter_map(|c| {
                 Some(ExportedContainer {
+                    app_id: c.app_id().to_owned(),
+                    restarts: c.restarts,
+                    oom_kills: c.oom_kills,
+                    net: c.net.clone(),
+                    active: active.remove(&c.cgroup_id).unwrap_or_default(),
                     key: c.cgroup_id.clone(),
                     pids: c
                         .pids

@@ -7,6 +7,10 @@ use prometheus::proto::MetricFamily;
 use sonde_cgroup::{CgroupFs, PressureResource, ProcessCgroups};
 use sonde_node::NodeSnapshot;
 use sonde_taskstats::ContainerDelays;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use crate::net::ContainerNet;
 
 use crate::catalogue as cat;
 use crate::exposition::{Family, NodeLabels};
@@ -29,6 +33,13 @@ pub struct ExportedContainer {
     pub container_id: String,
     /// Live processes with their start times (for per-process delay accounting).
     pub pids: Vec<(u32, u64)>,
+    pub app_id: String,
+    pub restarts: u64,
+    pub oom_kills: u64,
+    /// TCP state (copied out at scrape).
+    pub net: ContainerNet,
+    /// Active outbound connections per destination, now.
+    pub active: Vec<(SocketAddr, u64)>,
     pub image: String,
     pub cgroups: ProcessCgroups,
 }
@@ -159,6 +170,16 @@ struct ContainerFamilies {
     io_pressure: Family,
     cpu_delay: Family,
     disk_delay: Family,
+    restarts: Family,
+    oom_kills: Family,
+    listen: Family,
+    successful: Family,
+    connection_time: Family,
+    failed: Family,
+    active: Family,
+    retransmits: Family,
+    bytes_sent: Family,
+    bytes_received: Family,
 }
 
 /// Renders container_* resource metrics, reading each container's cgroup files now.
@@ -185,6 +206,16 @@ pub fn render_containers(
         io_pressure: Family::new(&cat::CONTAINER_IO_PRESSURE),
         cpu_delay: Family::new(&cat::CONTAINER_CPU_DELAY),
         disk_delay: Family::new(&cat::CONTAINER_DISK_DELAY),
+        restarts: Family::new(&cat::CONTAINER_RESTARTS),
+        oom_kills: Family::new(&cat::CONTAINER_OOM_KILLS),
+        listen: Family::new(&cat::CONTAINER_NET_LISTEN_INFO),
+        successful: Family::new(&cat::CONTAINER_NET_SUCCESSFUL_CONNECTS),
+        connection_time: Family::new(&cat::CONTAINER_NET_CONNECTION_TIME),
+        failed: Family::new(&cat::CONTAINER_NET_FAILED_CONNECTS),
+        active: Family::new(&cat::CONTAINER_NET_ACTIVE),
+        retransmits: Family::new(&cat::CONTAINER_NET_RETRANSMITS),
+        bytes_sent: Family::new(&cat::CONTAINER_NET_BYTES_SENT),
+        bytes_received: Family::new(&cat::CONTAINER_NET_BYTES_RECEIVED),
     };
     for (i, c) in containers.iter().enumerate() {
         let id: &[(&str, &str)] = &[("container_id", &c.container_id)];
@@ -197,6 +228,9 @@ pub fn render_containers(
             ],
             1.0,
         );
+        fams.restarts.add(id, c.restarts as f64);
+        fams.oom_kills.add(id, c.oom_kills as f64);
+        render_net(c, &mut fams);
         if let Some(Some(d)) = delays.get(i) {
             fams.cpu_delay.add(id, d.cpu_delay_seconds);
             fams.disk_delay.add(id, d.disk_delay_seconds);
@@ -263,8 +297,72 @@ pub fn render_containers(
         fams.io_pressure,
         fams.cpu_delay,
         fams.disk_delay,
+        fams.restarts,
+        fams.oom_kills,
+        fams.listen,
+        fams.successful,
+        fams.connection_time,
+        fams.failed,
+        fams.active,
+        fams.retransmits,
+        fams.bytes_sent,
+        fams.bytes_received,
     ] {
         f.finish(node, out);
+    }
+}
+
+/// Network families of one container. `destination` and `actual_destination` are the same
+/// address: NAT (e.g. a Service IP to its pod) is not resolved yet. `app_id` is the
+/// container's Kubernetes workload (empty elsewhere).
+fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
+    let id = c.container_id.as_str();
+    let mut addr = String::with_capacity(48);
+    for (listen_addr, l) in &c.net.listens {
+        addr.clear();
+        let _ = write!(addr, "{listen_addr}");
+        fams.listen.add(
+            &[("container_id", id), ("listen_addr", &addr), ("proxy", "")],
+            if l.open { 1.0 } else { 0.0 },
+        );
+    }
+    for (dst, d) in &c.net.destinations {
+        addr.clear();
+        let _ = write!(addr, "{dst}");
+        let labels: &[(&str, &str)] = &[
+            ("container_id", id),
+            ("destination", &addr),
+            ("actual_destination", &addr),
+            ("app_id", &c.app_id),
+        ];
+        if d.successful_connects > 0 {
+            fams.successful.add(labels, d.successful_connects as f64);
+            fams.connection_time.add(labels, d.connection_time_seconds);
+            // 0 once every connection closed, so "K open, then 0" reads as such.
+            let active = c
+                .active
+                .iter()
+                .find(|(a, _)| a == dst)
+                .map_or(0, |(_, n)| *n);
+            fams.active.add(labels, active as f64);
+        }
+        if d.failed_connects > 0 {
+            fams.failed.add(
+                &[
+                    ("container_id", id),
+                    ("destination", &addr),
+                    ("app_id", &c.app_id),
+                ],
+                d.failed_connects as f64,
+            );
+        }
+        if d.retransmits > 0 {
+            fams.retransmits.add(labels, d.retransmits as f64);
+        }
+        if d.successful_connects > 0 || d.bytes_sent > 0 || d.bytes_received > 0 {
+            fams.bytes_sent.add(labels, d.bytes_sent as f64);
+            fams.bytes_received.add(labels, d.bytes_received as f64);
+        }
     }
 }
 

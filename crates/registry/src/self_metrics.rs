@@ -26,6 +26,7 @@ pub struct SelfMetrics {
     pub node_read_errors: IntCounter,
     pub proc_scan_errors: IntCounter,
     pub taskstats_errors: IntCounter,
+    pub taskstats_implausible: IntCounter,
 }
 
 impl std::fmt::Debug for SelfMetrics {
@@ -113,6 +114,10 @@ impl SelfMetrics {
                 "sonde_taskstats_errors_total",
                 "Per-process delay reads (taskstats or schedstat) that failed, other than exited processes",
             )?,
+            taskstats_implausible: IntCounter::new(
+                "sonde_taskstats_implausible_total",
+                "Process disk-delay readings larger than the process could have waited (a kernel accounting glitch), ignored",
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.build_info.clone()))?;
@@ -129,6 +134,8 @@ impl SelfMetrics {
         m.registry.register(Box::new(m.node_read_errors.clone()))?;
         m.registry.register(Box::new(m.proc_scan_errors.clone()))?;
         m.registry.register(Box::new(m.taskstats_errors.clone()))?;
+        m.registry
+            .register(Box::new(m.taskstats_implausible.clone()))?;
         m.build_info.with_label_values(&[version]).set(1);
         // Pre-create the series people alert on, so they read 0 rather than absent.
         for queue in ["events", "metadata_lookups"] {

@@ -11,6 +11,7 @@ use sonde_cgroup::{ContainerKind, ProcessCgroups, Runtime, classify};
 use sonde_runtime::{ContainerMetadata, Naming as RuntimeNaming, name_container};
 
 use crate::container::{Container, MetadataSource, Naming};
+use crate::net::NetEvent;
 
 /// Upper bound of the retry delay for a metadata lookup that keeps failing.
 const MAX_LOOKUP_BACKOFF: Duration = Duration::from_secs(300);
@@ -29,6 +30,10 @@ pub enum Event {
     },
     /// The process exited.
     ProcessGone { pid: u32 },
+    /// The OOM killer chose this process.
+    OomKill { pid: u32 },
+    /// A TCP happening of this process (from the tracer).
+    Net { pid: u32, event: NetEvent },
     /// The answer to a metadata lookup started by [`State::due_lookups`].
     Metadata {
         cgroup_id: String,
@@ -94,7 +99,18 @@ pub struct State {
     pids: HashMap<u32, PidEntry>,
     /// How long a container with no processes is kept (so a restart is seen as one container).
     gc_grace: Duration,
+    /// Kernel events about processes the registry could not place in a container (they ran
+    /// outside containers, or exited before they could be looked up).
+    pub unattributed_events: u64,
+    /// Container of recently exited processes: a process's sockets close after its exit event,
+    /// and their last bytes still belong to its container.
+    exited: HashMap<u32, (String, Instant)>,
 }
+
+/// How long an exited process's container is remembered for its late socket events.
+const EXITED_RETENTION: Duration = Duration::from_secs(60);
+/// Bound of that memory.
+const MAX_EXITED: usize = 65_536;
 
 impl State {
     pub fn new(gc_grace: Duration) -> State {
@@ -102,6 +118,8 @@ impl State {
             containers: HashMap::new(),
             pids: HashMap::new(),
             gc_grace,
+            unattributed_events: 0,
+            exited: HashMap::new(),
         }
     }
 
@@ -138,7 +156,29 @@ impl State {
             } => self.process_seen(pid, start_ticks, age, cgroups, now),
             Event::ProcessGone { pid } => self.process_gone(pid, now),
             Event::Metadata { cgroup_id, outcome } => self.metadata(&cgroup_id, outcome, now),
+            Event::OomKill { pid } => match self.container_of_pid_mut(pid) {
+                Some(c) => c.oom_kills += 1,
+                None => self.unattributed_events += 1,
+            },
+            Event::Net { pid, event } => self.apply_net(pid, &event, now),
         }
+    }
+
+    /// Applies a TCP happening to the container of `pid` (also used for scrape-time byte
+    /// counts, which do not go through the event queue).
+    pub fn apply_net(&mut self, pid: u32, event: &NetEvent, now: Instant) {
+        match self.container_of_pid_mut(pid) {
+            Some(c) => c.net.apply(event, now),
+            None => self.unattributed_events += 1,
+        }
+    }
+
+    fn container_of_pid_mut(&mut self, pid: u32) -> Option<&mut Container> {
+        let id = match self.pids.get(&pid) {
+            Some(entry) => entry.cgroup_id.as_deref()?,
+            None => self.exited.get(&pid).map(|(id, _)| id.as_str())?,
+        };
+        self.containers.get_mut(id)
     }
 
     fn process_seen(
@@ -184,8 +224,11 @@ impl State {
     ) -> Option<String> {
         let started = now.checked_sub(age).unwrap_or(now);
         if let Some(c) = self.containers.get_mut(id) {
+            if c.empty_since.take().is_some() {
+                // Every process was gone and the same container runs again.
+                c.restarts += 1;
+            }
             c.pids.insert(pid);
-            c.empty_since = None;
             if started < c.started_at {
                 c.started_at = started;
             }
@@ -204,6 +247,9 @@ impl State {
             pids: Default::default(),
             started_at: started,
             empty_since: None,
+            restarts: 0,
+            oom_kills: 0,
+            net: Default::default(),
         };
         container.pids.insert(pid);
         self.containers.insert(id.to_owned(), container);
@@ -220,6 +266,9 @@ impl State {
             c.pids.remove(&pid);
             if c.pids.is_empty() {
                 c.empty_since = Some(now);
+            }
+            if self.exited.len() < MAX_EXITED {
+                self.exited.insert(pid, (id, now));
             }
         }
     }
@@ -321,6 +370,11 @@ impl State {
     pub fn collect_garbage(&mut self, now: Instant) -> usize {
         let grace = self.gc_grace;
         let before = self.containers.len();
+        for c in self.containers.values_mut() {
+            c.net.expire(now);
+        }
+        self.exited
+            .retain(|_, (_, t)| now.saturating_duration_since(*t) < EXITED_RETENTION);
         self.containers.retain(|_, c| match c.empty_since {
             Some(t) => now.saturating_duration_since(t) < grace,
             None => true,

@@ -2,9 +2,7 @@
 //! private dockerd; Docker keeps its containers in containerd's "moby" namespace).
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/dockerd.rs"]
-mod dockerd;
-
+use sonde_integration_tests::dockerd;
 use std::time::Duration;
 
 use sonde_runtime::{ContainerdClient, Error, Naming, name_container};

@@ -2,9 +2,7 @@
 //! through `DockerClient`. Skips without root; fails instead when SONDE_REQUIRE_PRIVILEGED=1.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/dockerd.rs"]
-mod dockerd;
-
+use sonde_integration_tests::dockerd;
 use std::time::{Duration, Instant};
 
 use sonde_runtime::{DockerClient, Error, Naming, name_container};

@@ -173,6 +173,20 @@ pub struct AgentArgs {
     #[arg(long, env = "SONDE_CLOUD_METADATA_REFRESH", default_value = "1h", value_parser = parse_duration, hide = true, global = true)]
     pub cloud_metadata_refresh: Duration,
 
+    // --- eBPF tracer ---
+    /// Public networks (CIDRs) whose addresses count as TCP destinations; private ranges are
+    /// always tracked. Repeatable (comma- or newline-separated in the env var).
+    #[arg(long, env = "TRACK_PUBLIC_NETWORK", value_parser = parse_cidr, value_delimiter = ',', default_value = "0.0.0.0/0", global = true)]
+    pub track_public_network: Vec<sonde_tracer::filter::Cidr>,
+
+    /// Ports of this range are ephemeral (client) ports, never destinations or listeners.
+    #[arg(long, env = "EPHEMERAL_PORT_RANGE", default_value = "32768-60999", value_parser = parse_ports, global = true)]
+    pub ephemeral_port_range: std::ops::RangeInclusive<u16>,
+
+    /// Do not load the eBPF tracer (no TCP, OOM and restart metrics; discovery polls /proc).
+    #[arg(long, env = "DISABLE_EBPF", global = true)]
+    pub disable_ebpf: bool,
+
     // --- Delay accounting ---
     /// Turn on kernel.task_delayacct at start when it is off (kernels >= 5.14 default to off;
     /// without it disk delay reads zero).
@@ -182,6 +196,17 @@ pub struct AgentArgs {
 
 fn parse_regex(s: &str) -> Result<Regex, String> {
     Regex::new(s).map_err(|e| format!("invalid regex {s:?}: {e}"))
+}
+
+fn parse_cidr(s: &str) -> Result<sonde_tracer::filter::Cidr, String> {
+    s.trim()
+        .parse()
+        .map_err(|e| format!("invalid CIDR {s:?}: {e}"))
+}
+
+fn parse_ports(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    sonde_tracer::filter::parse_port_range(s.trim())
+        .map_err(|e| format!("invalid port range {s:?} ({e}); use e.g. 32768-60999"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -255,6 +280,14 @@ mod tests {
         assert!(err.contains("--min-container-age"), "{err}");
         let err = parse(&["--listen", "nowhere"]).unwrap_err().to_string();
         assert!(err.contains("--listen"), "{err}");
+        let err = parse(&["--track-public-network", "10.0.0.0/33"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--track-public-network"), "{err}");
+        let err = parse(&["--ephemeral-port-range", "9-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--ephemeral-port-range"), "{err}");
         let err = parse(&["--log-level", "loud"]).unwrap_err().to_string();
         assert!(err.contains("--log-level"), "{err}");
         assert!(parse(&["--no-such-flag"]).is_err());

@@ -36,6 +36,8 @@ fn init_logging(args: &AgentArgs) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_str()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour only on a terminal: journald, kubectl logs and shippers get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -84,6 +86,11 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         version,
         enable_delay_accounting: args.enable_delay_accounting,
         cloud: Some(sonde_cloud::spawn(cloud_config(&args))),
+        tracer: sonde_registry::TracerSettings {
+            enabled: !args.disable_ebpf,
+            ephemeral_ports: args.ephemeral_port_range.clone(),
+            public_networks: args.track_public_network.clone(),
+        },
     };
     let registry = Registry::start(config, health).context("cannot start the registry")?;
 

@@ -1,22 +1,22 @@
-//! Test harness: a private containerd + dockerd in a temp dir, a local busybox image, and
-//! containers that are cleaned up even when the test panics (everything is undone in `Drop`).
+//! A private containerd + dockerd in a temp dir, a local busybox image, and containers that are
+//! cleaned up even when the test panics (everything is undone in `Drop`).
 //!
-//! Reuse from another test crate with
-//! `#[path = "<relative path to>/crates/runtime/tests/support/dockerd.rs"] mod dockerd;`
-//! (needs dev-dependencies `tempfile` and `libc`). Typical use:
+//! Typical use:
 //! ```ignore
-//! let Some(d) = dockerd::Dockerd::start_or_skip("my_test") else { return };
+//! use sonde_integration_tests::dockerd::Dockerd;
+//! let Some(d) = Dockerd::start_or_skip("my_test") else { return };
 //! d.import_busybox("sonde-busybox:test").unwrap();
 //! let id = d.run(&["--name", "x", "--label", "k=v", "sonde-busybox:test", "sleep", "300"]).unwrap();
 //! let pid = d.pid_of(&id).unwrap();      // host pid of the container's init, cgroup /docker/<id>
 //! // d.socket: the Docker API socket; d.data_root: json-file logs live under it.
 //! ```
 //! Requires root and the Debian packages `containerd runc docker.io busybox-static` (tar comes
-//! with the base system). Daemons run with their own root, state, exec root, sockets and an
-//! empty daemon.json, `--iptables=false --bridge=none` (no host network changes) and the vfs
+//! with the base system); without them a test skips through [`crate::skip`] (a failure under
+//! `SONDE_REQUIRE_PRIVILEGED=1`). Daemons run with their own root, state, exec root, sockets and
+//! an empty daemon.json, `--iptables=false --bridge=none` (no host network changes) and the vfs
 //! storage driver (works on any filesystem); their logs are in the temp dir and printed when
-//! start-up fails.
-#![allow(dead_code)] // Each test binary uses a subset.
+//! start-up fails. Several instances run side by side (each has its own sockets and state; their
+//! containers share only the `/docker` cgroup parent, under unique ids).
 
 use std::ffi::CString;
 use std::io::Read;
@@ -29,25 +29,6 @@ use std::time::{Duration, Instant};
 /// PATH for the daemons: dockerd and runc live in /usr/sbin, which a test's PATH may lack.
 const DAEMON_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PACKAGES: &str = "apt-get install -y containerd runc docker.io busybox-static";
-
-/// True when privileged tests may run (root). Otherwise prints why `test` is skipped and
-/// returns false, or panics when `SONDE_REQUIRE_PRIVILEGED=1` (CI), where a skip is a failure.
-pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    skip(test, "needs root");
-    false
-}
-
-/// Prints a skip reason, or panics with it when `SONDE_REQUIRE_PRIVILEGED=1`.
-pub fn skip(test: &str, reason: &str) {
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {
-        panic!("{test}: cannot run ({reason}) and SONDE_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("SKIP {test}: {reason}");
-}
 
 /// Finds an executable by name in the daemon PATH.
 pub fn find_binary(name: &str) -> Option<PathBuf> {
@@ -77,7 +58,7 @@ impl Dockerd {
     /// panics instead of skipping when `SONDE_REQUIRE_PRIVILEGED=1`, and always panics when the
     /// daemons are present but fail to start.
     pub fn start_or_skip(test: &str) -> Option<Dockerd> {
-        if !privileged(test) {
+        if !crate::privileged(test) {
             return None;
         }
         for bin in [
@@ -90,7 +71,7 @@ impl Dockerd {
             "tar",
         ] {
             if find_binary(bin).is_none() {
-                skip(test, &format!("{bin} not found ({PACKAGES})"));
+                crate::skip(test, &format!("{bin} not found ({PACKAGES})"));
                 return None;
             }
         }
@@ -146,7 +127,7 @@ impl Dockerd {
                 .arg(root.join("containerd/config.toml")),
             &root.join("containerd.log"),
         )?);
-        wait_for(Duration::from_secs(20), || {
+        poll_until(Duration::from_secs(20), || {
             if containerd_socket.exists() {
                 Ok(true)
             } else {
@@ -175,7 +156,7 @@ impl Dockerd {
             .arg("-H")
             .arg(format!("unix://{}", socket.display()));
         d.dockerd = Some(spawn_logged(&mut cmd, &root.join("dockerd.log"))?);
-        wait_for(Duration::from_secs(30), || {
+        poll_until(Duration::from_secs(30), || {
             if d.docker(&["version", "--format", "{{.Server.Version}}"])
                 .is_ok()
             {
@@ -411,7 +392,10 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<String, Strin
 }
 
 /// Polls `f` every 50 ms until it returns true, fails, or `timeout` passes.
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> Result<bool, String>) -> Result<(), String> {
+fn poll_until(
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<bool, String>,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         if f()? {

@@ -1,0 +1,220 @@
+//! Per-container TCP state fed by the eBPF tracer: connects, failures, connect time,
+//! retransmits and bytes per destination, and listening sockets.
+//!
+//! Pure: the registry task applies [`NetEvent`]s in order; the scrape copies a snapshot out.
+//! Every map is bounded: a container talking to more than [`MAX_DESTINATIONS`] destinations
+//! stops adding new ones (counted in `dropped_destinations`), and closed listeners are kept only
+//! for [`CLOSED_LISTEN_RETENTION`] (exported as 0, "recently closed", as coroot does).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Most destinations tracked per container.
+pub const MAX_DESTINATIONS: usize = 4096;
+/// Most listening addresses tracked per container.
+pub const MAX_LISTENS: usize = 1024;
+/// How long a closed listener is still reported (with value 0).
+pub const CLOSED_LISTEN_RETENTION: Duration = Duration::from_secs(300);
+
+/// A TCP happening attributed to a process.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetEvent {
+    Connected {
+        dst: SocketAddr,
+        duration: Duration,
+    },
+    ConnectFailed {
+        dst: SocketAddr,
+    },
+    Retransmit {
+        dst: SocketAddr,
+    },
+    Bytes {
+        dst: SocketAddr,
+        sent: u64,
+        received: u64,
+    },
+    ListenOpen {
+        addr: SocketAddr,
+    },
+    ListenClose {
+        addr: SocketAddr,
+    },
+}
+
+/// Counters of one destination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DestinationStats {
+    pub successful_connects: u64,
+    pub failed_connects: u64,
+    pub connection_time_seconds: f64,
+    pub retransmits: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// A listening address: open, or closed at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub open: bool,
+    pub closed_at: Option<Instant>,
+}
+
+/// The network state of one container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerNet {
+    pub destinations: HashMap<SocketAddr, DestinationStats>,
+    pub listens: HashMap<SocketAddr, Listen>,
+    /// Events about destinations beyond MAX_DESTINATIONS, not counted.
+    pub dropped_destinations: u64,
+}
+
+impl ContainerNet {
+    pub fn apply(&mut self, event: &NetEvent, now: Instant) {
+        match *event {
+            NetEvent::Connected { dst, duration } => {
+                if let Some(d) = self.destination(dst) {
+                    d.successful_connects += 1;
+                    d.connection_time_seconds += duration.as_secs_f64();
+                }
+            }
+            NetEvent::ConnectFailed { dst } => {
+                if let Some(d) = self.destination(dst) {
+                    d.failed_connects += 1;
+                }
+            }
+            NetEvent::Retransmit { dst } => {
+                if let Some(d) = self.destination(dst) {
+                    d.retransmits += 1;
+                }
+            }
+            NetEvent::Bytes {
+                dst,
+                sent,
+                received,
+            } => {
+                if let Some(d) = self.destination(dst) {
+                    d.bytes_sent += sent;
+                    d.bytes_received += received;
+                }
+            }
+            NetEvent::ListenOpen { addr } => {
+                if self.listens.len() < MAX_LISTENS || self.listens.contains_key(&addr) {
+                    self.listens.insert(
+                        addr,
+                        Listen {
+                            open: true,
+                            closed_at: None,
+                        },
+                    );
+                }
+            }
+            NetEvent::ListenClose { addr } => {
+                if let Some(l) = self.listens.get_mut(&addr) {
+                    l.open = false;
+                    l.closed_at = Some(now);
+                }
+            }
+        }
+    }
+
+    fn destination(&mut self, dst: SocketAddr) -> Option<&mut DestinationStats> {
+        if self.destinations.len() >= MAX_DESTINATIONS && !self.destinations.contains_key(&dst) {
+            self.dropped_destinations += 1;
+            return None;
+        }
+        Some(self.destinations.entry(dst).or_default())
+    }
+
+    /// Forgets listeners closed longer ago than the retention.
+    pub fn expire(&mut self, now: Instant) {
+        self.listens.retain(|_, l| {
+            l.closed_at
+                .is_none_or(|t| now.saturating_duration_since(t) < CLOSED_LISTEN_RETENTION)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn counts_per_destination() {
+        let now = Instant::now();
+        let mut n = ContainerNet::default();
+        let db = addr("10.0.0.5:5432");
+        for _ in 0..3 {
+            n.apply(
+                &NetEvent::Connected {
+                    dst: db,
+                    duration: Duration::from_millis(2),
+                },
+                now,
+            );
+        }
+        n.apply(&NetEvent::ConnectFailed { dst: db }, now);
+        n.apply(&NetEvent::Retransmit { dst: db }, now);
+        n.apply(
+            &NetEvent::Bytes {
+                dst: db,
+                sent: 10,
+                received: 20,
+            },
+            now,
+        );
+        n.apply(
+            &NetEvent::Bytes {
+                dst: db,
+                sent: 5,
+                received: 0,
+            },
+            now,
+        );
+        let d = &n.destinations[&db];
+        assert_eq!(d.successful_connects, 3);
+        assert_eq!(d.failed_connects, 1);
+        assert_eq!(d.retransmits, 1);
+        assert_eq!((d.bytes_sent, d.bytes_received), (15, 20));
+        assert!((d.connection_time_seconds - 0.006).abs() < 1e-9);
+    }
+
+    #[test]
+    fn destinations_are_bounded() {
+        let now = Instant::now();
+        let mut n = ContainerNet::default();
+        for i in 0..(MAX_DESTINATIONS as u32 + 10) {
+            let dst = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 80));
+            n.apply(&NetEvent::ConnectFailed { dst }, now);
+        }
+        assert_eq!(n.destinations.len(), MAX_DESTINATIONS);
+        assert_eq!(n.dropped_destinations, 10);
+        // Known destinations still count.
+        let first = SocketAddr::from(([10, 0, 0, 0], 80));
+        n.apply(&NetEvent::ConnectFailed { dst: first }, now);
+        assert_eq!(n.destinations[&first].failed_connects, 2);
+    }
+
+    #[test]
+    fn closed_listeners_are_kept_then_forgotten() {
+        let now = Instant::now();
+        let mut n = ContainerNet::default();
+        let a = addr("0.0.0.0:8080");
+        n.apply(&NetEvent::ListenOpen { addr: a }, now);
+        n.apply(&NetEvent::ListenClose { addr: a }, now);
+        assert!(!n.listens[&a].open);
+        n.expire(now + Duration::from_secs(10));
+        assert!(n.listens.contains_key(&a));
+        n.expire(now + CLOSED_LISTEN_RETENTION);
+        assert!(n.listens.is_empty());
+        // Reopened within the retention: open again.
+        n.apply(&NetEvent::ListenOpen { addr: a }, now);
+        assert!(n.listens[&a].open);
+    }
+}

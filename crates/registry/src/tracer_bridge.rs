@@ -1,0 +1,332 @@
+//! The bridge from the eBPF tracer to the registry.
+//!
+//! Kernel events arrive in batches from the ring buffer. The bridge filters TCP events to real
+//! destinations (coroot's rules: no ephemeral ports, loopback only in the host netns, private
+//! ranges always, public ranges per `--track-public-network`), keeps the connection table that
+//! turns the kernel's per-socket byte totals into exactly-once deltas, makes sure the registry
+//! knows a process's cgroup before its first event (one /proc read per process, not per
+//! event), and forwards everything through the registry's non-blocking sender.
+//!
+//! New processes are looked up ~0.5 s after they start rather than at fork: at fork a process
+//! is still in its parent's cgroup (runc moves a container's first process afterwards).
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sonde_tracer::conntrack::{ByteDelta, ConnectionTable};
+use sonde_tracer::filter::{Cidr, ConnectionFilter};
+use sonde_tracer::{Event as KernelEvent, EventStream, Tracer, TracerConfig};
+
+use crate::EventSender;
+use crate::discovery::{ProcessClock, read_process};
+use crate::health::Health;
+use crate::net::NetEvent;
+use crate::state::Event;
+
+/// How long after its start a new process's cgroup is read.
+const NEW_PROCESS_SETTLE: Duration = Duration::from_millis(500);
+/// Bound of the queue of new processes waiting for that read; beyond it the /proc scan
+/// catches them.
+const MAX_PENDING_PROCESSES: usize = 65_536;
+/// Bound of the set of processes already announced to the registry.
+const MAX_ANNOUNCED: usize = 1 << 20;
+
+/// Tracer settings from the CLI.
+#[derive(Debug, Clone)]
+pub struct TracerSettings {
+    pub enabled: bool,
+    pub ephemeral_ports: RangeInclusive<u16>,
+    pub public_networks: Vec<Cidr>,
+}
+
+/// The running tracer and the state the scrape needs from it.
+pub struct NetTracer {
+    tracer: Tracer,
+    table: Mutex<ConnectionTable>,
+    filter: ConnectionFilter,
+}
+
+impl std::fmt::Debug for NetTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NetTracer")
+    }
+}
+
+/// What a scrape learns from the tracer.
+#[derive(Debug, Default)]
+pub struct TracerScrape {
+    pub bytes: Vec<ByteDelta>,
+    pub active: Vec<((u32, SocketAddr), u64)>,
+    pub lost: Vec<(&'static str, u64)>,
+    pub tracked_connections: usize,
+    pub table_overflow: u64,
+}
+
+impl NetTracer {
+    /// Loads the eBPF programs. On failure the `tracer` subsystem is down with the reason and
+    /// discovery stays on the /proc scan.
+    pub fn start(
+        settings: &TracerSettings,
+        procfs: &std::path::Path,
+        health: &Health,
+    ) -> Option<(Arc<NetTracer>, EventStream)> {
+        if !settings.enabled {
+            health.down(
+                "tracer",
+                "disabled by --disable-ebpf: no TCP, OOM or restart metrics; discovery polls /proc",
+            );
+            return None;
+        }
+        let config = TracerConfig::default();
+        let capacity = config.max_connections as usize;
+        let (tracer, stream) = match Tracer::start(config) {
+            Ok(t) => t,
+            Err(e) => {
+                health.down(
+                    "tracer",
+                    format!("eBPF tracer not loaded: {}. TCP, OOM and restart metrics are off; discovery polls /proc", e.reason()),
+                );
+                return None;
+            }
+        };
+        // pid 1's netns is the host's; where it cannot be read (no CAP_SYS_PTRACE over pid 1),
+        // the agent's own, which is the host's when it runs with hostNetwork as it must.
+        let host_netns = sonde_tracer::filter::host_netns(procfs)
+            .ok()
+            .or_else(|| {
+                let link = std::fs::read_link(procfs.join("self/ns/net")).ok()?;
+                sonde_tracer::filter::parse_netns_link(&link.to_string_lossy())
+            })
+            .unwrap_or(0);
+        health.up("tracer");
+        Some((
+            Arc::new(NetTracer {
+                tracer,
+                table: Mutex::new(ConnectionTable::new(capacity)),
+                filter: ConnectionFilter::new(
+                    settings.ephemeral_ports.clone(),
+                    settings.public_networks.clone(),
+                    host_netns,
+                ),
+            }),
+            stream,
+        ))
+    }
+
+    /// Reads the byte counters of open connections and the active-connection counts, now.
+    pub fn scrape(&self) -> TracerScrape {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes = match self.tracer.open_connection_bytes() {
+            Ok(snapshot) => table.update_open(&snapshot),
+            Err(e) => {
+                tracing::debug!(error = %e, "Cannot read open connections' byte counters");
+                Vec::new()
+            }
+        };
+        let active = table
+            .active()
+            .into_iter()
+            .map(|((pid, _netns, dst), n)| ((pid, dst), n))
+            .collect();
+        TracerScrape {
+            bytes,
+            active,
+            lost: self.tracer.lost_events(),
+            tracked_connections: table.len(),
+            table_overflow: table.overflow(),
+        }
+    }
+}
+
+/// Counters of the bridge, for self-metrics.
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    pub decode_errors: std::sync::atomic::AtomicU64,
+    pub pending_dropped: std::sync::atomic::AtomicU64,
+}
+
+/// Moves kernel events into the registry until the stream fails.
+pub async fn run_bridge(
+    net: Arc<NetTracer>,
+    mut stream: EventStream,
+    events: EventSender,
+    procfs: PathBuf,
+    health: Health,
+    stats: Arc<BridgeStats>,
+) {
+    let clock = match ProcessClock::new(&procfs) {
+        Ok(c) => c,
+        Err(e) => {
+            health.down(
+                "tracer",
+                format!("cannot read the boot time ({e}); process events ignored"),
+            );
+            return;
+        }
+    };
+    let mut bridge = Bridge {
+        net,
+        events,
+        procfs,
+        clock,
+        announced: HashSet::new(),
+        pending: VecDeque::new(),
+        buf: String::with_capacity(4096),
+        stats,
+    };
+    let mut batch = Vec::with_capacity(1024);
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            result = stream.next_batch(&mut batch) => {
+                if let Err(e) = result {
+                    health.down("tracer", format!("reading eBPF events failed: {}", e.reason()));
+                    return;
+                }
+                for event in batch.drain(..) {
+                    bridge.handle(event);
+                }
+                bridge.stats.decode_errors.store(stream.decode_errors(), std::sync::atomic::Ordering::Relaxed);
+            }
+            _ = ticker.tick() => bridge.resolve_settled(Instant::now()),
+        }
+    }
+}
+
+struct Bridge {
+    net: Arc<NetTracer>,
+    events: EventSender,
+    procfs: PathBuf,
+    clock: ProcessClock,
+    /// Processes whose cgroup the registry has been told about by the bridge.
+    announced: HashSet<u32>,
+    /// New processes waiting to settle into their cgroup.
+    pending: VecDeque<(Instant, u32)>,
+    buf: String,
+    stats: Arc<BridgeStats>,
+}
+
+impl Bridge {
+    fn handle(&mut self, event: KernelEvent) {
+        let filter = &self.net.filter;
+        match event {
+            KernelEvent::ProcessStart { pid, .. } => {
+                if self.pending.len() < MAX_PENDING_PROCESSES {
+                    self.pending.push_back((Instant::now(), pid));
+                } else {
+                    self.stats
+                        .pending_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            KernelEvent::ProcessExit { pid, .. } => {
+                self.announced.remove(&pid);
+                self.events.send(Event::ProcessGone { pid });
+            }
+            KernelEvent::OomKill { pid } => {
+                self.announce(pid);
+                self.events.send(Event::OomKill { pid });
+            }
+            KernelEvent::ListenOpen { pid, addr, .. } if filter.is_tracked_listen(addr) => {
+                self.net_event(pid, NetEvent::ListenOpen { addr });
+            }
+            KernelEvent::ListenClose { pid, addr, .. } if filter.is_tracked_listen(addr) => {
+                self.net_event(pid, NetEvent::ListenClose { addr });
+            }
+            KernelEvent::ConnectOk {
+                pid,
+                netns,
+                dst,
+                duration_ns,
+                ..
+            } if filter.is_destination(dst, netns) => {
+                self.lock_table().apply(&event);
+                self.net_event(
+                    pid,
+                    NetEvent::Connected {
+                        dst,
+                        duration: Duration::from_nanos(duration_ns),
+                    },
+                );
+            }
+            KernelEvent::ConnectFailed {
+                pid, netns, dst, ..
+            } if filter.is_destination(dst, netns) => {
+                self.net_event(pid, NetEvent::ConnectFailed { dst });
+            }
+            KernelEvent::ConnectionClosed { netns, dst, .. }
+                if filter.is_destination(dst, netns) =>
+            {
+                let delta = self.lock_table().apply(&event);
+                if let Some(d) = delta {
+                    self.net_event(
+                        d.pid,
+                        NetEvent::Bytes {
+                            dst: d.dst,
+                            sent: d.sent,
+                            received: d.received,
+                        },
+                    );
+                }
+            }
+            KernelEvent::Retransmit {
+                pid, netns, dst, ..
+            } if filter.is_destination(dst, netns) => {
+                self.net_event(pid, NetEvent::Retransmit { dst });
+            }
+            _ => {} // Not a destination, or an ephemeral listener.
+        }
+    }
+
+    fn lock_table(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
+        self.net
+            .table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn net_event(&mut self, pid: u32, event: NetEvent) {
+        self.announce(pid);
+        self.events.send(Event::Net { pid, event });
+    }
+
+    /// Tells the registry which cgroup `pid` is in, once per process.
+    fn announce(&mut self, pid: u32) {
+        if self.announced.contains(&pid) {
+            return;
+        }
+        if self.announced.len() >= MAX_ANNOUNCED {
+            // Exits normally keep this small; a flood of forks without exits is bounded here.
+            self.announced.clear();
+        }
+        match read_process(&self.procfs, pid, &mut self.buf) {
+            Ok(Some((start_ticks, cgroups))) => {
+                self.events.send(Event::ProcessSeen {
+                    pid,
+                    start_ticks,
+                    age: self.clock.age(start_ticks),
+                    cgroups,
+                });
+                self.announced.insert(pid);
+            }
+            // Gone or unreadable: the registry may still know it from the /proc scan.
+            Ok(None) | Err(()) => {}
+        }
+    }
+
+    /// Announces new processes that had time to settle into their cgroup.
+    fn resolve_settled(&mut self, now: Instant) {
+        while let Some(&(started, pid)) = self.pending.front() {
+            if now.saturating_duration_since(started) < NEW_PROCESS_SETTLE {
+                break;
+            }
+            self.pending.pop_front();
+            self.announced.remove(&pid);
+            self.announce(pid);
+        }
+    }
+}

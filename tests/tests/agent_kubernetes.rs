@@ -1,0 +1,484 @@
+//! Kubernetes and containerd, for real: a private containerd with its CRI plugin
+//! (`sonde_integration_tests::containerd`), pods created through CRI with the kubelet's labels,
+//! plain `ctr run` containers, the daemon killed and restarted, and runtimes that misbehave. The
+//! agent must name every container as Coroot does, never export sandboxes, and never hang or
+//! guess when the runtime does not answer.
+//!
+//! Tests run one at a time (each starts its own containerd; the machine has two cores).
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sonde_integration_tests::containerd::{Containerd, IMAGE, K8S_NAMESPACE, Pod};
+use sonde_integration_tests::cri::proto::container_state;
+use sonde_integration_tests::{Agent, Scrape, cgroups};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The cgroup path (relative) a process is in, per `/proc/<pid>/cgroup` (the memory
+/// controller on v1, the unified line otherwise).
+fn cgroup_of(pid: u32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let line = |pred: &dyn Fn(&str) -> bool| {
+        text.lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+                pred(ctrl).then(|| path.to_owned())
+            })
+            .filter(|p| p != "/")
+    };
+    line(&|c| c.split(',').any(|c| c == "memory"))
+        .or_else(|| line(&|c| c.is_empty()))
+        .unwrap_or_default()
+}
+
+fn agent_for(socket: &Path) -> Agent {
+    Agent::start(&[
+        "--containerd-socket",
+        socket.to_str().unwrap(),
+        "--docker-socket",
+        "/nonexistent/docker.sock",
+        "--min-container-age",
+        "0s",
+        "--container-gc-grace",
+        "1s",
+    ])
+}
+
+/// Whether the agent knows the `--containerd-socket` flag (the wiring may land later).
+fn agent_has_containerd_flag(test: &str) -> bool {
+    let bin = sonde_integration_tests::agent::sonde_binary();
+    let help = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let ok = String::from_utf8_lossy(&help.stdout).contains("--containerd-socket");
+    assert!(
+        ok,
+        "{test}: the agent has no --containerd-socket flag (containerd metadata not wired yet)"
+    );
+    ok
+}
+
+/// Every sample whose label values mention `needle`.
+fn series_mentioning<'a>(s: &'a Scrape, needle: &str) -> Vec<&'a sonde_integration_tests::Sample> {
+    s.samples
+        .iter()
+        .filter(|x| x.labels.values().any(|v| v.contains(needle)))
+        .collect()
+}
+
+fn assert_named(agent: &Agent, container_id: &str) -> Scrape {
+    agent.scrape_until(
+        &format!("container_info and resource metrics of {container_id}"),
+        Duration::from_secs(30),
+        |s| {
+            s.value(
+                "container_info",
+                &[("container_id", container_id), ("image", IMAGE)],
+            ) == Some(1.0)
+                && s.has(
+                    "container_resources_cpu_usage_seconds_total",
+                    &[("container_id", container_id)],
+                )
+                && s.value(
+                    "container_resources_memory_rss_bytes",
+                    &[("container_id", container_id)],
+                )
+                .unwrap_or(0.0)
+                    > 0.0
+        },
+    )
+}
+
+/// The sandbox (pause) container must never show: neither its id nor the name "POD" nor any
+/// container of the pod other than `containers`.
+fn assert_sandbox_hidden(s: &Scrape, pod: &Pod, containers: &[&str]) {
+    let leaked = series_mentioning(s, &pod.id);
+    assert!(leaked.is_empty(), "sandbox {} exported: {leaked:?}", pod.id);
+    let pod_prefix = format!("/k8s/{}/{}/", pod.namespace, pod.name);
+    let odd: Vec<_> = s
+        .samples
+        .iter()
+        .filter(|x| {
+            x.labels.get("container_id").is_some_and(|c| {
+                c.ends_with("/POD")
+                    || c.strip_prefix(&pod_prefix)
+                        .is_some_and(|name| !containers.contains(&name))
+            })
+        })
+        .collect();
+    assert!(odd.is_empty(), "unexpected containers of the pod: {odd:?}");
+}
+
+#[test]
+fn harness_runs_cri_pods_with_kubelet_labels() {
+    let _serial = serial();
+    let Some(mut ctrd) = Containerd::new("harness_runs_cri_pods_with_kubelet_labels") else {
+        return;
+    };
+    let cri = ctrd.cri();
+    let version = cri.version().unwrap();
+    assert_eq!(version.runtime_name, "containerd");
+
+    let pod = ctrd.run_pod("web-7d4b9c8f6d-x2x9q", "shop");
+    let app = ctrd.run_container(&pod, "app", &["sleep", "300"]);
+    let status = cri.container_status(&app).unwrap().status.unwrap();
+    assert_eq!(status.state, container_state::RUNNING);
+    assert_eq!(
+        status.labels["io.kubernetes.pod.name"],
+        "web-7d4b9c8f6d-x2x9q"
+    );
+    assert_eq!(status.labels["io.kubernetes.pod.namespace"], "shop");
+    assert_eq!(status.labels["io.kubernetes.container.name"], "app");
+    assert!(
+        status.log_path.ends_with("app/0.log"),
+        "{}",
+        status.log_path
+    );
+
+    // The container's process is in the cgroupfs path of a BestEffort pod, and so is the
+    // sandbox's; the cgroup directory exists in every hierarchy.
+    let pid = cri.container_pid(&app).unwrap();
+    assert_eq!(cgroup_of(pid), pod.container_cgroup(&app));
+    let sandbox_pid = ctrd.task_pid(K8S_NAMESPACE, &pod.id).unwrap();
+    assert_eq!(cgroup_of(sandbox_pid), pod.container_cgroup(&pod.id));
+    for h in cgroups::hierarchies() {
+        let dir = h.join(pod.container_cgroup(&app).trim_start_matches('/'));
+        assert!(dir.is_dir(), "{} missing", dir.display());
+    }
+    // containerd's own record carries the labels the agent reads, and the CRI kind.
+    let info = ctrd.ctr(&["-n", K8S_NAMESPACE, "containers", "info", &app]);
+    assert!(
+        info.contains("\"io.kubernetes.pod.namespace\": \"shop\""),
+        "{info}"
+    );
+    assert!(
+        info.contains("\"io.cri-containerd.kind\": \"container\""),
+        "{info}"
+    );
+
+    // A plain container lands in /<namespace>/<id>.
+    ctrd.run_plain("sonde-plain", "plain1", &["sleep", "300"]);
+    let plain_pid = ctrd.task_pid("sonde-plain", "plain1").unwrap();
+    assert_eq!(cgroup_of(plain_pid), "/sonde-plain/plain1");
+
+    // Killed and restarted: the running containers survive and new pods still work.
+    ctrd.stop();
+    assert!(cri.version().is_err());
+    ctrd.start();
+    assert_eq!(
+        cri.container_status(&app).unwrap().status.unwrap().state,
+        container_state::RUNNING
+    );
+    let pod2 = ctrd.run_pod("after-restart-5f6c7b8d9-abcde", "shop");
+    let app2 = ctrd.run_container(&pod2, "app", &["sleep", "300"]);
+    let pid2 = cri.container_pid(&app2).unwrap();
+    assert_eq!(cgroup_of(pid2), pod2.container_cgroup(&app2));
+
+    // Removal takes the containers and their cgroups away.
+    ctrd.remove_pod(&pod);
+    assert!(cri.container_status(&app).is_err());
+    let leaf = cgroups::hierarchies()[0].join(pod.container_cgroup(&app).trim_start_matches('/'));
+    assert!(!leaf.exists(), "{} left behind", leaf.display());
+}
+
+/// Minutes since the epoch, as the CronJob controller puts them in pod names.
+fn cronjob_minutes() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60
+        - 90
+}
+
+#[test]
+fn pod_containers_are_named_as_coroot_does() {
+    let _serial = serial();
+    let test = "pod_containers_are_named_as_coroot_does";
+    let Some(ctrd) = Containerd::new(test) else {
+        return;
+    };
+    if !agent_has_containerd_flag(test) {
+        return;
+    }
+    let pod = ctrd.run_pod("web-7d4b9c8f6d-x2x9q", "shop");
+    let app = ctrd.run_container(&pod, "app", &["sleep", "300"]);
+    let cron_pod_name = format!("backup-{}-x7k2p", cronjob_minutes());
+    let cron = ctrd.run_pod(&cron_pod_name, "shop");
+    ctrd.run_container(&cron, "dump", &["sleep", "300"]);
+    ctrd.run_plain("sonde-plain", "plain1", &["sleep", "300"]);
+
+    let agent = agent_for(ctrd.socket());
+    let app_id = "/k8s/shop/web-7d4b9c8f6d-x2x9q/app";
+    let s = assert_named(&agent, app_id);
+    assert_named(&agent, "/k8s-cronjob/shop/backup/dump");
+    let s_plain = assert_named(&agent, "/containerd/sonde-plain/plain1");
+    assert!(!s_plain.text.is_empty());
+
+    assert_sandbox_hidden(&s, &pod, &["app"]);
+    assert_sandbox_hidden(&s, &cron, &["dump"]);
+    // The raw cgroup path or container id is never used as a name.
+    let raw = series_mentioning(&s, &app);
+    assert!(raw.is_empty(), "container id {app} leaked: {raw:?}");
+
+    // app_id rides on the network metrics only; when any series of the container has one, it
+    // is the workload.
+    for sample in &s.samples {
+        if sample.labels.get("container_id").map(String::as_str) == Some(app_id)
+            && let Some(a) = sample.labels.get("app_id")
+        {
+            assert_eq!(a, "/k8s/shop/web", "{sample:?}");
+        }
+    }
+}
+
+#[test]
+fn containers_are_named_after_a_runtime_restart() {
+    let _serial = serial();
+    let test = "containers_are_named_after_a_runtime_restart";
+    let Some(mut ctrd) = Containerd::new(test) else {
+        return;
+    };
+    if !agent_has_containerd_flag(test) {
+        return;
+    }
+    let pod = ctrd.run_pod("web-7d4b9c8f6d-x2x9q", "shop");
+    ctrd.run_container(&pod, "app", &["sleep", "300"]);
+    let agent = agent_for(ctrd.socket());
+    assert_named(&agent, "/k8s/shop/web-7d4b9c8f6d-x2x9q/app");
+
+    ctrd.stop();
+    // While the runtime is down the agent keeps serving and keeps what it knew.
+    let s = agent.scrape();
+    assert!(s.has(
+        "container_info",
+        &[("container_id", "/k8s/shop/web-7d4b9c8f6d-x2x9q/app")]
+    ));
+    ctrd.start();
+
+    let pod2 = ctrd.run_pod("api-6b8f7c9d5-q7w2z", "shop");
+    let api = ctrd.run_container(&pod2, "server", &["sleep", "300"]);
+    let s = assert_named(&agent, "/k8s/shop/api-6b8f7c9d5-q7w2z/server");
+    assert_sandbox_hidden(&s, &pod2, &["server"]);
+    assert!(series_mentioning(&s, &api).is_empty());
+    // The first container is still there under its name.
+    assert!(s.has(
+        "container_info",
+        &[("container_id", "/k8s/shop/web-7d4b9c8f6d-x2x9q/app")]
+    ));
+}
+
+/// What the socket given to the agent does with each new connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Relay to the real containerd.
+    Forward = 0,
+    /// Accept and never send a byte (connections are held open).
+    Hang = 1,
+    /// Send bytes that are not HTTP/2, then close.
+    Garbage = 2,
+}
+
+/// A unix socket in front of the harness' containerd whose behaviour can be switched mid-test
+/// (the agent opens a connection per call, so a switch takes effect at its next call).
+struct RuntimeProxy {
+    path: PathBuf,
+    mode: Arc<AtomicU8>,
+    _dir: tempfile::TempDir,
+}
+
+impl RuntimeProxy {
+    fn start(upstream: &Path, mode: Mode) -> RuntimeProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let shared = Arc::new(AtomicU8::new(mode as u8));
+        let (upstream, current) = (upstream.to_owned(), shared.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                match current.load(Ordering::SeqCst) {
+                    0 => {
+                        let Ok(up) = UnixStream::connect(&upstream) else {
+                            continue;
+                        };
+                        relay(conn, up);
+                    }
+                    1 => {
+                        // Bounded, so the agent's retries cannot grow this without limit.
+                        if held.len() < 256 {
+                            held.push(conn);
+                        }
+                    }
+                    _ => {
+                        let _ = conn
+                            .write_all(b"\x00\x00\x12\x04\x00garbage, not HTTP/2\r\n\r\n\xff\xfe");
+                    }
+                }
+            }
+        });
+        RuntimeProxy {
+            path,
+            mode: shared,
+            _dir: dir,
+        }
+    }
+
+    fn set(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+}
+
+/// Copies both ways between two sockets until either side closes.
+fn relay(a: UnixStream, b: UnixStream) {
+    let (a2, b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let pipe = |mut from: UnixStream, mut to: UnixStream| {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    };
+    pipe(a, b2);
+    pipe(b, a2);
+}
+
+fn containerd_errors(s: &Scrape, reason: Option<&str>) -> f64 {
+    s.find("sonde_metadata_errors_total", &[("runtime", "containerd")])
+        .filter(|x| reason.is_none_or(|r| x.labels.get("reason").map(String::as_str) == Some(r)))
+        .map(|x| x.value)
+        .sum()
+}
+
+/// Scrapes a few times over a few seconds (each scrape must return: `Agent::scrape` gives up
+/// after 30 s), asserting that nothing of the pod is exported: no guessed name, no raw id.
+fn assert_held_not_guessed(agent: &Agent, pod: &Pod, container: &str) {
+    for _ in 0..8 {
+        let s = agent.scrape();
+        for needle in [container, pod.id.as_str(), "/k8s/", "kubepods", &pod.uid] {
+            let guessed = series_mentioning(&s, needle);
+            assert!(
+                guessed.is_empty(),
+                "container exported without metadata: {guessed:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The agent starts with a runtime socket that never answers (or answers garbage) while a pod
+/// runs: it keeps serving, says containerd is down, counts the failures and holds the
+/// container unnamed.
+fn broken_from_the_start(test: &str, mode: Mode) {
+    let _serial = serial();
+    let Some(ctrd) = Containerd::new(test) else {
+        return;
+    };
+    if !agent_has_containerd_flag(test) {
+        return;
+    }
+    let pod = ctrd.run_pod("web-7d4b9c8f6d-x2x9q", "shop");
+    let app = ctrd.run_container(&pod, "app", &["sleep", "300"]);
+    let proxy = RuntimeProxy::start(ctrd.socket(), mode);
+    let agent = agent_for(&proxy.path);
+
+    agent.scrape_until(
+        "containerd reported down and the container pending",
+        Duration::from_secs(30),
+        |s| {
+            s.value("sonde_subsystem_up", &[("subsystem", "containerd")]) == Some(0.0)
+                && s.value("sonde_containers_tracked", &[("state", "pending")])
+                    .unwrap_or(0.0)
+                    >= 1.0
+        },
+    );
+    assert_held_not_guessed(&agent, &pod, &app);
+    agent.scrape_until(
+        "sonde_metadata_errors_total{runtime=\"containerd\"} > 0",
+        Duration::from_secs(30),
+        |s| containerd_errors(s, None) > 0.0,
+    );
+}
+
+#[test]
+fn hanging_runtime_from_the_start_is_not_guessed() {
+    broken_from_the_start("hanging_runtime_from_the_start_is_not_guessed", Mode::Hang);
+}
+
+#[test]
+fn garbage_runtime_from_the_start_is_not_guessed() {
+    broken_from_the_start(
+        "garbage_runtime_from_the_start_is_not_guessed",
+        Mode::Garbage,
+    );
+}
+
+/// containerd answers, then stops answering (or answers garbage) just before a pod starts:
+/// the lookup fails in bounded time and is counted with its reason, scrapes keep returning,
+/// the container is held unnamed; once containerd answers again it gets its real name.
+fn broken_mid_run(test: &str, mode: Mode, reason: &str) {
+    let _serial = serial();
+    let Some(ctrd) = Containerd::new(test) else {
+        return;
+    };
+    if !agent_has_containerd_flag(test) {
+        return;
+    }
+    let proxy = RuntimeProxy::start(ctrd.socket(), Mode::Forward);
+    let agent = agent_for(&proxy.path);
+    agent.scrape_until("containerd reported up", Duration::from_secs(30), |s| {
+        s.value("sonde_subsystem_up", &[("subsystem", "containerd")]) == Some(1.0)
+    });
+
+    proxy.set(mode);
+    let pod = ctrd.run_pod("web-7d4b9c8f6d-x2x9q", "shop");
+    let app = ctrd.run_container(&pod, "app", &["sleep", "300"]);
+    agent.scrape_until(
+        &format!("sonde_metadata_errors_total{{runtime=\"containerd\",reason=\"{reason}\"}} > 0"),
+        Duration::from_secs(30),
+        |s| containerd_errors(s, Some(reason)) > 0.0,
+    );
+    assert_held_not_guessed(&agent, &pod, &app);
+
+    // Back to normal: the held container is named (after the agent's next runtime probe and
+    // lookup retry, both bounded).
+    proxy.set(Mode::Forward);
+    let app_id = "/k8s/shop/web-7d4b9c8f6d-x2x9q/app";
+    agent.scrape_until(
+        "the held container named once containerd answers",
+        Duration::from_secs(120),
+        |s| s.has("container_info", &[("container_id", app_id)]),
+    );
+    let s = agent.scrape();
+    assert_sandbox_hidden(&s, &pod, &["app"]);
+}
+
+#[test]
+fn runtime_hanging_mid_run_holds_then_names() {
+    broken_mid_run(
+        "runtime_hanging_mid_run_holds_then_names",
+        Mode::Hang,
+        "timeout",
+    );
+}
+
+#[test]
+fn runtime_garbage_mid_run_holds_then_names() {
+    broken_mid_run(
+        "runtime_garbage_mid_run_holds_then_names",
+        Mode::Garbage,
+        "error",
+    );
+}
