@@ -23,6 +23,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the agent (the default when no subcommand is given).
     Run,
+    /// Mine a log into patterns, as the agent does for container logs: prints each pattern
+    /// with its count, level and a sample, most frequent first.
+    Patterns {
+        /// The log file; standard input when absent.
+        file: Option<PathBuf>,
+        /// Treat every input line as one message (no multi-line joining) and print, for each
+        /// input line in order, its pattern hash and nothing else.
+        #[arg(long)]
+        per_line: bool,
+    },
 }
 
 /// Log verbosity.
@@ -291,6 +301,25 @@ mod tests {
         let err = parse(&["--log-level", "loud"]).unwrap_err().to_string();
         assert!(err.contains("--log-level"), "{err}");
         assert!(parse(&["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn patterns_subcommand() {
+        let cli = parse(&["patterns", "--per-line", "app.log"]).unwrap();
+        match cli.command {
+            Some(Command::Patterns { file, per_line }) => {
+                assert_eq!(file, Some(PathBuf::from("app.log")));
+                assert!(per_line);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["patterns"]).unwrap().command,
+            Some(Command::Patterns {
+                file: None,
+                per_line: false
+            })
+        ));
     }
 
     #[test]

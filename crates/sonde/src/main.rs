@@ -17,9 +17,12 @@ use crate::cli::{AgentArgs, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.agent);
     let result = match cli.command {
-        None | Some(Command::Run) => run_agent(cli.agent),
+        Some(Command::Patterns { file, per_line }) => patterns(file, per_line),
+        None | Some(Command::Run) => {
+            init_logging(&cli.agent);
+            run_agent(cli.agent)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -28,6 +31,29 @@ fn main() -> ExitCode {
             eprintln!("sonde: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `sonde patterns`: the log pattern miner for people and scripts.
+fn patterns(file: Option<std::path::PathBuf>, per_line: bool) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let result = match &file {
+        Some(path) => {
+            let f = std::fs::File::open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            sonde_logs::summarize(
+                std::io::BufReader::with_capacity(256 * 1024, f),
+                per_line,
+                out,
+            )
+        }
+        None => sonde_logs::summarize(std::io::stdin().lock(), per_line, out),
+    };
+    match result {
+        // A closed pipe (`| head`) is a normal end for a command-line tool.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot mine patterns"),
     }
 }
 
