@@ -255,7 +255,7 @@ impl Containerd {
 
     /// Imports the busybox image as [`IMAGE`] into containerd namespace `namespace` (once).
     pub fn import_image(&self, namespace: &str) {
-        let mut imported = self.imported.lock().unwrap();
+        let mut imported = self.imported.lock().unwrap_or_else(|e| e.into_inner());
         if imported.iter().any(|n| n == namespace) {
             return;
         }
@@ -271,7 +271,10 @@ impl Containerd {
         let log_dir = self.dir().join(format!("pods/{namespace}_{name}_{uid}"));
         fs::create_dir_all(&log_dir).expect("pod log dir");
         let config = cri::pod_sandbox_config(name, namespace, &uid, &log_dir);
-        self.pod_uids.lock().unwrap().push(uid.clone());
+        self.pod_uids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(uid.clone());
         let id = self.cri().run_pod_sandbox(&config).unwrap_or_else(|e| {
             panic!(
                 "RunPodSandbox {namespace}/{name}: {e:#}\n{}",
@@ -366,7 +369,12 @@ impl Containerd {
     /// The test's cgroups (relative paths), deepest first.
     fn test_cgroups(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for uid in self.pod_uids.lock().unwrap().iter() {
+        for uid in self
+            .pod_uids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let parent = format!("/kubepods/besteffort/pod{uid}");
             for mount in cgroup_mounts() {
                 if let Ok(entries) = fs::read_dir(mount.join(parent.trim_start_matches('/'))) {
@@ -379,7 +387,7 @@ impl Containerd {
             }
             out.push(parent);
         }
-        for (ns, id) in self.plain.lock().unwrap().iter() {
+        for (ns, id) in self.plain.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             out.push(format!("/{ns}/{id}"));
             out.push(format!("/{ns}"));
         }
@@ -426,6 +434,15 @@ impl Drop for Containerd {
             }
         }
         unmount_under(self.dir.path());
+        // runc's state directories of our namespaces (empty by now; kept if anything uses them).
+        for ns in self
+            .imported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(ns));
+        }
         // libcni's result cache, created on first use; kept when anything else uses it.
         let _ = fs::remove_dir("/var/lib/cni/results");
         let _ = fs::remove_dir("/var/lib/cni");

@@ -303,6 +303,14 @@ metric!(
     "Total number of bytes received from the peer"
 );
 
+// Logs.
+metric!(
+    CONTAINER_LOG_MESSAGES,
+    "container_log_messages_total",
+    Counter,
+    "Number of messages grouped by the automatically extracted repeated pattern"
+);
+
 // Self-metrics that are rendered from subsystem state at scrape time.
 metric!(
     SONDE_CLOUD_METADATA_ERRORS,
@@ -345,4 +353,52 @@ metric!(
     "sonde_new_processes_dropped_total",
     Counter,
     "New processes not looked up at once because the queue was full (the /proc scan finds them)"
+);
+metric!(
+    SONDE_LOG_LINES,
+    "sonde_log_lines_total",
+    Counter,
+    "Log lines read from every source"
+);
+metric!(
+    SONDE_LOG_BYTES,
+    "sonde_log_bytes_total",
+    Counter,
+    "Log bytes read from every source"
+);
+metric!(
+    SONDE_LOG_DECODE_ERRORS,
+    "sonde_log_decode_errors_total",
+    Counter,
+    "Log lines that could not be decoded (malformed Docker JSON or CRI lines)"
+);
+metric!(
+    SONDE_LOG_TRUNCATED_LINES,
+    "sonde_log_truncated_lines_total",
+    Counter,
+    "Log lines longer than the limit, cut"
+);
+metric!(
+    SONDE_LOG_READ_ERRORS,
+    "sonde_log_read_errors_total",
+    Counter,
+    "Failed reads of log files and the journal"
+);
+metric!(
+    SONDE_LOG_SKIPPED_SOURCES,
+    "sonde_log_skipped_sources_total",
+    Counter,
+    "Log sources not followed because a limit (open files, sources per container) was reached"
+);
+metric!(
+    SONDE_LOG_OPEN_FILES,
+    "sonde_log_open_files",
+    Gauge,
+    "Log files being followed"
+);
+metric!(
+    SONDE_LOG_MEMORY,
+    "sonde_log_memory_bytes",
+    Gauge,
+    "Approximate memory of log pattern counters and readers"
 );

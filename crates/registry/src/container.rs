@@ -62,6 +62,8 @@ pub struct Container {
     pub naming: Naming,
     pub image: String,
     pub log_path: Option<PathBuf>,
+    /// How the runtime writes its logs ("json-file", "cri", ...).
+    pub log_driver: Option<String>,
     /// Live processes. Bounded by the node's process count; emptied as processes exit.
     pub pids: HashSet<u32>,
     /// When its oldest known process started: the container's age for `--min-container-age`.

@@ -109,7 +109,7 @@ impl ProcScanner {
 
 /// Start time (clock ticks since boot) and cgroups of one process; Ok(None) when it is gone,
 /// Err(()) when its files are unreadable or malformed. `buf` is reused between calls.
-pub fn read_process(
+pub(crate) fn read_process(
     procfs: &Path,
     pid: u32,
     buf: &mut String,

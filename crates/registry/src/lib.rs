@@ -15,6 +15,7 @@ pub mod delays;
 pub mod discovery;
 pub mod exposition;
 pub mod health;
+mod logs_sync;
 pub mod metadata;
 pub mod net;
 pub mod render;
@@ -70,6 +71,8 @@ pub struct RegistryConfig {
     pub cloud: Option<sonde_cloud::CloudHandle>,
     /// The eBPF tracer: process, OOM and TCP events.
     pub tracer: TracerSettings,
+    /// Log pattern mining (`disabled` for --disable-log-parsing).
+    pub logs: sonde_logs::LogManagerConfig,
 }
 
 /// Failure to start the registry.
@@ -105,6 +108,7 @@ struct Inner {
     events: mpsc::Sender<Event>,
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
+    logs: Option<Arc<sonde_logs::LogManager>>,
 }
 
 /// Sends events to the registry without ever blocking: when the queue is full the event is
@@ -198,7 +202,15 @@ impl Registry {
         let tracer =
             tracer_bridge::NetTracer::start(&config.tracer, &config.node_paths.procfs, &health);
         let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
+        let logs = if config.logs.disabled {
+            health.down("logs", "log parsing is off (--disable-log-parsing)");
+            None
+        } else {
+            health.up("logs");
+            Some(Arc::new(sonde_logs::LogManager::start(config.logs.clone())))
+        };
         let inner = Arc::new(Inner {
+            logs: logs.clone(),
             net: tracer.as_ref().map(|(t, _)| t.clone()),
             bridge_stats: bridge_stats.clone(),
             state: Mutex::new(state),
@@ -224,6 +236,9 @@ impl Registry {
                 inner.health.clone(),
                 bridge_stats,
             ));
+        }
+        if let Some(manager) = logs {
+            tokio::spawn(logs_sync::run(inner.clone(), manager));
         }
         tokio::spawn(resolver.clone().watch_runtimes());
         tokio::spawn(resolver.run(lookups_rx, events_tx.clone()));
@@ -302,6 +317,9 @@ impl Registry {
             &inner.node_labels,
             &mut families,
         );
+        if let Some(logs) = &inner.logs {
+            render::render_logs(&exported, logs, &inner.node_labels, &mut families);
+        }
         if let Some(cloud) = &inner.config.cloud {
             render::render_cloud(cloud, &inner.node_labels, &mut families);
         }

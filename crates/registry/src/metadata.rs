@@ -198,6 +198,11 @@ impl Resolver {
             }
             Err(e) => {
                 flag.store(false, Ordering::Relaxed);
+                // Counted like a failed lookup: containers of this runtime are held because of it.
+                self.metrics
+                    .metadata_errors
+                    .with_label_values(&[name, error_reason(&e)])
+                    .inc();
                 self.health.down(
                     name,
                     format!(
@@ -313,5 +318,15 @@ impl Resolver {
                 outcome
             }
         }
+    }
+}
+
+/// The `reason` label of `sonde_metadata_errors_total`.
+fn error_reason(e: &sonde_runtime::Error) -> &'static str {
+    match e {
+        sonde_runtime::Error::NotFound { .. } => "not_found",
+        sonde_runtime::Error::Timeout { .. } => "timeout",
+        sonde_runtime::Error::Unavailable { .. } => "unavailable",
+        _ => "error",
     }
 }

@@ -398,3 +398,65 @@ pub fn render_cloud(
         f.finish(node, out);
     }
 }
+
+/// `container_log_messages_total{source,level,pattern_hash,sample}` of every exported container,
+/// and the log subsystem's own counters. Below warning, messages count under `pattern_hash=""`;
+/// at warning and above, the patterns beyond `--log-patterns-per-container` count under one
+/// `pattern_hash="unclassified"` series per source and level.
+pub fn render_logs(
+    containers: &[ExportedContainer],
+    logs: &sonde_logs::LogManager,
+    node: &NodeLabels,
+    out: &mut Vec<MetricFamily>,
+) {
+    let mut f = Family::new(&cat::CONTAINER_LOG_MESSAGES);
+    let mut hash = String::with_capacity(16);
+    for c in containers {
+        logs.for_each(&c.key, |source, level, pattern, sample, count| {
+            hash.clear();
+            match pattern {
+                Some(h) => {
+                    let _ = write!(hash, "{h:016x}");
+                }
+                None if level.keeps_patterns() => hash.push_str("unclassified"),
+                None => {}
+            }
+            f.add(
+                &[
+                    ("container_id", &c.container_id),
+                    ("source", source),
+                    ("level", level.as_str()),
+                    ("pattern_hash", &hash),
+                    ("sample", sample),
+                ],
+                count as f64,
+            );
+        });
+    }
+    f.finish(node, out);
+
+    let stats = logs.stats();
+    for (def, value) in [
+        (&cat::SONDE_LOG_LINES, stats.lines as f64),
+        (&cat::SONDE_LOG_BYTES, stats.bytes as f64),
+        (&cat::SONDE_LOG_DECODE_ERRORS, stats.decode_errors as f64),
+        (
+            &cat::SONDE_LOG_TRUNCATED_LINES,
+            stats.truncated_lines as f64,
+        ),
+        (
+            &cat::SONDE_LOG_READ_ERRORS,
+            (stats.read_errors + stats.journal_errors) as f64,
+        ),
+        (
+            &cat::SONDE_LOG_SKIPPED_SOURCES,
+            stats.skipped_sources as f64,
+        ),
+        (&cat::SONDE_LOG_OPEN_FILES, stats.open_files as f64),
+        (&cat::SONDE_LOG_MEMORY, stats.memory_bytes as f64),
+    ] {
+        let mut f = Family::new(def);
+        f.add(&[], value);
+        f.finish(node, out);
+    }
+}

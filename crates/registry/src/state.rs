@@ -244,6 +244,7 @@ impl State {
             naming,
             image: String::new(),
             log_path: None,
+            log_driver: None,
             pids: Default::default(),
             started_at: started,
             empty_since: None,
@@ -309,6 +310,7 @@ impl State {
                 };
                 c.image = md.image.clone();
                 c.log_path = md.log_path.clone();
+                c.log_driver = md.log_driver.clone();
             }
             MetadataOutcome::NotFound => {
                 c.naming = retry(source, attempts, now, "not found in the runtime".into());

@@ -303,18 +303,15 @@ impl Bridge {
             // Exits normally keep this small; a flood of forks without exits is bounded here.
             self.announced.clear();
         }
-        match read_process(&self.procfs, pid, &mut self.buf) {
-            Ok(Some((start_ticks, cgroups))) => {
-                self.events.send(Event::ProcessSeen {
-                    pid,
-                    start_ticks,
-                    age: self.clock.age(start_ticks),
-                    cgroups,
-                });
-                self.announced.insert(pid);
-            }
-            // Gone or unreadable: the registry may still know it from the /proc scan.
-            Ok(None) | Err(()) => {}
+        // Gone or unreadable: the registry may still know it from the /proc scan.
+        if let Ok(Some((start_ticks, cgroups))) = read_process(&self.procfs, pid, &mut self.buf) {
+            self.events.send(Event::ProcessSeen {
+                pid,
+                start_ticks,
+                age: self.clock.age(start_ticks),
+                cgroups,
+            });
+            self.announced.insert(pid);
         }
     }
 

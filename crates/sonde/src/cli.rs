@@ -197,6 +197,20 @@ pub struct AgentArgs {
     #[arg(long, env = "DISABLE_EBPF", global = true)]
     pub disable_ebpf: bool,
 
+    // --- Logs ---
+    /// Patterns kept per container, log source and level (warning and above); new patterns
+    /// beyond it count under one "unclassified" series.
+    #[arg(long, env = "LOG_PATTERNS_PER_CONTAINER", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub log_patterns_per_container: u32,
+
+    /// Longest label value (log samples are cut to it, on a character boundary).
+    #[arg(long, env = "MAX_LABEL_LENGTH", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=1_048_576), global = true)]
+    pub max_label_length: u32,
+
+    /// Do not read container logs (no container_log_messages_total).
+    #[arg(long, env = "DISABLE_LOG_PARSING", global = true)]
+    pub disable_log_parsing: bool,
+
     // --- Delay accounting ---
     /// Turn on kernel.task_delayacct at start when it is off (kernels >= 5.14 default to off;
     /// without it disk delay reads zero).

@@ -112,6 +112,13 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         version,
         enable_delay_accounting: args.enable_delay_accounting,
         cloud: Some(sonde_cloud::spawn(cloud_config(&args))),
+        logs: sonde_logs::LogManagerConfig {
+            max_patterns_per_level: args.log_patterns_per_container as usize,
+            max_sample_len: args.max_label_length as usize,
+            host_root: args.host_root(),
+            disabled: args.disable_log_parsing,
+            ..Default::default()
+        },
         tracer: sonde_registry::TracerSettings {
             enabled: !args.disable_ebpf,
             ephemeral_ports: args.ephemeral_port_range.clone(),
