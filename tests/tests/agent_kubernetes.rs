@@ -235,8 +235,9 @@ fn pod_containers_are_named_as_coroot_does() {
     let raw = series_mentioning(&s, &app);
     assert!(raw.is_empty(), "container id {app} leaked: {raw:?}");
 
-    // app_id rides on the network metrics only; when any series of the container has one, it
-    // is the workload.
+    // app_id rides on the network metrics only (proven with real connections in
+    // pod_connections_carry_the_workload_app_id); any series of the app that has one carries
+    // the workload.
     for sample in &s.samples {
         if sample.labels.get("container_id").map(String::as_str) == Some(app_id)
             && let Some(a) = sample.labels.get("app_id")
@@ -244,6 +245,162 @@ fn pod_containers_are_named_as_coroot_does() {
             assert_eq!(a, "/k8s/shop/web", "{sample:?}");
         }
     }
+}
+
+/// The app container's command: a listener on 8080 (each accepted connection held 2 s by
+/// `sleep 2`, so the connecting `nc` lives long enough for its pid to be resolved), then a
+/// connect to the pod's own eth0 address on 8080 every second. Not loopback (which counts only
+/// in the host's network namespace) and not an ephemeral port, so it is a destination.
+const CONNECT_TO_SELF: &str = r#"nc -ll -p 8080 -e sleep 2 &
+while :; do
+  ip=$(ip -4 addr show dev eth0 | sed -n 's/.*inet \([0-9.]*\).*/\1/p')
+  [ -n "$ip" ] && nc -w 1 "$ip" 8080 </dev/null
+  sleep 1
+done"#;
+
+/// The IPv4 addresses local to the network namespace of `pid`, other than loopback (the host
+/// routes of the `local` table in `/proc/<pid>/net/fib_trie`: a `|-- a.b.c.d` line followed by
+/// `/32 host LOCAL`).
+fn netns_local_ipv4(pid: u32) -> Vec<std::net::Ipv4Addr> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie")).unwrap();
+    let mut out = Vec::new();
+    let mut last = None;
+    for line in text.lines() {
+        let t = line.trim_start_matches([' ', '|', '+', '-']).trim();
+        if let Ok(ip) = t.parse::<std::net::Ipv4Addr>() {
+            last = Some(ip);
+        } else if t == "/32 host LOCAL"
+            && let Some(ip) = last
+            && !ip.is_loopback()
+            && !out.contains(&ip)
+        {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// The addresses listening on `port` in the network namespace of `pid`, as `SocketAddr`
+/// displays them (`0.0.0.0:8080`, `[::]:8080`), from `/proc/<pid>/net/tcp{,6}`.
+fn netns_listeners(pid: u32, port: u16) -> Vec<String> {
+    let mut out = Vec::new();
+    for file in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st ...; 0A is TCP_LISTEN.
+            let (Some(local), Some("0A")) = (f.get(1), f.get(3).copied()) else {
+                continue;
+            };
+            let (hex_ip, hex_port) = local.split_once(':').unwrap();
+            if u16::from_str_radix(hex_port, 16).unwrap() != port {
+                continue;
+            }
+            // The address is in 32-bit words, each in host (little-endian) byte order.
+            let words: Vec<u32> = (0..hex_ip.len() / 8)
+                .map(|i| u32::from_str_radix(&hex_ip[i * 8..i * 8 + 8], 16).unwrap())
+                .collect();
+            let ip: std::net::IpAddr = if words.len() == 1 {
+                std::net::Ipv4Addr::from(words[0].to_le_bytes()).into()
+            } else {
+                let mut b = [0u8; 16];
+                for (i, w) in words.iter().enumerate() {
+                    b[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+                }
+                std::net::Ipv6Addr::from(b).into()
+            };
+            out.push(std::net::SocketAddr::new(ip, port).to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn pod_connections_carry_the_workload_app_id() {
+    let _serial = serial();
+    let test = "pod_connections_carry_the_workload_app_id";
+    let Some(ctrd) = Containerd::new(test) else {
+        return;
+    };
+    require_containerd_flag(test);
+    // The agent first: its tracer sees sockets change, not the sockets that already exist.
+    let agent = agent_for(ctrd.socket());
+    agent.scrape_until("the tracer up", Duration::from_secs(60), |s| {
+        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
+    });
+    let pod = ctrd.run_pod("web-7d4b9c8f6d-x2x9q", "shop");
+    let app = ctrd.run_container(&pod, "app", &["sh", "-c", CONNECT_TO_SELF]);
+    let pid = ctrd.cri().container_pid(&app).unwrap();
+    let ips = netns_local_ipv4(pid);
+    assert_eq!(ips.len(), 1, "the pod's addresses: {ips:?}");
+    assert!(ips[0].is_private(), "pod address {} not private", ips[0]);
+    let destination = format!("{}:8080", ips[0]);
+    let listeners = sonde_integration_tests::wait_for(
+        "the app's listener on 8080",
+        Duration::from_secs(30),
+        || Some(netns_listeners(pid, 8080)).filter(|l| !l.is_empty()),
+    );
+
+    let container_id = "/k8s/shop/web-7d4b9c8f6d-x2x9q/app";
+    let app_id = "/k8s/shop/web";
+    let connects = |s: &Scrape| {
+        s.value(
+            "container_net_tcp_successful_connects_total",
+            &[
+                ("container_id", container_id),
+                ("destination", &destination),
+                ("actual_destination", &destination),
+                ("app_id", app_id),
+            ],
+        )
+        .unwrap_or(0.0)
+    };
+    let s = agent.scrape_until(
+        &format!(
+            "container_net_tcp_successful_connects_total{{container_id=\"{container_id}\",\
+             destination=\"{destination}\",app_id=\"{app_id}\"}} >= 1"
+        ),
+        Duration::from_secs(60),
+        |s| connects(s) >= 1.0,
+    );
+    for l in &listeners {
+        assert_eq!(
+            s.value(
+                "container_net_tcp_listen_info",
+                &[
+                    ("container_id", container_id),
+                    ("listen_addr", l),
+                    ("proxy", "")
+                ],
+            ),
+            Some(1.0),
+            "listener {l} of {container_id} not reported:\n{}",
+            series_mentioning(&s, container_id)
+                .iter()
+                .filter(|x| x.name.starts_with("container_net_"))
+                .map(|x| format!("{x:?}\n"))
+                .collect::<String>()
+        );
+    }
+    // Every network series of the app carries its workload, and only it; the sandbox (which
+    // shares the network namespace but opens no socket) exports nothing.
+    let net: Vec<_> = s
+        .find("container_net_tcp_successful_connects_total", &[])
+        .chain(s.find("container_net_tcp_active_connections", &[]))
+        .chain(s.find("container_net_tcp_bytes_sent_total", &[]))
+        .filter(|x| x.labels.get("container_id").map(String::as_str) == Some(container_id))
+        .collect();
+    assert!(!net.is_empty());
+    for x in &net {
+        assert_eq!(x.labels["app_id"], app_id, "{x:?}");
+    }
+    assert_sandbox_hidden(&s, &pod, &["app"]);
+    assert!(series_mentioning(&s, &app).is_empty());
+    // The counter keeps counting: the loop connects every second.
+    let before = connects(&s);
+    agent.scrape_until("more connects", Duration::from_secs(60), |s| {
+        connects(s) > before
+    });
 }
 
 #[test]
