@@ -41,6 +41,9 @@ struct Wanted {
 pub(crate) async fn run(inner: Arc<Inner>, manager: Arc<LogManager>) {
     let mut applied: HashMap<String, Applied> = HashMap::new();
     let mut open_files: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    // The previous scan's findings: a file is dropped only after two scans without it, so a
+    // writer still holding a just-renamed file (x.log.1) does not cost the x.log source.
+    let mut previous_scan: HashMap<String, Vec<PathBuf>> = HashMap::new();
     let mut last_open_scan: Option<Instant> = None;
     let mut ticker = tokio::time::interval(SYNC_INTERVAL);
     loop {
@@ -49,20 +52,23 @@ pub(crate) async fn run(inner: Arc<Inner>, manager: Arc<LogManager>) {
         let scan_files = last_open_scan.is_none_or(|t| t.elapsed() >= OPEN_FILES_INTERVAL);
         let procfs = inner.config.node_paths.procfs.clone();
         let manager = manager.clone();
-        let mut state = (applied, open_files);
+        let mut state = (applied, open_files, previous_scan);
         let done = tokio::task::spawn_blocking(move || {
-            let (applied, open_files) = &mut state;
+            let (applied, open_files, previous) = &mut state;
             if scan_files {
-                *open_files = scan_open_files(&procfs, &wanted);
+                let found = scan_open_files(&procfs, &wanted);
+                *open_files = union(&found, previous);
+                *previous = found;
             }
             reconcile(&manager, &wanted, open_files, applied);
             state
         })
         .await;
         match done {
-            Ok((a, o)) => {
+            Ok((a, o, p)) => {
                 applied = a;
                 open_files = o;
+                previous_scan = p;
                 if scan_files {
                     last_open_scan = Some(Instant::now());
                 }
@@ -125,6 +131,21 @@ fn scan_open_files(procfs: &Path, wanted: &[Wanted]) -> HashMap<String, Vec<Path
         if !files.is_empty() {
             out.insert(w.key.clone(), files);
         }
+    }
+    out
+}
+
+/// Per container, the files found now or by the previous scan.
+fn union(
+    now: &HashMap<String, Vec<PathBuf>>,
+    before: &HashMap<String, Vec<PathBuf>>,
+) -> HashMap<String, Vec<PathBuf>> {
+    let mut out = now.clone();
+    for (key, files) in before {
+        let entry = out.entry(key.clone()).or_default();
+        entry.extend(files.iter().cloned());
+        entry.sort();
+        entry.dedup();
     }
     out
 }
