@@ -402,7 +402,27 @@ metric!(
     Gauge,
     "Approximate memory of log pattern counters and readers"
 );
-metric!(SONDE_LOG_ROTATIONS, "sonde_log_rotations_total", Counter, "Log files followed across a rename or re-creation");
-metric!(SONDE_LOG_TRUNCATIONS, "sonde_log_truncations_total", Counter, "Log files found truncated (copytruncate) and read again from the start");
-metric!(SONDE_JOURNAL_ENTRIES, "sonde_journal_entries_total", Counter, "journald entries read");
-metric!(SONDE_JOURNAL_OPEN, "sonde_journal_open", Gauge, "Whether a journal (/run/log/journal or /var/log/journal under the host root) is being read");
+metric!(
+    SONDE_LOG_ROTATIONS,
+    "sonde_log_rotations_total",
+    Counter,
+    "Log files followed across a rename or re-creation"
+);
+metric!(
+    SONDE_LOG_TRUNCATIONS,
+    "sonde_log_truncations_total",
+    Counter,
+    "Log files found truncated (copytruncate) and read again from the start"
+);
+metric!(
+    SONDE_JOURNAL_ENTRIES,
+    "sonde_journal_entries_total",
+    Counter,
+    "journald entries read"
+);
+metric!(
+    SONDE_JOURNAL_OPEN,
+    "sonde_journal_open",
+    Gauge,
+    "Whether a journal (/run/log/journal or /var/log/journal under the host root) is being read"
+);
