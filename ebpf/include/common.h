@@ -32,7 +32,8 @@ struct proc_event {
 	__u32 pid;       /* tgid */
 	__u32 ppid;      /* ProcessStart: tgid of the forking task */
 	__s32 exit_code; /* ProcessExit: raw wait status (code << 8 | signal) */
-	__u64 cgroup_id; /* ProcessStart: cgroup v2 id of the forking task */
+	__u64 cgroup_id; /* ProcessStart: cgroup v2 id of the forking task;
+			  * OomKill: cgroup v2 id of the victim (see src/proc.c) */
 };
 
 /* 88 bytes. */
@@ -53,8 +54,10 @@ struct tcp_event {
 };
 
 /*
- * Index into the per-CPU `lost` counter, one slot per program. Userspace maps
- * the index to the program name (crates/tracer/src/maps.rs LOST_SLOTS).
+ * Index into the per-CPU `lost` counter. Slots 0-4: events of that program
+ * dropped because the ring was full. Slot 5: TCP connects whose tracking state
+ * was lost (see src/tcp.c). Userspace maps the index to a name
+ * (crates/tracer/src/loader.rs PROGRAMS and LOST_TCP_UNTRACKED).
  */
 enum lost_slot {
 	LOST_TASK_NEWTASK = 0,
@@ -62,6 +65,7 @@ enum lost_slot {
 	LOST_MARK_VICTIM = 2,
 	LOST_SOCK_STATE = 3,
 	LOST_RETRANSMIT = 4,
+	LOST_TCP_UNTRACKED = 5,
 	LOST_SLOTS = 8,
 };
 

@@ -69,6 +69,11 @@ enum {
 #define IPPROTO_TCP 6
 #define CLONE_THREAD 0x00010000
 
+/* Context of raw_tp programs: the tracepoint's TP_PROTO arguments (uapi). */
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
+};
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 /* ---- tracepoint contexts (include/trace/events/...) ---- */
@@ -124,10 +129,15 @@ struct trace_event_raw_sched_process_exit {
 	bool group_dead;
 };
 
-/* oom/mark_victim */
+/*
+ * oom/mark_victim. total_vm (and uid, rss...) arrived when the tracepoint's
+ * TP_PROTO became (struct task_struct *task, uid_t uid) instead of (int pid):
+ * its presence in the kernel's BTF tells a raw_tp program what args[0] is.
+ */
 struct trace_event_raw_mark_victim {
 	struct trace_entry ent;
 	int pid;
+	unsigned long total_vm;
 };
 
 /* ---- kernel objects read through CO-RE ---- */
@@ -140,11 +150,25 @@ struct signal_struct {
 	atomic_t live;
 };
 
+/* cgroup v2 id = kernfs node id (the directory's inode number), 5.5+. */
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp; /* the task's cgroup in the unified (v2) hierarchy */
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
 	int exit_code;
 	struct signal_struct *signal;
+	struct css_set *cgroups;
 };
 
 struct ns_common {

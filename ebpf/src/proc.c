@@ -16,6 +16,22 @@
  *                           test do_exit() makes just before the tracepoint.
  *   oom/mark_victim         the OOM killer chose a victim (memcg or global).
  *                           Fires exactly once per kill. (kernel >= 4.8)
+ *                           Two programs, the loader attaches one:
+ *                           - oom_mark_victim_task (raw_tp, preferred): on
+ *                             kernels whose TP_PROTO passes the victim's
+ *                             task_struct (the change that added
+ *                             total_vm/uid to the event), reads the victim's own tgid
+ *                             and cgroup v2 id through CO-RE, so a container
+ *                             whose only process is already gone by the time
+ *                             userspace looks is still attributed, and a global
+ *                             OOM is attributed to the victim, not to whichever
+ *                             task happened to allocate;
+ *                           - oom_mark_victim (classic tracepoint, fallback when
+ *                             raw_tp cannot attach): the tracepoint only carries
+ *                             the pid, so the cgroup is the current (allocating)
+ *                             task's. For a memcg OOM that task is charged to
+ *                             the same memcg subtree as the victim (usually it
+ *                             is the victim); for a global OOM it may be any task.
  *
  * Why: discovery by events instead of /proc polling, exit codes for restarts,
  * and exact OOM kill counts.
@@ -61,12 +77,35 @@ int sched_process_exit(struct trace_event_raw_sched_process_exit *ctx)
 	return 0;
 }
 
+SEC("raw_tp/mark_victim")
+int oom_mark_victim_task(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct trace_event_raw_mark_victim *layout = 0;
+	struct proc_event e = {};
+
+	e.type = EVENT_OOM_KILL;
+	if (bpf_core_field_exists(layout->total_vm)) {
+		/* TP_PROTO(struct task_struct *task, uid_t uid) */
+		struct task_struct *task = (struct task_struct *)ctx->args[0];
+		e.pid = BPF_CORE_READ(task, tgid);
+		e.cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	} else {
+		/* TP_PROTO(int pid): no task to read; see the fallback's caveat. */
+		e.pid = (__u32)ctx->args[0];
+		e.cgroup_id = bpf_get_current_cgroup_id();
+	}
+	emit(&e, sizeof(e), LOST_MARK_VICTIM);
+	return 0;
+}
+
 SEC("tracepoint/oom/mark_victim")
 int oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
 {
 	struct proc_event e = {};
 	e.type = EVENT_OOM_KILL;
 	e.pid = ctx->pid;
+	/* The allocating task's cgroup: same memcg subtree for a memcg OOM. */
+	e.cgroup_id = bpf_get_current_cgroup_id();
 	emit(&e, sizeof(e), LOST_MARK_VICTIM);
 	return 0;
 }

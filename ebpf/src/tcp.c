@@ -21,6 +21,21 @@
  *       CLOSE -> LISTEN, LISTEN -> CLOSE  listening sockets.
  *     Accepted (inbound) sockets never pass CLOSE -> SYN_SENT, so they are never
  *     in `connecting`/`active` and never reported as connects.
+ *
+ *     Never silent: a tracepoint program run can be skipped by the kernel (a
+ *     softirq arriving while another BPF program or a BPF map syscall holds
+ *     this CPU's bpf_prog_active; the kernel counts it in the program's
+ *     recursion_misses, which the loader adds to lost_events()), and a map
+ *     update can fail (-ENOMEM when the LRU cannot find a free node, -EBUSY or
+ *     -EDEADLK from the bucket lock). Each such loss of tracking state is
+ *     counted in the LOST_TCP_UNTRACKED slot ("tcp_untracked"), and the
+ *     connect is still reported when its end is seen:
+ *       - SYN_SENT -> ESTABLISHED/CLOSE with no `connecting` entry: ConnectOk /
+ *         ConnectFailed with pid 0 (unknown) and duration 0 (unknown);
+ *       - -> CLOSE of a socket still in `connecting` (its ESTABLISHED was
+ *         missed): ConnectOk (duration 0) then ConnectionClosed with bytes.
+ *     The extra `connecting` lookup on close happens only when `active` has no
+ *     entry (inbound sockets), never on the connect path.
  *   tcp/tcp_retransmit_skb    a segment was retransmitted (kernel >= 4.15).
  *                             Attributed through `active` (or `connecting` for
  *                             SYN retransmits); untracked sockets are ignored.
@@ -35,7 +50,9 @@
  */
 
 /* In-flight connects. Sized for connect bursts; LRU so a lost transition
- * (e.g. a socket freed without a CLOSE event) cannot leak an entry forever. */
+ * (e.g. a socket freed without a CLOSE event) cannot leak an entry forever,
+ * and so a full map evicts the oldest entry instead of failing the update
+ * (a preallocated BPF_MAP_TYPE_HASH returns -E2BIG when full). */
 #define CONNECTING_MAX 16384
 /* Tracked open outbound connections; default, the loader may override. */
 #define ACTIVE_MAX 131072
@@ -157,47 +174,106 @@ static __always_inline int on_listen(struct trace_event_raw_inet_sock_set_state 
 	return 0;
 }
 
+/* Emits ConnectOk and starts tracking the connection in `active`. */
+static __always_inline void connect_ok(struct trace_event_raw_inet_sock_set_state *ctx,
+				       __u64 sk, __u32 pid, __u32 netns, __u64 duration_ns)
+{
+	struct tcp_event e = {};
+	addrs_from_state(&e, ctx);
+	e.type = EVENT_CONNECT_OK;
+	e.sock = sk;
+	e.pid = pid;
+	e.netns = netns;
+	e.duration_ns = duration_ns;
+
+	struct connection conn = {};
+	conn.pid = pid;
+	conn.netns = netns;
+	conn.family = e.family;
+	conn.sport = e.sport;
+	conn.dport = e.dport;
+	__builtin_memcpy(conn.saddr, e.saddr, sizeof(conn.saddr));
+	__builtin_memcpy(conn.daddr, e.daddr, sizeof(conn.daddr));
+	/* Without an `active` entry the close (and its bytes) would be missed. */
+	if (bpf_map_update_elem(&active, &sk, &conn, BPF_ANY) != 0)
+		count_lost(LOST_TCP_UNTRACKED);
+	emit(&e, sizeof(e), LOST_SOCK_STATE);
+}
+
 static __always_inline int on_connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
 					   __u64 sk, int newstate)
 {
-	struct connecting *c = bpf_map_lookup_elem(&connecting, &sk);
-	if (!c)
-		return 0;
 	/* Simultaneous open (SYN_SENT -> SYN_RECV): wait for the final state. */
 	if (newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
 		return 0;
 
-	struct tcp_event e = {};
-	addrs_from_state(&e, ctx);
-	e.sock = sk;
-	e.pid = c->pid;
-	e.netns = c->netns;
-	if (newstate == TCP_ESTABLISHED) {
-		e.type = EVENT_CONNECT_OK;
-		e.duration_ns = bpf_ktime_get_ns() - c->start_ns;
-
-		struct connection conn = {};
-		conn.pid = c->pid;
-		conn.netns = c->netns;
-		conn.family = e.family;
-		conn.sport = e.sport;
-		conn.dport = e.dport;
-		__builtin_memcpy(conn.saddr, e.saddr, sizeof(conn.saddr));
-		__builtin_memcpy(conn.daddr, e.daddr, sizeof(conn.daddr));
-		bpf_map_update_elem(&active, &sk, &conn, BPF_ANY);
+	__u32 pid = 0, netns;
+	__u64 duration_ns = 0;
+	struct connecting *c = bpf_map_lookup_elem(&connecting, &sk);
+	if (c) {
+		pid = c->pid;
+		netns = c->netns;
+		duration_ns = bpf_ktime_get_ns() - c->start_ns;
+		bpf_map_delete_elem(&connecting, &sk);
 	} else {
-		e.type = EVENT_CONNECT_FAILED;
+		/*
+		 * CLOSE -> SYN_SENT was not recorded (its run was skipped or its
+		 * map update failed, or the connect began before the tracer).
+		 * The connect still happened: report it with pid 0 (unknown) and
+		 * duration 0 (unknown) so per-destination counts stay exact, and
+		 * count it so the loss of attribution is visible.
+		 */
+		count_lost(LOST_TCP_UNTRACKED);
+		netns = sk_netns(sk);
 	}
-	bpf_map_delete_elem(&connecting, &sk);
-	emit(&e, sizeof(e), LOST_SOCK_STATE);
+
+	if (newstate == TCP_ESTABLISHED) {
+		connect_ok(ctx, sk, pid, netns, duration_ns);
+	} else {
+		struct tcp_event e = {};
+		addrs_from_state(&e, ctx);
+		e.type = EVENT_CONNECT_FAILED;
+		e.sock = sk;
+		e.pid = pid;
+		e.netns = netns;
+		emit(&e, sizeof(e), LOST_SOCK_STATE);
+	}
 	return 0;
 }
 
-static __always_inline int on_close(__u64 sk)
+static __always_inline int on_close(struct trace_event_raw_inet_sock_set_state *ctx,
+				    __u64 sk, int oldstate)
 {
 	struct connection *conn = bpf_map_lookup_elem(&active, &sk);
-	if (!conn)
-		return 0;
+	if (!conn) {
+		/*
+		 * Still in `connecting` after leaving SYN_SENT: the connect's
+		 * final transition was never seen (its run was skipped, see
+		 * lost_events(), or a simultaneous open went through SYN_RECV).
+		 * Report the connect now, so it is counted, then fall through to
+		 * the close with its bytes. Duration unknown: 0.
+		 */
+		struct connecting *c = bpf_map_lookup_elem(&connecting, &sk);
+		if (!c)
+			return 0;
+		__u32 pid = c->pid, netns = c->netns;
+		bpf_map_delete_elem(&connecting, &sk);
+		count_lost(LOST_TCP_UNTRACKED);
+		if (oldstate == TCP_SYN_RECV) {
+			struct tcp_event e = {};
+			addrs_from_state(&e, ctx);
+			e.type = EVENT_CONNECT_FAILED;
+			e.sock = sk;
+			e.pid = pid;
+			e.netns = netns;
+			emit(&e, sizeof(e), LOST_SOCK_STATE);
+			return 0;
+		}
+		connect_ok(ctx, sk, pid, netns, 0);
+		conn = bpf_map_lookup_elem(&active, &sk);
+		if (!conn)
+			return 0;
+	}
 
 	struct tcp_event e = {};
 	e.type = EVENT_CONNECTION_CLOSED;
@@ -230,7 +306,10 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		c.start_ns = bpf_ktime_get_ns();
 		c.pid = bpf_get_current_pid_tgid() >> 32;
 		c.netns = sk_netns(sk);
-		bpf_map_update_elem(&connecting, &sk, &c, BPF_ANY);
+		/* A failure here is counted; the connect is still reported at
+		 * its end, with pid 0 (see on_connect_done). */
+		if (bpf_map_update_elem(&connecting, &sk, &c, BPF_ANY) != 0)
+			count_lost(LOST_TCP_UNTRACKED);
 		return 0;
 	}
 	if (oldstate == TCP_SYN_SENT)
@@ -239,7 +318,7 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	    (oldstate == TCP_LISTEN && newstate == TCP_CLOSE))
 		return on_listen(ctx, sk, newstate);
 	if (newstate == TCP_CLOSE)
-		return on_close(sk);
+		return on_close(ctx, sk, oldstate);
 	return 0;
 }
 

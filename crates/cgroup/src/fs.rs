@@ -175,6 +175,44 @@ impl CgroupFs {
     }
 
     /// The root this was detected under.
+    /// The unified (v2) hierarchy's mount: the root on v2, `unified/` on hybrid hosts.
+    pub fn unified_root(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// The path (e.g. "/docker/<id>") of the unified-hierarchy cgroup whose id is `id`, as
+    /// `bpf_get_current_cgroup_id()` reports it (the directory's inode number). Walks the
+    /// hierarchy, at most `MAX_LOOKUP_DIRS` directories: meant for rare events (an OOM kill
+    /// whose process is already gone), never for a hot path.
+    pub fn find_unified_by_id(&self, id: u64) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let root = self.unified.as_deref()?;
+        let mut stack = vec![root.to_path_buf()];
+        let mut visited = 0usize;
+        while let Some(dir) = stack.pop() {
+            visited += 1;
+            if visited > MAX_LOOKUP_DIRS {
+                return None;
+            }
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            if meta.ino() == id {
+                let rel = dir.strip_prefix(root).ok()?;
+                return Some(format!("/{}", rel.to_string_lossy()));
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        None
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -271,6 +309,9 @@ impl CgroupFs {
 fn is_root(path: &str) -> bool {
     path.trim_end_matches('/').is_empty()
 }
+
+/// Bound of the cgroup-id lookup walk.
+const MAX_LOOKUP_DIRS: usize = 100_000;
 
 /// Controllers that make a directory under the root a v1 hierarchy (rather than, say, a stray
 /// directory in a fake tree or a v2 child cgroup).

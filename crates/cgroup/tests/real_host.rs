@@ -228,3 +228,29 @@ fn real_v1_cgroup_with_limits() {
     assert!(err.is_not_found(), "{err:?}");
     assert!(cgfs.cpu(&cg).unwrap_err().is_not_found());
 }
+
+/// The unified-hierarchy lookup by id finds a real cgroup directory from its inode.
+#[test]
+fn finds_a_unified_cgroup_by_its_id() {
+    use std::os::unix::fs::MetadataExt;
+    let root = Path::new("/sys/fs/cgroup");
+    let Ok(cgfs) = CgroupFs::detect(root) else {
+        println!("no cgroupfs here; nothing to look up");
+        return;
+    };
+    let Some(unified) = cgfs.unified_root() else {
+        println!("no unified hierarchy here; nothing to look up");
+        return;
+    };
+    // Any child directory of the unified root will do; make one when we may.
+    let dir = unified.join(format!("sonde-lookup-{}", std::process::id()));
+    if std::fs::create_dir(&dir).is_err() {
+        println!("cannot create a cgroup (not root); nothing to look up");
+        return;
+    }
+    let id = std::fs::metadata(&dir).unwrap().ino();
+    let found = cgfs.find_unified_by_id(id);
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(found, Some(format!("/sonde-lookup-{}", std::process::id())));
+    assert_eq!(cgfs.find_unified_by_id(u64::MAX), None);
+}

@@ -235,6 +235,7 @@ impl Registry {
                 inner.config.node_paths.procfs.clone(),
                 inner.health.clone(),
                 bridge_stats,
+                inner.cgroupfs.clone(),
             ));
         }
         if let Some(manager) = logs {

@@ -32,6 +32,9 @@ pub enum Event {
     ProcessGone { pid: u32 },
     /// The OOM killer chose this process.
     OomKill { pid: u32 },
+    /// The OOM killer chose a process that was gone before it could be placed; `cgroup_path`
+    /// is its unified-hierarchy cgroup (from the kernel's cgroup id).
+    OomKillInCgroup { cgroup_path: String },
     /// A TCP happening of this process (from the tracer).
     Net { pid: u32, event: NetEvent },
     /// The answer to a metadata lookup started by [`State::due_lookups`].
@@ -160,6 +163,7 @@ impl State {
                 Some(c) => c.oom_kills += 1,
                 None => self.unattributed_events += 1,
             },
+            Event::OomKillInCgroup { cgroup_path } => self.oom_in_cgroup(&cgroup_path, now),
             Event::Net { pid, event } => self.apply_net(pid, &event, now),
         }
     }
@@ -234,27 +238,34 @@ impl State {
             }
             return Some(c.cgroup_id.clone());
         }
-        let kind = classify(id);
-        let (naming, runtime_id) = initial_naming(&kind, now)?;
-        let mut container = Container {
-            cgroup_id: id.to_owned(),
-            cgroups: cgroups.clone(),
-            kind,
-            runtime_id,
-            naming,
-            image: String::new(),
-            log_path: None,
-            log_driver: None,
-            pids: Default::default(),
-            started_at: started,
-            empty_since: None,
-            restarts: 0,
-            oom_kills: 0,
-            net: Default::default(),
-        };
-        container.pids.insert(pid);
+        let container = new_container(id, cgroups, started, now)?;
         self.containers.insert(id.to_owned(), container);
+        if let Some(c) = self.containers.get_mut(id) {
+            c.pids.insert(pid);
+        }
         Some(id.to_owned())
+    }
+
+    /// An OOM kill in the cgroup at `path` whose process was gone before it could be placed
+    /// (a container whose only process was killed at once). The container is created, empty,
+    /// if the registry never saw it, so the kill is counted and the container is named and
+    /// exported for its grace period.
+    fn oom_in_cgroup(&mut self, path: &str, now: Instant) {
+        if !self.containers.contains_key(path) {
+            let Ok(cgroups) = ProcessCgroups::parse(&format!("0::{path}\n")) else {
+                self.unattributed_events += 1;
+                return;
+            };
+            let Some(mut container) = new_container(path, &cgroups, now, now) else {
+                self.unattributed_events += 1;
+                return;
+            };
+            container.empty_since = Some(now);
+            self.containers.insert(path.to_owned(), container);
+        }
+        if let Some(c) = self.containers.get_mut(path) {
+            c.oom_kills += 1;
+        }
     }
 
     fn process_gone(&mut self, pid: u32, now: Instant) {
@@ -409,6 +420,33 @@ impl State {
         }
         by_name.into_values().collect()
     }
+}
+
+/// A new container for cgroup `id`, or None when the cgroup is not a container.
+fn new_container(
+    id: &str,
+    cgroups: &ProcessCgroups,
+    started: Instant,
+    now: Instant,
+) -> Option<Container> {
+    let kind = classify(id);
+    let (naming, runtime_id) = initial_naming(&kind, now)?;
+    Some(Container {
+        cgroup_id: id.to_owned(),
+        cgroups: cgroups.clone(),
+        kind,
+        runtime_id,
+        naming,
+        image: String::new(),
+        log_path: None,
+        log_driver: None,
+        pids: Default::default(),
+        started_at: started,
+        empty_since: None,
+        restarts: 0,
+        oom_kills: 0,
+        net: Default::default(),
+    })
 }
 
 /// The naming a new container starts with, and its runtime id; None when the cgroup is not a

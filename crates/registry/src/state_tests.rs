@@ -328,3 +328,68 @@ fn plain_containerd_and_kubernetes_containers_are_named_by_their_runtime() {
     assert_eq!(c.container_id(), Some("/k8s/shop/web-7d4b9c8f6d-x2x9q/app"));
     assert_eq!(c.app_id(), "/k8s/shop/web");
 }
+
+#[test]
+fn oom_kill_of_an_unseen_container_is_counted_and_named() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    s.apply(
+        Event::OomKillInCgroup {
+            cgroup_path: path.clone(),
+        },
+        now,
+    );
+    let c = s.container(&path).unwrap();
+    assert_eq!(c.oom_kills, 1);
+    assert!(c.pids.is_empty() && c.empty_since.is_some());
+    assert_eq!(
+        s.due_lookups(now, |_| true).len(),
+        1,
+        "named through the runtime"
+    );
+    s.apply(found(&path, "oom-victim", &[]), now);
+    assert_eq!(
+        exported_names(&s, &filters(0), now),
+        vec!["/docker/oom-victim"]
+    );
+    // A second kill in the same container counts on the same series.
+    s.apply(
+        Event::OomKillInCgroup {
+            cgroup_path: path.clone(),
+        },
+        now,
+    );
+    assert_eq!(s.container(&path).unwrap().oom_kills, 2);
+    // Not a container: counted as unattributed, nothing created.
+    s.apply(
+        Event::OomKillInCgroup {
+            cgroup_path: "/user.slice".into(),
+        },
+        now,
+    );
+    assert_eq!(s.unattributed_events, 1);
+    // Dropped after the grace period like any empty container.
+    assert_eq!(s.collect_garbage(now + Duration::from_secs(31)), 1);
+}
+
+#[test]
+fn a_restart_is_counted_when_every_process_was_gone() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    s.apply(seen(1, 1, 10, "/system.slice/a.service"), now);
+    s.apply(seen(2, 2, 10, "/system.slice/a.service"), now);
+    s.apply(Event::ProcessGone { pid: 1 }, now);
+    s.apply(seen(3, 3, 0, "/system.slice/a.service"), now);
+    assert_eq!(
+        s.container("/system.slice/a.service").unwrap().restarts,
+        0,
+        "never empty"
+    );
+    s.apply(Event::ProcessGone { pid: 2 }, now);
+    s.apply(Event::ProcessGone { pid: 3 }, now);
+    s.apply(seen(4, 4, 0, "/system.slice/a.service"), now);
+    s.apply(Event::ProcessGone { pid: 4 }, now);
+    s.apply(seen(5, 5, 0, "/system.slice/a.service"), now);
+    assert_eq!(s.container("/system.slice/a.service").unwrap().restarts, 2);
+}

@@ -157,6 +157,7 @@ pub async fn run_bridge(
     procfs: PathBuf,
     health: Health,
     stats: Arc<BridgeStats>,
+    cgroupfs: Option<sonde_cgroup::CgroupFs>,
 ) {
     let clock = match ProcessClock::new(&procfs) {
         Ok(c) => c,
@@ -177,6 +178,7 @@ pub async fn run_bridge(
         pending: VecDeque::new(),
         buf: String::with_capacity(4096),
         stats,
+        cgroupfs,
     };
     let mut batch = Vec::with_capacity(1024);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
@@ -208,6 +210,8 @@ struct Bridge {
     pending: VecDeque<(Instant, u32)>,
     buf: String,
     stats: Arc<BridgeStats>,
+    /// For the rare lookup of a cgroup by the kernel's id.
+    cgroupfs: Option<sonde_cgroup::CgroupFs>,
 }
 
 impl Bridge {
@@ -227,9 +231,24 @@ impl Bridge {
                 self.announced.remove(&pid);
                 self.events.send(Event::ProcessGone { pid });
             }
-            KernelEvent::OomKill { pid } => {
-                self.announce(pid);
-                self.events.send(Event::OomKill { pid });
+            KernelEvent::OomKill { pid, cgroup_id } => {
+                if self.announce(pid) {
+                    self.events.send(Event::OomKill { pid });
+                } else {
+                    // Killed and gone before we could read its cgroup (a container whose only
+                    // process was the victim): find the cgroup from the kernel's id instead.
+                    match self
+                        .cgroupfs
+                        .as_ref()
+                        .and_then(|fs| fs.find_unified_by_id(cgroup_id))
+                    {
+                        Some(cgroup_path) => {
+                            self.events.send(Event::OomKillInCgroup { cgroup_path })
+                        }
+                        // The registry may still know the pid from the /proc scan.
+                        None => self.events.send(Event::OomKill { pid }),
+                    }
+                }
             }
             KernelEvent::ListenOpen { pid, addr, .. } if filter.is_tracked_listen(addr) => {
                 self.net_event(pid, NetEvent::ListenOpen { addr });
@@ -290,14 +309,15 @@ impl Bridge {
     }
 
     fn net_event(&mut self, pid: u32, event: NetEvent) {
-        self.announce(pid);
+        let _ = self.announce(pid);
         self.events.send(Event::Net { pid, event });
     }
 
-    /// Tells the registry which cgroup `pid` is in, once per process.
-    fn announce(&mut self, pid: u32) {
+    /// Tells the registry which cgroup `pid` is in, once per process. False when the process
+    /// could not be read (gone).
+    fn announce(&mut self, pid: u32) -> bool {
         if self.announced.contains(&pid) {
-            return;
+            return true;
         }
         if self.announced.len() >= MAX_ANNOUNCED {
             // Exits normally keep this small; a flood of forks without exits is bounded here.
@@ -312,7 +332,9 @@ impl Bridge {
                 cgroups,
             });
             self.announced.insert(pid);
+            return true;
         }
+        false
     }
 
     /// Announces new processes that had time to settle into their cgroup.
@@ -323,7 +345,7 @@ impl Bridge {
             }
             self.pending.pop_front();
             self.announced.remove(&pid);
-            self.announce(pid);
+            let _ = self.announce(pid);
         }
     }
 }

@@ -38,9 +38,14 @@ pub enum Event {
     /// OOM kill).
     ProcessExit { pid: u32, exit_code: i32 },
     /// The OOM killer chose this task as its victim (exactly once per kill).
-    /// The id is the victim task's; it is the process id except in the rare
-    /// case where the leader had already released its memory.
-    OomKill { pid: u32 },
+    /// `pid` is the victim's process id. `cgroup_id` is the cgroup v2 id (the
+    /// inode number of the cgroup's directory in the unified hierarchy, as
+    /// `bpf_get_current_cgroup_id()` returns) read from the victim task itself
+    /// when the raw tracepoint is attached ([`crate::Tracer::oom_cgroup_is_victims`]);
+    /// otherwise the allocating task's, which for a memory-cgroup OOM is in the
+    /// same memcg subtree (usually the victim itself). Resolve it without
+    /// /proc: the victim may be gone by the time the event is read.
+    OomKill { pid: u32, cgroup_id: u64 },
     /// A socket started listening.
     ListenOpen {
         pid: u32,
@@ -53,7 +58,12 @@ pub enum Event {
         netns: u32,
         addr: SocketAddr,
     },
-    /// An outbound connect succeeded; `duration_ns` is from connect() to ESTABLISHED.
+    /// An outbound connect succeeded; `duration_ns` is from connect() to
+    /// ESTABLISHED. When the kernel lost the connect's start (counted in
+    /// [`crate::LOST_TCP_UNTRACKED`]) `pid` is 0 (unknown: attribute to no
+    /// container) and `duration_ns` 0 (unknown: leave out of latency figures);
+    /// when it lost the ESTABLISHED transition, the event comes late, right
+    /// before the `ConnectionClosed`, with `duration_ns` 0.
     ConnectOk {
         pid: u32,
         netns: u32,
@@ -62,7 +72,8 @@ pub enum Event {
         dst: SocketAddr,
         duration_ns: u64,
     },
-    /// An outbound connect failed (refused, timed out, unreachable).
+    /// An outbound connect failed (refused, timed out, unreachable). `pid` 0:
+    /// the connecting process is unknown (see [`Event::ConnectOk`]).
     ConnectFailed {
         pid: u32,
         netns: u32,
@@ -199,7 +210,10 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     pid,
                     exit_code: exit_code_from_status(u32_at(b, 12) as i32),
                 },
-                _ => Event::OomKill { pid },
+                _ => Event::OomKill {
+                    pid,
+                    cgroup_id: u64_at(b, 16),
+                },
             })
         }
         EVENT_LISTEN_OPEN..=EVENT_RETRANSMIT => {

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use decode::{ConnectionBytes, DecodeError, Event};
-pub use loader::{PROGRAMS, Tracer};
+pub use loader::{LOST_TCP_UNTRACKED, PROGRAMS, Tracer};
 pub use stream::EventStream;
 
 /// The compiled eBPF object (built by `make -C ebpf`, committed).

@@ -15,7 +15,10 @@ use crate::stream::EventStream;
 use crate::{Error, OBJECT, TracerConfig, sys};
 
 /// Attached programs: (function name, tracepoint category, tracepoint name).
-/// Their order is the `lost` counter slot order of `ebpf/include/common.h`.
+/// Their order is the `lost` counter slot order of `ebpf/include/common.h`, and
+/// their function names are the `program` names of [`Tracer::lost_events`].
+/// For `oom_mark_victim` the loader prefers the raw tracepoint variant
+/// `oom_mark_victim_task` (victim's own cgroup); the slot name stays the same.
 pub const PROGRAMS: [(&str, &str, &str); 5] = [
     ("task_newtask", "task", "task_newtask"),
     ("sched_process_exit", "sched", "sched_process_exit"),
@@ -32,6 +35,16 @@ const TRACEPOINTS: [&str; 5] = [
     "tcp/tcp_retransmit_skb",
 ];
 
+/// Name, in [`Tracer::lost_events`], of the count of outbound TCP connects whose
+/// kernel tracking state was lost (a failed map update, or a connect's end seen
+/// without its start): they are still reported, with pid 0 when the connecting
+/// process is unknown. Slot `LOST_TCP_UNTRACKED` of `ebpf/include/common.h`.
+pub const LOST_TCP_UNTRACKED: &str = "tcp_untracked";
+const LOST_TCP_UNTRACKED_SLOT: u32 = 5;
+
+/// Raw-tracepoint variant of `oom_mark_victim`, reading the victim task itself.
+const OOM_PROGRAM: &str = "oom_mark_victim";
+const OOM_RAW_PROGRAM: &str = "oom_mark_victim_task";
 const SCAN_PROGRAM: &str = "scan_active";
 const LOST_WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -44,6 +57,9 @@ struct LostWarn {
 pub struct Tracer {
     ebpf: Ebpf,
     lost: PerCpuArray<MapData, u64>,
+    /// The loaded function behind each [`PROGRAMS`] slot (the OOM slot may be
+    /// the raw tracepoint variant), for its kernel `recursion_misses`.
+    attached: Vec<&'static str>,
     scan_error: Option<String>,
     warn: Mutex<LostWarn>,
 }
@@ -121,6 +137,38 @@ fn ensure_tracefs(config: &TracerConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// Loads and attaches the raw-tracepoint OOM program; false (with the reason
+/// logged) if this kernel refuses it, and the classic tracepoint is used.
+fn attach_oom_raw(ebpf: &mut Ebpf) -> bool {
+    let Some(prog) = ebpf
+        .program_mut(OOM_RAW_PROGRAM)
+        .and_then(|p| <&mut RawTracePoint>::try_from(p).ok())
+    else {
+        warn!(
+            program = OOM_RAW_PROGRAM,
+            "Program missing from the object; OOM kills attributed by the allocating task's cgroup"
+        );
+        return false;
+    };
+    let result = prog
+        .load()
+        .map_err(|e| verifier_excerpt(&e))
+        .and_then(|()| {
+            prog.attach("mark_victim")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(()) => true,
+        Err(reason) => {
+            // Leave nothing half-loaded: the classic program takes over.
+            let _ = prog.unload();
+            warn!(reason = %reason, "raw_tp oom/mark_victim unavailable; OOM kills attributed by the allocating task's cgroup");
+            false
+        }
+    }
+}
+
 fn ring_size(bytes: usize) -> u32 {
     let page = 4096usize;
     let size = bytes.max(page).next_power_of_two();
@@ -158,7 +206,12 @@ impl Tracer {
             .load(OBJECT)
             .map_err(object_error)?;
 
+        let mut attached = Vec::with_capacity(PROGRAMS.len());
         for (i, (name, category, tp)) in PROGRAMS.iter().enumerate() {
+            if *name == OOM_PROGRAM && attach_oom_raw(&mut ebpf) {
+                attached.push(OOM_RAW_PROGRAM);
+                continue;
+            }
             let prog: &mut TracePoint = ebpf
                 .program_mut(name)
                 .and_then(|p| p.try_into().ok())
@@ -172,6 +225,7 @@ impl Tracer {
                 tracepoint: TRACEPOINTS[i],
                 source: Box::new(e),
             })?;
+            attached.push(*name);
         }
 
         // Optional: without it only open_connection_bytes degrades.
@@ -218,6 +272,7 @@ impl Tracer {
             Tracer {
                 ebpf,
                 lost,
+                attached,
                 scan_error,
                 warn,
             },
@@ -225,22 +280,27 @@ impl Tracer {
         ))
     }
 
-    /// Events dropped in the kernel because the ring buffer was full, per
-    /// program (per-CPU counters summed), for
-    /// `sonde_ebpf_events_lost_total{program}`. Logs a warning, at most once a
-    /// minute, when the total grew.
+    /// Events lost in the kernel, per program, for
+    /// `sonde_ebpf_events_lost_total{program}`: one entry per [`PROGRAMS`] name
+    /// (events dropped because the ring buffer was full, plus runs the kernel
+    /// skipped because another BPF program or map syscall was active on that
+    /// CPU, its `recursion_misses`), then [`LOST_TCP_UNTRACKED`] (connects whose
+    /// tracking state was lost; still reported, possibly with pid 0). Per-CPU
+    /// counters are summed. Logs a warning, at most once a minute, when the
+    /// total grew.
     pub fn lost_events(&self) -> Vec<(&'static str, u64)> {
-        let mut out = Vec::with_capacity(PROGRAMS.len());
+        let mut out = Vec::with_capacity(PROGRAMS.len() + 1);
         for (i, (name, _, _)) in PROGRAMS.iter().enumerate() {
-            let n = match self.lost.get(&(i as u32), 0) {
-                Ok(values) => values.iter().sum(),
-                Err(e) => {
-                    debug!(program = name, error = %e, "Cannot read lost-event counter");
-                    0
-                }
-            };
+            let mut n = self.lost_slot(i as u32, name);
+            if let Some(function) = self.attached.get(i) {
+                n += self.recursion_misses(function);
+            }
             out.push((*name, n));
         }
+        out.push((
+            LOST_TCP_UNTRACKED,
+            self.lost_slot(LOST_TCP_UNTRACKED_SLOT, LOST_TCP_UNTRACKED),
+        ));
         let total: u64 = out.iter().map(|(_, n)| n).sum();
         if let Ok(mut w) = self.warn.lock()
             && total > w.last_total
@@ -250,13 +310,43 @@ impl Tracer {
                 warn!(
                     lost_since_last_warning = total - w.last_total,
                     lost_total = total,
-                    "eBPF events lost: the ring buffer was full (raise the ring buffer size or check the reader)"
+                    "eBPF events lost or unattributed: ring buffer full (raise its size or check the reader), program runs skipped by the kernel, or connection tracking state lost (see docs/tracer.md)"
                 );
                 w.last_total = total;
                 w.last_warn = Some(Instant::now());
             }
         }
         out
+    }
+
+    fn lost_slot(&self, slot: u32, name: &str) -> u64 {
+        match self.lost.get(&slot, 0) {
+            Ok(values) => values.iter().sum(),
+            Err(e) => {
+                debug!(program = name, error = %e, "Cannot read lost-event counter");
+                0
+            }
+        }
+    }
+
+    fn recursion_misses(&self, function: &str) -> u64 {
+        let Some(fd) = self.ebpf.program(function).and_then(|p| p.fd().ok()) else {
+            return 0;
+        };
+        match sys::prog_recursion_misses(fd.as_fd()) {
+            Ok(n) => n.unwrap_or(0),
+            Err(e) => {
+                debug!(program = function, error = %e, "Cannot read program recursion misses");
+                0
+            }
+        }
+    }
+
+    /// Which OOM program is attached: true when it is the raw tracepoint one,
+    /// whose `OomKill::cgroup_id` is the victim's own cgroup; false for the
+    /// classic-tracepoint fallback, where it is the allocating task's.
+    pub fn oom_cgroup_is_victims(&self) -> bool {
+        self.attached.contains(&OOM_RAW_PROGRAM)
     }
 
     /// Byte counters of every open tracked connection, read now.

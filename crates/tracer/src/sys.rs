@@ -1,6 +1,7 @@
 //! The few system calls aya 0.14 does not wrap: BPF_PROG_TEST_RUN (to run the
 //! connection scan on demand), BPF_MAP_LOOKUP_BATCH (to dump 100k connections
-//! in a handful of syscalls), mounting tracefs and the memlock rlimit.
+//! in a handful of syscalls), a program's `recursion_misses`
+//! (BPF_OBJ_GET_INFO_BY_FD), mounting tracefs and the memlock rlimit.
 
 use std::ffi::CString;
 use std::io;
@@ -10,6 +11,21 @@ use std::path::Path;
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// Offset of `recursion_misses` in `struct bpf_prog_info` (uapi, kernel >= 5.12).
+const PROG_INFO_RECURSION_MISSES: usize = 208;
+/// Bytes of `struct bpf_prog_info` asked for: up to and including `recursion_misses`.
+const PROG_INFO_LEN: usize = PROG_INFO_RECURSION_MISSES + 8;
+
+/// `union bpf_attr` as used by BPF_OBJ_GET_INFO_BY_FD (the `info` member).
+#[repr(C, align(8))]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
 
 /// `union bpf_attr` as used by BPF_PROG_TEST_RUN (the `test` member).
 #[repr(C, align(8))]
@@ -73,6 +89,26 @@ pub(crate) fn prog_test_run(prog: BorrowedFd<'_>) -> io::Result<()> {
         ..Default::default()
     };
     sys_bpf(BPF_PROG_TEST_RUN, &mut attr)
+}
+
+/// How many times the kernel skipped running this program because another BPF
+/// program (or a BPF map syscall) was active on the same CPU: events the
+/// program never saw. `Ok(None)` on kernels without the counter (< 5.12).
+pub(crate) fn prog_recursion_misses(prog: BorrowedFd<'_>) -> io::Result<Option<u64>> {
+    // u64 words: 8-byte aligned as the kernel's struct; zeroed, so every
+    // pointer member is NULL and the kernel copies no arrays.
+    let mut info = [0u64; PROG_INFO_LEN / 8];
+    let mut attr = InfoAttr {
+        bpf_fd: prog.as_raw_fd() as u32,
+        info_len: PROG_INFO_LEN as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    // The kernel writes back how much it filled (less on older kernels).
+    if (attr.info_len as usize) < PROG_INFO_LEN {
+        return Ok(None);
+    }
+    Ok(Some(info[PROG_INFO_RECURSION_MISSES / 8]))
 }
 
 /// Dumps a hash map with BPF_MAP_LOOKUP_BATCH; calls `f(key, value)` per entry.

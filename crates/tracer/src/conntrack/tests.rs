@@ -94,7 +94,13 @@ fn active_is_connect_ok_minus_closed_per_destination() {
     assert_eq!(act[&(10, 1, a(D))], 1);
     assert!(!act.contains_key(&(10, 1, a("127.0.0.1:9090"))));
     // Non-connection events change nothing.
-    assert_eq!(t.apply(&Event::OomKill { pid: 10 }), None);
+    assert_eq!(
+        t.apply(&Event::OomKill {
+            pid: 10,
+            cgroup_id: 1
+        }),
+        None
+    );
     assert_eq!(t.len(), 1);
 }
 

@@ -81,9 +81,34 @@ fn process_events() {
             exit_code: 137
         }
     );
+    // The cgroup id sits where ProcessStart's does (offset 16).
     assert_eq!(
-        decode(&proc_record(3, 7, 0, 0, 0)).unwrap(),
-        Event::OomKill { pid: 7 }
+        decode(&proc_record(3, 7, 0, 0, 0x1_0000_2f3a)).unwrap(),
+        Event::OomKill {
+            pid: 7,
+            cgroup_id: 0x1_0000_2f3a
+        }
+    );
+}
+
+#[test]
+fn oom_kill_record_prefixes() {
+    let r = proc_record(3, 7, 0, 0, 12345);
+    for n in 0..r.len() {
+        assert_eq!(
+            decode(&r[..n])
+                .err()
+                .map(|e| matches!(e, DecodeError::Truncated { .. })),
+            Some(true),
+            "prefix {n}"
+        );
+    }
+    assert_eq!(
+        decode(&r).unwrap(),
+        Event::OomKill {
+            pid: 7,
+            cgroup_id: 12345
+        }
     );
 }
 

@@ -1,0 +1,147 @@
+//! Privileged: a connect whose start the kernel side never saw is still
+//! reported (pid 0) and counted in `tcp_untracked`, never silently dropped.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/privileged.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::FromRawFd;
+
+use sonde_tracer::{Event, LOST_TCP_UNTRACKED};
+use support::{collect, privileged, start};
+
+/// A loopback listener whose accept queue holds a single connection.
+fn listener_backlog_0() -> TcpListener {
+    // SAFETY: plain socket syscalls on a fresh fd owned by the returned listener.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let listener = TcpListener::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&raw const sa).cast(), len), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        listener
+    }
+}
+
+/// Starts a non-blocking connect and returns the socket (in SYN_SENT).
+fn connect_nonblocking(to: SocketAddr) -> TcpStream {
+    let SocketAddr::V4(to) = to else {
+        panic!("v4 only")
+    };
+    // SAFETY: plain socket syscalls on a fresh fd owned by the returned stream.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        );
+        assert!(fd >= 0);
+        let stream = TcpStream::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(*to.ip()).to_be();
+        sa.sin_port = to.port().to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let r = libc::connect(fd, (&raw const sa).cast(), len);
+        assert!(
+            r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINPROGRESS)
+        );
+        stream
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_started_before_the_tracer_is_still_counted() {
+    if !privileged("connect_started_before_the_tracer_is_still_counted") {
+        return;
+    }
+    let listener = listener_backlog_0();
+    let addr = listener.local_addr().unwrap();
+    // The first connection fills the accept queue; the kernel then drops the
+    // second one's SYN, which stays in SYN_SENT and retransmits (after ~1 s).
+    let first = TcpStream::connect(addr).unwrap();
+    let second = connect_nonblocking(addr);
+    let second_port = second.local_addr().unwrap().port();
+
+    // Attached now: CLOSE -> SYN_SENT of `second` happened before, unseen.
+    let (tracer, mut stream) = start();
+    let untracked_before = untracked(&tracer);
+    let (a, _) = listener.accept().unwrap(); // frees the queue for the SYN retransmit
+    drop(a);
+    drop(first);
+
+    // Liveness bound only (the SYN is retransmitted after ~1 s, then 3 s...).
+    let accept = tokio::task::spawn_blocking(move || listener.accept().unwrap());
+    let (mut b, _) = tokio::time::timeout(std::time::Duration::from_secs(30), accept)
+        .await
+        .expect("the retransmitted SYN was never accepted")
+        .unwrap();
+    second.set_nonblocking(false).unwrap();
+    let mut second = second;
+    second.write_all(b"ping").unwrap();
+    drop(second);
+    let mut buf = Vec::new();
+    b.read_to_end(&mut buf).unwrap();
+    assert_eq!(buf, b"ping");
+    drop(b);
+
+    let events = collect(
+        &mut stream,
+        |e| match e {
+            Event::ConnectOk { src, dst, .. }
+            | Event::ConnectFailed { src, dst, .. }
+            | Event::ConnectionClosed { src, dst, .. } => *dst == addr && src.port() == second_port,
+            _ => false,
+        },
+        |ev| {
+            ev.iter()
+                .any(|e| matches!(e, Event::ConnectionClosed { .. }))
+        },
+    )
+    .await;
+    let oks: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::ConnectOk { .. }))
+        .collect();
+    assert_eq!(oks.len(), 1, "the connect is reported once: {events:?}");
+    assert!(
+        matches!(oks[0], Event::ConnectOk { pid: 0, duration_ns: 0, netns, .. } if *netns != 0),
+        "unknown pid and duration, known netns: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ConnectionClosed {
+                pid: 0,
+                bytes_sent: 4,
+                ..
+            }
+        )),
+        "its close and bytes are still tracked: {events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ConnectFailed { .. })),
+        "{events:?}"
+    );
+    assert!(
+        untracked(&tracer) > untracked_before,
+        "the lost attribution is counted in {LOST_TCP_UNTRACKED}"
+    );
+}
+
+fn untracked(tracer: &sonde_tracer::Tracer) -> u64 {
+    tracer
+        .lost_events()
+        .into_iter()
+        .find(|(name, _)| *name == LOST_TCP_UNTRACKED)
+        .map(|(_, n)| n)
+        .unwrap()
+}
