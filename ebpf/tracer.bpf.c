@@ -5,6 +5,7 @@
  * Programs (see each file's header for hooks, why and minimum kernel):
  *   src/proc.c  task/task_newtask, sched/sched_process_exit, oom/mark_victim
  *   src/tcp.c   sock/inet_sock_set_state, tcp/tcp_retransmit_skb, scan_active
+ *   src/cgroup.c  cgroup/cgroup_mkdir (cgroup v2 only)
  *
  * One compilation unit so every program shares the `events` ring buffer and
  * the `lost` counters: the loader polls a single fd.
@@ -17,6 +18,7 @@
 
 #include "src/proc.c"
 #include "src/tcp.c"
+#include "src/cgroup.c"
 
 /* GPL: bpf_probe_read_kernel (behind BPF_CORE_READ) is a GPL-only helper. */
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

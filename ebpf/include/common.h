@@ -24,6 +24,7 @@ enum event_type {
 	EVENT_CONNECT_FAILED = 7,
 	EVENT_CONNECTION_CLOSED = 8,
 	EVENT_RETRANSMIT = 9,
+	EVENT_CGROUP_CREATED = 10,
 };
 
 /* 24 bytes. */
@@ -54,9 +55,29 @@ struct tcp_event {
 };
 
 /*
- * Index into the per-CPU `lost` counter. Slots 0-4: events of that program
- * dropped because the ring was full. Slot 5: TCP connects whose tracking state
- * was lost (see src/tcp.c). Userspace maps the index to a name
+ * Longest cgroup path reported, NUL included (paths of 255 bytes at most).
+ * Docker ("/docker/<64 hex>", 72) and systemd-driver Kubernetes paths (~190)
+ * fit; a longer path is dropped and counted in LOST_CGROUP_MKDIR.
+ */
+#define CGROUP_PATH_MAX 256
+
+/*
+ * Variable size: 16-byte header + path_len bytes of path (no NUL; at most
+ * CGROUP_PATH_MAX - 1). A dedicated record so the fixed-size process and TCP
+ * events stay small.
+ */
+struct cgroup_event {
+	__u32 type;      /* EVENT_CGROUP_CREATED */
+	__u32 path_len;  /* bytes of path that follow the header */
+	__u64 cgroup_id; /* cgroup v2 id: inode of the cgroup's directory */
+	char path[CGROUP_PATH_MAX]; /* as /proc/<pid>/cgroup shows it: "/docker/<id>" */
+};
+
+/*
+ * Index into the per-CPU `lost` counter. Slots 0-4 and 6: events of that
+ * program dropped because the ring was full (slot 6, cgroup_mkdir, also counts
+ * paths too long to report). Slot 5: TCP connects whose tracking state was
+ * lost (see src/tcp.c). Userspace maps the index to a name
  * (crates/tracer/src/loader.rs PROGRAMS and LOST_TCP_UNTRACKED).
  */
 enum lost_slot {
@@ -66,6 +87,7 @@ enum lost_slot {
 	LOST_SOCK_STATE = 3,
 	LOST_RETRANSMIT = 4,
 	LOST_TCP_UNTRACKED = 5,
+	LOST_CGROUP_MKDIR = 6, /* after tcp_untracked: the TCP programs keep their slots */
 	LOST_SLOTS = 8,
 };
 

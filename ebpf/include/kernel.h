@@ -140,6 +140,21 @@ struct trace_event_raw_mark_victim {
 	unsigned long total_vm;
 };
 
+/*
+ * cgroup/cgroup_mkdir (event class `cgroup`, kernel >= 4.13; `id` is a u64
+ * since 5.5). `root` is the hierarchy id: 0 is always the default (cgroup v2)
+ * hierarchy, the "0::" line of /proc/<pid>/cgroup; v1 hierarchies are 1..N.
+ * `__data_loc_path`: offset (low 16 bits, from the record start) and length
+ * (high 16 bits, NUL included) of the path string inside the record.
+ */
+struct trace_event_raw_cgroup {
+	struct trace_entry ent;
+	int root;
+	int level;
+	__u64 id;
+	__u32 __data_loc_path;
+};
+
 /* ---- kernel objects read through CO-RE ---- */
 
 typedef struct {

@@ -737,7 +737,6 @@ fn oom_kill_of_a_running_container_is_counted_once() {
 /// OOM event carries the victim's cgroup id, and the agent finds the container from it (the
 /// issue's exact scenario: the allocator is the container's first process).
 #[test]
-#[ignore = "the cgroup directory is often removed before the agent can map the kernel's cgroup id to a path; fixed by tracking cgroup_mkdir (in progress)"]
 fn oom_kill_of_a_container_at_start_is_counted_once() {
     let test = "oom_kill_of_a_container_at_start_is_counted_once";
     oom_kill_is_counted_once(

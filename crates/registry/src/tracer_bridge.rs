@@ -34,6 +34,8 @@ const NEW_PROCESS_SETTLE: Duration = Duration::from_millis(500);
 const MAX_PENDING_PROCESSES: usize = 65_536;
 /// Bound of the set of processes already announced to the registry.
 const MAX_ANNOUNCED: usize = 1 << 20;
+/// Bound of the cgroup id -> path memory (oldest forgotten first).
+const MAX_CGROUP_PATHS: usize = 65_536;
 
 /// Tracer settings from the CLI.
 #[derive(Debug, Clone)]
@@ -179,6 +181,7 @@ pub async fn run_bridge(
         buf: String::with_capacity(4096),
         stats,
         cgroupfs,
+        cgroup_paths: CgroupPaths::default(),
     };
     let mut batch = Vec::with_capacity(1024);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
@@ -212,6 +215,32 @@ struct Bridge {
     stats: Arc<BridgeStats>,
     /// For the rare lookup of a cgroup by the kernel's id.
     cgroupfs: Option<sonde_cgroup::CgroupFs>,
+    /// Unified-hierarchy cgroups seen created: id -> path, bounded.
+    cgroup_paths: CgroupPaths,
+}
+
+/// A bounded id -> path memory; the oldest entries are forgotten first.
+#[derive(Debug, Default)]
+struct CgroupPaths {
+    paths: std::collections::HashMap<u64, String>,
+    order: VecDeque<u64>,
+}
+
+impl CgroupPaths {
+    fn insert(&mut self, id: u64, path: String) {
+        if self.paths.insert(id, path).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_CGROUP_PATHS {
+            if let Some(old) = self.order.pop_front() {
+                self.paths.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<&str> {
+        self.paths.get(&id).map(String::as_str)
+    }
 }
 
 impl Bridge {
@@ -231,17 +260,27 @@ impl Bridge {
                 self.announced.remove(&pid);
                 self.events.send(Event::ProcessGone { pid });
             }
+            KernelEvent::CgroupCreated { cgroup_id, path } => {
+                self.cgroup_paths.insert(cgroup_id, path);
+            }
             KernelEvent::OomKill { pid, cgroup_id } => {
                 if self.announce(pid) {
                     self.events.send(Event::OomKill { pid });
                 } else {
                     // Killed and gone before we could read its cgroup (a container whose only
-                    // process was the victim): find the cgroup from the kernel's id instead.
-                    match self
-                        .cgroupfs
-                        .as_ref()
-                        .and_then(|fs| fs.find_unified_by_id(cgroup_id))
-                    {
+                    // process was the victim), and runc may already have removed the cgroup
+                    // directory: the path remembered from its creation, else a walk of the
+                    // hierarchy (cgroups made before the tracer started).
+                    let path = self
+                        .cgroup_paths
+                        .get(cgroup_id)
+                        .map(str::to_owned)
+                        .or_else(|| {
+                            self.cgroupfs
+                                .as_ref()
+                                .and_then(|fs| fs.find_unified_by_id(cgroup_id))
+                        });
+                    match path {
                         Some(cgroup_path) => {
                             self.events.send(Event::OomKillInCgroup { cgroup_path })
                         }
@@ -347,5 +386,26 @@ impl Bridge {
             self.announced.remove(&pid);
             let _ = self.announce(pid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_paths_are_bounded_and_forget_the_oldest() {
+        let mut m = CgroupPaths::default();
+        for id in 0..(MAX_CGROUP_PATHS as u64 + 10) {
+            m.insert(id, format!("/c{id}"));
+        }
+        assert_eq!(m.paths.len(), MAX_CGROUP_PATHS);
+        assert_eq!(m.get(0), None);
+        assert_eq!(m.get(9), None);
+        assert_eq!(m.get(10), Some("/c10"));
+        // Re-inserting a known id does not grow the order queue.
+        m.insert(10, "/again".into());
+        assert_eq!(m.order.len(), MAX_CGROUP_PATHS);
+        assert_eq!(m.get(10), Some("/again"));
     }
 }

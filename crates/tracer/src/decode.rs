@@ -10,6 +10,12 @@ pub const PROC_EVENT_SIZE: usize = 24;
 pub const TCP_EVENT_SIZE: usize = 88;
 /// Size of `struct connection`, the value of the `active` map.
 pub const CONNECTION_VALUE_SIZE: usize = 64;
+/// Size of the header of `struct cgroup_event`; the path bytes follow it.
+pub const CGROUP_EVENT_HEADER_SIZE: usize = 16;
+/// Longest path [`Event::CgroupCreated`] carries, in bytes (`CGROUP_PATH_MAX`
+/// of `ebpf/include/common.h` less its NUL). Longer paths are dropped in the
+/// kernel and counted as lost for the `cgroup_mkdir` program.
+pub const CGROUP_PATH_MAX: usize = 255;
 
 const EVENT_PROCESS_START: u32 = 1;
 const EVENT_PROCESS_EXIT: u32 = 2;
@@ -20,6 +26,7 @@ const EVENT_CONNECT_OK: u32 = 6;
 const EVENT_CONNECT_FAILED: u32 = 7;
 const EVENT_CONNECTION_CLOSED: u32 = 8;
 const EVENT_RETRANSMIT: u32 = 9;
+const EVENT_CGROUP_CREATED: u32 = 10;
 
 /// One kernel event. Pids are process ids (thread-group ids) in the initial pid
 /// namespace. `sock` is the kernel address of the socket: an opaque id that is
@@ -102,6 +109,16 @@ pub enum Event {
         src: SocketAddr,
         dst: SocketAddr,
     },
+    /// A cgroup was created in the unified (cgroup v2) hierarchy; v1
+    /// hierarchies are not reported. `cgroup_id` is its cgroup v2 id (the inode
+    /// of its directory, as in [`Event::OomKill`] and [`Event::ProcessStart`]);
+    /// `path` is its path from the hierarchy root as `/proc/<pid>/cgroup` shows
+    /// it in the initial cgroup namespace (`"/docker/<64 hex>"`, no trailing
+    /// slash), at most [`CGROUP_PATH_MAX`] bytes (longer ones are never
+    /// reported: counted as lost for `cgroup_mkdir`). Bytes that are not UTF-8
+    /// are replaced by U+FFFD. Lets userspace map an OOM victim's cgroup id to
+    /// its container after the cgroup directory is gone.
+    CgroupCreated { cgroup_id: u64, path: String },
 }
 
 /// Byte counters of one open tracked connection, read at scrape time.
@@ -265,6 +282,16 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     src,
                     dst,
                 },
+            })
+        }
+        EVENT_CGROUP_CREATED => {
+            need(kind, b, CGROUP_EVENT_HEADER_SIZE)?;
+            let path_len = usize::try_from(u32_at(b, 4)).unwrap_or(usize::MAX);
+            let end = CGROUP_EVENT_HEADER_SIZE.saturating_add(path_len);
+            need(kind, b, end)?;
+            Ok(Event::CgroupCreated {
+                cgroup_id: u64_at(b, 8),
+                path: String::from_utf8_lossy(&b[CGROUP_EVENT_HEADER_SIZE..end]).into_owned(),
             })
         }
         _ => Err(DecodeError::UnknownType { kind, len: b.len() }),

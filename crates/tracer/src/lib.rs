@@ -1,5 +1,5 @@
 //! sonde's eBPF tracer: loads the C programs of `ebpf/` (embedded, compiled
-//! and committed) with aya, and streams process, OOM and TCP events decoded
+//! and committed) with aya, and streams process, OOM, cgroup creation and TCP events decoded
 //! from one ring buffer.
 //!
 //! - [`Tracer::start`] loads and attaches everything, or fails with an

@@ -15,25 +15,33 @@ use crate::stream::EventStream;
 use crate::{Error, OBJECT, TracerConfig, sys};
 
 /// Attached programs: (function name, tracepoint category, tracepoint name).
-/// Their order is the `lost` counter slot order of `ebpf/include/common.h`, and
-/// their function names are the `program` names of [`Tracer::lost_events`].
-/// For `oom_mark_victim` the loader prefers the raw tracepoint variant
-/// `oom_mark_victim_task` (victim's own cgroup); the slot name stays the same.
-pub const PROGRAMS: [(&str, &str, &str); 5] = [
+/// Their function names are the `program` names of [`Tracer::lost_events`], in
+/// this order; their `lost` counter slots are `enum lost_slot` of
+/// `ebpf/include/common.h` (0-4, then 6 for `cgroup_mkdir`). For `oom_mark_victim` the loader prefers the raw
+/// tracepoint variant `oom_mark_victim_task` (victim's own cgroup); the slot
+/// name stays the same.
+pub const PROGRAMS: [(&str, &str, &str); 6] = [
     ("task_newtask", "task", "task_newtask"),
     ("sched_process_exit", "sched", "sched_process_exit"),
     ("oom_mark_victim", "oom", "mark_victim"),
     ("inet_sock_set_state", "sock", "inet_sock_set_state"),
     ("tcp_retransmit_skb", "tcp", "tcp_retransmit_skb"),
+    ("cgroup_mkdir", "cgroup", "cgroup_mkdir"),
 ];
 
-const TRACEPOINTS: [&str; 5] = [
+const TRACEPOINTS: [&str; 6] = [
     "task/task_newtask",
     "sched/sched_process_exit",
     "oom/mark_victim",
     "sock/inet_sock_set_state",
     "tcp/tcp_retransmit_skb",
+    "cgroup/cgroup_mkdir",
 ];
+
+/// `lost` counter slot of each [`PROGRAMS`] entry (`enum lost_slot`).
+/// `cgroup_mkdir` came after `tcp_untracked` (slot 5), which kept its slot so
+/// the TCP programs did not change.
+const PROGRAM_SLOTS: [u32; 6] = [0, 1, 2, 3, 4, 6];
 
 /// Name, in [`Tracer::lost_events`], of the count of outbound TCP connects whose
 /// kernel tracking state was lost (a failed map update, or a connect's end seen
@@ -284,14 +292,16 @@ impl Tracer {
     /// `sonde_ebpf_events_lost_total{program}`: one entry per [`PROGRAMS`] name
     /// (events dropped because the ring buffer was full, plus runs the kernel
     /// skipped because another BPF program or map syscall was active on that
-    /// CPU, its `recursion_misses`), then [`LOST_TCP_UNTRACKED`] (connects whose
+    /// CPU, its `recursion_misses`; for `cgroup_mkdir` also cgroups whose path
+    /// was longer than [`crate::decode::CGROUP_PATH_MAX`], never reported),
+    /// then [`LOST_TCP_UNTRACKED`] (connects whose
     /// tracking state was lost; still reported, possibly with pid 0). Per-CPU
     /// counters are summed. Logs a warning, at most once a minute, when the
     /// total grew.
     pub fn lost_events(&self) -> Vec<(&'static str, u64)> {
         let mut out = Vec::with_capacity(PROGRAMS.len() + 1);
-        for (i, (name, _, _)) in PROGRAMS.iter().enumerate() {
-            let mut n = self.lost_slot(i as u32, name);
+        for (i, ((name, _, _), slot)) in PROGRAMS.iter().zip(PROGRAM_SLOTS).enumerate() {
+            let mut n = self.lost_slot(slot, name);
             if let Some(function) = self.attached.get(i) {
                 n += self.recursion_misses(function);
             }

@@ -289,3 +289,83 @@ fn connection_value() {
     );
     assert!(decode_connection(9, &v[..63]).is_err());
 }
+
+/// Builds a `struct cgroup_event` the way the C side submits it: the header,
+/// then exactly `path_len` bytes of path.
+fn cgroup_record(id: u64, path: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; CGROUP_EVENT_HEADER_SIZE];
+    b[0..4].copy_from_slice(&10u32.to_ne_bytes());
+    b[4..8].copy_from_slice(&u32::try_from(path.len()).unwrap().to_ne_bytes());
+    b[8..16].copy_from_slice(&id.to_ne_bytes());
+    b.extend_from_slice(path);
+    b
+}
+
+#[test]
+fn cgroup_created() {
+    let path = format!("/docker/{}", "ab12".repeat(16));
+    assert_eq!(
+        decode(&cgroup_record(0x1_0000_58a6, path.as_bytes())).unwrap(),
+        Event::CgroupCreated {
+            cgroup_id: 0x1_0000_58a6,
+            path: path.clone(),
+        }
+    );
+    // The longest path the kernel side reports.
+    let long = format!("/{}", "x".repeat(CGROUP_PATH_MAX - 1));
+    assert_eq!(
+        decode(&cgroup_record(7, long.as_bytes())).unwrap(),
+        Event::CgroupCreated {
+            cgroup_id: 7,
+            path: long
+        }
+    );
+    // Bytes after path_len (none today) are not part of the path.
+    let mut longer = cgroup_record(5, b"/a/b");
+    longer.extend_from_slice(b"\0garbage");
+    assert_eq!(
+        decode(&longer).unwrap(),
+        Event::CgroupCreated {
+            cgroup_id: 5,
+            path: "/a/b".into()
+        }
+    );
+    // Cgroup names are bytes: invalid UTF-8 is replaced, not an error.
+    assert_eq!(
+        decode(&cgroup_record(6, b"/bad\xffname")).unwrap(),
+        Event::CgroupCreated {
+            cgroup_id: 6,
+            path: "/bad\u{fffd}name".into()
+        }
+    );
+}
+
+#[test]
+fn cgroup_record_prefixes() {
+    let r = cgroup_record(42, b"/sonde-test-1/child");
+    for n in 0..r.len() {
+        let need = if n < CGROUP_EVENT_HEADER_SIZE {
+            if n < 4 { 4 } else { CGROUP_EVENT_HEADER_SIZE }
+        } else {
+            r.len()
+        };
+        let kind = if n < 4 { 0 } else { 10 };
+        assert_eq!(
+            decode(&r[..n]),
+            Err(DecodeError::Truncated { kind, len: n, need }),
+            "prefix {n}"
+        );
+    }
+    assert!(decode(&r).is_ok());
+}
+
+#[test]
+fn cgroup_record_with_a_huge_length_is_an_error() {
+    // A garbage length must not be trusted beyond the record.
+    let mut r = cgroup_record(1, b"/x");
+    r[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+    assert!(matches!(
+        decode(&r),
+        Err(DecodeError::Truncated { kind: 10, .. })
+    ));
+}
