@@ -74,6 +74,76 @@ fn trim_newline(mut line: &[u8]) -> &[u8] {
     line
 }
 
+/// Messages in progress, one per stream: runtimes split long lines into pieces (Docker at
+/// 16 KiB, CRI `P` lines) and interleave stdout and stderr, so pieces are joined per stream.
+#[derive(Debug)]
+struct StreamJoiner {
+    max_message_bytes: usize,
+    partial: [Partial; 3],
+}
+
+#[derive(Debug, Default)]
+struct Partial {
+    message: String,
+    truncated: usize,
+    time: Option<String>,
+}
+
+impl StreamJoiner {
+    fn new(max_message_bytes: usize) -> Self {
+        StreamJoiner {
+            max_message_bytes,
+            partial: Default::default(),
+        }
+    }
+
+    /// Adds a piece of `stream`'s message (`time` is kept from the first piece); returns the
+    /// whole message once `complete`.
+    fn push(
+        &mut self,
+        stream: Stream,
+        time: impl FnOnce() -> Option<String>,
+        piece: &str,
+        complete: bool,
+    ) -> Option<Record> {
+        let p = &mut self.partial[stream.index()];
+        if p.time.is_none() {
+            p.time = time();
+        }
+        p.truncated += append_bounded(&mut p.message, piece, self.max_message_bytes);
+        if !complete {
+            return None;
+        }
+        let p = std::mem::take(p);
+        Some(Record {
+            stream,
+            time: p.time,
+            message: p.message,
+            truncated: p.truncated,
+        })
+    }
+
+    /// Messages whose last piece never came (file rotated, container stopped).
+    fn flush(&mut self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (i, stream) in [Stream::Stdout, Stream::Stderr, Stream::Unknown]
+            .into_iter()
+            .enumerate()
+        {
+            let p = std::mem::take(&mut self.partial[i]);
+            if !p.message.is_empty() || p.truncated > 0 {
+                out.push(Record {
+                    stream,
+                    time: p.time,
+                    message: p.message,
+                    truncated: p.truncated,
+                });
+            }
+        }
+        out
+    }
+}
+
 /// Appends `piece` to a message in progress, keeping at most `max` bytes (on a char boundary);
 /// returns the number of bytes dropped.
 fn append_bounded(buf: &mut String, piece: &str, max: usize) -> usize {

@@ -2,7 +2,7 @@
 //! Docker splits lines longer than 16 KiB into several entries, only the last ending in "\n";
 //! the decoder joins them (per stream) up to its bound.
 
-use super::{DecodeError, Record, Stream, append_bounded};
+use super::{DecodeError, Record, Stream, StreamJoiner};
 
 #[derive(serde::Deserialize)]
 struct Line {
@@ -13,26 +13,17 @@ struct Line {
     time: Option<String>,
 }
 
-#[derive(Debug, Default)]
-struct Partial {
-    message: String,
-    truncated: usize,
-    time: Option<String>,
-}
-
 /// Decoder for one container's json-file log.
 #[derive(Debug)]
 pub struct DockerJsonDecoder {
-    max_message_bytes: usize,
-    partial: [Partial; 3],
+    joiner: StreamJoiner,
 }
 
 impl DockerJsonDecoder {
     /// A decoder joining split lines into messages of at most `max_message_bytes` bytes.
     pub fn new(max_message_bytes: usize) -> Self {
         DockerJsonDecoder {
-            max_message_bytes,
-            partial: Default::default(),
+            joiner: StreamJoiner::new(max_message_bytes),
         }
     }
 
@@ -63,40 +54,11 @@ impl DockerJsonDecoder {
         let stream = stream.unwrap_or(Stream::Unknown);
         let complete = parsed.log.ends_with('\n');
         let text = parsed.log.trim_end_matches(['\n', '\r']);
-        let p = &mut self.partial[stream.index()];
-        if p.time.is_none() {
-            p.time = parsed.time;
-        }
-        p.truncated += append_bounded(&mut p.message, text, self.max_message_bytes);
-        if !complete {
-            return Ok(None);
-        }
-        let p = std::mem::take(p);
-        Ok(Some(Record {
-            stream,
-            time: p.time,
-            message: p.message,
-            truncated: p.truncated,
-        }))
+        Ok(self.joiner.push(stream, || parsed.time, text, complete))
     }
 
     /// Returns a split message whose last part never came (file rotated, container stopped).
     pub fn flush(&mut self) -> Vec<Record> {
-        let mut out = Vec::new();
-        for (i, stream) in [Stream::Stdout, Stream::Stderr, Stream::Unknown]
-            .into_iter()
-            .enumerate()
-        {
-            let p = std::mem::take(&mut self.partial[i]);
-            if !p.message.is_empty() || p.truncated > 0 {
-                out.push(Record {
-                    stream,
-                    time: p.time,
-                    message: p.message,
-                    truncated: p.truncated,
-                });
-            }
-        }
-        out
+        self.joiner.flush()
     }
 }
