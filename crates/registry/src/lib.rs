@@ -395,8 +395,10 @@ impl Registry {
         let now = Instant::now();
         let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
         // Active connections per container key and destination.
-        let mut active: std::collections::HashMap<String, Vec<(std::net::SocketAddr, u64)>> =
-            Default::default();
+        let mut active: std::collections::HashMap<
+            String,
+            std::collections::HashMap<std::net::SocketAddr, u64>,
+        > = Default::default();
         if let Some(t) = tracer {
             for d in &t.bytes {
                 state.apply_net(
@@ -411,11 +413,11 @@ impl Registry {
             }
             for ((pid, dst), n) in &t.active {
                 if let Some(c) = state.container_of_pid(*pid) {
-                    let list = active.entry(c.cgroup_id.clone()).or_default();
-                    match list.iter_mut().find(|(a, _)| a == dst) {
-                        Some(slot) => slot.1 += n,
-                        None => list.push((*dst, *n)),
-                    }
+                    *active
+                        .entry(c.cgroup_id.clone())
+                        .or_default()
+                        .entry(*dst)
+                        .or_default() += n;
                 }
             }
         }

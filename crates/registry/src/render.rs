@@ -7,6 +7,7 @@ use prometheus::proto::MetricFamily;
 use sonde_cgroup::{CgroupFs, PressureResource, ProcessCgroups};
 use sonde_node::NodeSnapshot;
 use sonde_taskstats::ContainerDelays;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
@@ -39,7 +40,7 @@ pub struct ExportedContainer {
     /// TCP state (copied out at scrape).
     pub net: ContainerNet,
     /// Active outbound connections per destination, now.
-    pub active: Vec<(SocketAddr, u64)>,
+    pub active: HashMap<SocketAddr, u64>,
     pub image: String,
     pub cgroups: ProcessCgroups,
 }
@@ -339,11 +340,7 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
             fams.successful.add(labels, d.successful_connects as f64);
             fams.connection_time.add(labels, d.connection_time_seconds);
             // 0 once every connection closed, so "K open, then 0" reads as such.
-            let active = c
-                .active
-                .iter()
-                .find(|(a, _)| a == dst)
-                .map_or(0, |(_, n)| *n);
+            let active = c.active.get(dst).copied().unwrap_or(0);
             fams.active.add(labels, active as f64);
         }
         if d.failed_connects > 0 {
