@@ -53,8 +53,14 @@ step "build the agent (integration tests run the real binary)"
 cargo build -p sonde --quiet
 
 step "cargo test"
-cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/sonde-test.log | grep -E "^(test |running|test result|failures|---- )|panicked|SKIPPED" || true
-status=${PIPESTATUS[0]}
+# The exit status is cargo's, taken from PIPESTATUS before anything else runs (a `|| true`
+# after the pipeline would replace it).
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/sonde-test.log \
+    | grep -E "^(test |running|test result|failures|---- )|panicked|SKIPPED"
+statuses=("${PIPESTATUS[@]}")
+set -e
+status=${statuses[0]}
 if [ "$status" != 0 ]; then
     echo "== cargo test failed (full log: /tmp/sonde-test.log)"
     grep -E -A30 "^---- " /tmp/sonde-test.log | head -300 || true

@@ -6,8 +6,9 @@
 //! negative or doubled delta). A process that exits between scrapes loses at most what it
 //! accumulated since the last scrape that saw it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::Instant;
 
 use sonde_taskstats::{
     ContainerDelays, DELAYACCT_FIX_HINT, DelayAccumulator, DelayReader, Error as TsError,
@@ -24,13 +25,21 @@ use crate::self_metrics::SelfMetrics;
 /// a process's first I/O wait sometimes reports the node's uptime (a wait that never started).
 const MAX_WAITING_THREADS: f64 = 1024.0;
 
+/// A process's raw disk-delay readings, to remove impossible jumps.
+#[derive(Debug, Clone, Copy)]
+struct BlkioTrack {
+    last_raw: u64,
+    at: Instant,
+    removed: u64,
+}
+
 /// The reader and the per-container totals, owned by the scrape path.
 #[derive(Debug)]
 pub struct Delays {
     clock: Option<ProcessClock>,
-    /// Processes whose disk-delay total was once impossible: their total stays tainted, so
-    /// their disk delay is not counted from then on (pid + start time; pruned to live ones).
-    tainted: HashSet<(u32, u64)>,
+    /// Per process (pid + start time; pruned to live ones): its last raw disk-delay total and
+    /// the sum of impossible jumps removed from it.
+    blkio: HashMap<(u32, u64), BlkioTrack>,
     reader: DelayReader,
     totals: DelayAccumulator<String>,
     /// Containers with totals, to forget those no longer exported.
@@ -102,11 +111,42 @@ impl Delays {
         }
         Delays {
             clock: ProcessClock::new(procfs).ok(),
-            tainted: HashSet::new(),
+            blkio: HashMap::new(),
             reader: DelayReader::new(procfs, client, delayacct_on),
             totals: DelayAccumulator::new(),
             known: HashSet::new(),
         }
+    }
+
+    /// The process's disk delay with impossible jumps removed: a growth larger than the process
+    /// could have waited since the previous reading (or, first, since it started) is a kernel
+    /// accounting glitch (seen on 6.18: a wait that never started adds the node's uptime). The
+    /// jump is dropped and counted; waits before and after it still count.
+    fn plausible_blkio(
+        &mut self,
+        pid: u32,
+        start_ticks: u64,
+        raw: u64,
+        metrics: &SelfMetrics,
+    ) -> u64 {
+        let now = Instant::now();
+        let Some(clock) = &self.clock else {
+            return raw;
+        };
+        let track = self.blkio.entry((pid, start_ticks)).or_insert(BlkioTrack {
+            last_raw: 0,
+            at: now.checked_sub(clock.age(start_ticks)).unwrap_or(now),
+            removed: 0,
+        });
+        let growth = raw.saturating_sub(track.last_raw);
+        let window = now.saturating_duration_since(track.at).as_secs_f64() + 1.0;
+        if growth as f64 > window * 1e9 * MAX_WAITING_THREADS {
+            track.removed += growth;
+            metrics.taskstats_implausible.inc();
+        }
+        track.last_raw = raw;
+        track.at = now;
+        raw.saturating_sub(track.removed)
     }
 
     /// Reads every process of `containers` once and returns each container's totals, in order.
@@ -119,21 +159,8 @@ impl Delays {
             for &(pid, start_ticks) in &c.pids {
                 match self.reader.read(pid) {
                     Ok(Some(mut d)) => {
-                        if let Some(clock) = &self.clock {
-                            let limit = (clock.age(start_ticks).as_secs_f64() + 1.0)
-                                * 1e9
-                                * MAX_WAITING_THREADS;
-                            if d.blkio_delay_ns as f64 > limit
-                                && self.tainted.insert((pid, start_ticks))
-                            {
-                                // Counted once per process, never silent.
-                                metrics.taskstats_implausible.inc();
-                            }
-                        }
-                        if self.tainted.contains(&(pid, start_ticks)) {
-                            // Its disk delay stays where it was instead of an impossible jump.
-                            d.blkio_delay_ns = 0;
-                        }
+                        d.blkio_delay_ns =
+                            self.plausible_blkio(pid, start_ticks, d.blkio_delay_ns, metrics);
                         self.totals.observe(&c.key, pid, start_ticks, d);
                     }
                     Ok(None) => {} // Exited since the registry listed it.
@@ -145,13 +172,11 @@ impl Delays {
             }
         }
         self.totals.sweep();
-        if !self.tainted.is_empty() {
-            let live: HashSet<(u32, u64)> = containers
-                .iter()
-                .flat_map(|c| c.pids.iter().copied())
-                .collect();
-            self.tainted.retain(|p| live.contains(p));
-        }
+        let live: HashSet<(u32, u64)> = containers
+            .iter()
+            .flat_map(|c| c.pids.iter().copied())
+            .collect();
+        self.blkio.retain(|p, _| live.contains(p));
         let exported: HashSet<&str> = containers.iter().map(|c| c.key.as_str()).collect();
         self.known.retain(|k| {
             let keep = exported.contains(k.as_str());
@@ -169,5 +194,37 @@ impl Delays {
             .iter()
             .map(|c| self.totals.totals(&c.key))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn impossible_disk_delay_jumps_are_dropped_and_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Booted 1,000,000 s ago; the process started 5 s ago (clock ticks at 100 Hz).
+        std::fs::write(tmp.path().join("uptime"), "1000000.00 0.00\n").unwrap();
+        let start_ticks = (1_000_000 - 5) * 100;
+        let health = Health::new();
+        let mut d = Delays::start(tmp.path(), false, &health);
+        let metrics = SelfMetrics::new(&crate::NodeLabels::default(), "test").unwrap();
+        let s = 1_000_000_000u64;
+        // Real waits count.
+        assert_eq!(d.plausible_blkio(7, start_ticks, s / 2, &metrics), s / 2);
+        // The kernel adds the uptime in one go: dropped, counted.
+        let glitched = s / 2 + 1_000_000 * s;
+        assert_eq!(d.plausible_blkio(7, start_ticks, glitched, &metrics), s / 2);
+        assert_eq!(metrics.taskstats_implausible.get(), 1);
+        // Later real waits still count on top.
+        assert_eq!(
+            d.plausible_blkio(7, start_ticks, glitched + s, &metrics),
+            s / 2 + s
+        );
+        assert_eq!(metrics.taskstats_implausible.get(), 1);
+        // Another process is tracked on its own.
+        assert_eq!(d.plausible_blkio(8, start_ticks, 2 * s, &metrics), 2 * s);
     }
 }
