@@ -235,18 +235,15 @@ fn finds_a_unified_cgroup_by_its_id() {
     use std::os::unix::fs::MetadataExt;
     let root = Path::new("/sys/fs/cgroup");
     let Ok(cgfs) = CgroupFs::detect(root) else {
-        println!("no cgroupfs here; nothing to look up");
-        return;
+        return skip("no cgroupfs at /sys/fs/cgroup");
     };
     let Some(unified) = cgfs.unified_root() else {
-        println!("no unified hierarchy here; nothing to look up");
-        return;
+        return skip("no unified (v2) hierarchy mounted");
     };
     // Any child directory of the unified root will do; make one when we may.
     let dir = unified.join(format!("sonde-lookup-{}", std::process::id()));
     if std::fs::create_dir(&dir).is_err() {
-        println!("cannot create a cgroup (not root); nothing to look up");
-        return;
+        return skip("cannot create a cgroup (needs root)");
     }
     let id = std::fs::metadata(&dir).unwrap().ino();
     let found = cgfs.find_unified_by_id(id);
