@@ -10,8 +10,10 @@
  * One compilation unit so every program shares the `events` ring buffer and
  * the `lost` counters: the loader polls a single fd.
  *
- * Minimum kernel: 5.13 with BTF (CONFIG_DEBUG_INFO_BTF). Tracepoints only: no
- * kprobes, no fentry/fexit (absent or refused on many hardened kernels).
+ * Minimum kernel: 5.13 with BTF (CONFIG_DEBUG_INFO_BTF). Tracepoints only
+ * (classic, raw_tp and tp_btf; a raw or tp_btf program always has a classic
+ * fallback): no kprobes, no fentry/fexit (absent or refused on many hardened
+ * kernels).
  * Build: make -C ebpf (clang >= 14, libbpf headers).
  */
 #include "common.h"

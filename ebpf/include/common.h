@@ -13,6 +13,7 @@
 #include "kernel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 enum event_type {
 	EVENT_PROCESS_START = 1,

@@ -198,13 +198,39 @@ typedef struct {
 	struct net *net;
 } possible_net_t;
 
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+		__be32 u6_addr32[4];
+	} in6_u;
+};
+
+/*
+ * The fields the tp_btf inet_sock_set_state program reads directly (the
+ * classic tracepoint copies them into its record): in the kernel the
+ * addresses and ports sit in anonymous unions (skc_addrpair, skc_portpair);
+ * CO-RE matches members through anonymous ones, so they are declared flat.
+ */
 struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	unsigned short skc_family;
 	possible_net_t skc_net;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
 	unsigned long skc_flags; /* sk_flags; moved here from struct sock in 6.x */
 };
 
 struct sock {
 	struct sock_common __sk_common;
+	__u16 sk_protocol; /* a u16 since 5.6 (a bitfield before) */
+};
+
+/* Local port in network order; unlike skc_num (inet_num) it is not cleared
+ * when the port is released before the final -> CLOSE (e.g. TIME_WAIT). */
+struct inet_sock {
+	__be16 inet_sport;
 };
 
 /* Kernels before the move: sk_flags is a member of struct sock itself. */

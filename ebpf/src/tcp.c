@@ -3,67 +3,79 @@
  * Outbound TCP connections, listening sockets and retransmits.
  *
  * Hooks:
- *   sock/inet_sock_set_state  every TCP state change (kernel >= 4.16). Drives a
- *                             small per-socket state machine:
- *       CLOSE -> SYN_SENT     connect() started. Runs in the connecting task, so
- *                             the pid, start time and netns are taken here and
- *                             kept in `connecting` keyed by the socket address.
- *       SYN_SENT -> ESTABLISHED  connect succeeded (runs in softirq: the current
- *                             task is meaningless, the pid comes from
- *                             `connecting`). Emits ConnectOk with the duration and
- *                             moves the socket to `active`.
+ *   sock/inet_sock_set_state  every TCP state change. Two programs share one
+ *                             state machine (on_transition):
+ *       inet_sock_set_state_btf  tp_btf (kernel >= 5.5), preferred: gets the
+ *                             tracepoint's arguments (sk, oldstate, newstate)
+ *                             as they are, so the kernel builds no trace record
+ *                             for it, and socket fields are plain loads.
+ *       inet_sock_set_state   the classic tracepoint (kernel >= 4.16), used
+ *                             when tp_btf cannot be loaded or attached.
+ *     It runs about ten times per loopback connection (both ends), on the
+ *     connecting and accepting tasks' own time: this is the agent's cost to
+ *     every application on the node, so it returns at once for transitions
+ *     it ignores and does one hash-map operation per tracked transition.
+ *       CLOSE -> SYN_SENT     connect() started. Runs in the connecting task:
+ *                             the pid, start time and netns are kept in the
+ *                             socket's `active` entry, state CONN_CONNECTING.
+ *       SYN_SENT -> ESTABLISHED  connect succeeded (softirq: the current task
+ *                             is meaningless; the pid comes from the entry).
+ *                             Emits ConnectOk with the duration; the entry is
+ *                             completed in place (addresses, CONN_ACTIVE).
  *       SYN_SENT -> CLOSE     connect failed (RST, timeout, unreachable).
  *       * -> CLOSE            a tracked connection ended. Emits ConnectionClosed
  *                             with the kernel's own byte counters of the socket
  *                             (tcp_sock.bytes_sent - bytes_retrans, and
  *                             bytes_received less the FIN): no per-packet or
- *                             per-syscall cost.
+ *                             per-syscall cost. Untracked (inbound) sockets
+ *                             cost one failed lookup.
  *       CLOSE -> LISTEN, LISTEN -> CLOSE  listening sockets.
  *     Accepted (inbound) sockets never pass CLOSE -> SYN_SENT, so they are never
- *     in `connecting`/`active` and never reported as connects.
+ *     in `active` and never reported as connects.
  *
- *     Never silent: a tracepoint program run can be skipped by the kernel (a
- *     softirq arriving while another BPF program or a BPF map syscall holds
- *     this CPU's bpf_prog_active; the kernel counts it in the program's
- *     recursion_misses, which the loader adds to lost_events()), and a map
- *     update can fail (-ENOMEM when the LRU cannot find a free node, -EBUSY or
- *     -EDEADLK from the bucket lock). Each such loss of tracking state is
- *     counted in the LOST_TCP_UNTRACKED slot ("tcp_untracked"), and the
- *     connect is still reported when its end is seen:
- *       - SYN_SENT -> ESTABLISHED/CLOSE with no `connecting` entry: ConnectOk /
+ *     Never silent: a program run can be skipped by the kernel (a softirq
+ *     arriving while the same program, or for the classic tracepoint any
+ *     tracing BPF program or BPF map syscall, is running on this CPU; the
+ *     kernel counts it in the program's recursion_misses, which the loader
+ *     adds to lost_events()), and a map update can fail (-ENOMEM when the LRU
+ *     cannot find a free node, -EBUSY or -EDEADLK from the bucket lock). Each
+ *     such loss of tracking state is counted in the LOST_TCP_UNTRACKED slot
+ *     ("tcp_untracked"), and the connect is still reported when its end is
+ *     seen:
+ *       - SYN_SENT -> ESTABLISHED/CLOSE with no entry: ConnectOk /
  *         ConnectFailed with pid 0 (unknown) and duration 0 (unknown);
- *       - -> CLOSE of a socket still in `connecting` (its ESTABLISHED was
+ *       - -> CLOSE of a socket still CONN_CONNECTING (its ESTABLISHED was
  *         missed): ConnectOk (duration 0) then ConnectionClosed with bytes.
- *     The extra `connecting` lookup on close happens only when `active` has no
- *     entry (inbound sockets), never on the connect path.
  *   tcp/tcp_retransmit_skb    a segment was retransmitted (kernel >= 4.15).
- *                             Attributed through `active` (or `connecting` for
- *                             SYN retransmits); untracked sockets are ignored.
+ *                             Attributed through `active` (SYN retransmits
+ *                             included); untracked sockets are ignored.
  *   raw_tp scan_active        never attached: run on demand by the loader with
  *                             BPF_PROG_TEST_RUN at scrape time. It walks `active`
  *                             (bpf_for_each_map_elem, kernel >= 5.13) and copies
- *                             each socket's byte counters into the map value, so
- *                             userspace reads bytes of open connections without
- *                             any cost on the data path.
+ *                             each established socket's byte counters into the
+ *                             map value, so userspace reads bytes of open
+ *                             connections without any cost on the data path.
  *
  * Minimum kernel: 5.13 (bpf_for_each_map_elem; the rest needs 5.8 ring buffers).
  */
 
-/* In-flight connects. Sized for connect bursts; LRU so a lost transition
- * (e.g. a socket freed without a CLOSE event) cannot leak an entry forever,
- * and so a full map evicts the oldest entry instead of failing the update
- * (a preallocated BPF_MAP_TYPE_HASH returns -E2BIG when full). */
-#define CONNECTING_MAX 16384
-/* Tracked open outbound connections; default, the loader may override. */
+/*
+ * Tracked outbound sockets, connecting or established, keyed by the socket's
+ * address; default size, the loader may override. One map for both states so
+ * a connection costs one insert, two lookups and one delete. LRU so a lost
+ * transition (e.g. a skipped final close) cannot leak an entry forever, and a
+ * full map evicts the oldest entry instead of failing the insert (a
+ * preallocated BPF_MAP_TYPE_HASH returns -E2BIG when full).
+ */
 #define ACTIVE_MAX 131072
 #define LISTENERS_MAX 8192
 
-struct connecting {
-	__u64 start_ns;
-	__u32 pid;
-	__u32 netns;
+enum conn_state {
+	CONN_CONNECTING = 1, /* start_ns, pid, netns set; addresses not yet */
+	CONN_ACTIVE = 2,     /* established: every field set */
 };
 
+/* 72 bytes; decoded by crates/tracer/src/decode.rs decode_connection. */
 struct connection {
 	__u64 bytes_sent;     /* refreshed by scan_active and at close */
 	__u64 bytes_received;
@@ -72,22 +84,16 @@ struct connection {
 	__u16 family;
 	__u16 sport;
 	__u16 dport;
-	__u16 _pad;
+	__u16 state;          /* enum conn_state */
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u64 start_ns;       /* CLOSE -> SYN_SENT */
 };
 
 struct listener {
 	__u32 pid;
 	__u32 netns;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, CONNECTING_MAX);
-	__type(key, __u64);
-	__type(value, struct connecting);
-} connecting SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -131,6 +137,19 @@ static __always_inline void sock_bytes(__u64 sk, __u64 *sent, __u64 *received)
 	*received = in;
 }
 
+/*
+ * One state change, seen by either program: the classic tracepoint (its
+ * record carries the addresses) or tp_btf (they are read from the socket
+ * itself). `btf` is a constant in each program, so every handler below is
+ * specialised per program and the other branch is compiled out.
+ */
+struct transition {
+	struct trace_event_raw_inet_sock_set_state *record; /* classic only */
+	struct sock *sk; /* tp_btf only: BTF pointer, read with direct loads */
+	__u64 key;       /* the socket's address: map key and connection id */
+	int btf;
+};
+
 /* The tracepoints store IPv4 addresses v4-mapped in the *_v6 fields too, so
  * one 16-byte copy serves both families; userspace unmaps. */
 static __always_inline void addrs_from_state(struct tcp_event *e,
@@ -143,16 +162,62 @@ static __always_inline void addrs_from_state(struct tcp_event *e,
 	bpf_core_read(&e->daddr, sizeof(e->daddr), &ctx->daddr_v6);
 }
 
-static __always_inline int on_listen(struct trace_event_raw_inet_sock_set_state *ctx,
-				     __u64 sk, int newstate)
+/*
+ * The same fields as the tracepoint's record, from the socket (what the
+ * tracepoint copies; skc_rcv_saddr equals inet_saddr for a bound or connected
+ * socket). The local port is inet_sport, as the tracepoint's: inet_num
+ * (skc_num) is already 0 at the final close of a socket whose port was
+ * released first (TIME_WAIT); inet_sock lies beyond struct sock, which a
+ * direct load through the BTF pointer may not reach, so it is probe-read.
+ * IPv4 addresses are v4-mapped like the record's (e is zeroed by the caller).
+ */
+static __always_inline void addrs_from_sock(struct tcp_event *e, struct sock *sk)
 {
+	__u32 *src = (__u32 *)e->saddr, *dst = (__u32 *)e->daddr;
+	__u16 family = sk->__sk_common.skc_family;
+
+	e->family = family;
+	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	/* The v6 fields exist only with CONFIG_IPV6 (then AF_INET6 can occur). */
+	if (family == AF_INET6 && bpf_core_field_exists(sk->__sk_common.skc_v6_daddr)) {
+		for (int i = 0; i < 4; i++) {
+			src[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			dst[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	} else {
+		src[2] = bpf_htonl(0xffff);
+		src[3] = sk->__sk_common.skc_rcv_saddr;
+		dst[2] = bpf_htonl(0xffff);
+		dst[3] = sk->__sk_common.skc_daddr;
+	}
+}
+
+static __always_inline void fill_addrs(struct tcp_event *e, const struct transition *t)
+{
+	if (t->btf)
+		addrs_from_sock(e, t->sk);
+	else
+		addrs_from_state(e, t->record);
+}
+
+static __always_inline __u32 transition_netns(const struct transition *t)
+{
+	if (t->btf)
+		return t->sk->__sk_common.skc_net.net->ns.inum;
+	return sk_netns(t->key);
+}
+
+static __always_inline int on_listen(const struct transition *t, int newstate)
+{
+	__u64 sk = t->key;
 	struct tcp_event e = {};
-	addrs_from_state(&e, ctx);
+	fill_addrs(&e, t);
 	e.sock = sk;
 	if (newstate == TCP_LISTEN) {
 		struct listener l = {};
 		l.pid = bpf_get_current_pid_tgid() >> 32;
-		l.netns = sk_netns(sk);
+		l.netns = transition_netns(t);
 		bpf_map_update_elem(&listeners, &sk, &l, BPF_ANY);
 		e.type = EVENT_LISTEN_OPEN;
 		e.pid = l.pid;
@@ -167,112 +232,143 @@ static __always_inline int on_listen(struct trace_event_raw_inet_sock_set_state 
 		} else {
 			/* Opened before the tracer started: close() runs in the owner. */
 			e.pid = bpf_get_current_pid_tgid() >> 32;
-			e.netns = sk_netns(sk);
+			e.netns = transition_netns(t);
 		}
 	}
 	emit(&e, sizeof(e), LOST_SOCK_STATE);
 	return 0;
 }
 
-/* Emits ConnectOk and starts tracking the connection in `active`. */
-static __always_inline void connect_ok(struct trace_event_raw_inet_sock_set_state *ctx,
-				       __u64 sk, __u32 pid, __u32 netns, __u64 duration_ns)
+/* Emits ConnectOk for an entry whose addresses are set. */
+static __always_inline void emit_connect_ok(const struct connection *conn, __u64 sk,
+					    __u64 duration_ns)
 {
 	struct tcp_event e = {};
-	addrs_from_state(&e, ctx);
 	e.type = EVENT_CONNECT_OK;
 	e.sock = sk;
-	e.pid = pid;
-	e.netns = netns;
+	e.pid = conn->pid;
+	e.netns = conn->netns;
 	e.duration_ns = duration_ns;
-
-	struct connection conn = {};
-	conn.pid = pid;
-	conn.netns = netns;
-	conn.family = e.family;
-	conn.sport = e.sport;
-	conn.dport = e.dport;
-	__builtin_memcpy(conn.saddr, e.saddr, sizeof(conn.saddr));
-	__builtin_memcpy(conn.daddr, e.daddr, sizeof(conn.daddr));
-	/* Without an `active` entry the close (and its bytes) would be missed. */
-	if (bpf_map_update_elem(&active, &sk, &conn, BPF_ANY) != 0)
-		count_lost(LOST_TCP_UNTRACKED);
+	e.family = conn->family;
+	e.sport = conn->sport;
+	e.dport = conn->dport;
+	__builtin_memcpy(e.saddr, conn->saddr, sizeof(e.saddr));
+	__builtin_memcpy(e.daddr, conn->daddr, sizeof(e.daddr));
 	emit(&e, sizeof(e), LOST_SOCK_STATE);
 }
 
-static __always_inline int on_connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
-					   __u64 sk, int newstate)
+/* Completes a CONN_CONNECTING entry in place: the connection is established. */
+static __always_inline void establish(const struct transition *t, struct connection *conn)
+{
+	struct tcp_event a = {};
+	fill_addrs(&a, t);
+	conn->family = a.family;
+	conn->sport = a.sport;
+	conn->dport = a.dport;
+	__builtin_memcpy(conn->saddr, a.saddr, sizeof(conn->saddr));
+	__builtin_memcpy(conn->daddr, a.daddr, sizeof(conn->daddr));
+	/* Last (a compiler barrier keeps the order), so scan_active and the
+	 * userspace dump skip the entry until its addresses are set. A reader on
+	 * another CPU of a weakly ordered machine could still see the state
+	 * first; the worst case is one scrape reading this connection's bytes
+	 * without its addresses, which userspace drops as an unknown socket. */
+	asm volatile("" ::: "memory");
+	conn->state = CONN_ACTIVE;
+}
+
+static __always_inline void connect_failed(const struct transition *t, __u32 pid, __u32 netns)
+{
+	struct tcp_event e = {};
+	fill_addrs(&e, t);
+	e.type = EVENT_CONNECT_FAILED;
+	e.sock = t->key;
+	e.pid = pid;
+	e.netns = netns;
+	emit(&e, sizeof(e), LOST_SOCK_STATE);
+}
+
+static __always_inline int on_connect_start(const struct transition *t)
+{
+	__u64 sk = t->key;
+	struct connection c = {};
+	c.start_ns = bpf_ktime_get_ns();
+	c.pid = bpf_get_current_pid_tgid() >> 32;
+	c.netns = transition_netns(t);
+	c.state = CONN_CONNECTING;
+	/* A failure here is counted; the connect is still reported at its
+	 * end, with pid 0 (see on_connect_done). */
+	if (bpf_map_update_elem(&active, &sk, &c, BPF_ANY) != 0)
+		count_lost(LOST_TCP_UNTRACKED);
+	return 0;
+}
+
+static __always_inline int on_connect_done(const struct transition *t, int newstate)
 {
 	/* Simultaneous open (SYN_SENT -> SYN_RECV): wait for the final state. */
 	if (newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
 		return 0;
 
-	__u32 pid = 0, netns;
-	__u64 duration_ns = 0;
-	struct connecting *c = bpf_map_lookup_elem(&connecting, &sk);
-	if (c) {
-		pid = c->pid;
-		netns = c->netns;
-		duration_ns = bpf_ktime_get_ns() - c->start_ns;
-		bpf_map_delete_elem(&connecting, &sk);
-	} else {
-		/*
-		 * CLOSE -> SYN_SENT was not recorded (its run was skipped or its
-		 * map update failed, or the connect began before the tracer).
-		 * The connect still happened: report it with pid 0 (unknown) and
-		 * duration 0 (unknown) so per-destination counts stay exact, and
-		 * count it so the loss of attribution is visible.
-		 */
-		count_lost(LOST_TCP_UNTRACKED);
-		netns = sk_netns(sk);
+	__u64 sk = t->key;
+	struct connection *conn = bpf_map_lookup_elem(&active, &sk);
+	if (conn && conn->state == CONN_CONNECTING) {
+		__u64 duration_ns = bpf_ktime_get_ns() - conn->start_ns;
+		if (newstate == TCP_CLOSE) {
+			__u32 pid = conn->pid, netns = conn->netns;
+			bpf_map_delete_elem(&active, &sk);
+			connect_failed(t, pid, netns);
+			return 0;
+		}
+		establish(t, conn);
+		emit_connect_ok(conn, sk, duration_ns);
+		return 0;
 	}
 
-	if (newstate == TCP_ESTABLISHED) {
-		connect_ok(ctx, sk, pid, netns, duration_ns);
-	} else {
-		struct tcp_event e = {};
-		addrs_from_state(&e, ctx);
-		e.type = EVENT_CONNECT_FAILED;
-		e.sock = sk;
-		e.pid = pid;
-		e.netns = netns;
-		emit(&e, sizeof(e), LOST_SOCK_STATE);
+	/*
+	 * CLOSE -> SYN_SENT was not recorded (its run was skipped or its map
+	 * update failed, or the connect began before the tracer). The connect
+	 * still happened: report it with pid 0 (unknown) and duration 0
+	 * (unknown) so per-destination counts stay exact, and count it so the
+	 * loss of attribution is visible.
+	 */
+	count_lost(LOST_TCP_UNTRACKED);
+	__u32 netns = transition_netns(t);
+	if (newstate == TCP_CLOSE) {
+		connect_failed(t, 0, netns);
+		return 0;
 	}
+	struct connection c = {};
+	c.netns = netns;
+	establish(t, &c);
+	/* Without an entry the close (and its bytes) would be missed. */
+	if (bpf_map_update_elem(&active, &sk, &c, BPF_ANY) != 0)
+		count_lost(LOST_TCP_UNTRACKED);
+	emit_connect_ok(&c, sk, 0);
 	return 0;
 }
 
-static __always_inline int on_close(struct trace_event_raw_inet_sock_set_state *ctx,
-				    __u64 sk, int oldstate)
+static __always_inline int on_close(const struct transition *t, int oldstate)
 {
+	__u64 sk = t->key;
 	struct connection *conn = bpf_map_lookup_elem(&active, &sk);
-	if (!conn) {
+	if (!conn)
+		return 0; /* inbound, or never tracked */
+	if (conn->state != CONN_ACTIVE) {
 		/*
-		 * Still in `connecting` after leaving SYN_SENT: the connect's
-		 * final transition was never seen (its run was skipped, see
+		 * Still connecting after leaving SYN_SENT: the connect's final
+		 * transition was never seen (its run was skipped, see
 		 * lost_events(), or a simultaneous open went through SYN_RECV).
-		 * Report the connect now, so it is counted, then fall through to
-		 * the close with its bytes. Duration unknown: 0.
+		 * Report the connect now, so it is counted, then the close with
+		 * its bytes. Duration unknown: 0.
 		 */
-		struct connecting *c = bpf_map_lookup_elem(&connecting, &sk);
-		if (!c)
-			return 0;
-		__u32 pid = c->pid, netns = c->netns;
-		bpf_map_delete_elem(&connecting, &sk);
 		count_lost(LOST_TCP_UNTRACKED);
 		if (oldstate == TCP_SYN_RECV) {
-			struct tcp_event e = {};
-			addrs_from_state(&e, ctx);
-			e.type = EVENT_CONNECT_FAILED;
-			e.sock = sk;
-			e.pid = pid;
-			e.netns = netns;
-			emit(&e, sizeof(e), LOST_SOCK_STATE);
+			__u32 pid = conn->pid, netns = conn->netns;
+			bpf_map_delete_elem(&active, &sk);
+			connect_failed(t, pid, netns);
 			return 0;
 		}
-		connect_ok(ctx, sk, pid, netns, 0);
-		conn = bpf_map_lookup_elem(&active, &sk);
-		if (!conn)
-			return 0;
+		establish(t, conn);
+		emit_connect_ok(conn, sk, 0);
 	}
 
 	struct tcp_event e = {};
@@ -291,35 +387,51 @@ static __always_inline int on_close(struct trace_event_raw_inet_sock_set_state *
 	return 0;
 }
 
+/* The state machine of both programs (see the file header). */
+static __always_inline int on_transition(const struct transition *t, int oldstate, int newstate)
+{
+	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT)
+		return on_connect_start(t);
+	if (oldstate == TCP_SYN_SENT)
+		return on_connect_done(t, newstate);
+	if ((oldstate == TCP_CLOSE && newstate == TCP_LISTEN) ||
+	    (oldstate == TCP_LISTEN && newstate == TCP_CLOSE))
+		return on_listen(t, newstate);
+	if (newstate == TCP_CLOSE)
+		return on_close(t, oldstate);
+	return 0;
+}
+
+/* Preferred (see the file header). */
+SEC("tp_btf/inet_sock_set_state")
+int inet_sock_set_state_btf(__u64 *ctx)
+{
+	/* TP_PROTO(const struct sock *sk, const int oldstate, const int newstate) */
+	struct sock *sk = (struct sock *)ctx[0];
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	struct transition t = {
+		.sk = sk,
+		.key = (__u64)sk,
+		.btf = 1,
+	};
+	return on_transition(&t, (int)ctx[1], (int)ctx[2]);
+}
+
+/* Fallback when tp_btf cannot be loaded or attached (see loader.rs). */
 SEC("tracepoint/sock/inet_sock_set_state")
 int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	/* Direct (CO-RE relocated) context loads: no helper call on the hot path. */
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	int oldstate = ctx->oldstate;
-	int newstate = ctx->newstate;
-	__u64 sk = (__u64)ctx->skaddr;
-
-	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
-		struct connecting c = {};
-		c.start_ns = bpf_ktime_get_ns();
-		c.pid = bpf_get_current_pid_tgid() >> 32;
-		c.netns = sk_netns(sk);
-		/* A failure here is counted; the connect is still reported at
-		 * its end, with pid 0 (see on_connect_done). */
-		if (bpf_map_update_elem(&connecting, &sk, &c, BPF_ANY) != 0)
-			count_lost(LOST_TCP_UNTRACKED);
-		return 0;
-	}
-	if (oldstate == TCP_SYN_SENT)
-		return on_connect_done(ctx, sk, newstate);
-	if ((oldstate == TCP_CLOSE && newstate == TCP_LISTEN) ||
-	    (oldstate == TCP_LISTEN && newstate == TCP_CLOSE))
-		return on_listen(ctx, sk, newstate);
-	if (newstate == TCP_CLOSE)
-		return on_close(ctx, sk, oldstate);
-	return 0;
+	struct transition t = {
+		.record = ctx,
+		.key = (__u64)ctx->skaddr,
+		.btf = 0,
+	};
+	return on_transition(&t, ctx->oldstate, ctx->newstate);
 }
 
 SEC("tracepoint/tcp/tcp_retransmit_skb")
@@ -329,16 +441,10 @@ int tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
 	struct tcp_event e = {};
 
 	struct connection *conn = bpf_map_lookup_elem(&active, &sk);
-	if (conn) {
-		e.pid = conn->pid;
-		e.netns = conn->netns;
-	} else {
-		struct connecting *c = bpf_map_lookup_elem(&connecting, &sk);
-		if (!c)
-			return 0;
-		e.pid = c->pid;
-		e.netns = c->netns;
-	}
+	if (!conn)
+		return 0;
+	e.pid = conn->pid;
+	e.netns = conn->netns;
 	e.type = EVENT_RETRANSMIT;
 	e.sock = sk;
 	e.family = ctx->family;
@@ -354,6 +460,8 @@ static long scan_one(void *map, __u64 *sk, struct connection *conn, void *data)
 {
 	__u64 sent, received;
 
+	if (conn->state != CONN_ACTIVE)
+		return 0;
 	sock_bytes(*sk, &sent, &received);
 	conn->bytes_sent = sent;
 	conn->bytes_received = received;

@@ -14,7 +14,8 @@
 //! The agent runs with its default settings (`--proc-scan-interval 10s`), plus
 //! `--min-container-age 0s` so the storm's cgroup is exported.
 //! Needs root. Run: cargo build --release -p sonde && cargo bench -p sonde-integration-tests --bench connect_storm
-//! Knobs: SONDE_STORM_CONNECTIONS (100000), SONDE_STORM_ROUNDS (3), SONDE_STORM_HOLD (100000).
+//! Knobs: SONDE_STORM_CONNECTIONS (100000), SONDE_STORM_ROUNDS (3), SONDE_STORM_HOLD (100000),
+//! SONDE_STORM_PIN=1 (client on CPU 0, server thread on CPU 1; the agent unpinned).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -47,8 +48,10 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// `storm-client <port> <n>`: waits for a line on stdin, makes n connections, prints
 /// `@@ <seconds>`.
 fn storm_client(port: u16, n: usize) {
+    pin_to_cpu(0);
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).unwrap();
+    let cpu_before = own_cpu_seconds();
     let start = Instant::now();
     let mut buf = [0u8; 16];
     for _ in 0..n {
@@ -56,7 +59,46 @@ fn storm_client(port: u16, n: usize) {
         // The server closes first, so TIME_WAIT stays on its side and client ports recycle.
         while c.read(&mut buf).unwrap() > 0 {}
     }
-    println!("@@ {}", start.elapsed().as_secs_f64());
+    println!(
+        "@@ {} {}",
+        start.elapsed().as_secs_f64(),
+        own_cpu_seconds() - cpu_before
+    );
+}
+
+/// CPU time (user + system) of this process so far. System time includes the
+/// loopback softirq work done in this task and the eBPF programs run in it.
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// Pins the calling thread to one CPU (SONDE_STORM_PIN=1), so client and server
+/// do not migrate between rounds; the agent stays unpinned.
+fn pin_to_cpu(cpu: usize) {
+    if std::env::var("SONDE_STORM_PIN").as_deref() != Ok("1") {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; CPU_SET and sched_setaffinity(0) act on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// CPU time (user + system) of one thread of this process, from its stat file.
+fn thread_cpu_seconds(tid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz
 }
 
 /// `hold-server <port> <n>`: accepts n connections and keeps them until stdin closes.
@@ -283,6 +325,8 @@ fn free_ports_outside_ephemeral(n: usize, first: u16) -> Vec<u16> {
 struct Round {
     with_agent: bool,
     rate: f64,
+    /// Client and server CPU time per connection, microseconds.
+    storm_cpu_us: f64,
     agent_cpu: Option<f64>,
     counted: Option<f64>,
 }
@@ -338,7 +382,12 @@ fn main() {
     let dst = format!("127.0.0.1:{port}");
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
+    let server_tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let server_tid2 = server_tid.clone();
     let server = thread::spawn(move || {
+        pin_to_cpu(1);
+        // SAFETY: gettid has no preconditions.
+        server_tid2.store(unsafe { libc::gettid() }, Ordering::SeqCst);
         for s in listener.incoming() {
             if stop2.load(Ordering::Relaxed) {
                 break;
@@ -371,8 +420,14 @@ fn main() {
                 a
             });
             let cpu_before = agent.as_ref().map(|a| cpu_seconds(a.pid()));
+            let tid = server_tid.load(Ordering::SeqCst);
+            let server_cpu_before = thread_cpu_seconds(tid);
             client.go();
-            let secs: f64 = client.reply().parse().unwrap();
+            let reply = client.reply();
+            let server_cpu = thread_cpu_seconds(tid) - server_cpu_before;
+            let mut reply = reply.split_whitespace().map(|v| v.parse::<f64>().unwrap());
+            let (secs, client_cpu) = (reply.next().unwrap(), reply.next().unwrap());
+            let storm_cpu_us = (client_cpu + server_cpu) / n as f64 * 1e6;
             drop(client);
             // Let the agent drain its ring buffer (100 ms timer) before reading its CPU time.
             thread::sleep(Duration::from_millis(500));
@@ -398,13 +453,14 @@ fn main() {
             });
             let rate = n as f64 / secs;
             eprintln!(
-                "round {} {}: {rate:.0} conn/s, agent CPU {agent_cpu:?} s, counted {counted:?}",
+                "round {} {}: {rate:.0} conn/s, storm CPU {storm_cpu_us:.2} us/conn, agent CPU {agent_cpu:?} s, counted {counted:?}",
                 r + 1,
                 if with_agent { "with agent" } else { "no agent" }
             );
             results.push(Round {
                 with_agent,
                 rate,
+                storm_cpu_us,
                 agent_cpu,
                 counted,
             });
@@ -427,15 +483,16 @@ fn print_storm(results: &[Round], n: usize) {
     println!("Connect storm: {n} loopback connections per round (connect, read EOF, close)");
     println!();
     println!(
-        "| round | agent | connections/s | agent CPU s | agent CPU s per 100k | counted by agent |"
+        "| round | agent | connections/s | storm CPU us/conn | agent CPU s | agent CPU s per 100k | counted by agent |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (i, r) in results.iter().enumerate() {
         println!(
-            "| {} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {} | {} | {} |",
             i / 2 + 1,
             if r.with_agent { "yes" } else { "no" },
             r.rate,
+            r.storm_cpu_us,
             r.agent_cpu.map_or("-".into(), |c| format!("{c:.2}")),
             r.agent_cpu
                 .map_or("-".into(), |c| format!("{:.2}", c * 100_000.0 / n as f64)),
@@ -460,6 +517,14 @@ fn print_storm(results: &[Round], n: usize) {
             (a - b) / a * 100.0
         })
         .collect();
+    let cpu_overheads: Vec<f64> = results
+        .chunks(2)
+        .map(|pair| {
+            let a = pair.iter().find(|r| !r.with_agent).unwrap().storm_cpu_us;
+            let b = pair.iter().find(|r| r.with_agent).unwrap().storm_cpu_us;
+            (b - a) / a * 100.0
+        })
+        .collect();
     let cpus: Vec<f64> = results
         .iter()
         .filter_map(|r| r.agent_cpu)
@@ -476,6 +541,28 @@ fn print_storm(results: &[Round], n: usize) {
             .map(|l| format!("{l:.1}%"))
             .collect::<Vec<_>>(),
         median(&pair_losses)
+    );
+    println!(
+        "storm CPU per connection (client + server, incl. in-task softirq and eBPF): median {:.2} us without, {:.2} us with the agent; per-round-pair increase {:?} (median {:.1}%)",
+        median(
+            &results
+                .iter()
+                .filter(|r| !r.with_agent)
+                .map(|r| r.storm_cpu_us)
+                .collect::<Vec<_>>()
+        ),
+        median(
+            &results
+                .iter()
+                .filter(|r| r.with_agent)
+                .map(|r| r.storm_cpu_us)
+                .collect::<Vec<_>>()
+        ),
+        cpu_overheads
+            .iter()
+            .map(|l| format!("{l:.1}%"))
+            .collect::<Vec<_>>(),
+        median(&cpu_overheads)
     );
     println!(
         "agent CPU per 100,000 connections: median {:.2} s",

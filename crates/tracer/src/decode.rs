@@ -9,7 +9,7 @@ pub const PROC_EVENT_SIZE: usize = 24;
 /// Size of `struct tcp_event`.
 pub const TCP_EVENT_SIZE: usize = 88;
 /// Size of `struct connection`, the value of the `active` map.
-pub const CONNECTION_VALUE_SIZE: usize = 64;
+pub const CONNECTION_VALUE_SIZE: usize = 72;
 /// Size of the header of `struct cgroup_event`; the path bytes follow it.
 pub const CGROUP_EVENT_HEADER_SIZE: usize = 16;
 /// Longest path [`Event::CgroupCreated`] carries, in bytes (`CGROUP_PATH_MAX`
@@ -298,10 +298,18 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
-/// Decodes one entry of the `active` map (key = socket id, value = `struct connection`).
-pub fn decode_connection(sock: u64, v: &[u8]) -> Result<ConnectionBytes, DecodeError> {
+/// `enum conn_state` of `ebpf/src/tcp.c`: the entry is an established connection.
+const CONN_ACTIVE: u16 = 2;
+
+/// Decodes one entry of the `active` map (key = socket id, value = `struct
+/// connection`). `None` for a connect still in progress (no addresses yet, no
+/// bytes: it is reported when it completes).
+pub fn decode_connection(sock: u64, v: &[u8]) -> Result<Option<ConnectionBytes>, DecodeError> {
     need(0, v, CONNECTION_VALUE_SIZE)?;
-    Ok(ConnectionBytes {
+    if u16_at(v, 30) != CONN_ACTIVE {
+        return Ok(None);
+    }
+    Ok(Some(ConnectionBytes {
         pid: u32_at(v, 16),
         netns: u32_at(v, 20),
         sock,
@@ -309,7 +317,7 @@ pub fn decode_connection(sock: u64, v: &[u8]) -> Result<ConnectionBytes, DecodeE
         dst: addr_at(v, 48, u16_at(v, 28)),
         bytes_sent: u64_at(v, 0),
         bytes_received: u64_at(v, 8),
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -51,6 +51,10 @@ pub struct TracerConfig {
     pub tracefs_candidates: Vec<PathBuf>,
     /// Kernel BTF, needed for CO-RE relocations.
     pub btf_path: PathBuf,
+    /// Attach TCP state changes with the BTF-enabled raw tracepoint (cheaper
+    /// per run) when the kernel allows it, else the classic tracepoint.
+    /// Default true; false forces the classic program (tests of the fallback).
+    pub prefer_tp_btf: bool,
 }
 
 impl Default for TracerConfig {
@@ -66,6 +70,7 @@ impl Default for TracerConfig {
                 PathBuf::from("/sys/kernel/debug/tracing"),
             ],
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),
+            prefer_tp_btf: true,
         }
     }
 }

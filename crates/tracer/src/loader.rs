@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
-use aya::programs::{ProgramError, RawTracePoint, TracePoint};
-use aya::{Ebpf, EbpfError, EbpfLoader};
+use aya::programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfError, EbpfLoader};
 use tracing::{debug, info, warn};
 
 use crate::decode::{self, CONNECTION_VALUE_SIZE, ConnectionBytes};
@@ -19,7 +19,8 @@ use crate::{Error, OBJECT, TracerConfig, sys};
 /// this order; their `lost` counter slots are `enum lost_slot` of
 /// `ebpf/include/common.h` (0-4, then 6 for `cgroup_mkdir`). For `oom_mark_victim` the loader prefers the raw
 /// tracepoint variant `oom_mark_victim_task` (victim's own cgroup); the slot
-/// name stays the same.
+/// name stays the same. Likewise `inet_sock_set_state` prefers its tp_btf
+/// variant `inet_sock_set_state_btf` (ebpf/src/tcp.c; cheaper per run).
 pub const PROGRAMS: [(&str, &str, &str); 6] = [
     ("task_newtask", "task", "task_newtask"),
     ("sched_process_exit", "sched", "sched_process_exit"),
@@ -54,6 +55,10 @@ const LOST_TCP_UNTRACKED_SLOT: u32 = 5;
 const OOM_PROGRAM: &str = "oom_mark_victim";
 const OOM_RAW_PROGRAM: &str = "oom_mark_victim_task";
 const SCAN_PROGRAM: &str = "scan_active";
+/// The classic TCP state-change program and its preferred BTF-enabled raw
+/// tracepoint variant (ebpf/src/tcp.c: cheaper per run, same events).
+const SOCK_STATE_PROGRAM: &str = "inet_sock_set_state";
+const SOCK_STATE_BTF_PROGRAM: &str = "inet_sock_set_state_btf";
 const LOST_WARN_EVERY: Duration = Duration::from_secs(60);
 
 struct LostWarn {
@@ -177,6 +182,42 @@ fn attach_oom_raw(ebpf: &mut Ebpf) -> bool {
     }
 }
 
+/// Loads and attaches the tp_btf `inet_sock_set_state` program; false (with
+/// the reason logged) if this kernel refuses it, and the classic tracepoint
+/// program is used instead (same events, higher cost per state change).
+fn attach_sock_state_btf(ebpf: &mut Ebpf, btf_path: &std::path::Path) -> bool {
+    let btf = match Btf::parse_file(btf_path, aya::Endianness::default()) {
+        Ok(btf) => btf,
+        Err(e) => {
+            warn!(error = %e, path = %btf_path.display(), "Cannot parse kernel BTF for tp_btf; using the classic inet_sock_set_state tracepoint");
+            return false;
+        }
+    };
+    let Some(prog) = ebpf
+        .program_mut(SOCK_STATE_BTF_PROGRAM)
+        .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())
+    else {
+        warn!(
+            program = SOCK_STATE_BTF_PROGRAM,
+            "Program missing from the object; using the classic inet_sock_set_state tracepoint"
+        );
+        return false;
+    };
+    let result = prog
+        .load("inet_sock_set_state", &btf)
+        .map_err(|e| verifier_excerpt(&e))
+        .and_then(|()| prog.attach().map(|_| ()).map_err(|e| e.to_string()));
+    match result {
+        Ok(()) => true,
+        Err(reason) => {
+            // Leave nothing half-loaded: the classic program takes over.
+            let _ = prog.unload();
+            warn!(reason = %reason, "tp_btf sock/inet_sock_set_state unavailable; using the classic tracepoint (same events, higher cost per TCP state change)");
+            false
+        }
+    }
+}
+
 fn ring_size(bytes: usize) -> u32 {
     let page = 4096usize;
     let size = bytes.max(page).next_power_of_two();
@@ -218,6 +259,13 @@ impl Tracer {
         for (i, (name, category, tp)) in PROGRAMS.iter().enumerate() {
             if *name == OOM_PROGRAM && attach_oom_raw(&mut ebpf) {
                 attached.push(OOM_RAW_PROGRAM);
+                continue;
+            }
+            if *name == SOCK_STATE_PROGRAM
+                && config.prefer_tp_btf
+                && attach_sock_state_btf(&mut ebpf, &config.btf_path)
+            {
+                attached.push(SOCK_STATE_BTF_PROGRAM);
                 continue;
             }
             let prog: &mut TracePoint = ebpf
@@ -359,6 +407,12 @@ impl Tracer {
         self.attached.contains(&OOM_RAW_PROGRAM)
     }
 
+    /// Which `inet_sock_set_state` program is attached: true for the tp_btf
+    /// one, false for the classic-tracepoint fallback. Both emit the same events.
+    pub fn sock_state_is_tp_btf(&self) -> bool {
+        self.attached.contains(&SOCK_STATE_BTF_PROGRAM)
+    }
+
     /// Byte counters of every open tracked connection, read now.
     ///
     /// Runs the `scan_active` program once (BPF_PROG_TEST_RUN), which copies
@@ -400,7 +454,8 @@ impl Tracer {
             let mut key = [0u8; 8];
             key.copy_from_slice(k);
             match decode::decode_connection(u64::from_ne_bytes(key), v) {
-                Ok(c) => out.push(c),
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => {} // a connect in progress
                 Err(_) => bad += 1,
             }
         })

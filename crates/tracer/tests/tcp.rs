@@ -5,12 +5,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, TcpListener, TcpStream};
 use std::thread;
 
 use sonde_tracer::Event;
 use sonde_tracer::conntrack::ConnectionTable;
-use support::{collect, privileged, start};
+use support::{SockState, collect, privileged, start_with};
 
 fn me() -> u32 {
     std::process::id()
@@ -20,14 +20,43 @@ fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
     events.iter().filter(|e| f(e)).count()
 }
 
+const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connects_to_a_listener_are_counted_exactly() {
-    if !privileged("connects_to_a_listener_are_counted_exactly") {
-        return;
+    if privileged("connects_to_a_listener_are_counted_exactly") {
+        connects_counted(SockState::TpBtf, V4).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_to_a_listener_are_counted_exactly_classic() {
+    if privileged("connects_to_a_listener_are_counted_exactly_classic") {
+        connects_counted(SockState::Classic, V4).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_connects_to_a_listener_are_counted_exactly() {
+    if privileged("ipv6_connects_to_a_listener_are_counted_exactly") {
+        connects_counted(SockState::TpBtf, V6).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_connects_to_a_listener_are_counted_exactly_classic() {
+    if privileged("ipv6_connects_to_a_listener_are_counted_exactly_classic") {
+        connects_counted(SockState::Classic, V6).await;
+    }
+}
+
+/// N connects with 4 bytes each: N ConnectOk and N ConnectionClosed with the
+/// test's pid, source and destination addresses and exact bytes.
+async fn connects_counted(program: SockState, ip: IpAddr) {
     const N: usize = 50;
-    let (_tracer, mut stream) = start();
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let (_tracer, mut stream) = start_with(program);
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         for _ in 0..N {
@@ -36,9 +65,11 @@ async fn connects_to_a_listener_are_counted_exactly() {
             s.read_to_end(&mut buf).unwrap();
         }
     });
+    let mut sources = std::collections::HashSet::new();
     for _ in 0..N {
         let mut c = TcpStream::connect(addr).unwrap();
         c.write_all(b"ping").unwrap();
+        sources.insert(c.local_addr().unwrap());
     }
     server.join().unwrap();
 
@@ -78,9 +109,20 @@ async fn connects_to_a_listener_are_counted_exactly() {
             *p, pid,
             "connecting pid is the test process, not softirq context"
         );
-        assert_eq!(src.ip(), addr.ip());
+        assert!(
+            sources.contains(src),
+            "{src} is one of the clients' sockets"
+        );
         assert!(*duration_ns > 0);
     }
+    let distinct: std::collections::HashSet<_> = oks
+        .iter()
+        .map(|e| match e {
+            Event::ConnectOk { src, .. } => *src,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(distinct.len(), N, "one ConnectOk per client socket");
     assert_eq!(
         count(&events, |e| matches!(e, Event::ConnectFailed { .. })),
         0
@@ -123,11 +165,21 @@ async fn connects_to_a_listener_are_counted_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connects_to_a_closed_port_fail_exactly() {
-    if !privileged("connects_to_a_closed_port_fail_exactly") {
-        return;
+    if privileged("connects_to_a_closed_port_fail_exactly") {
+        connects_fail(SockState::TpBtf).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_to_a_closed_port_fail_exactly_classic() {
+    if privileged("connects_to_a_closed_port_fail_exactly_classic") {
+        connects_fail(SockState::Classic).await;
+    }
+}
+
+async fn connects_fail(program: SockState) {
     const M: usize = 20;
-    let (_tracer, mut stream) = start();
+    let (_tracer, mut stream) = start_with(program);
     // A port nobody listens on: bind, read it, release it.
     let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
@@ -159,11 +211,21 @@ fn sizes(i: usize) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_connections_show_bytes_then_close_exactly() {
-    if !privileged("open_connections_show_bytes_then_close_exactly") {
-        return;
+    if privileged("open_connections_show_bytes_then_close_exactly") {
+        open_connection_bytes(SockState::TpBtf).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connections_show_bytes_then_close_exactly_classic() {
+    if privileged("open_connections_show_bytes_then_close_exactly_classic") {
+        open_connection_bytes(SockState::Classic).await;
+    }
+}
+
+async fn open_connection_bytes(program: SockState) {
     const K: usize = 5;
-    let (tracer, mut stream) = start();
+    let (tracer, mut stream) = start_with(program);
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
@@ -276,7 +338,9 @@ async fn open_connections_show_bytes_then_close_exactly() {
             unreachable!()
         };
         assert_eq!(*p, pid);
-        let (w, r) = expect[src];
+        let Some(&(w, r)) = expect.get(src) else {
+            panic!("close of {src} ({e:?}) is one of the clients' sockets {expect:?}")
+        };
         assert_eq!(
             (*bytes_sent, *bytes_received),
             (w, r),

@@ -275,9 +275,14 @@ fn connection_value() {
     v[28..30].copy_from_slice(&6379u16.to_ne_bytes());
     v[32..48].copy_from_slice(&v4_mapped([127, 0, 0, 1]));
     v[48..64].copy_from_slice(&v4_mapped([127, 0, 0, 2]));
+    v[64..72].copy_from_slice(&99u64.to_ne_bytes()); // start_ns: not decoded
+    // Still connecting: skipped.
+    v[30..32].copy_from_slice(&1u16.to_ne_bytes());
+    assert_eq!(decode_connection(9, &v).unwrap(), None);
+    v[30..32].copy_from_slice(&2u16.to_ne_bytes());
     assert_eq!(
         decode_connection(9, &v).unwrap(),
-        ConnectionBytes {
+        Some(ConnectionBytes {
             pid: 77,
             netns: 88,
             sock: 9,
@@ -285,9 +290,9 @@ fn connection_value() {
             dst: sa([127, 0, 0, 2], 6379),
             bytes_sent: 1234,
             bytes_received: 5678,
-        }
+        })
     );
-    assert!(decode_connection(9, &v[..63]).is_err());
+    assert!(decode_connection(9, &v[..71]).is_err());
 }
 
 /// Builds a `struct cgroup_event` the way the C side submits it: the header,

@@ -20,16 +20,39 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// Which program handles TCP state changes (`inet_sock_set_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockState {
+    /// The BTF-enabled raw tracepoint: the default, and what this kernel must
+    /// accept (../shared/ENVIRONMENT.md: tp_btf works here).
+    TpBtf,
+    /// The classic tracepoint, the fallback on kernels that refuse tp_btf.
+    Classic,
+}
+
 /// Starts the tracer with a short poll interval (tests wait less).
 pub fn start() -> (Tracer, EventStream) {
+    start_with(SockState::TpBtf)
+}
+
+/// Like [`start`], with the given TCP state program, and checks that it is
+/// the one attached (a silent fallback would test the wrong program).
+pub fn start_with(program: SockState) -> (Tracer, EventStream) {
     let config = TracerConfig {
         poll_interval: Duration::from_millis(20),
+        prefer_tp_btf: program == SockState::TpBtf,
         ..TracerConfig::default()
     };
-    match Tracer::start(config) {
+    let (tracer, stream) = match Tracer::start(config) {
         Ok(t) => t,
         Err(e) => panic!("tracer failed to start: {}", e.reason()),
-    }
+    };
+    assert_eq!(
+        tracer.sock_state_is_tp_btf(),
+        program == SockState::TpBtf,
+        "the {program:?} inet_sock_set_state program is attached (see the log for why not)"
+    );
+    (tracer, stream)
 }
 
 /// Collects events matching `keep` until `done(&kept)` holds, then keeps
