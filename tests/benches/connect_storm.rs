@@ -15,7 +15,9 @@
 //! `--min-container-age 0s` so the storm's cgroup is exported.
 //! Needs root. Run: cargo build --release -p sonde && cargo bench -p sonde-integration-tests --bench connect_storm
 //! Knobs: SONDE_STORM_CONNECTIONS (100000), SONDE_STORM_ROUNDS (3), SONDE_STORM_HOLD (100000),
-//! SONDE_STORM_PIN=1 (client on CPU 0, server thread on CPU 1; the agent unpinned).
+//! SONDE_STORM_PIN=1 (client on CPU 0, server thread on CPU 1; the agent unpinned),
+//! SONDE_STORM_AGENT_ARGS (extra agent flags, e.g. `--disable-ebpf`), SONDE_STORM_SKIP_COUNT=1
+//! (do not check the agent's count: for experimental builds that do not count).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -212,6 +214,21 @@ impl Drop for RoleChild {
 // ---------------------------------------------------------------------------------------------
 // The agent, with default settings.
 
+/// SONDE_STORM_AGENT_ARGS: extra agent flags, whitespace-separated, to split the
+/// cost (e.g. `--disable-ebpf`: the agent's userspace alone).
+fn extra_agent_args() -> Vec<String> {
+    std::env::var("SONDE_STORM_AGENT_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// False when the extra flags turn the tracer off: nothing to wait for or count.
+fn tracer_expected() -> bool {
+    !extra_agent_args().iter().any(|a| a == "--disable-ebpf")
+}
+
 struct ReleaseAgent {
     child: Child,
     port: u16,
@@ -225,6 +242,7 @@ impl ReleaseAgent {
         let child = Command::new(sonde_binary())
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--min-container-age", "0s"])
+            .args(extra_agent_args())
             .env_remove("SONDE_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -236,10 +254,11 @@ impl ReleaseAgent {
             port,
             _dir: dir,
         };
+        let tracer = if tracer_expected() { 1.0 } else { 0.0 };
         sonde_integration_tests::wait_for("the agent's tracer", Duration::from_secs(30), || {
-            agent
-                .try_scrape()
-                .filter(|s| s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0))
+            agent.try_scrape().filter(|s| {
+                s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(tracer)
+            })
         });
         agent
     }
@@ -298,6 +317,18 @@ fn median(v: &[f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// Mean and half-width of its 95% confidence interval (normal approximation,
+/// fine from ~20 pairs; with fewer it is optimistic).
+fn mean_ci95(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.len() < 2 {
+        return (v.first().copied().unwrap_or(0.0), f64::NAN);
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, 1.96 * (var / n).sqrt())
 }
 
 /// A listener on a free port in 20000-32000 (outside the ephemeral range).
@@ -435,7 +466,8 @@ fn main() {
                 .as_ref()
                 .zip(cpu_before)
                 .map(|(a, before)| cpu_seconds(a.pid()) - before);
-            let counted = agent.as_ref().map(|a| {
+            let count = tracer_expected() && std::env::var("SONDE_STORM_SKIP_COUNT").is_err();
+            let counted = agent.as_ref().filter(|_| count).map(|a| {
                 let labels: &[(&str, &str)] = &[("container_id", &cid), ("destination", &dst)];
                 let deadline = Instant::now() + Duration::from_secs(30);
                 loop {
@@ -563,6 +595,14 @@ fn print_storm(results: &[Round], n: usize) {
             .map(|l| format!("{l:.1}%"))
             .collect::<Vec<_>>(),
         median(&cpu_overheads)
+    );
+    let (mean, half) = mean_ci95(&pair_losses);
+    println!(
+        "throughput loss over {} round pairs: mean {mean:.2}% (95% confidence interval {:.2}% to {:.2}%), median {:.2}%",
+        pair_losses.len(),
+        mean - half,
+        mean + half,
+        median(&pair_losses)
     );
     println!(
         "agent CPU per 100,000 connections: median {:.2} s",

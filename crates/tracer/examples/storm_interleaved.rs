@@ -1,0 +1,141 @@
+//! Benchmark (root): the tracer's own cost to a loopback connect storm, as many
+//! short interleaved rounds with and without it (the order alternates A B, B A,
+//! ... so drift hits both sides), to beat a noisy machine with numbers.
+//!
+//!   cargo run --release -p sonde-tracer --example storm_interleaved -- [PAIRS] [CONNECTIONS]
+//!
+//! With the tracer, a reader thread drains the ring buffer into a
+//! ConnectionTable, as the agent does (the agent's registry work is not
+//! included: compare with tests/benches/connect_storm.rs for that). Prints the
+//! mean throughput loss with its 95% confidence interval; nothing is asserted.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sonde_tracer::conntrack::ConnectionTable;
+use sonde_tracer::{Tracer, TracerConfig};
+
+fn storm(addr: SocketAddr, n: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let mut b = [0u8; 1];
+        let _ = c.read(&mut b);
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn server() -> SocketAddr {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            drop(s);
+        }
+    });
+    addr
+}
+
+/// The tracer and its reader thread, for one round; dropping it detaches.
+struct Attached {
+    stop: Arc<AtomicBool>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Attached {
+    fn start() -> Attached {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop2 = stop.clone();
+        let reader = thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (_tracer, mut stream) = Tracer::start(TracerConfig::default()).unwrap();
+                tx.send(()).unwrap();
+                let mut table = ConnectionTable::new(131_072);
+                let mut batch = Vec::new();
+                while !stop2.load(Ordering::Relaxed) {
+                    batch.clear();
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(200),
+                        stream.next_batch(&mut batch),
+                    )
+                    .await;
+                    for e in &batch {
+                        table.apply(e);
+                    }
+                }
+            });
+        });
+        rx.recv().unwrap();
+        Attached {
+            stop,
+            reader: Some(reader),
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let pairs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let addr = server();
+    storm(addr, 2_000); // warm-up
+
+    let mut losses = Vec::with_capacity(pairs);
+    for p in 0..pairs {
+        let mut without = 0.0;
+        let mut with = 0.0;
+        let order = if p % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for traced in order {
+            if traced {
+                let attached = Attached::start();
+                with = storm(addr, n);
+                // Let the reader drain before detaching (its work counts too).
+                thread::sleep(Duration::from_millis(300));
+                drop(attached);
+            } else {
+                without = storm(addr, n);
+            }
+        }
+        let loss = (without - with) / without * 100.0;
+        eprintln!(
+            "pair {}: {without:.0} without, {with:.0} with: {loss:.2}%",
+            p + 1
+        );
+        losses.push(loss);
+    }
+    let k = losses.len() as f64;
+    let mean = losses.iter().sum::<f64>() / k;
+    let var = losses.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1.0);
+    let half = 1.96 * (var / k).sqrt();
+    let mut sorted = losses.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "tracer-only throughput loss over {pairs} pairs of {n} connections: mean {mean:.2}% (95% CI {:.2}% to {:.2}%), median {:.2}%",
+        mean - half,
+        mean + half,
+        sorted[sorted.len() / 2]
+    );
+}
