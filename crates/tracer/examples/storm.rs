@@ -9,39 +9,19 @@
 //! docs/tracer.md; nothing here is asserted.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{server, storm};
 use sonde_tracer::conntrack::ConnectionTable;
 use sonde_tracer::{ConnectionBytes, Event, Tracer, TracerConfig};
-
-fn storm(addr: SocketAddr, n: usize) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        let mut c = TcpStream::connect(addr).unwrap();
-        // The server closes first, so TIME_WAIT stays on its side and the
-        // client's ephemeral ports are reusable at once.
-        let mut b = [0u8; 1];
-        let _ = c.read(&mut b);
-    }
-    n as f64 / start.elapsed().as_secs_f64()
-}
-
-fn server() -> SocketAddr {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            drop(s);
-        }
-    });
-    addr
-}
 
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {

@@ -10,36 +10,17 @@
 //! mean throughput loss with its 95% confidence interval; nothing is asserted.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{server, storm};
 use sonde_tracer::conntrack::ConnectionTable;
 use sonde_tracer::{Tracer, TracerConfig};
-
-fn storm(addr: SocketAddr, n: usize) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        let mut c = TcpStream::connect(addr).unwrap();
-        let mut b = [0u8; 1];
-        let _ = c.read(&mut b);
-    }
-    n as f64 / start.elapsed().as_secs_f64()
-}
-
-fn server() -> SocketAddr {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            drop(s);
-        }
-    });
-    addr
-}
 
 /// The tracer and its reader thread, for one round; dropping it detaches.
 struct Attached {
