@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, TcpListener, TcpStream};
 use std::thread;
 
-use sonde_tracer::Event;
 use sonde_tracer::conntrack::ConnectionTable;
+use sonde_tracer::{Event, EventStream, Tracer, TracerConfig};
 use support::{SockState, collect, privileged, start_with};
 
 fn me() -> u32 {
@@ -26,36 +26,60 @@ const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connects_to_a_listener_are_counted_exactly() {
     if privileged("connects_to_a_listener_are_counted_exactly") {
-        connects_counted(SockState::TpBtf, V4).await;
+        connects_counted(start_with(SockState::TpBtf), V4).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connects_to_a_listener_are_counted_exactly_classic() {
     if privileged("connects_to_a_listener_are_counted_exactly_classic") {
-        connects_counted(SockState::Classic, V4).await;
+        connects_counted(start_with(SockState::Classic), V4).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_connects_to_a_listener_are_counted_exactly() {
     if privileged("ipv6_connects_to_a_listener_are_counted_exactly") {
-        connects_counted(SockState::TpBtf, V6).await;
+        connects_counted(start_with(SockState::TpBtf), V6).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_connects_to_a_listener_are_counted_exactly_classic() {
     if privileged("ipv6_connects_to_a_listener_are_counted_exactly_classic") {
-        connects_counted(SockState::Classic, V6).await;
+        connects_counted(start_with(SockState::Classic), V6).await;
     }
+}
+
+/// The tp_btf program cannot be loaded (here: the BTF given for it does not
+/// parse): the tracer falls back to the classic program on its own, and every
+/// connect is still counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_tp_btf_program_falls_back_to_the_classic_one() {
+    if !privileged("a_refused_tp_btf_program_falls_back_to_the_classic_one") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("vmlinux");
+    std::fs::write(&garbage, b"not BTF").unwrap();
+    let config = TracerConfig {
+        poll_interval: std::time::Duration::from_millis(20),
+        btf_path: garbage,
+        ..TracerConfig::default()
+    };
+    let (tracer, stream) = match Tracer::start(config) {
+        Ok(t) => t,
+        Err(e) => panic!("tracer failed to start: {}", e.reason()),
+    };
+    assert!(!tracer.sock_state_is_tp_btf(), "the classic program runs");
+    connects_counted((tracer, stream), V4).await;
 }
 
 /// N connects with 4 bytes each: N ConnectOk and N ConnectionClosed with the
 /// test's pid, source and destination addresses and exact bytes.
-async fn connects_counted(program: SockState, ip: IpAddr) {
+async fn connects_counted(started: (Tracer, EventStream), ip: IpAddr) {
     const N: usize = 50;
-    let (_tracer, mut stream) = start_with(program);
+    let (_tracer, mut stream) = started;
     let listener = TcpListener::bind((ip, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
