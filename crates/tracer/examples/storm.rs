@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{server, storm};
+use common::{drain, server, storm};
 use sonde_tracer::conntrack::ConnectionTable;
 use sonde_tracer::{ConnectionBytes, Event, Tracer, TracerConfig};
 
@@ -75,21 +75,8 @@ fn main() {
             rt.block_on(async move {
                 let (tracer, mut stream) = Tracer::start(TracerConfig::default()).unwrap();
                 tx.send(()).unwrap();
-                let mut table = ConnectionTable::new(131_072);
-                let mut batch = Vec::new();
                 let cpu0 = thread_cpu();
-                while !stop.load(Ordering::Relaxed) {
-                    batch.clear();
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(200),
-                        stream.next_batch(&mut batch),
-                    )
-                    .await;
-                    for e in &batch {
-                        table.apply(e);
-                    }
-                    events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                }
+                events.store(drain(&mut stream, &stop).await, Ordering::Relaxed);
                 reader_cpu.store((thread_cpu() - cpu0).as_nanos() as u64, Ordering::Relaxed);
                 println!("lost events: {:?}", tracer.lost_events());
             });

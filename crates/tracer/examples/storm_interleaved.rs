@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{server, storm};
-use sonde_tracer::conntrack::ConnectionTable;
+use common::{drain, server, storm};
 use sonde_tracer::{Tracer, TracerConfig};
 
 /// The tracer and its reader thread, for one round; dropping it detaches.
@@ -41,19 +40,7 @@ impl Attached {
             rt.block_on(async move {
                 let (_tracer, mut stream) = Tracer::start(TracerConfig::default()).unwrap();
                 tx.send(()).unwrap();
-                let mut table = ConnectionTable::new(131_072);
-                let mut batch = Vec::new();
-                while !stop2.load(Ordering::Relaxed) {
-                    batch.clear();
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(200),
-                        stream.next_batch(&mut batch),
-                    )
-                    .await;
-                    for e in &batch {
-                        table.apply(e);
-                    }
-                }
+                drain(&mut stream, &stop2).await;
             });
         });
         rx.recv().unwrap();

@@ -2,8 +2,12 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use sonde_tracer::EventStream;
+use sonde_tracer::conntrack::ConnectionTable;
 
 /// Makes `n` connections to `addr` one after another (connect, read EOF);
 /// returns connections per second.
@@ -29,4 +33,22 @@ pub fn server() -> SocketAddr {
         }
     });
     addr
+}
+
+/// What the agent's reader does, minus the registry: drains the ring into a
+/// ConnectionTable until `stop`; returns the number of events read.
+pub async fn drain(stream: &mut EventStream, stop: &AtomicBool) -> u64 {
+    let mut table = ConnectionTable::new(131_072);
+    let mut batch = Vec::new();
+    let mut events = 0;
+    while !stop.load(Ordering::Relaxed) {
+        batch.clear();
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), stream.next_batch(&mut batch)).await;
+        for e in &batch {
+            table.apply(e);
+        }
+        events += batch.len() as u64;
+    }
+    events
 }
