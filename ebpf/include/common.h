@@ -43,7 +43,7 @@ struct tcp_event {
 	__u32 type;
 	__u32 pid;
 	__u64 sock;        /* kernel socket address: an opaque connection id */
-	__u64 duration_ns; /* ConnectOk: CLOSE->SYN_SENT to ESTABLISHED */
+	__u64 duration_ns; /* ConnectOk, ConnectionClosed: CLOSE->SYN_SENT to ESTABLISHED (0: unknown) */
 	__u64 bytes_sent;  /* ConnectionClosed: payload sent, retransmits excluded */
 	__u64 bytes_received; /* ConnectionClosed: payload received, FIN excluded */
 	__u32 netns;       /* inode of the socket's network namespace */

@@ -20,11 +20,18 @@
  *                             socket's `active` entry, state CONN_CONNECTING.
  *       SYN_SENT -> ESTABLISHED  connect succeeded (softirq: the current task
  *                             is meaningless; the pid comes from the entry).
- *                             Emits ConnectOk with the duration; the entry is
- *                             completed in place (addresses, CONN_ACTIVE).
+ *                             Emits nothing: the entry is completed in place
+ *                             (connect duration, addresses, CONN_ACTIVE), and
+ *                             userspace learns the connection from its `active`
+ *                             dump at scrape, or from its close record if it
+ *                             closed before a scrape. One ring record per
+ *                             connection instead of two: the records, not the
+ *                             map work, were most of the tracer's cost to a
+ *                             connect storm (docs/tracer.md).
  *       SYN_SENT -> CLOSE     connect failed (RST, timeout, unreachable).
  *       * -> CLOSE            a tracked connection ended. Emits ConnectionClosed
- *                             with the kernel's own byte counters of the socket
+ *                             with the connect duration and the kernel's own
+ *                             byte counters of the socket
  *                             (tcp_sock.bytes_sent - bytes_retrans, and
  *                             bytes_received less the FIN): no per-packet or
  *                             per-syscall cost. Untracked (inbound) sockets
@@ -42,10 +49,13 @@
  *     such loss of tracking state is counted in the LOST_TCP_UNTRACKED slot
  *     ("tcp_untracked"), and the connect is still reported when its end is
  *     seen:
- *       - SYN_SENT -> ESTABLISHED/CLOSE with no entry: ConnectOk /
- *         ConnectFailed with pid 0 (unknown) and duration 0 (unknown);
+ *       - SYN_SENT -> ESTABLISHED with no entry: an entry with pid 0
+ *         (unknown) and duration 0 (unknown) is made, reported like any
+ *         other; if even that insert fails, a ConnectOk record reports the
+ *         connect at once (its close cannot be seen);
+ *       - SYN_SENT -> CLOSE with no entry: ConnectFailed with pid 0;
  *       - -> CLOSE of a socket still CONN_CONNECTING (its ESTABLISHED was
- *         missed): ConnectOk (duration 0) then ConnectionClosed with bytes.
+ *         missed): ConnectionClosed with duration 0 (unknown) and bytes.
  *   tcp/tcp_retransmit_skb    a segment was retransmitted (kernel >= 4.15).
  *                             Attributed through `active` (SYN retransmits
  *                             included); untracked sockets are ignored.
@@ -75,7 +85,7 @@ enum conn_state {
 	CONN_ACTIVE = 2,     /* established: every field set */
 };
 
-/* 72 bytes; decoded by crates/tracer/src/decode.rs decode_connection. */
+/* 80 bytes; decoded by crates/tracer/src/decode.rs decode_connection. */
 struct connection {
 	__u64 bytes_sent;     /* refreshed by scan_active and at close */
 	__u64 bytes_received;
@@ -88,6 +98,7 @@ struct connection {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u64 start_ns;       /* CLOSE -> SYN_SENT */
+	__u64 duration_ns;    /* connect() to ESTABLISHED; 0: unknown (see header) */
 };
 
 struct listener {
@@ -257,7 +268,8 @@ static __always_inline void emit_connect_ok(const struct connection *conn, __u64
 	emit(&e, sizeof(e), LOST_SOCK_STATE);
 }
 
-/* Completes a CONN_CONNECTING entry in place: the connection is established. */
+/* Completes a CONN_CONNECTING entry in place: the connection is established.
+ * The caller sets duration_ns first, so readers that see CONN_ACTIVE see it. */
 static __always_inline void establish(const struct transition *t, struct connection *conn)
 {
 	struct tcp_event a = {};
@@ -311,15 +323,14 @@ static __always_inline int on_connect_done(const struct transition *t, int newst
 	__u64 sk = t->key;
 	struct connection *conn = bpf_map_lookup_elem(&active, &sk);
 	if (conn && conn->state == CONN_CONNECTING) {
-		__u64 duration_ns = bpf_ktime_get_ns() - conn->start_ns;
 		if (newstate == TCP_CLOSE) {
 			__u32 pid = conn->pid, netns = conn->netns;
 			bpf_map_delete_elem(&active, &sk);
 			connect_failed(t, pid, netns);
 			return 0;
 		}
+		conn->duration_ns = bpf_ktime_get_ns() - conn->start_ns;
 		establish(t, conn);
-		emit_connect_ok(conn, sk, duration_ns);
 		return 0;
 	}
 
@@ -339,10 +350,12 @@ static __always_inline int on_connect_done(const struct transition *t, int newst
 	struct connection c = {};
 	c.netns = netns;
 	establish(t, &c);
-	/* Without an entry the close (and its bytes) would be missed. */
-	if (bpf_map_update_elem(&active, &sk, &c, BPF_ANY) != 0)
+	/* Kept like any connection (pid 0, duration 0): reported by the dump or
+	 * at close. Without an entry neither sees it: report the connect now. */
+	if (bpf_map_update_elem(&active, &sk, &c, BPF_ANY) != 0) {
 		count_lost(LOST_TCP_UNTRACKED);
-	emit_connect_ok(&c, sk, 0);
+		emit_connect_ok(&c, sk, 0);
+	}
 	return 0;
 }
 
@@ -357,8 +370,8 @@ static __always_inline int on_close(const struct transition *t, int oldstate)
 		 * Still connecting after leaving SYN_SENT: the connect's final
 		 * transition was never seen (its run was skipped, see
 		 * lost_events(), or a simultaneous open went through SYN_RECV).
-		 * Report the connect now, so it is counted, then the close with
-		 * its bytes. Duration unknown: 0.
+		 * Complete the entry now, so the close below reports the connect
+		 * with its bytes. Duration unknown: 0 (as the entry has it).
 		 */
 		count_lost(LOST_TCP_UNTRACKED);
 		if (oldstate == TCP_SYN_RECV) {
@@ -368,7 +381,6 @@ static __always_inline int on_close(const struct transition *t, int oldstate)
 			return 0;
 		}
 		establish(t, conn);
-		emit_connect_ok(conn, sk, 0);
 	}
 
 	struct tcp_event e = {};
@@ -376,6 +388,7 @@ static __always_inline int on_close(const struct transition *t, int oldstate)
 	e.sock = sk;
 	e.pid = conn->pid;
 	e.netns = conn->netns;
+	e.duration_ns = conn->duration_ns;
 	e.family = conn->family;
 	e.sport = conn->sport;
 	e.dport = conn->dport;

@@ -346,7 +346,13 @@ metric!(
     SONDE_TCP_TABLE_OVERFLOW,
     "sonde_tcp_connection_table_overflow_total",
     Counter,
-    "Connects not tracked as active because the connection table was full (their bytes still count at close)"
+    "Open connections a scrape could not track because the connection table was full, once per scrape (each is still counted, with its bytes, at close)"
+);
+metric!(
+    SONDE_TCP_CONNECTIONS_STALE,
+    "sonde_tcp_connections_stale_total",
+    Counter,
+    "Tracked connections dropped after 60 s gone from the kernel's map without a close record (the kernel skipped that run; see sonde_ebpf_events_lost_total)"
 );
 metric!(
     SONDE_NEW_PROCESSES_DROPPED,

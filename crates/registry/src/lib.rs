@@ -378,6 +378,10 @@ impl Registry {
                 &catalogue::SONDE_TCP_TABLE_OVERFLOW,
                 t.table_overflow as f64,
             ),
+            (
+                &catalogue::SONDE_TCP_CONNECTIONS_STALE,
+                t.stale_connections as f64,
+            ),
         ] {
             let mut f = exposition::Family::new(def);
             f.add(&[], value);
@@ -399,7 +403,26 @@ impl Registry {
             String,
             std::collections::HashMap<std::net::SocketAddr, u64>,
         > = Default::default();
-        if let Some(t) = tracer {
+        if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
+            // Connections first seen in this scrape's dump: place their process first (its
+            // first report may be this one), then count the connect.
+            let mut buf = String::new();
+            for c in &t.connected {
+                if c.pid != 0
+                    && !state.knows_pid(c.pid)
+                    && let Some(seen) = net.place(c.pid, &mut buf)
+                {
+                    state.apply(seen, now);
+                }
+                state.apply_net(
+                    c.pid,
+                    &net::NetEvent::Connected {
+                        dst: c.dst,
+                        duration: Duration::from_nanos(c.duration_ns),
+                    },
+                    now,
+                );
+            }
             for d in &t.bytes {
                 state.apply_net(
                     d.pid,

@@ -145,6 +145,11 @@ impl State {
         self.pids.get(&pid).map(|e| e.start_ticks)
     }
 
+    /// Whether `pid` is tracked, live or recently exited.
+    pub fn knows_pid(&self, pid: u32) -> bool {
+        self.pids.contains_key(&pid) || self.exited.contains_key(&pid)
+    }
+
     pub fn tracked_pids(&self) -> usize {
         self.pids.len()
     }

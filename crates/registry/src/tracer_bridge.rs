@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sonde_tracer::conntrack::{ByteDelta, ConnectionTable};
+use sonde_tracer::conntrack::{ByteDelta, Connected, ConnectionTable, OpenUpdate};
 use sonde_tracer::filter::{Cidr, ConnectionFilter};
 use sonde_tracer::{Event as KernelEvent, EventStream, Tracer, TracerConfig};
 
@@ -50,6 +50,9 @@ pub struct NetTracer {
     tracer: Tracer,
     table: Mutex<ConnectionTable>,
     filter: ConnectionFilter,
+    /// For placing a process first seen in a scrape-time dump (see [`NetTracer::place`]).
+    procfs: PathBuf,
+    clock: Option<ProcessClock>,
 }
 
 impl std::fmt::Debug for NetTracer {
@@ -61,11 +64,14 @@ impl std::fmt::Debug for NetTracer {
 /// What a scrape learns from the tracer.
 #[derive(Debug, Default)]
 pub struct TracerScrape {
+    /// Open connections seen for the first time (counted as connects now).
+    pub connected: Vec<Connected>,
     pub bytes: Vec<ByteDelta>,
     pub active: Vec<((u32, SocketAddr), u64)>,
     pub lost: Vec<(&'static str, u64)>,
     pub tracked_connections: usize,
     pub table_overflow: u64,
+    pub stale_connections: u64,
 }
 
 impl NetTracer {
@@ -114,19 +120,27 @@ impl NetTracer {
                     settings.public_networks.clone(),
                     host_netns,
                 ),
+                procfs: procfs.to_path_buf(),
+                clock: ProcessClock::new(procfs).ok(),
             }),
             stream,
         ))
     }
 
-    /// Reads the byte counters of open connections and the active-connection counts, now.
+    /// Reads the open connections (new ones are connects now), their byte counters and the
+    /// active-connection counts. The table stays locked from the dump until it is applied, so a
+    /// connection's close record (the kernel deletes the entry before writing it) is always
+    /// applied after a dump that showed the connection.
     pub fn scrape(&self) -> TracerScrape {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        let bytes = match self.tracer.open_connection_bytes() {
-            Ok(snapshot) => table.update_open(&snapshot),
+        let OpenUpdate { connected, bytes } = match self.tracer.open_connection_bytes() {
+            Ok(mut snapshot) => {
+                snapshot.retain(|c| self.filter.is_destination(c.dst, c.netns));
+                table.update_open(&snapshot, Instant::now())
+            }
             Err(e) => {
-                tracing::debug!(error = %e, "Cannot read open connections' byte counters");
-                Vec::new()
+                tracing::debug!(error = %e, "Cannot read open connections");
+                OpenUpdate::default()
             }
         };
         let active = table
@@ -135,12 +149,28 @@ impl NetTracer {
             .map(|((pid, _netns, dst), n)| ((pid, dst), n))
             .collect();
         TracerScrape {
+            connected,
             bytes,
             active,
             lost: self.tracer.lost_events(),
             tracked_connections: table.len(),
             table_overflow: table.overflow(),
+            stale_connections: table.stale(),
         }
+    }
+
+    /// The registry event that places `pid` in its cgroup, for a process first seen through
+    /// a scrape-time dump (the bridge places processes at their first ring event, but an open
+    /// connection's first report may be the dump). None when it is gone or unreadable.
+    pub fn place(&self, pid: u32, buf: &mut String) -> Option<Event> {
+        let clock = self.clock.as_ref()?;
+        let (start_ticks, cgroups) = read_process(&self.procfs, pid, buf).ok()??;
+        Some(Event::ProcessSeen {
+            pid,
+            start_ticks,
+            age: clock.age(start_ticks),
+            cgroups,
+        })
     }
 }
 
@@ -295,32 +325,21 @@ impl Bridge {
             KernelEvent::ListenClose { pid, addr, .. } if filter.is_tracked_listen(addr) => {
                 self.net_event(pid, NetEvent::ListenClose { addr });
             }
-            KernelEvent::ConnectOk {
-                pid,
-                netns,
-                dst,
-                duration_ns,
-                ..
-            } if filter.is_destination(dst, netns) => {
-                self.lock_table().apply(&event);
-                self.net_event(
-                    pid,
-                    NetEvent::Connected {
-                        dst,
-                        duration: Duration::from_nanos(duration_ns),
-                    },
-                );
-            }
-            KernelEvent::ConnectFailed {
-                pid, netns, dst, ..
-            } if filter.is_destination(dst, netns) => {
-                self.net_event(pid, NetEvent::ConnectFailed { dst });
-            }
-            KernelEvent::ConnectionClosed { netns, dst, .. }
+            KernelEvent::ConnectOk { netns, dst, .. }
+            | KernelEvent::ConnectionClosed { netns, dst, .. }
                 if filter.is_destination(dst, netns) =>
             {
-                let delta = self.lock_table().apply(&event);
-                if let Some(d) = delta {
+                let applied = self.lock_table().apply(&event);
+                if let Some(c) = applied.connected {
+                    self.net_event(
+                        c.pid,
+                        NetEvent::Connected {
+                            dst: c.dst,
+                            duration: Duration::from_nanos(c.duration_ns),
+                        },
+                    );
+                }
+                if let Some(d) = applied.bytes {
                     self.net_event(
                         d.pid,
                         NetEvent::Bytes {
@@ -330,6 +349,11 @@ impl Bridge {
                         },
                     );
                 }
+            }
+            KernelEvent::ConnectFailed {
+                pid, netns, dst, ..
+            } if filter.is_destination(dst, netns) => {
+                self.net_event(pid, NetEvent::ConnectFailed { dst });
             }
             KernelEvent::Retransmit {
                 pid, netns, dst, ..

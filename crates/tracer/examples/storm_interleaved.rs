@@ -4,6 +4,8 @@
 //!
 //!   cargo run --release -p sonde-tracer --example storm_interleaved -- [PAIRS] [CONNECTIONS]
 //!
+//! `SONDE_STORM_RING_BYTES` overrides the ring buffer's size (experiments).
+//!
 //! With the tracer, a reader thread drains the ring buffer into a
 //! ConnectionTable, as the agent does (the agent's registry work is not
 //! included: compare with tests/benches/connect_storm.rs for that). Prints the
@@ -38,7 +40,15 @@ impl Attached {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let (_tracer, mut stream) = Tracer::start(TracerConfig::default()).unwrap();
+                let mut config = TracerConfig::default();
+                // Experiments: SONDE_STORM_RING_BYTES sets the ring buffer's size.
+                if let Some(bytes) = std::env::var("SONDE_STORM_RING_BYTES")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                {
+                    config.ring_buffer_bytes = bytes;
+                }
+                let (_tracer, mut stream) = Tracer::start(config).unwrap();
                 tx.send(()).unwrap();
                 drain(&mut stream, &stop2).await;
             });

@@ -1,22 +1,44 @@
 //! Userspace side of the connection state machine, pure and unit-tested.
 //!
-//! The kernel reports absolute per-socket byte totals twice: for open
-//! connections at scrape time ([`crate::Tracer::open_connection_bytes`]) and as
-//! final totals in [`Event::ConnectionClosed`]. Counters must be monotonic and
-//! count every byte exactly once, so [`ConnectionTable`] remembers, per socket,
-//! what was already counted and hands out only deltas. It also answers "active
-//! connections": those with a `ConnectOk` and no `ConnectionClosed` yet.
+//! The kernel writes one ring record per outbound connection, at its close
+//! ([`Event::ConnectionClosed`], with the connect duration and the socket's
+//! final byte totals). Connections still open are learned from the `active`
+//! map dump made at every scrape ([`crate::Tracer::open_connection_bytes`]),
+//! which carries the same fields and the byte totals so far. So a connection
+//! reaches userspace once or twice, in either order of arrival, and
+//! [`ConnectionTable`] makes sure that it is counted exactly once as a
+//! connect ([`Connected`]) and that every byte is counted exactly once
+//! ([`ByteDelta`]):
+//! - first seen in a dump: counted as connected, its bytes so far counted, and
+//!   kept (deltas at later dumps and at close);
+//! - first seen at close (opened and closed between two scrapes): counted as
+//!   connected, with its final totals;
+//! - [`Event::ConnectOk`] (the kernel could not keep the connection in its map,
+//!   so neither a dump nor a close will show it): counted as connected, not kept.
 //!
-//! Ordering: events and scrape snapshots may interleave arbitrarily. A snapshot
-//! entry for a socket the table does not know (its `ConnectOk` is still in the
-//! ring, or its close was already applied) is skipped; its bytes are counted at
-//! the next scrape or at close. A socket address reused by a new connection is
-//! told apart by its addresses.
+//! Ordering: the kernel deletes a connection's map entry before it writes the
+//! close record, and a scrape holds the table across its dump and
+//! [`ConnectionTable::update_open`], so a dump that saw a connection is always
+//! applied before that connection's close. A socket address reused by a new
+//! connection is told apart by its addresses: while the table still holds the
+//! old connection (its close record not read yet), the new one is left for a
+//! later dump or its own close.
+//!
+//! "Active connections" are the ones the latest dump showed. A kept connection
+//! missing from dumps for [`STALE_AFTER`] (its close record was lost: a run the
+//! kernel skipped, counted in lost events) is dropped and counted in
+//! [`ConnectionTable::stale`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use crate::decode::{ConnectionBytes, Event};
+
+/// How long a kept connection may be missing from the kernel's map before it is
+/// dropped as stale. Far above the reader's drain period (100 ms), so a close
+/// record still waiting in the ring is always read first.
+pub const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Bytes to add to a destination's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +55,37 @@ pub struct ByteDelta {
     pub received: u64,
 }
 
+/// A successful outbound connect, counted once per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connected {
+    /// Connecting process; 0 if unknown (attribute to no container).
+    pub pid: u32,
+    /// Network namespace of the socket.
+    pub netns: u32,
+    /// Destination.
+    pub dst: SocketAddr,
+    /// connect() to ESTABLISHED; 0 if unknown (leave out of latency figures).
+    pub duration_ns: u64,
+}
+
+/// What one event adds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The connect, if this is the first time the connection is seen.
+    pub connected: Option<Connected>,
+    /// Bytes not counted before.
+    pub bytes: Option<ByteDelta>,
+}
+
+/// What one scrape-time dump adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenUpdate {
+    /// Connections seen for the first time.
+    pub connected: Vec<Connected>,
+    /// Bytes transferred since they were last counted (zero deltas omitted).
+    pub bytes: Vec<ByteDelta>,
+}
+
 #[derive(Debug, Clone)]
 struct Tracked {
     pid: u32,
@@ -41,6 +94,10 @@ struct Tracked {
     dst: SocketAddr,
     sent: u64,
     received: u64,
+    /// The dump generation that last showed this connection.
+    seen: u64,
+    /// First dump that did not show it, while it is missing.
+    missing_since: Option<Instant>,
 }
 
 /// Open outbound connections keyed by socket id, bounded by `capacity`.
@@ -48,7 +105,9 @@ struct Tracked {
 pub struct ConnectionTable {
     conns: HashMap<u64, Tracked>,
     capacity: usize,
+    generation: u64,
     overflow: u64,
+    stale: u64,
 }
 
 impl ConnectionTable {
@@ -57,119 +116,176 @@ impl ConnectionTable {
         ConnectionTable {
             conns: HashMap::new(),
             capacity,
+            generation: 0,
             overflow: 0,
+            stale: 0,
         }
     }
 
-    /// Applies one event. Returns the bytes to count when a connection closed.
-    pub fn apply(&mut self, event: &Event) -> Option<ByteDelta> {
+    /// Applies one event: what it adds to the connect and byte counters.
+    pub fn apply(&mut self, event: &Event) -> Applied {
         match *event {
             Event::ConnectOk {
                 pid,
                 netns,
-                sock,
-                src,
                 dst,
+                duration_ns,
                 ..
-            } => {
-                if self.conns.len() >= self.capacity && !self.conns.contains_key(&sock) {
-                    // Still counted correctly at close (as a whole); only the
-                    // active gauge and scrape-time bytes miss it.
-                    self.overflow += 1;
-                    return None;
-                }
-                self.conns.insert(
-                    sock,
-                    Tracked {
-                        pid,
-                        netns,
-                        src,
-                        dst,
-                        sent: 0,
-                        received: 0,
-                    },
-                );
-                None
-            }
+            } => Applied {
+                connected: Some(Connected {
+                    pid,
+                    netns,
+                    dst,
+                    duration_ns,
+                }),
+                bytes: None,
+            },
             Event::ConnectionClosed {
                 pid,
                 netns,
                 sock,
                 src,
                 dst,
+                duration_ns,
                 bytes_sent,
                 bytes_received,
             } => {
-                let (sent, received) = match self.conns.get(&sock) {
-                    Some(t) if t.src == src && t.dst == dst => {
-                        let counted = (t.sent, t.received);
-                        self.conns.remove(&sock);
-                        counted
-                    }
-                    _ => (0, 0),
+                let known = match self.conns.get(&sock) {
+                    Some(t) if t.src == src && t.dst == dst => Some((t.sent, t.received)),
+                    _ => None,
                 };
-                Some(ByteDelta {
-                    pid,
-                    netns,
-                    dst,
-                    sent: bytes_sent.saturating_sub(sent),
-                    received: bytes_received.saturating_sub(received),
-                })
+                let (connected, (sent, received)) = match known {
+                    Some(counted) => {
+                        self.conns.remove(&sock);
+                        (None, counted)
+                    }
+                    None => (
+                        Some(Connected {
+                            pid,
+                            netns,
+                            dst,
+                            duration_ns,
+                        }),
+                        (0, 0),
+                    ),
+                };
+                Applied {
+                    connected,
+                    bytes: Some(ByteDelta {
+                        pid,
+                        netns,
+                        dst,
+                        sent: bytes_sent.saturating_sub(sent),
+                        received: bytes_received.saturating_sub(received),
+                    }),
+                }
             }
-            _ => None,
+            _ => Applied::default(),
         }
     }
 
-    /// Applies a scrape-time snapshot of open connections; returns the bytes
-    /// transferred since they were last counted (zero deltas are omitted).
-    pub fn update_open(&mut self, snapshot: &[ConnectionBytes]) -> Vec<ByteDelta> {
-        let mut out = Vec::new();
+    /// Applies a scrape-time dump of the kernel's open connections, made at `now`.
+    pub fn update_open(&mut self, snapshot: &[ConnectionBytes], now: Instant) -> OpenUpdate {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut out = OpenUpdate::default();
         for c in snapshot {
-            let Some(t) = self.conns.get_mut(&c.sock) else {
-                continue;
+            let (sent, received, pid, netns) = match self.conns.get_mut(&c.sock) {
+                Some(t) if t.src == c.src && t.dst == c.dst => {
+                    let delta = (
+                        c.bytes_sent.saturating_sub(t.sent),
+                        c.bytes_received.saturating_sub(t.received),
+                    );
+                    t.sent = t.sent.max(c.bytes_sent);
+                    t.received = t.received.max(c.bytes_received);
+                    t.seen = generation;
+                    t.missing_since = None;
+                    (delta.0, delta.1, t.pid, t.netns)
+                }
+                // The socket's previous connection is still kept: its close is
+                // still in the ring. This one is counted later.
+                Some(_) => continue,
+                None => {
+                    if self.conns.len() >= self.capacity {
+                        // Counted as a whole at its close instead.
+                        self.overflow += 1;
+                        continue;
+                    }
+                    self.conns.insert(
+                        c.sock,
+                        Tracked {
+                            pid: c.pid,
+                            netns: c.netns,
+                            src: c.src,
+                            dst: c.dst,
+                            sent: c.bytes_sent,
+                            received: c.bytes_received,
+                            seen: generation,
+                            missing_since: None,
+                        },
+                    );
+                    out.connected.push(Connected {
+                        pid: c.pid,
+                        netns: c.netns,
+                        dst: c.dst,
+                        duration_ns: c.duration_ns,
+                    });
+                    (c.bytes_sent, c.bytes_received, c.pid, c.netns)
+                }
             };
-            if t.src != c.src || t.dst != c.dst {
-                continue;
-            }
-            let sent = c.bytes_sent.saturating_sub(t.sent);
-            let received = c.bytes_received.saturating_sub(t.received);
-            t.sent = t.sent.max(c.bytes_sent);
-            t.received = t.received.max(c.bytes_received);
             if sent > 0 || received > 0 {
-                out.push(ByteDelta {
-                    pid: t.pid,
-                    netns: t.netns,
-                    dst: t.dst,
+                out.bytes.push(ByteDelta {
+                    pid,
+                    netns,
+                    dst: c.dst,
                     sent,
                     received,
                 });
             }
         }
+        let mut stale = 0;
+        self.conns.retain(|_, t| {
+            if t.seen == generation {
+                return true;
+            }
+            let since = *t.missing_since.get_or_insert(now);
+            let keep = now.saturating_duration_since(since) < STALE_AFTER;
+            stale += u64::from(!keep);
+            keep
+        });
+        self.stale += stale;
         out
     }
 
-    /// Active connections per (pid, netns, destination).
+    /// Active connections per (pid, netns, destination): those the latest dump showed.
     pub fn active(&self) -> HashMap<(u32, u32, SocketAddr), u64> {
         let mut m = HashMap::new();
-        for t in self.conns.values() {
+        for t in self.conns.values().filter(|t| t.seen == self.generation) {
             *m.entry((t.pid, t.netns, t.dst)).or_insert(0) += 1;
         }
         m
     }
 
-    /// Number of open connections tracked.
+    /// Number of connections kept.
     pub fn len(&self) -> usize {
         self.conns.len()
     }
 
-    /// Whether no connection is tracked.
+    /// Whether no connection is kept.
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
     }
 
-    /// Connects not tracked because the table was full.
+    /// Open connections a dump showed that the full table could not keep (once per
+    /// dump that showed them; each is counted as a whole at its close).
     pub fn overflow(&self) -> u64 {
         self.overflow
+    }
+
+    /// Kept connections dropped because the kernel no longer had them and their close
+    /// record never came (see [`STALE_AFTER`]).
+    pub fn stale(&self) -> u64 {
+        self.stale
     }
 }
 

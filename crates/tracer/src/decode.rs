@@ -9,7 +9,7 @@ pub const PROC_EVENT_SIZE: usize = 24;
 /// Size of `struct tcp_event`.
 pub const TCP_EVENT_SIZE: usize = 88;
 /// Size of `struct connection`, the value of the `active` map.
-pub const CONNECTION_VALUE_SIZE: usize = 72;
+pub const CONNECTION_VALUE_SIZE: usize = 80;
 /// Size of the header of `struct cgroup_event`; the path bytes follow it.
 pub const CGROUP_EVENT_HEADER_SIZE: usize = 16;
 /// Longest path [`Event::CgroupCreated`] carries, in bytes (`CGROUP_PATH_MAX`
@@ -65,12 +65,13 @@ pub enum Event {
         netns: u32,
         addr: SocketAddr,
     },
-    /// An outbound connect succeeded; `duration_ns` is from connect() to
-    /// ESTABLISHED. When the kernel lost the connect's start (counted in
-    /// [`crate::LOST_TCP_UNTRACKED`]) `pid` is 0 (unknown: attribute to no
-    /// container) and `duration_ns` 0 (unknown: leave out of latency figures);
-    /// when it lost the ESTABLISHED transition, the event comes late, right
-    /// before the `ConnectionClosed`, with `duration_ns` 0.
+    /// An outbound connect succeeded but the kernel could not keep the
+    /// connection in its `active` map (a failed insert, counted in
+    /// [`crate::LOST_TCP_UNTRACKED`]), so neither a scrape-time dump nor a
+    /// [`Event::ConnectionClosed`] will report it: count the connect now. Rare:
+    /// normally a connection is reported once, by the dump or at its close
+    /// (see [`crate::conntrack`]). `pid` 0: unknown (attribute to no
+    /// container); `duration_ns` 0: unknown (leave out of latency figures).
     ConnectOk {
         pid: u32,
         netns: u32,
@@ -88,16 +89,21 @@ pub enum Event {
         src: SocketAddr,
         dst: SocketAddr,
     },
-    /// A connection reported by `ConnectOk` reached CLOSE. Bytes are the
-    /// kernel's per-socket payload totals over the whole connection: sent =
-    /// payload transmitted once (retransmissions excluded), received = payload
-    /// received in order (what the application could read).
+    /// A tracked outbound connection reached CLOSE: the one record the kernel
+    /// writes per connection. `duration_ns` is its connect duration (0:
+    /// unknown, as when the kernel lost its ESTABLISHED transition; `pid` 0
+    /// when it lost its start). Bytes are the kernel's per-socket payload
+    /// totals over the whole connection: sent = payload transmitted once
+    /// (retransmissions excluded), received = payload received in order (what
+    /// the application could read). If no scrape-time dump showed the
+    /// connection, this is also its connect ([`crate::conntrack`]).
     ConnectionClosed {
         pid: u32,
         netns: u32,
         sock: u64,
         src: SocketAddr,
         dst: SocketAddr,
+        duration_ns: u64,
         bytes_sent: u64,
         bytes_received: u64,
     },
@@ -128,7 +134,7 @@ pub struct ConnectionBytes {
     pub pid: u32,
     /// Network namespace inode of the socket.
     pub netns: u32,
-    /// Socket id, as in [`Event::ConnectOk`].
+    /// Socket id, as in [`Event::ConnectionClosed`].
     pub sock: u64,
     /// Local address.
     pub src: SocketAddr,
@@ -138,6 +144,8 @@ pub struct ConnectionBytes {
     pub bytes_sent: u64,
     /// Payload bytes received so far.
     pub bytes_received: u64,
+    /// connect() to ESTABLISHED; 0 if unknown.
+    pub duration_ns: u64,
 }
 
 /// Why a record could not be decoded.
@@ -272,6 +280,7 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     sock,
                     src,
                     dst,
+                    duration_ns: u64_at(b, 16),
                     bytes_sent: u64_at(b, 24),
                     bytes_received: u64_at(b, 32),
                 },
@@ -317,6 +326,7 @@ pub fn decode_connection(sock: u64, v: &[u8]) -> Result<Option<ConnectionBytes>,
         dst: addr_at(v, 48, u16_at(v, 28)),
         bytes_sent: u64_at(v, 0),
         bytes_received: u64_at(v, 8),
+        duration_ns: u64_at(v, 72),
     }))
 }
 

@@ -296,7 +296,7 @@ impl Tracer {
             _ => Some(format!("program {SCAN_PROGRAM} missing from the object")),
         };
         if let Some(reason) = &scan_error {
-            warn!(reason = %reason, "Open-connection byte counters unavailable (needs kernel >= 5.13); closed connections are still counted");
+            warn!(reason = %reason, "Open-connection byte counters unavailable (needs kernel >= 5.13); open connections are still counted, their bytes at close");
         }
 
         let lost = ebpf
@@ -413,31 +413,33 @@ impl Tracer {
         self.attached.contains(&SOCK_STATE_BTF_PROGRAM)
     }
 
-    /// Byte counters of every open tracked connection, read now.
+    /// Every open tracked connection with its byte counters, read now: how
+    /// userspace learns connections that have not closed yet (the kernel writes
+    /// no record when a connection opens, only when it closes).
     ///
     /// Runs the `scan_active` program once (BPF_PROG_TEST_RUN), which copies
     /// each socket's payload byte counters into the `active` map, then
     /// dumps that map with BPF_MAP_LOOKUP_BATCH. Cost is proportional to the
     /// number of open connections and paid only at scrape: nothing on the data
     /// path. Feed the result to [`crate::conntrack::ConnectionTable::update_open`].
+    /// Where `scan_active` cannot run (kernel < 5.13) the map is still dumped:
+    /// connections are reported with the bytes last copied (0), and their
+    /// bytes are counted in full at close.
     pub fn open_connection_bytes(&self) -> Result<Vec<ConnectionBytes>, Error> {
-        if let Some(reason) = &self.scan_error {
-            return Err(Error::ScanUnsupported {
-                reason: reason.clone(),
-            });
-        }
-        let prog: &RawTracePoint = self
-            .ebpf
-            .program(SCAN_PROGRAM)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(Error::Missing {
-                kind: "program",
-                name: SCAN_PROGRAM,
+        if self.scan_error.is_none() {
+            let prog: &RawTracePoint = self
+                .ebpf
+                .program(SCAN_PROGRAM)
+                .and_then(|p| p.try_into().ok())
+                .ok_or(Error::Missing {
+                    kind: "program",
+                    name: SCAN_PROGRAM,
+                })?;
+            let fd = prog.fd().map_err(|e| Error::ScanUnsupported {
+                reason: e.to_string(),
             })?;
-        let fd = prog.fd().map_err(|e| Error::ScanUnsupported {
-            reason: e.to_string(),
-        })?;
-        sys::prog_test_run(fd.as_fd()).map_err(|source| Error::Scan { source })?;
+            sys::prog_test_run(fd.as_fd()).map_err(|source| Error::Scan { source })?;
+        }
 
         let map = match self.ebpf.map("active") {
             Some(Map::LruHashMap(data)) => data,

@@ -75,8 +75,11 @@ async fn a_refused_tp_btf_program_falls_back_to_the_classic_one() {
     connects_counted((tracer, stream), V4).await;
 }
 
-/// N connects with 4 bytes each: N ConnectOk and N ConnectionClosed with the
-/// test's pid, source and destination addresses and exact bytes.
+/// N connects with 4 bytes each, closed before any scrape: the kernel writes
+/// one record per connection, N ConnectionClosed with the test's pid, source
+/// and destination addresses, the connect duration and exact bytes (no
+/// ConnectOk: that record is only for a connection the kernel could not keep),
+/// and the connection table counts exactly N connects from them.
 async fn connects_counted(started: (Tracer, EventStream), ip: IpAddr) {
     const N: usize = 50;
     let (_tracer, mut stream) = started;
@@ -107,23 +110,34 @@ async fn connects_counted(started: (Tracer, EventStream), ip: IpAddr) {
             Event::ListenOpen { addr: a, .. } | Event::ListenClose { addr: a, .. } => *a == addr,
             _ => false,
         },
-        |ev| {
-            count(ev, |e| matches!(e, Event::ConnectOk { .. })) >= N
-                && count(ev, |e| matches!(e, Event::ConnectionClosed { .. })) >= N
-        },
+        |ev| count(ev, |e| matches!(e, Event::ConnectionClosed { .. })) >= N,
     )
     .await;
 
-    let oks: Vec<_> = events
+    assert_eq!(
+        count(&events, |e| matches!(e, Event::ConnectOk { .. })),
+        0,
+        "no record when a connection opens"
+    );
+    assert_eq!(
+        count(&events, |e| matches!(e, Event::ConnectFailed { .. })),
+        0
+    );
+    let closed: Vec<_> = events
         .iter()
-        .filter(|e| matches!(e, Event::ConnectOk { .. }))
+        .filter(|e| matches!(e, Event::ConnectionClosed { .. }))
         .collect();
-    assert_eq!(oks.len(), N, "successful connects to {addr}");
-    for e in &oks {
-        let Event::ConnectOk {
+    assert_eq!(closed.len(), N, "one record per connection to {addr}");
+    let mut table = ConnectionTable::new(1024);
+    let mut connects = 0;
+    let mut distinct = std::collections::HashSet::new();
+    for e in &closed {
+        let Event::ConnectionClosed {
             pid: p,
             src,
             duration_ns,
+            bytes_sent,
+            bytes_received,
             ..
         } = e
         else {
@@ -137,47 +151,28 @@ async fn connects_counted(started: (Tracer, EventStream), ip: IpAddr) {
             sources.contains(src),
             "{src} is one of the clients' sockets"
         );
-        assert!(*duration_ns > 0);
-    }
-    let distinct: std::collections::HashSet<_> = oks
-        .iter()
-        .map(|e| match e {
-            Event::ConnectOk { src, .. } => *src,
-            _ => unreachable!(),
-        })
-        .collect();
-    assert_eq!(distinct.len(), N, "one ConnectOk per client socket");
-    assert_eq!(
-        count(&events, |e| matches!(e, Event::ConnectFailed { .. })),
-        0
-    );
-    let closed: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e, Event::ConnectionClosed { .. }))
-        .collect();
-    assert_eq!(closed.len(), N);
-    for e in &closed {
-        let Event::ConnectionClosed {
-            pid: p,
-            bytes_sent,
-            bytes_received,
-            ..
-        } = e
-        else {
-            unreachable!()
-        };
-        assert_eq!(*p, pid);
+        distinct.insert(*src);
+        assert!(*duration_ns > 0, "the connect's duration: {e:?}");
         assert_eq!(
             (*bytes_sent, *bytes_received),
             (4, 0),
             "each client wrote 4 bytes and read none"
         );
+        let applied = table.apply(e);
+        let c = applied
+            .connected
+            .expect("a close never dumped is a connect");
+        assert_eq!((c.pid, c.dst, c.duration_ns), (pid, addr, *duration_ns));
+        connects += 1;
     }
+    assert_eq!(distinct.len(), N, "one record per client socket");
+    assert_eq!(connects, N);
+    assert!(table.is_empty());
     // Accepted (inbound) sockets are never reported as connects.
     assert!(
-        events
-            .iter()
-            .all(|e| !matches!(e, Event::ConnectOk { src, .. } if src.port() == addr.port()))
+        events.iter().all(
+            |e| !matches!(e, Event::ConnectionClosed { src, .. } if src.port() == addr.port())
+        )
     );
     let listens: Vec<_> = events
         .iter()
@@ -289,25 +284,8 @@ async fn open_connection_bytes(program: SockState) {
 
     let pid = me();
     let mut table = ConnectionTable::new(1024);
-    let opened = collect(
-        &mut stream,
-        |e| matches!(e, Event::ConnectOk { dst, .. } if *dst == addr),
-        |ev| ev.len() >= K,
-    )
-    .await;
-    assert_eq!(opened.len(), K);
-    for e in &opened {
-        table.apply(e);
-    }
-    let active: u64 = table
-        .active()
-        .iter()
-        .filter(|((p, _, d), _)| *p == pid && *d == addr)
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(active, K as u64, "active connections while held open");
-
-    // Scrape time: the connections are still open.
+    // Scrape time: the connections are still open, and the dump is how
+    // userspace learns them (no record was written when they opened).
     let open: Vec<_> = tracer
         .open_connection_bytes()
         .unwrap()
@@ -317,6 +295,7 @@ async fn open_connection_bytes(program: SockState) {
     assert_eq!(open.len(), K, "{open:?}");
     for c in &open {
         assert_eq!(c.pid, pid);
+        assert!(c.duration_ns > 0, "the connect's duration: {c:?}");
         let (w, r) = expect[&c.src];
         let within = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.01;
         assert!(
@@ -330,8 +309,27 @@ async fn open_connection_bytes(program: SockState) {
             c.bytes_received
         );
     }
-    let deltas = table.update_open(&open);
+    let update = table.update_open(&open, std::time::Instant::now());
+    assert_eq!(
+        update.connected.len(),
+        K,
+        "each open connection is a connect"
+    );
+    assert!(
+        update
+            .connected
+            .iter()
+            .all(|c| c.pid == pid && c.dst == addr)
+    );
+    let deltas = update.bytes;
     assert_eq!(deltas.len(), K);
+    let active: u64 = table
+        .active()
+        .iter()
+        .filter(|((p, _, d), _)| *p == pid && *d == addr)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(active, K as u64, "active connections while held open");
 
     for c in &clients {
         c.shutdown(Shutdown::Both).unwrap();
@@ -370,7 +368,9 @@ async fn open_connection_bytes(program: SockState) {
             (w, r),
             "exact totals at close for {src}"
         );
-        let d = table.apply(e).unwrap();
+        let applied = table.apply(e);
+        assert_eq!(applied.connected, None, "counted once, by the dump");
+        let d = applied.bytes.unwrap();
         counted = (counted.0 + d.sent, counted.1 + d.received);
     }
     let want = expect

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::FromRawFd;
 
+use sonde_tracer::conntrack::ConnectionTable;
 use sonde_tracer::{Event, LOST_TCP_UNTRACKED};
 use support::{collect, privileged, start};
 
@@ -105,25 +106,31 @@ async fn connect_started_before_the_tracer_is_still_counted() {
         },
     )
     .await;
-    let oks: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e, Event::ConnectOk { .. }))
-        .collect();
-    assert_eq!(oks.len(), 1, "the connect is reported once: {events:?}");
     assert!(
-        matches!(oks[0], Event::ConnectOk { pid: 0, duration_ns: 0, netns, .. } if *netns != 0),
-        "unknown pid and duration, known netns: {events:?}"
+        !events.iter().any(|e| matches!(e, Event::ConnectOk { .. })),
+        "kept in the kernel's map like any connection, so no ConnectOk: {events:?}"
+    );
+    let closed: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::ConnectionClosed { .. }))
+        .collect();
+    assert_eq!(
+        closed.len(),
+        1,
+        "the connection is reported once: {events:?}"
     );
     assert!(
-        events.iter().any(|e| matches!(
-            e,
-            Event::ConnectionClosed {
-                pid: 0,
-                bytes_sent: 4,
-                ..
-            }
-        )),
-        "its close and bytes are still tracked: {events:?}"
+        matches!(
+            closed[0],
+            Event::ConnectionClosed { pid: 0, duration_ns: 0, bytes_sent: 4, netns, .. } if *netns != 0
+        ),
+        "unknown pid and duration, known netns, its bytes still tracked: {events:?}"
+    );
+    // Never dumped, so its close is its connect.
+    let applied = ConnectionTable::new(16).apply(closed[0]);
+    assert!(
+        matches!(applied.connected, Some(c) if c.pid == 0 && c.duration_ns == 0 && c.dst == addr),
+        "{applied:?}"
     );
     assert!(
         !events

@@ -24,6 +24,7 @@ fn closed(sock: u64, src: &str, dst: &str, sent: u64, recv: u64) -> Event {
         sock,
         src: a(src),
         dst: a(dst),
+        duration_ns: 7,
         bytes_sent: sent,
         bytes_received: recv,
     }
@@ -38,6 +39,16 @@ fn open(sock: u64, src: &str, dst: &str, sent: u64, recv: u64) -> ConnectionByte
         dst: a(dst),
         bytes_sent: sent,
         bytes_received: recv,
+        duration_ns: 9,
+    }
+}
+
+fn connected(dst: &str, duration_ns: u64) -> Connected {
+    Connected {
+        pid: 10,
+        netns: 1,
+        dst: a(dst),
+        duration_ns,
     }
 }
 
@@ -45,104 +56,183 @@ const S: &str = "127.0.0.1:40000";
 const D: &str = "127.0.0.1:8080";
 
 #[test]
-fn close_without_scrape_counts_final_totals() {
+fn close_without_scrape_is_the_connect_with_its_final_totals() {
     let mut t = ConnectionTable::new(10);
-    assert_eq!(t.apply(&ok(1, S, D)), None);
-    assert_eq!(t.len(), 1);
-    let d = t.apply(&closed(1, S, D, 100, 200)).unwrap();
+    let r = t.apply(&closed(1, S, D, 100, 200));
+    assert_eq!(r.connected, Some(connected(D, 7)));
+    let d = r.bytes.unwrap();
     assert_eq!((d.sent, d.received, d.dst, d.pid), (100, 200, a(D), 10));
     assert!(t.is_empty());
 }
 
 #[test]
-fn scrape_then_close_counts_each_byte_once() {
+fn connect_ok_counts_the_connect_and_keeps_nothing() {
     let mut t = ConnectionTable::new(10);
-    t.apply(&ok(1, S, D));
+    let r = t.apply(&ok(1, S, D));
+    assert_eq!(r.connected, Some(connected(D, 5)));
+    assert_eq!(r.bytes, None);
+    assert!(t.is_empty());
+    assert!(t.active().is_empty());
+}
+
+#[test]
+fn dump_then_close_counts_the_connect_once_and_each_byte_once() {
+    let mut t = ConnectionTable::new(10);
+    let now = Instant::now();
     let mut total = (0, 0);
     let mut add = |d: &ByteDelta| {
         total.0 += d.sent;
         total.1 += d.received;
     };
-    let d = t.update_open(&[open(1, S, D, 60, 10)]);
-    assert_eq!(d.len(), 1);
-    assert_eq!((d[0].sent, d[0].received), (60, 10));
-    add(&d[0]);
-    // Nothing new: no delta.
-    assert!(t.update_open(&[open(1, S, D, 60, 10)]).is_empty());
-    let d = t.update_open(&[open(1, S, D, 90, 10)]);
-    assert_eq!((d[0].sent, d[0].received), (30, 0));
-    add(&d[0]);
-    let d = t.apply(&closed(1, S, D, 100, 25)).unwrap();
+    let u = t.update_open(&[open(1, S, D, 60, 10)], now);
+    assert_eq!(u.connected, vec![connected(D, 9)]);
+    assert_eq!(u.bytes.len(), 1);
+    assert_eq!((u.bytes[0].sent, u.bytes[0].received), (60, 10));
+    add(&u.bytes[0]);
+    // Nothing new: no connect, no delta.
+    assert_eq!(
+        t.update_open(&[open(1, S, D, 60, 10)], now),
+        OpenUpdate::default()
+    );
+    let u = t.update_open(&[open(1, S, D, 90, 10)], now);
+    assert!(u.connected.is_empty());
+    assert_eq!((u.bytes[0].sent, u.bytes[0].received), (30, 0));
+    add(&u.bytes[0]);
+    let r = t.apply(&closed(1, S, D, 100, 25));
+    assert_eq!(r.connected, None, "already counted by the dump");
+    let d = r.bytes.unwrap();
     assert_eq!((d.sent, d.received), (10, 15));
     add(&d);
     // Over the connection's life: exactly its final totals.
     assert_eq!(total, (100, 25));
+    assert!(t.is_empty());
 }
 
 #[test]
-fn active_is_connect_ok_minus_closed_per_destination() {
+fn a_connection_with_no_bytes_yet_is_connected_without_a_delta() {
     let mut t = ConnectionTable::new(10);
-    t.apply(&ok(1, "127.0.0.1:40001", D));
-    t.apply(&ok(2, "127.0.0.1:40002", D));
-    t.apply(&ok(3, "127.0.0.1:40003", "127.0.0.1:9090"));
+    let u = t.update_open(&[open(1, S, D, 0, 0)], Instant::now());
+    assert_eq!(u.connected.len(), 1);
+    assert!(u.bytes.is_empty());
+}
+
+#[test]
+fn active_is_what_the_latest_dump_showed_per_destination() {
+    let mut t = ConnectionTable::new(10);
+    let now = Instant::now();
+    let c1 = open(1, "127.0.0.1:40001", D, 0, 0);
+    let c2 = open(2, "127.0.0.1:40002", D, 0, 0);
+    let c3 = open(3, "127.0.0.1:40003", "127.0.0.1:9090", 0, 0);
+    t.update_open(&[c1.clone(), c2.clone(), c3], now);
     let act = t.active();
     assert_eq!(act[&(10, 1, a(D))], 2);
     assert_eq!(act[&(10, 1, a("127.0.0.1:9090"))], 1);
+    // 1 closed (record read); 3 gone from the kernel, its record not read yet.
     t.apply(&closed(1, "127.0.0.1:40001", D, 0, 0));
-    t.apply(&closed(3, "127.0.0.1:40003", "127.0.0.1:9090", 0, 0));
+    t.update_open(&[c2], now);
     let act = t.active();
     assert_eq!(act[&(10, 1, a(D))], 1);
     assert!(!act.contains_key(&(10, 1, a("127.0.0.1:9090"))));
+    assert_eq!(t.len(), 2, "3 is kept until its close arrives");
+    let r = t.apply(&closed(3, "127.0.0.1:40003", "127.0.0.1:9090", 4, 0));
+    assert_eq!(r.connected, None, "counted once, by the first dump");
+    assert_eq!(r.bytes.unwrap().sent, 4);
     // Non-connection events change nothing.
     assert_eq!(
         t.apply(&Event::OomKill {
             pid: 10,
             cgroup_id: 1
         }),
-        None
+        Applied::default()
     );
     assert_eq!(t.len(), 1);
 }
 
 #[test]
-fn unknown_or_reused_sockets_in_snapshots_are_skipped() {
+fn a_reused_socket_waits_for_the_old_connections_close() {
     let mut t = ConnectionTable::new(10);
-    // ConnectOk not applied yet: skipped, counted later.
-    assert!(t.update_open(&[open(1, S, D, 50, 50)]).is_empty());
-    t.apply(&ok(1, S, D));
-    // Same socket id, other addresses (a stale snapshot of a reused socket).
-    assert!(
-        t.update_open(&[open(1, "127.0.0.1:40009", D, 50, 50)])
-            .is_empty()
-    );
-    let d = t.apply(&closed(1, S, D, 70, 80)).unwrap();
-    assert_eq!((d.sent, d.received), (70, 80));
-    // Stale snapshot after the close: ignored.
-    assert!(t.update_open(&[open(1, S, D, 70, 80)]).is_empty());
+    let now = Instant::now();
+    t.update_open(&[open(1, S, D, 50, 50)], now);
+    // Same socket id, other addresses: the old connection closed, its record is
+    // still in the ring, and the socket now carries a new connection.
+    let new_src = "127.0.0.1:40009";
+    let u = t.update_open(&[open(1, new_src, D, 5, 5)], now);
+    assert_eq!(u, OpenUpdate::default(), "left for later");
+    let r = t.apply(&closed(1, S, D, 70, 80));
+    assert_eq!(r.connected, None);
+    let d = r.bytes.unwrap();
+    assert_eq!((d.sent, d.received), (20, 30));
+    // The next dump counts the new connection, with everything so far.
+    let u = t.update_open(&[open(1, new_src, D, 6, 5)], now);
+    assert_eq!(u.connected.len(), 1);
+    assert_eq!((u.bytes[0].sent, u.bytes[0].received), (6, 5));
 }
 
 #[test]
-fn close_of_untracked_connection_counts_whole_and_counters_never_go_back() {
+fn a_close_for_another_connection_on_a_kept_socket_is_counted_whole() {
     let mut t = ConnectionTable::new(10);
-    let d = t.apply(&closed(5, S, D, 7, 8)).unwrap();
+    let now = Instant::now();
+    t.update_open(&[open(1, S, D, 50, 50)], now);
+    let r = t.apply(&closed(1, "127.0.0.1:40009", D, 7, 8));
+    assert_eq!(r.connected, Some(connected(D, 7)));
+    let d = r.bytes.unwrap();
     assert_eq!((d.sent, d.received), (7, 8));
-    t.apply(&ok(6, S, D));
-    t.update_open(&[open(6, S, D, 100, 100)]);
+    assert_eq!(t.len(), 1, "the kept connection is untouched");
+}
+
+#[test]
+fn counters_never_go_back() {
+    let mut t = ConnectionTable::new(10);
+    let now = Instant::now();
+    t.update_open(&[open(6, S, D, 100, 100)], now);
     // A smaller value (stale read) yields no negative delta and no double count.
-    assert!(t.update_open(&[open(6, S, D, 90, 100)]).is_empty());
-    let d = t.apply(&closed(6, S, D, 120, 100)).unwrap();
+    assert!(
+        t.update_open(&[open(6, S, D, 90, 100)], now)
+            .bytes
+            .is_empty()
+    );
+    let d = t.apply(&closed(6, S, D, 120, 100)).bytes.unwrap();
     assert_eq!((d.sent, d.received), (20, 0));
 }
 
 #[test]
 fn capacity_is_bounded_and_overflow_counted() {
     let mut t = ConnectionTable::new(2);
-    t.apply(&ok(1, "127.0.0.1:1", D));
-    t.apply(&ok(2, "127.0.0.1:2", D));
-    t.apply(&ok(3, "127.0.0.1:3", D));
+    let now = Instant::now();
+    let snapshot = [
+        open(1, "127.0.0.1:1", D, 1, 1),
+        open(2, "127.0.0.1:2", D, 1, 1),
+        open(3, "127.0.0.1:3", D, 1, 1),
+    ];
+    let u = t.update_open(&snapshot, now);
+    assert_eq!(u.connected.len(), 2);
     assert_eq!(t.len(), 2);
     assert_eq!(t.overflow(), 1);
-    // The overflowed connection's close is still counted in full.
-    let d = t.apply(&closed(3, "127.0.0.1:3", D, 9, 9)).unwrap();
+    // The connection left out is counted in full at its close.
+    let r = t.apply(&closed(3, "127.0.0.1:3", D, 9, 9));
+    assert!(r.connected.is_some());
+    let d = r.bytes.unwrap();
     assert_eq!((d.sent, d.received), (9, 9));
+}
+
+#[test]
+fn a_connection_whose_close_never_comes_is_dropped_after_a_while() {
+    let mut t = ConnectionTable::new(10);
+    let start = Instant::now();
+    t.update_open(&[open(1, S, D, 1, 1)], start);
+    // Missing from the kernel's map from now on; its close record was lost.
+    t.update_open(&[], start + Duration::from_secs(1));
+    assert_eq!(t.len(), 1);
+    assert!(t.active().is_empty());
+    t.update_open(&[], start + Duration::from_secs(1) + STALE_AFTER / 2);
+    assert_eq!(t.len(), 1);
+    t.update_open(&[], start + Duration::from_secs(1) + STALE_AFTER);
+    assert!(t.is_empty());
+    assert_eq!(t.stale(), 1);
+    // Seen again before the limit: the clock starts over.
+    t.update_open(&[open(2, S, D, 1, 1)], start);
+    t.update_open(&[], start + STALE_AFTER / 2);
+    t.update_open(&[open(2, S, D, 1, 1)], start + STALE_AFTER / 2);
+    t.update_open(&[], start + STALE_AFTER);
+    assert_eq!(t.len(), 1);
 }

@@ -149,7 +149,7 @@ fn tcp_events_v4_mapped() {
             duration_ns: 1500,
         }
     );
-    let r = tcp_record(8, 42, 1, 0, 1000, 2000, 5, 40000, 8080, s, d);
+    let r = tcp_record(8, 42, 1, 700, 1000, 2000, 5, 40000, 8080, s, d);
     assert_eq!(
         decode(&r).unwrap(),
         Event::ConnectionClosed {
@@ -158,6 +158,7 @@ fn tcp_events_v4_mapped() {
             sock: 1,
             src: sa([127, 0, 0, 1], 40000),
             dst: sa([10, 1, 2, 3], 8080),
+            duration_ns: 700,
             bytes_sent: 1000,
             bytes_received: 2000,
         }
@@ -276,6 +277,7 @@ fn connection_value() {
     v[32..48].copy_from_slice(&v4_mapped([127, 0, 0, 1]));
     v[48..64].copy_from_slice(&v4_mapped([127, 0, 0, 2]));
     v[64..72].copy_from_slice(&99u64.to_ne_bytes()); // start_ns: not decoded
+    v[72..80].copy_from_slice(&4321u64.to_ne_bytes()); // duration_ns
     // Still connecting: skipped.
     v[30..32].copy_from_slice(&1u16.to_ne_bytes());
     assert_eq!(decode_connection(9, &v).unwrap(), None);
@@ -290,9 +292,10 @@ fn connection_value() {
             dst: sa([127, 0, 0, 2], 6379),
             bytes_sent: 1234,
             bytes_received: 5678,
+            duration_ns: 4321,
         })
     );
-    assert!(decode_connection(9, &v[..71]).is_err());
+    assert!(decode_connection(9, &v[..79]).is_err());
 }
 
 /// Builds a `struct cgroup_event` the way the C side submits it: the header,
