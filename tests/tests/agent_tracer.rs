@@ -428,6 +428,14 @@ fn tcp_connects_failures_bytes_and_listeners_are_exact() {
 
     // K connections held open: active = K and bytes of still-open connections at scrape time.
     helper.cmd(&format!("listen {held_port}"));
+    // Listeners come through the ring (drained every 100 ms), open connections through the
+    // scrape-time dump: wait for the listener, or the held connections may be seen first.
+    agent.scrape_until("the second listener", TIMEOUT, |s| {
+        s.has(
+            "container_net_tcp_listen_info",
+            &[("container_id", &id), ("listen_addr", &held)],
+        )
+    });
     let held_bytes = helper.cmd(&format!("hold {K} {held_port}"));
     let (sent, received) = (held_bytes[0] as f64, held_bytes[1] as f64);
     let to_held: &[(&str, &str)] = &[("container_id", &id), ("destination", &held)];
@@ -483,7 +491,9 @@ fn tcp_connects_failures_bytes_and_listeners_are_exact() {
             "container_net_tcp_listen_info",
             &[("container_id", &id), ("listen_addr", &held)]
         ),
-        Some(1.0)
+        Some(1.0),
+        "{}",
+        s.text
     );
 
     // A closed listener stays a while as "recently closed" (0).
