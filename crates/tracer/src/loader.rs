@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
+use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfError, EbpfLoader};
 use tracing::{debug, info, warn};
@@ -75,6 +76,8 @@ pub struct Tracer {
     attached: Vec<&'static str>,
     scan_error: Option<String>,
     warn: Mutex<LostWarn>,
+    /// The tp_btf TCP program's link while attached (see [`Tracer::set_tcp_state_tracing`]).
+    sock_state_link: Option<BtfTracePointLinkId>,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -185,12 +188,15 @@ fn attach_oom_raw(ebpf: &mut Ebpf) -> bool {
 /// Loads and attaches the tp_btf `inet_sock_set_state` program; false (with
 /// the reason logged) if this kernel refuses it, and the classic tracepoint
 /// program is used instead (same events, higher cost per state change).
-fn attach_sock_state_btf(ebpf: &mut Ebpf, btf_path: &std::path::Path) -> bool {
+fn attach_sock_state_btf(
+    ebpf: &mut Ebpf,
+    btf_path: &std::path::Path,
+) -> Option<BtfTracePointLinkId> {
     let btf = match Btf::parse_file(btf_path, aya::Endianness::default()) {
         Ok(btf) => btf,
         Err(e) => {
             warn!(error = %e, path = %btf_path.display(), "Cannot parse kernel BTF for tp_btf; using the classic inet_sock_set_state tracepoint");
-            return false;
+            return None;
         }
     };
     let Some(prog) = ebpf
@@ -201,19 +207,19 @@ fn attach_sock_state_btf(ebpf: &mut Ebpf, btf_path: &std::path::Path) -> bool {
             program = SOCK_STATE_BTF_PROGRAM,
             "Program missing from the object; using the classic inet_sock_set_state tracepoint"
         );
-        return false;
+        return None;
     };
     let result = prog
         .load("inet_sock_set_state", &btf)
         .map_err(|e| verifier_excerpt(&e))
-        .and_then(|()| prog.attach().map(|_| ()).map_err(|e| e.to_string()));
+        .and_then(|()| prog.attach().map_err(|e| e.to_string()));
     match result {
-        Ok(()) => true,
+        Ok(link) => Some(link),
         Err(reason) => {
             // Leave nothing half-loaded: the classic program takes over.
             let _ = prog.unload();
             warn!(reason = %reason, "tp_btf sock/inet_sock_set_state unavailable; using the classic tracepoint (same events, higher cost per TCP state change)");
-            false
+            None
         }
     }
 }
@@ -256,17 +262,18 @@ impl Tracer {
             .map_err(object_error)?;
 
         let mut attached = Vec::with_capacity(PROGRAMS.len());
+        let mut sock_state_link = None;
         for (i, (name, category, tp)) in PROGRAMS.iter().enumerate() {
             if *name == OOM_PROGRAM && attach_oom_raw(&mut ebpf) {
                 attached.push(OOM_RAW_PROGRAM);
                 continue;
             }
-            if *name == SOCK_STATE_PROGRAM
-                && config.prefer_tp_btf
-                && attach_sock_state_btf(&mut ebpf, &config.btf_path)
-            {
-                attached.push(SOCK_STATE_BTF_PROGRAM);
-                continue;
+            if *name == SOCK_STATE_PROGRAM && config.prefer_tp_btf {
+                sock_state_link = attach_sock_state_btf(&mut ebpf, &config.btf_path);
+                if sock_state_link.is_some() {
+                    attached.push(SOCK_STATE_BTF_PROGRAM);
+                    continue;
+                }
             }
             let prog: &mut TracePoint = ebpf
                 .program_mut(name)
@@ -331,6 +338,7 @@ impl Tracer {
                 attached,
                 scan_error,
                 warn,
+                sock_state_link,
             },
             stream,
         ))
@@ -405,6 +413,38 @@ impl Tracer {
     /// classic-tracepoint fallback, where it is the allocating task's.
     pub fn oom_cgroup_is_victims(&self) -> bool {
         self.attached.contains(&OOM_RAW_PROGRAM)
+    }
+
+    /// Detaches (`false`) or re-attaches (`true`) the tp_btf TCP state program,
+    /// everything else staying as it is. While detached no TCP state change is
+    /// seen: connections opened then are never reported. For benchmarks that
+    /// alternate with and without TCP tracing many times a second, without
+    /// reloading the tracer; an agent never calls it. Fails with
+    /// [`Error::Missing`] when the classic fallback runs instead.
+    pub fn set_tcp_state_tracing(&mut self, on: bool) -> Result<(), Error> {
+        let missing = Error::Missing {
+            kind: "program",
+            name: SOCK_STATE_BTF_PROGRAM,
+        };
+        if !self.sock_state_is_tp_btf() {
+            return Err(missing);
+        }
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut(SOCK_STATE_BTF_PROGRAM)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(missing)?;
+        let attach_error = |source| Error::Attach {
+            program: SOCK_STATE_BTF_PROGRAM,
+            tracepoint: "sock/inet_sock_set_state",
+            source: Box::new(source),
+        };
+        match (on, self.sock_state_link.take()) {
+            (true, None) => self.sock_state_link = Some(prog.attach().map_err(attach_error)?),
+            (false, Some(link)) => prog.detach(link).map_err(attach_error)?,
+            (_, link) => self.sock_state_link = link, // already as asked
+        }
+        Ok(())
     }
 
     /// Which `inet_sock_set_state` program is attached: true for the tp_btf

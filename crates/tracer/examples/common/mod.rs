@@ -23,6 +23,61 @@ pub fn storm(addr: SocketAddr, n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// One storm round with what else happened on the machine meanwhile.
+#[allow(dead_code)] // each example uses its own part
+pub struct Round {
+    /// Connections per second.
+    pub rate: f64,
+    /// Share of the machine's CPU time the hypervisor gave to others (steal).
+    pub steal: f64,
+    /// This process's CPU time (user + system, all threads) per connection, in us.
+    pub cpu_us: f64,
+}
+
+/// [`storm`], with the round's CPU steal (from /proc/stat) and this process's CPU time.
+#[allow(dead_code)]
+pub fn measured_storm(addr: SocketAddr, n: usize) -> Round {
+    let (steal0, total0) = cpu_ticks();
+    let cpu0 = process_cpu();
+    let rate = storm(addr, n);
+    let cpu = process_cpu() - cpu0;
+    let (steal1, total1) = cpu_ticks();
+    let total = total1.saturating_sub(total0).max(1);
+    Round {
+        rate,
+        steal: steal1.saturating_sub(steal0) as f64 / total as f64,
+        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+    }
+}
+
+/// (steal, all) clock ticks of the machine so far, from the first line of /proc/stat.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (
+        fields.get(7).copied().unwrap_or(0),
+        fields.iter().take(8).sum(),
+    )
+}
+
+/// This process's CPU time so far (user + system, all threads).
+pub fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// A server thread that accepts and closes every connection.
 pub fn server() -> SocketAddr {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -51,4 +106,30 @@ pub async fn drain(stream: &mut EventStream, stop: &AtomicBool) -> u64 {
         events += batch.len() as u64;
     }
     events
+}
+
+/// Pairs whose rounds lost at least this share of CPU time to steal are left out of the
+/// "quiet" figure.
+#[allow(dead_code)]
+pub const MAX_STEAL_PERCENT: f64 = 1.0;
+
+#[allow(dead_code)]
+pub fn report(what: &str, values: &[f64], n: usize) {
+    if values.len() < 2 {
+        println!("{what}: {} pairs, too few for a mean", values.len());
+        return;
+    }
+    let k = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / k;
+    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1.0);
+    let half = 1.96 * (var / k).sqrt();
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{what}: {} pairs of {n} connections: mean {mean:.2}% (95% CI {:.2}% to {:.2}%), median {:.2}%",
+        values.len(),
+        mean - half,
+        mean + half,
+        sorted[sorted.len() / 2]
+    );
 }
