@@ -6,7 +6,8 @@
 //! (kernel.bpf_stats_enabled=1: run_time_ns / run_cnt), the reader thread's CPU
 //! time per 100,000 connections, and the userspace RSS of tracking 100,000
 //! connections (ConnectionTable + one scrape snapshot). Numbers go to
-//! docs/tracer.md; nothing here is asserted.
+//! docs/tracer.md; nothing here is asserted. `SONDE_STORM_MAX_CONNECTIONS`
+//! sizes the kernel's connection map (experiments).
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/mod.rs"]
@@ -73,7 +74,15 @@ fn main() {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let (tracer, mut stream) = Tracer::start(TracerConfig::default()).unwrap();
+                let mut config = TracerConfig::default();
+                // Experiments: SONDE_STORM_MAX_CONNECTIONS sizes the `active` map.
+                if let Some(n) = std::env::var("SONDE_STORM_MAX_CONNECTIONS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                {
+                    config.max_connections = n;
+                }
+                let (tracer, mut stream) = Tracer::start(config).unwrap();
                 tx.send(()).unwrap();
                 let cpu0 = thread_cpu();
                 events.store(drain(&mut stream, &stop).await, Ordering::Relaxed);
