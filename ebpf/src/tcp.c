@@ -65,6 +65,9 @@
  *                             each established socket's byte counters into the
  *                             map value, so userspace reads bytes of open
  *                             connections without any cost on the data path.
+ *                             It also completes a connecting entry whose socket
+ *                             is already established (its ESTABLISHED run was
+ *                             skipped), so the connection is still reported.
  *
  * Minimum kernel: 5.13 (bpf_for_each_map_elem; the rest needs 5.8 ring buffers).
  */
@@ -469,10 +472,52 @@ int tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
 	return 0;
 }
 
+/*
+ * A connecting entry whose socket is past the handshake: its SYN_SENT ->
+ * ESTABLISHED run was skipped by the kernel (a nested run on the same CPU,
+ * counted in the program's recursion_misses), so it would never be reported
+ * open. Complete it from the socket itself (probe reads: this callback has no
+ * BTF pointer), with duration 0 (unknown). The real run, if it races with
+ * this, writes the same addresses.
+ */
+static __always_inline void complete_missed_establish(__u64 sk, struct connection *conn)
+{
+	struct sock *s = (struct sock *)sk;
+	__u8 state = BPF_CORE_READ(s, __sk_common.skc_state);
+	__u32 *src = (__u32 *)conn->saddr, *dst = (__u32 *)conn->daddr;
+	__u16 family;
+
+	if (state != TCP_ESTABLISHED && state != TCP_FIN_WAIT1 && state != TCP_FIN_WAIT2 &&
+	    state != TCP_CLOSE_WAIT && state != TCP_LAST_ACK && state != TCP_CLOSING)
+		return; /* still connecting, or already closed */
+	family = BPF_CORE_READ(s, __sk_common.skc_family);
+	conn->family = family;
+	conn->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)s, inet_sport));
+	conn->dport = bpf_ntohs(BPF_CORE_READ(s, __sk_common.skc_dport));
+	if (family == AF_INET6 && bpf_core_field_exists(s->__sk_common.skc_v6_daddr)) {
+		bpf_core_read(conn->saddr, sizeof(conn->saddr), &s->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(conn->daddr, sizeof(conn->daddr), &s->__sk_common.skc_v6_daddr);
+	} else {
+		src[0] = 0;
+		src[1] = 0;
+		src[2] = bpf_htonl(0xffff);
+		src[3] = BPF_CORE_READ(s, __sk_common.skc_rcv_saddr);
+		dst[0] = 0;
+		dst[1] = 0;
+		dst[2] = bpf_htonl(0xffff);
+		dst[3] = BPF_CORE_READ(s, __sk_common.skc_daddr);
+	}
+	conn->duration_ns = 0;
+	asm volatile("" ::: "memory");
+	conn->state = CONN_ACTIVE;
+}
+
 static long scan_one(void *map, __u64 *sk, struct connection *conn, void *data)
 {
 	__u64 sent, received;
 
+	if (conn->state == CONN_CONNECTING)
+		complete_missed_establish(*sk, conn);
 	if (conn->state != CONN_ACTIVE)
 		return 0;
 	sock_bytes(*sk, &sent, &received);

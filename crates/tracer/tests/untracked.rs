@@ -152,3 +152,68 @@ fn untracked(tracer: &sonde_tracer::Tracer) -> u64 {
         .map(|(_, n)| n)
         .unwrap()
 }
+
+/// The kernel skipped a connection's SYN_SENT -> ESTABLISHED run (here: the
+/// program is detached for it; in production a nested run on the same CPU):
+/// its entry stays "connecting", and the scrape-time scan completes it from
+/// the socket, so the dump still reports the open connection (pid known from
+/// the connect's start, duration 0: unknown), counted once with its close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_establish_is_completed_by_the_scrape_time_scan() {
+    if !privileged("a_missed_establish_is_completed_by_the_scrape_time_scan") {
+        return;
+    }
+    let (mut tracer, mut stream) = support::start_with(support::SockState::TpBtf);
+    let listener = listener_backlog_0();
+    let addr = listener.local_addr().unwrap();
+    let first = TcpStream::connect(addr).unwrap();
+    // Its SYN is dropped (accept queue full): it stays in SYN_SENT, seen.
+    let second = connect_nonblocking(addr);
+    let second_port = second.local_addr().unwrap().port();
+    tracer.set_tcp_state_tracing(false).unwrap();
+    let (a, _) = listener.accept().unwrap(); // frees the queue for the SYN retransmit
+    drop(a);
+    drop(first);
+    let accept = tokio::task::spawn_blocking(move || listener.accept().unwrap());
+    let (mut b, _) = tokio::time::timeout(std::time::Duration::from_secs(30), accept)
+        .await
+        .expect("the retransmitted SYN was never accepted")
+        .unwrap();
+    // Established while the program was detached.
+    tracer.set_tcp_state_tracing(true).unwrap();
+
+    let open: Vec<_> = tracer
+        .open_connection_bytes()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.dst == addr && c.src.port() == second_port)
+        .collect();
+    assert_eq!(open.len(), 1, "reported open despite the missed run");
+    assert_eq!(
+        open[0].pid,
+        std::process::id(),
+        "pid from the connect's start"
+    );
+    assert_eq!(open[0].duration_ns, 0, "duration unknown");
+    let mut table = ConnectionTable::new(16);
+    let update = table.update_open(&open, std::time::Instant::now());
+    assert_eq!(update.connected.len(), 1);
+
+    second.set_nonblocking(false).unwrap();
+    let mut second = second;
+    second.write_all(b"ping").unwrap();
+    drop(second);
+    let mut buf = Vec::new();
+    b.read_to_end(&mut buf).unwrap();
+    drop(b);
+    let closed = collect(
+        &mut stream,
+        |e| matches!(e, Event::ConnectionClosed { dst, src, .. } if *dst == addr && src.port() == second_port),
+        |ev| !ev.is_empty(),
+    )
+    .await;
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    let applied = table.apply(&closed[0]);
+    assert_eq!(applied.connected, None, "counted once, by the dump");
+    assert_eq!(applied.bytes.map(|d| d.sent), Some(4));
+}
