@@ -35,6 +35,15 @@ pub enum NetEvent {
         sent: u64,
         received: u64,
     },
+    /// A connection's close record: its bytes not counted yet and, if no scrape counted it
+    /// while it was open, its connect (`connect_duration`). One event rather than `Connected`
+    /// plus `Bytes`, so the usual short connection costs one destination update.
+    Closed {
+        dst: SocketAddr,
+        connect_duration: Option<Duration>,
+        sent: u64,
+        received: u64,
+    },
     ListenOpen {
         addr: SocketAddr,
     },
@@ -95,6 +104,21 @@ impl ContainerNet {
                 received,
             } => {
                 if let Some(d) = self.destination(dst) {
+                    d.bytes_sent += sent;
+                    d.bytes_received += received;
+                }
+            }
+            NetEvent::Closed {
+                dst,
+                connect_duration,
+                sent,
+                received,
+            } => {
+                if let Some(d) = self.destination(dst) {
+                    if let Some(duration) = connect_duration {
+                        d.successful_connects += 1;
+                        d.connection_time_seconds += duration.as_secs_f64();
+                    }
                     d.bytes_sent += sent;
                     d.bytes_received += received;
                 }
@@ -177,12 +201,31 @@ mod tests {
             },
             now,
         );
+        // A close record: once with its connect (never seen open), once without.
+        n.apply(
+            &NetEvent::Closed {
+                dst: db,
+                connect_duration: Some(Duration::from_millis(4)),
+                sent: 1,
+                received: 2,
+            },
+            now,
+        );
+        n.apply(
+            &NetEvent::Closed {
+                dst: db,
+                connect_duration: None,
+                sent: 3,
+                received: 4,
+            },
+            now,
+        );
         let d = &n.destinations[&db];
-        assert_eq!(d.successful_connects, 3);
+        assert_eq!(d.successful_connects, 4);
         assert_eq!(d.failed_connects, 1);
         assert_eq!(d.retransmits, 1);
-        assert_eq!((d.bytes_sent, d.bytes_received), (15, 20));
-        assert!((d.connection_time_seconds - 0.006).abs() < 1e-9);
+        assert_eq!((d.bytes_sent, d.bytes_received), (19, 26));
+        assert!((d.connection_time_seconds - 0.010).abs() < 1e-9);
     }
 
     #[test]

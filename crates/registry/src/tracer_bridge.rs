@@ -330,24 +330,28 @@ impl Bridge {
                 if filter.is_destination(dst, netns) =>
             {
                 let applied = self.lock_table().apply(&event);
-                if let Some(c) = applied.connected {
-                    self.net_event(
+                let connect_duration = applied
+                    .connected
+                    .map(|c| Duration::from_nanos(c.duration_ns));
+                match (applied.bytes, applied.connected) {
+                    // A close: one event for its connect (if not counted yet) and its bytes.
+                    (Some(d), _) => self.net_event(
+                        d.pid,
+                        NetEvent::Closed {
+                            dst: d.dst,
+                            connect_duration,
+                            sent: d.sent,
+                            received: d.received,
+                        },
+                    ),
+                    (None, Some(c)) => self.net_event(
                         c.pid,
                         NetEvent::Connected {
                             dst: c.dst,
                             duration: Duration::from_nanos(c.duration_ns),
                         },
-                    );
-                }
-                if let Some(d) = applied.bytes {
-                    self.net_event(
-                        d.pid,
-                        NetEvent::Bytes {
-                            dst: d.dst,
-                            sent: d.sent,
-                            received: d.received,
-                        },
-                    );
+                    ),
+                    (None, None) => {}
                 }
             }
             KernelEvent::ConnectFailed {
