@@ -512,9 +512,14 @@ fn tcp_connects_failures_bytes_and_listeners_are_exact() {
         Some(1.0),
         "the other listener is still open"
     );
+    // No event lost by any program. `tcp_untracked` is not a loss of events but of a connect's
+    // start: the other tests of this file run at the same time, and a connect of theirs that
+    // began before this agent started counts there (with pid 0, so it cannot reach this
+    // container). This test's own connects are checked exactly above, pid included.
     for (program, lost) in s
         .find("sonde_ebpf_events_lost_total", &[])
         .map(|x| (x.labels.get("program").cloned(), x.value))
+        .filter(|(program, _)| program.as_deref() != Some("tcp_untracked"))
     {
         assert_eq!(lost, 0.0, "events lost by {program:?}");
     }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{MAX_STEAL_PERCENT, drain, measured_storm, process_cpu, report, server, storm};
+use common::{compare, drain, measured_storm, process_cpu, server, storm, summarize};
 use sonde_tracer::{Tracer, TracerConfig};
 
 /// The tracer and its reader thread, for one round; dropping it detaches.
@@ -102,38 +102,7 @@ fn main() {
                 without = Some(measured_storm(addr, n));
             }
         }
-        let (without, with) = (without.unwrap(), with.unwrap());
-        let loss = (without.rate - with.rate) / without.rate * 100.0;
-        let cpu = (with.cpu_us - without.cpu_us) / without.cpu_us * 100.0;
-        let steal = without.steal.max(with.steal) * 100.0;
-        eprintln!(
-            "pair {}: {:.0} without, {:.0} with: {loss:.2}%; CPU {:.2} / {:.2} us per connection: {cpu:+.2}%; steal {steal:.1}%",
-            p + 1,
-            without.rate,
-            with.rate,
-            without.cpu_us,
-            with.cpu_us,
-        );
-        pairs_out.push((loss, cpu, steal));
+        pairs_out.push(compare(p, &without.unwrap(), &with.unwrap()));
     }
-    let all: Vec<_> = pairs_out.iter().map(|p| p.0).collect();
-    report("tracer only, throughput loss, all pairs", &all, n);
-    // Steal is CPU time the hypervisor gave to other guests: a round that lost much of it
-    // measured the neighbours, not the tracer.
-    let quiet: Vec<_> = pairs_out
-        .iter()
-        .filter(|p| p.2 < MAX_STEAL_PERCENT)
-        .map(|p| p.0)
-        .collect();
-    report(
-        &format!("tracer only, throughput loss, pairs with steal < {MAX_STEAL_PERCENT}%"),
-        &quiet,
-        n,
-    );
-    let cpu: Vec<_> = pairs_out.iter().map(|p| p.1).collect();
-    report(
-        "tracer only, CPU time per connection (storm + reader), increase",
-        &cpu,
-        n,
-    );
+    summarize("tracer only", &pairs_out, n);
 }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{MAX_STEAL_PERCENT, drain, measured_storm, report, server, storm};
+use common::{compare, drain, measured_storm, server, storm, summarize};
 use sonde_tracer::{Tracer, TracerConfig};
 
 fn main() {
@@ -75,42 +75,13 @@ fn main() {
                 without = Some(round);
             }
         }
-        let (with, without) = (with.unwrap(), without.unwrap());
-        let loss = (without.rate - with.rate) / without.rate * 100.0;
-        let cpu = (with.cpu_us - without.cpu_us) / without.cpu_us * 100.0;
-        let steal = with.steal.max(without.steal) * 100.0;
-        eprintln!(
-            "pair {}: {:.0} without, {:.0} with: {loss:.2}%; CPU {:.2} / {:.2} us per connection: {cpu:+.2}%; steal {steal:.1}%",
-            p + 1,
-            without.rate,
-            with.rate,
-            without.cpu_us,
-            with.cpu_us
-        );
-        results.push((loss, cpu, steal));
+        results.push(compare(p, &without.unwrap(), &with.unwrap()));
     }
     tracer.set_tcp_state_tracing(true).unwrap();
     stop.store(true, Ordering::Relaxed);
     let events = rt.block_on(reader).unwrap();
 
-    let all: Vec<_> = results.iter().map(|r| r.0).collect();
-    report("TCP tracing, throughput loss, all pairs", &all, n);
-    let quiet: Vec<_> = results
-        .iter()
-        .filter(|r| r.2 < MAX_STEAL_PERCENT)
-        .map(|r| r.0)
-        .collect();
-    report(
-        &format!("TCP tracing, throughput loss, pairs with steal < {MAX_STEAL_PERCENT}%"),
-        &quiet,
-        n,
-    );
-    let cpu: Vec<_> = results.iter().map(|r| r.1).collect();
-    report(
-        "TCP tracing, CPU time per connection (storm + reader), increase",
-        &cpu,
-        n,
-    );
+    summarize("TCP tracing", &results, n);
     let lost: u64 = tracer.lost_events().iter().map(|(_, n)| n).sum();
     println!("events read: {events}; lost in the kernel: {lost}");
 }

@@ -57,34 +57,58 @@ fn connect_nonblocking(to: SocketAddr) -> TcpStream {
     }
 }
 
+/// A connect stuck in SYN_SENT: `first` fills the backlog-0 listener's accept
+/// queue, so the kernel drops `second`'s SYN, which retransmits (after ~1 s).
+struct StuckConnect {
+    listener: TcpListener,
+    first: TcpStream,
+    second: TcpStream,
+}
+
+impl StuckConnect {
+    fn new() -> StuckConnect {
+        let listener = listener_backlog_0();
+        let addr = listener.local_addr().unwrap();
+        let first = TcpStream::connect(addr).unwrap();
+        let second = connect_nonblocking(addr);
+        StuckConnect {
+            listener,
+            first,
+            second,
+        }
+    }
+
+    /// Frees the queue and waits for the retransmitted SYN to be accepted:
+    /// returns the client socket, now established, and the server's.
+    async fn complete(self) -> (TcpStream, TcpStream) {
+        let (a, _) = self.listener.accept().unwrap();
+        drop(a);
+        drop(self.first);
+        let listener = self.listener;
+        // Liveness bound only (the SYN is retransmitted after ~1 s, then 3 s...).
+        let accept = tokio::task::spawn_blocking(move || listener.accept().unwrap());
+        let (b, _) = tokio::time::timeout(std::time::Duration::from_secs(30), accept)
+            .await
+            .expect("the retransmitted SYN was never accepted")
+            .unwrap();
+        self.second.set_nonblocking(false).unwrap();
+        (self.second, b)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_started_before_the_tracer_is_still_counted() {
     if !privileged("connect_started_before_the_tracer_is_still_counted") {
         return;
     }
-    let listener = listener_backlog_0();
-    let addr = listener.local_addr().unwrap();
-    // The first connection fills the accept queue; the kernel then drops the
-    // second one's SYN, which stays in SYN_SENT and retransmits (after ~1 s).
-    let first = TcpStream::connect(addr).unwrap();
-    let second = connect_nonblocking(addr);
-    let second_port = second.local_addr().unwrap().port();
+    let stuck = StuckConnect::new();
+    let addr = stuck.listener.local_addr().unwrap();
+    let second_port = stuck.second.local_addr().unwrap().port();
 
     // Attached now: CLOSE -> SYN_SENT of `second` happened before, unseen.
     let (tracer, mut stream) = start();
     let untracked_before = untracked(&tracer);
-    let (a, _) = listener.accept().unwrap(); // frees the queue for the SYN retransmit
-    drop(a);
-    drop(first);
-
-    // Liveness bound only (the SYN is retransmitted after ~1 s, then 3 s...).
-    let accept = tokio::task::spawn_blocking(move || listener.accept().unwrap());
-    let (mut b, _) = tokio::time::timeout(std::time::Duration::from_secs(30), accept)
-        .await
-        .expect("the retransmitted SYN was never accepted")
-        .unwrap();
-    second.set_nonblocking(false).unwrap();
-    let mut second = second;
+    let (mut second, mut b) = stuck.complete().await;
     second.write_all(b"ping").unwrap();
     drop(second);
     let mut buf = Vec::new();
@@ -164,21 +188,12 @@ async fn a_missed_establish_is_completed_by_the_scrape_time_scan() {
         return;
     }
     let (mut tracer, mut stream) = support::start_with(support::SockState::TpBtf);
-    let listener = listener_backlog_0();
-    let addr = listener.local_addr().unwrap();
-    let first = TcpStream::connect(addr).unwrap();
-    // Its SYN is dropped (accept queue full): it stays in SYN_SENT, seen.
-    let second = connect_nonblocking(addr);
-    let second_port = second.local_addr().unwrap().port();
+    // Its SYN_SENT is seen; the program is detached before the SYN retransmit.
+    let stuck = StuckConnect::new();
+    let addr = stuck.listener.local_addr().unwrap();
+    let second_port = stuck.second.local_addr().unwrap().port();
     tracer.set_tcp_state_tracing(false).unwrap();
-    let (a, _) = listener.accept().unwrap(); // frees the queue for the SYN retransmit
-    drop(a);
-    drop(first);
-    let accept = tokio::task::spawn_blocking(move || listener.accept().unwrap());
-    let (mut b, _) = tokio::time::timeout(std::time::Duration::from_secs(30), accept)
-        .await
-        .expect("the retransmitted SYN was never accepted")
-        .unwrap();
+    let (mut second, mut b) = stuck.complete().await;
     // Established while the program was detached.
     tracer.set_tcp_state_tracing(true).unwrap();
 
@@ -199,8 +214,6 @@ async fn a_missed_establish_is_completed_by_the_scrape_time_scan() {
     let update = table.update_open(&open, std::time::Instant::now());
     assert_eq!(update.connected.len(), 1);
 
-    second.set_nonblocking(false).unwrap();
-    let mut second = second;
     second.write_all(b"ping").unwrap();
     drop(second);
     let mut buf = Vec::new();

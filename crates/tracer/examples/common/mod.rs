@@ -109,12 +109,62 @@ pub async fn drain(stream: &mut EventStream, stop: &AtomicBool) -> u64 {
 }
 
 /// Pairs whose rounds lost at least this share of CPU time to steal are left out of the
-/// "quiet" figure.
-#[allow(dead_code)]
-pub const MAX_STEAL_PERCENT: f64 = 1.0;
+/// "quiet" figure: steal is time the hypervisor gave to other guests, so such a round
+/// measured the neighbours, not the tracer.
+const MAX_STEAL_PERCENT: f64 = 1.0;
 
+/// One with/without pair, in percent.
 #[allow(dead_code)]
-pub fn report(what: &str, values: &[f64], n: usize) {
+pub struct Pair {
+    loss: f64,
+    cpu: f64,
+    steal: f64,
+}
+
+/// Compares the two rounds of pair `p` (0-based) and prints the line.
+#[allow(dead_code)]
+pub fn compare(p: usize, without: &Round, with: &Round) -> Pair {
+    let loss = (without.rate - with.rate) / without.rate * 100.0;
+    let cpu = (with.cpu_us - without.cpu_us) / without.cpu_us * 100.0;
+    let steal = without.steal.max(with.steal) * 100.0;
+    eprintln!(
+        "pair {}: {:.0} without, {:.0} with: {loss:.2}%; CPU {:.2} / {:.2} us per connection: {cpu:+.2}%; steal {steal:.1}%",
+        p + 1,
+        without.rate,
+        with.rate,
+        without.cpu_us,
+        with.cpu_us
+    );
+    Pair { loss, cpu, steal }
+}
+
+/// Prints the throughput loss over all pairs and over the quiet ones, and the CPU increase.
+#[allow(dead_code)]
+pub fn summarize(what: &str, pairs: &[Pair], n: usize) {
+    let all: Vec<_> = pairs.iter().map(|p| p.loss).collect();
+    report(&format!("{what}, throughput loss, all pairs"), &all, n);
+    let quiet: Vec<_> = pairs
+        .iter()
+        .filter(|p| p.steal < MAX_STEAL_PERCENT)
+        .map(|p| p.loss)
+        .collect();
+    report(
+        &format!("{what}, throughput loss, pairs with steal < {MAX_STEAL_PERCENT}%"),
+        &quiet,
+        n,
+    );
+    let cpu: Vec<_> = pairs.iter().map(|p| p.cpu).collect();
+    report(
+        &format!("{what}, CPU time per connection (storm + reader), increase"),
+        &cpu,
+        n,
+    );
+}
+
+/// Mean with its 95 % interval (normal approximation), and the median with its 95 %
+/// interval from order statistics (ranks n/2 -+ 1.96 sqrt(n)/2), which a few pairs hit by a
+/// steal burst cannot drag.
+fn report(what: &str, values: &[f64], n: usize) {
     if values.len() < 2 {
         println!("{what}: {} pairs, too few for a mean", values.len());
         return;
@@ -124,12 +174,17 @@ pub fn report(what: &str, values: &[f64], n: usize) {
     let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1.0);
     let half = 1.96 * (var / k).sqrt();
     let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let spread = 1.96 * k.sqrt() / 2.0;
+    let lo = ((k / 2.0 - spread).floor().max(0.0)) as usize;
+    let hi = ((k / 2.0 + spread).ceil() as usize).min(sorted.len() - 1);
     println!(
-        "{what}: {} pairs of {n} connections: mean {mean:.2}% (95% CI {:.2}% to {:.2}%), median {:.2}%",
+        "{what}: {} pairs of {n} connections: mean {mean:.2}% (95% CI {:.2}% to {:.2}%), median {:.2}% (95% CI {:.2}% to {:.2}%)",
         values.len(),
         mean - half,
         mean + half,
-        sorted[sorted.len() / 2]
+        sorted[sorted.len() / 2],
+        sorted[lo],
+        sorted[hi]
     );
 }
