@@ -344,11 +344,12 @@ impl Bridge {
                             received: d.received,
                         },
                     ),
+                    // A ConnectOk: the connect alone (the kernel keeps nothing to close).
                     (None, Some(c)) => self.net_event(
                         c.pid,
                         NetEvent::Connected {
                             dst: c.dst,
-                            duration: Duration::from_nanos(c.duration_ns),
+                            duration: connect_duration.unwrap_or_default(),
                         },
                     ),
                     (None, None) => {}

@@ -6,8 +6,8 @@
 //! (kernel.bpf_stats_enabled=1: run_time_ns / run_cnt), the reader thread's CPU
 //! time per 100,000 connections, and the userspace RSS of tracking 100,000
 //! connections (ConnectionTable + one scrape snapshot). Numbers go to
-//! docs/tracer.md; nothing here is asserted. `SONDE_STORM_MAX_CONNECTIONS`
-//! sizes the kernel's connection map (experiments).
+//! docs/tracer.md; nothing here is asserted. Experiment knobs: see
+//! `common::config_from_env`.
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/mod.rs"]
@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{drain, server, storm};
+use common::{config_from_env, drain, server, storm};
 use sonde_tracer::conntrack::ConnectionTable;
-use sonde_tracer::{ConnectionBytes, Tracer, TracerConfig};
+use sonde_tracer::{ConnectionBytes, Tracer};
 
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -74,15 +74,7 @@ fn main() {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut config = TracerConfig::default();
-                // Experiments: SONDE_STORM_MAX_CONNECTIONS sizes the `active` map.
-                if let Some(n) = std::env::var("SONDE_STORM_MAX_CONNECTIONS")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                {
-                    config.max_connections = n;
-                }
-                let (tracer, mut stream) = Tracer::start(config).unwrap();
+                let (tracer, mut stream) = Tracer::start(config_from_env()).unwrap();
                 tx.send(()).unwrap();
                 let cpu0 = thread_cpu();
                 events.store(drain(&mut stream, &stop).await, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 //!
 //!   cargo run --release -p sonde-tracer --example storm_interleaved -- [PAIRS] [CONNECTIONS]
 //!
-//! `SONDE_STORM_RING_BYTES` overrides the ring buffer's size (experiments).
+//! Experiment knobs (ring size, map size): see `common::config_from_env`.
 //!
 //! With the tracer, a reader thread drains the ring buffer into a
 //! ConnectionTable, as the agent does (the agent's registry work is not
@@ -22,8 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{compare, drain, measured_storm, process_cpu, server, storm, summarize};
-use sonde_tracer::{Tracer, TracerConfig};
+use common::{
+    compare, config_from_env, drain, measured_storm, process_cpu, server, storm, summarize,
+};
+use sonde_tracer::Tracer;
 
 /// The tracer and its reader thread, for one round; dropping it detaches.
 struct Attached {
@@ -42,15 +44,7 @@ impl Attached {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut config = TracerConfig::default();
-                // Experiments: SONDE_STORM_RING_BYTES sets the ring buffer's size.
-                if let Some(bytes) = std::env::var("SONDE_STORM_RING_BYTES")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                {
-                    config.ring_buffer_bytes = bytes;
-                }
-                let (_tracer, mut stream) = Tracer::start(config).unwrap();
+                let (_tracer, mut stream) = Tracer::start(config_from_env()).unwrap();
                 tx.send(()).unwrap();
                 drain(&mut stream, &stop2).await;
             });

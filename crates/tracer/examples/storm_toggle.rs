@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{compare, drain, measured_storm, server, storm, summarize};
-use sonde_tracer::{Tracer, TracerConfig};
+use common::{compare, config_from_env, drain, measured_storm, server, storm, summarize};
+use sonde_tracer::Tracer;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -43,7 +43,7 @@ fn main() {
         .unwrap();
     let (mut tracer, mut stream) = {
         let _runtime = rt.enter();
-        Tracer::start(TracerConfig::default()).unwrap()
+        Tracer::start(config_from_env()).unwrap()
     };
     assert!(
         tracer.sock_state_is_tp_btf(),

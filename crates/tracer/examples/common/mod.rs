@@ -6,8 +6,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sonde_tracer::EventStream;
 use sonde_tracer::conntrack::ConnectionTable;
+use sonde_tracer::{EventStream, TracerConfig};
+
+/// The default tracer settings, with the experiment knobs every storm example takes:
+/// `SONDE_STORM_RING_BYTES` (ring buffer size) and `SONDE_STORM_MAX_CONNECTIONS` (size of
+/// the kernel's connection map).
+pub fn config_from_env() -> TracerConfig {
+    let knob = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let mut config = TracerConfig::default();
+    if let Some(bytes) = knob("SONDE_STORM_RING_BYTES") {
+        config.ring_buffer_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    if let Some(n) = knob("SONDE_STORM_MAX_CONNECTIONS") {
+        config.max_connections = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    config
+}
 
 /// Makes `n` connections to `addr` one after another (connect, read EOF);
 /// returns connections per second.
