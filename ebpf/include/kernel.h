@@ -252,6 +252,9 @@ struct tcp_sock {
 	__u64 bytes_received;
 	__u64 bytes_sent;
 	__u64 bytes_retrans;
+	/* Time (ns, CLOCK_MONOTONIC as bpf_ktime_get_ns) the kernel last
+	 * stamped the socket with, refreshed for each received segment (4.20+). */
+	__u64 tcp_clock_cache;
 };
 
 #pragma clang attribute pop

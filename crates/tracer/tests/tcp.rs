@@ -92,11 +92,14 @@ async fn connects_counted(started: (Tracer, EventStream), ip: IpAddr) {
             s.read_to_end(&mut buf).unwrap();
         }
     });
-    let mut sources = std::collections::HashSet::new();
+    // Each client's socket, with how long its connect() took as seen from here.
+    let mut sources = std::collections::HashMap::new();
     for _ in 0..N {
+        let started = std::time::Instant::now();
         let mut c = TcpStream::connect(addr).unwrap();
+        let took = started.elapsed();
         c.write_all(b"ping").unwrap();
-        sources.insert(c.local_addr().unwrap());
+        sources.insert(c.local_addr().unwrap(), took);
     }
     server.join().unwrap();
 
@@ -147,12 +150,16 @@ async fn connects_counted(started: (Tracer, EventStream), ip: IpAddr) {
             *p, pid,
             "connecting pid is the test process, not softirq context"
         );
-        assert!(
-            sources.contains(src),
-            "{src} is one of the clients' sockets"
-        );
+        let Some(took) = sources.get(src) else {
+            panic!("{src} is not one of the clients' sockets");
+        };
         distinct.insert(*src);
-        assert!(*duration_ns > 0, "the connect's duration: {e:?}");
+        // The kernel's interval (connect start to the SYN-ACK's arrival) lies
+        // within the connect() call: a wrong clock or stamp would not.
+        assert!(
+            *duration_ns > 0 && u128::from(*duration_ns) <= took.as_nanos(),
+            "the connect's duration, within the {took:?} its connect() took: {e:?}"
+        );
         assert_eq!(
             (*bytes_sent, *bytes_received),
             (4, 0),
