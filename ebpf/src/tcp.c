@@ -8,7 +8,8 @@
  *       inet_sock_set_state_btf  tp_btf (kernel >= 5.5), preferred: gets the
  *                             tracepoint's arguments (sk, oldstate, newstate)
  *                             as they are, so the kernel builds no trace record
- *                             for it, and socket fields are plain loads.
+ *                             for it, and socket fields are plain loads
+ *                             (tcp_sock's through bpf_skc_to_tcp_sock, 5.9+).
  *       inet_sock_set_state   the classic tracepoint (kernel >= 4.16), used
  *                             when tp_btf cannot be loaded or attached.
  *     It runs about ten times per loopback connection (both ends), on the
@@ -21,7 +22,9 @@
  *       SYN_SENT -> ESTABLISHED  connect succeeded (softirq: the current task
  *                             is meaningless; the pid comes from the entry).
  *                             Emits nothing: the entry is completed in place
- *                             (connect duration, addresses, CONN_ACTIVE), and
+ *                             (connect duration, up to the SYN-ACK's arrival
+ *                             as the socket stamps it, see connect_duration;
+ *                             addresses; CONN_ACTIVE), and
  *                             userspace learns the connection from its `active`
  *                             dump at scrape, or from its close record if it
  *                             closed before a scrape. One ring record per
@@ -30,7 +33,8 @@
  *                             connect storm (docs/tracer.md).
  *       SYN_SENT -> CLOSE     connect failed (RST, timeout, unreachable).
  *       * -> CLOSE            a tracked connection ended. Emits ConnectionClosed
- *                             with the connect duration and the kernel's own
+ *                             (written in place in the ring) with the connect
+ *                             duration and the kernel's own
  *                             byte counters of the socket
  *                             (tcp_sock.bytes_sent - bytes_retrans, and
  *                             bytes_received less the FIN): no per-packet or

@@ -106,6 +106,7 @@ struct Inner {
     metrics: SelfMetrics,
     health: Health,
     events: mpsc::Sender<Event>,
+    batched: Arc<BatchedEvents>,
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
     logs: Option<Arc<sonde_logs::LogManager>>,
@@ -117,16 +118,51 @@ struct Inner {
 pub struct EventSender {
     tx: mpsc::Sender<Event>,
     metrics: SelfMetrics,
+    batched: Arc<BatchedEvents>,
+}
+
+/// Events waiting in the queue inside [`Event::Batch`]es. A batch takes one slot of the
+/// queue, so the batches' events have a bound of their own, the queue's size again: memory
+/// stays bounded by twice `--event-queue-size` events.
+#[derive(Debug)]
+struct BatchedEvents {
+    queued: std::sync::atomic::AtomicUsize,
+    limit: usize,
 }
 
 impl EventSender {
     pub fn send(&self, event: Event) {
         if self.tx.try_send(event).is_err() {
-            self.metrics
-                .events_dropped
-                .with_label_values(&["events"])
-                .inc();
+            self.dropped(1);
         }
+    }
+
+    /// Sends `events` as one queue item, applied in order. All or none: a batch that does not
+    /// fit is dropped and each of its events counted.
+    pub fn send_batch(&self, mut events: Vec<Event>) {
+        use std::sync::atomic::Ordering;
+        match events.len() {
+            0 => return,
+            1 => return self.send(events.pop().expect("one event")),
+            _ => {}
+        }
+        let n = events.len();
+        let queued = self.batched.queued.fetch_add(n, Ordering::AcqRel);
+        if queued + n > self.batched.limit {
+            self.batched.queued.fetch_sub(n, Ordering::AcqRel);
+            return self.dropped(n);
+        }
+        if self.tx.try_send(Event::Batch(events)).is_err() {
+            self.batched.queued.fetch_sub(n, Ordering::AcqRel);
+            self.dropped(n);
+        }
+    }
+
+    fn dropped(&self, n: usize) {
+        self.metrics
+            .events_dropped
+            .with_label_values(&["events"])
+            .inc_by(n as u64);
     }
 }
 
@@ -166,6 +202,10 @@ impl Registry {
         };
 
         let (events_tx, events_rx) = mpsc::channel(config.event_queue.max(1));
+        let batched = Arc::new(BatchedEvents {
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            limit: config.event_queue.max(1),
+        });
         let (lookups_tx, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
         let mut state = State::new(config.gc_grace);
 
@@ -221,12 +261,14 @@ impl Registry {
             metrics,
             health,
             events: events_tx.clone(),
+            batched,
         });
 
         if let Some((net, stream)) = tracer {
             let sender = EventSender {
                 tx: events_tx.clone(),
                 metrics: inner.metrics.clone(),
+                batched: inner.batched.clone(),
             };
             tokio::spawn(tracer_bridge::run_bridge(
                 net,
@@ -258,6 +300,7 @@ impl Registry {
         EventSender {
             tx: self.inner.events.clone(),
             metrics: self.inner.metrics.clone(),
+            batched: self.inner.batched.clone(),
         }
     }
 
@@ -515,7 +558,14 @@ async fn event_loop(
                 let now = Instant::now();
                 let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
                 for event in batch.drain(..) {
+                    let batched = match &event {
+                        Event::Batch(events) => events.len(),
+                        _ => 0,
+                    };
                     state.apply(event, now);
+                    if batched > 0 {
+                        inner.batched.queued.fetch_sub(batched, std::sync::atomic::Ordering::AcqRel);
+                    }
                 }
             }
             _ = ticker.tick() => {
@@ -574,5 +624,58 @@ async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Se
                 format!("cannot scan processes ({e}); give the agent the host's /proc (--procfs-root) and hostPID"),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gone(pid: u32) -> Event {
+        Event::ProcessGone { pid }
+    }
+
+    fn pids(event: &Event) -> Vec<u32> {
+        match event {
+            Event::ProcessGone { pid } => vec![*pid],
+            Event::Batch(events) => events.iter().flat_map(pids).collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_one_queue_item_in_order_and_its_events_are_bounded() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let metrics = SelfMetrics::new(&NodeLabels::default(), "test").unwrap();
+        let sender = EventSender {
+            tx,
+            metrics: metrics.clone(),
+            batched: Arc::new(BatchedEvents {
+                queued: std::sync::atomic::AtomicUsize::new(0),
+                limit: 3,
+            }),
+        };
+        sender.send_batch(vec![gone(1), gone(2)]);
+        // 2 + 2 events would exceed the bound of 3 batched events: dropped whole, each counted.
+        sender.send_batch(vec![gone(3), gone(4)]);
+        // One event takes a plain slot, outside the batch bound.
+        sender.send_batch(vec![gone(5)]);
+        sender.send_batch(Vec::new());
+
+        let first = rx.try_recv().unwrap();
+        assert!(matches!(first, Event::Batch(_)));
+        assert_eq!(pids(&first), [1, 2]);
+        assert_eq!(pids(&rx.try_recv().unwrap()), [5]);
+        assert!(rx.try_recv().is_err(), "nothing else was queued");
+        let dropped = metrics.events_dropped.with_label_values(&["events"]).get();
+        assert_eq!(dropped, 2);
+        assert_eq!(
+            sender
+                .batched
+                .queued
+                .load(std::sync::atomic::Ordering::Acquire),
+            2,
+            "the dropped batch gave its room back"
+        );
     }
 }

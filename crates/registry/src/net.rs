@@ -6,7 +6,6 @@
 //! stops adding new ones (counted in `dropped_destinations`), and closed listeners are kept only
 //! for [`CLOSED_LISTEN_RETENTION`] (exported as 0, "recently closed", as coroot does).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -73,8 +72,9 @@ pub struct Listen {
 /// The network state of one container.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerNet {
-    pub destinations: HashMap<SocketAddr, DestinationStats>,
-    pub listens: HashMap<SocketAddr, Listen>,
+    /// foldhash: looked up for every TCP event.
+    pub destinations: foldhash::HashMap<SocketAddr, DestinationStats>,
+    pub listens: foldhash::HashMap<SocketAddr, Listen>,
     /// Events about destinations beyond MAX_DESTINATIONS, not counted.
     pub dropped_destinations: u64,
 }

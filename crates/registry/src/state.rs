@@ -42,6 +42,10 @@ pub enum Event {
         cgroup_id: String,
         outcome: MetadataOutcome,
     },
+    /// Events applied in this order: one queue slot for what one read of the kernel's ring
+    /// produced, so the queue's atomics are paid per batch, not per event
+    /// (`EventSender::send_batch`).
+    Batch(Vec<Event>),
 }
 
 /// What a runtime said about a container.
@@ -98,8 +102,9 @@ struct PidEntry {
 /// All per-container state, keyed by cgroup id.
 #[derive(Debug)]
 pub struct State {
-    containers: HashMap<String, Container>,
-    pids: HashMap<u32, PidEntry>,
+    // foldhash: both are looked up for every TCP event.
+    containers: foldhash::HashMap<String, Container>,
+    pids: foldhash::HashMap<u32, PidEntry>,
     /// How long a container with no processes is kept (so a restart is seen as one container).
     gc_grace: Duration,
     /// Kernel events about processes the registry could not place in a container (they ran
@@ -107,7 +112,7 @@ pub struct State {
     pub unattributed_events: u64,
     /// Container of recently exited processes: a process's sockets close after its exit event,
     /// and their last bytes still belong to its container.
-    exited: HashMap<u32, (String, Instant)>,
+    exited: foldhash::HashMap<u32, (String, Instant)>,
 }
 
 /// How long an exited process's container is remembered for its late socket events.
@@ -118,11 +123,11 @@ const MAX_EXITED: usize = 65_536;
 impl State {
     pub fn new(gc_grace: Duration) -> State {
         State {
-            containers: HashMap::new(),
-            pids: HashMap::new(),
+            containers: foldhash::HashMap::default(),
+            pids: foldhash::HashMap::default(),
             gc_grace,
             unattributed_events: 0,
-            exited: HashMap::new(),
+            exited: foldhash::HashMap::default(),
         }
     }
 
@@ -170,6 +175,11 @@ impl State {
             },
             Event::OomKillInCgroup { cgroup_path } => self.oom_in_cgroup(&cgroup_path, now),
             Event::Net { pid, event } => self.apply_net(pid, &event, now),
+            Event::Batch(events) => {
+                for event in events {
+                    self.apply(event, now);
+                }
+            }
         }
     }
 

@@ -10,7 +10,7 @@
 //! New processes are looked up ~0.5 s after they start rather than at fork: at fork a process
 //! is still in its parent's cgroup (runc moves a container's first process afterwards).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -206,12 +206,13 @@ pub async fn run_bridge(
         events,
         procfs,
         clock,
-        announced: HashSet::new(),
+        announced: foldhash::HashSet::default(),
         pending: VecDeque::new(),
         buf: String::with_capacity(4096),
         stats,
         cgroupfs,
         cgroup_paths: CgroupPaths::default(),
+        out: Vec::new(),
     };
     let mut batch = Vec::with_capacity(1024);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
@@ -222,12 +223,21 @@ pub async fn run_bridge(
                     health.down("tracer", format!("reading eBPF events failed: {}", e.reason()));
                     return;
                 }
+                // One lock of the connection table and one queue item per read of the ring,
+                // not one per event: per event, those atomics were most of the bridge's cost.
+                let net = bridge.net.clone();
+                let mut table = net.table.lock().unwrap_or_else(PoisonError::into_inner);
                 for event in batch.drain(..) {
-                    bridge.handle(event);
+                    bridge.handle(event, &mut table);
                 }
+                drop(table);
+                bridge.flush();
                 bridge.stats.decode_errors.store(stream.decode_errors(), std::sync::atomic::Ordering::Relaxed);
             }
-            _ = ticker.tick() => bridge.resolve_settled(Instant::now()),
+            _ = ticker.tick() => {
+                bridge.resolve_settled(Instant::now());
+                bridge.flush();
+            }
         }
     }
 }
@@ -238,7 +248,7 @@ struct Bridge {
     procfs: PathBuf,
     clock: ProcessClock,
     /// Processes whose cgroup the registry has been told about by the bridge.
-    announced: HashSet<u32>,
+    announced: foldhash::HashSet<u32>,
     /// New processes waiting to settle into their cgroup.
     pending: VecDeque<(Instant, u32)>,
     buf: String,
@@ -247,6 +257,8 @@ struct Bridge {
     cgroupfs: Option<sonde_cgroup::CgroupFs>,
     /// Unified-hierarchy cgroups seen created: id -> path, bounded.
     cgroup_paths: CgroupPaths,
+    /// Registry events of the batch being handled, in order; sent by `flush`.
+    out: Vec<Event>,
 }
 
 /// A bounded id -> path memory; the oldest entries are forgotten first.
@@ -274,7 +286,7 @@ impl CgroupPaths {
 }
 
 impl Bridge {
-    fn handle(&mut self, event: KernelEvent) {
+    fn handle(&mut self, event: KernelEvent, table: &mut ConnectionTable) {
         let filter = &self.net.filter;
         match event {
             KernelEvent::ProcessStart { pid, .. } => {
@@ -288,14 +300,14 @@ impl Bridge {
             }
             KernelEvent::ProcessExit { pid, .. } => {
                 self.announced.remove(&pid);
-                self.events.send(Event::ProcessGone { pid });
+                self.out.push(Event::ProcessGone { pid });
             }
             KernelEvent::CgroupCreated { cgroup_id, path } => {
                 self.cgroup_paths.insert(cgroup_id, path);
             }
             KernelEvent::OomKill { pid, cgroup_id } => {
                 if self.announce(pid) {
-                    self.events.send(Event::OomKill { pid });
+                    self.out.push(Event::OomKill { pid });
                 } else {
                     // Killed and gone before we could read its cgroup (a container whose only
                     // process was the victim), and runc may already have removed the cgroup
@@ -311,11 +323,9 @@ impl Bridge {
                                 .and_then(|fs| fs.find_unified_by_id(cgroup_id))
                         });
                     match path {
-                        Some(cgroup_path) => {
-                            self.events.send(Event::OomKillInCgroup { cgroup_path })
-                        }
+                        Some(cgroup_path) => self.out.push(Event::OomKillInCgroup { cgroup_path }),
                         // The registry may still know the pid from the /proc scan.
-                        None => self.events.send(Event::OomKill { pid }),
+                        None => self.out.push(Event::OomKill { pid }),
                     }
                 }
             }
@@ -329,7 +339,7 @@ impl Bridge {
             | KernelEvent::ConnectionClosed { netns, dst, .. }
                 if filter.is_destination(dst, netns) =>
             {
-                let applied = self.lock_table().apply(&event);
+                let applied = table.apply(&event);
                 let connect_duration = applied
                     .connected
                     .map(|c| Duration::from_nanos(c.duration_ns));
@@ -369,16 +379,18 @@ impl Bridge {
         }
     }
 
-    fn lock_table(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
-        self.net
-            .table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Sends the events handled since the last flush, as one batch.
+    fn flush(&mut self) {
+        if !self.out.is_empty() {
+            let capacity = self.out.capacity();
+            let events = std::mem::replace(&mut self.out, Vec::with_capacity(capacity));
+            self.events.send_batch(events);
+        }
     }
 
     fn net_event(&mut self, pid: u32, event: NetEvent) {
         let _ = self.announce(pid);
-        self.events.send(Event::Net { pid, event });
+        self.out.push(Event::Net { pid, event });
     }
 
     /// Tells the registry which cgroup `pid` is in, once per process. False when the process
@@ -393,7 +405,7 @@ impl Bridge {
         }
         // Gone or unreadable: the registry may still know it from the /proc scan.
         if let Ok(Some((start_ticks, cgroups))) = read_process(&self.procfs, pid, &mut self.buf) {
-            self.events.send(Event::ProcessSeen {
+            self.out.push(Event::ProcessSeen {
                 pid,
                 start_ticks,
                 age: self.clock.age(start_ticks),

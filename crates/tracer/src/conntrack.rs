@@ -103,7 +103,8 @@ struct Tracked {
 /// Open outbound connections keyed by socket id, bounded by `capacity`.
 #[derive(Debug)]
 pub struct ConnectionTable {
-    conns: HashMap<u64, Tracked>,
+    /// Keyed by socket address; foldhash: one lookup per connection event.
+    conns: foldhash::HashMap<u64, Tracked>,
     capacity: usize,
     generation: u64,
     overflow: u64,
@@ -114,7 +115,7 @@ impl ConnectionTable {
     /// A table holding at most `capacity` connections (use the kernel map size).
     pub fn new(capacity: usize) -> Self {
         ConnectionTable {
-            conns: HashMap::new(),
+            conns: foldhash::HashMap::default(),
             capacity,
             generation: 0,
             overflow: 0,
