@@ -161,8 +161,8 @@ static __always_inline void sock_bytes(__u64 sk, __u64 *sent, __u64 *received)
 			    BPF_CORE_READ(tp, bytes_received), flags, sent, received);
 }
 
-/* The same from a BTF pointer (tp_btf): plain loads, one probe read fewer
- * each (~70 ns per close, docs/tracer.md). */
+/* The same from a BTF pointer (tp_btf): plain loads instead of four probe
+ * reads (~70 ns per close, docs/tracer.md). */
 static __always_inline void tcp_sock_bytes(struct tcp_sock *tp, __u64 *sent, __u64 *received)
 {
 	struct sock *sk = (struct sock *)tp;
