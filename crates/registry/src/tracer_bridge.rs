@@ -226,7 +226,7 @@ pub async fn run_bridge(
                 // One lock of the connection table and one queue item per read of the ring,
                 // not one per event: per event, those atomics were most of the bridge's cost.
                 let net = bridge.net.clone();
-                let mut table = net.table.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut table = LazyTable { table: &net.table, guard: None };
                 for event in batch.drain(..) {
                     bridge.handle(event, &mut table);
                 }
@@ -261,6 +261,24 @@ struct Bridge {
     out: Vec<Event>,
 }
 
+/// The connection table for one read of the ring: locked at its first TCP event and held to
+/// the end of the read (a scrape waits meanwhile), released early around slow lookups.
+struct LazyTable<'a> {
+    table: &'a Mutex<ConnectionTable>,
+    guard: Option<std::sync::MutexGuard<'a, ConnectionTable>>,
+}
+
+impl LazyTable<'_> {
+    fn get(&mut self) -> &mut ConnectionTable {
+        self.guard
+            .get_or_insert_with(|| self.table.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn release(&mut self) {
+        self.guard = None;
+    }
+}
+
 /// A bounded id -> path memory; the oldest entries are forgotten first.
 #[derive(Debug, Default)]
 struct CgroupPaths {
@@ -286,7 +304,7 @@ impl CgroupPaths {
 }
 
 impl Bridge {
-    fn handle(&mut self, event: KernelEvent, table: &mut ConnectionTable) {
+    fn handle(&mut self, event: KernelEvent, table: &mut LazyTable<'_>) {
         let filter = &self.net.filter;
         match event {
             KernelEvent::ProcessStart { pid, .. } => {
@@ -306,6 +324,8 @@ impl Bridge {
                 self.cgroup_paths.insert(cgroup_id, path);
             }
             KernelEvent::OomKill { pid, cgroup_id } => {
+                // /proc, then maybe a walk of the cgroup hierarchy: not with the table held.
+                table.release();
                 if self.announce(pid) {
                     self.out.push(Event::OomKill { pid });
                 } else {
@@ -339,7 +359,7 @@ impl Bridge {
             | KernelEvent::ConnectionClosed { netns, dst, .. }
                 if filter.is_destination(dst, netns) =>
             {
-                let applied = table.apply(&event);
+                let applied = table.get().apply(&event);
                 let connect_duration = applied
                     .connected
                     .map(|c| Duration::from_nanos(c.duration_ns));
