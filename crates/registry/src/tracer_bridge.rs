@@ -5,7 +5,8 @@
 //! ranges always, public ranges per `--track-public-network`), keeps the connection table that
 //! turns the kernel's per-socket byte totals into exactly-once deltas, makes sure the registry
 //! knows a process's cgroup before its first event (one /proc read per process, not per
-//! event), and forwards everything through the registry's non-blocking sender.
+//! event), and forwards everything through the registry's non-blocking sender: one
+//! `Event::Batch` per read of the ring, in order.
 //!
 //! New processes are looked up ~0.5 s after they start rather than at fork: at fork a process
 //! is still in its parent's cgroup (runc moves a container's first process afterwards).
