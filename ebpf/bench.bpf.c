@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * Benchmark-only object: never embedded in or loaded by the agent.
+ *
+ * Programs:
+ *   dispatch_only  tp_btf on sock/inet_sock_set_state (kernel >= 5.5) that
+ *                  returns at once. crates/tracer/examples/storm_toggle
+ *                  attaches it in one of its arms, so a loopback connect storm
+ *                  measures what the kernel's dispatch of this hook costs on
+ *                  its own, in the same rounds as the real program: the part
+ *                  of the tracer's cost that no change inside tracer.bpf.o can
+ *                  remove (docs/tracer.md, "What would cut the cost further").
+ *
+ * Build: make -C ebpf (built and checked together with tracer.bpf.o).
+ */
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+
+SEC("tp_btf/inet_sock_set_state")
+int dispatch_only(__u64 *ctx)
+{
+	return 0;
+}
+
+/* BTF-typed tracing programs need a GPL-compatible licence. */
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
