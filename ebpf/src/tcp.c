@@ -60,9 +60,18 @@
  *       - SYN_SENT -> CLOSE with no entry: ConnectFailed with pid 0;
  *       - -> CLOSE of a socket still CONN_CONNECTING (its ESTABLISHED was
  *         missed): ConnectionClosed with duration 0 (unknown) and bytes.
- *   tcp/tcp_retransmit_skb    a segment was retransmitted (kernel >= 4.15).
- *                             Attributed through `active` (SYN retransmits
- *                             included); untracked sockets are ignored.
+ *   tcp/tcp_retransmit_skb    a segment was retransmitted. Attributed through
+ *                             `active` (SYN retransmits included); untracked
+ *                             sockets are ignored. Two programs, one event:
+ *       tcp_retransmit_skb_btf  tp_btf (kernel >= 5.5), preferred: the kernel
+ *                             skips a tp_btf run only when the same program
+ *                             is already running on this CPU, while it skips
+ *                             a classic tracepoint program whenever any BPF
+ *                             program or BPF map syscall holds this CPU (a
+ *                             scrape's map dump, another agent's), and a
+ *                             retransmit timer firing then was lost.
+ *       tcp_retransmit_skb    the classic tracepoint (kernel >= 4.15), used
+ *                             when tp_btf cannot be loaded or attached.
  *   raw_tp scan_active        never attached: run on demand by the loader with
  *                             BPF_PROG_TEST_RUN at scrape time. It walks `active`
  *                             (bpf_for_each_map_elem, kernel >= 5.13) and copies
@@ -542,19 +551,43 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	return on_transition(&t, ctx->oldstate, ctx->newstate);
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
+/* A retransmitting socket's entry in `active`, with the event's type and
+ * attribution filled from it; NULL for an untracked socket. */
+static __always_inline struct connection *retransmit_conn(__u64 sk, struct tcp_event *e)
 {
-	__u64 sk = (__u64)ctx->skaddr;
-	struct tcp_event e = {};
-
 	struct connection *conn = bpf_map_lookup_elem(&active, &sk);
 	if (!conn)
 		return 0;
-	e.pid = conn->pid;
-	e.netns = conn->netns;
-	e.type = EVENT_RETRANSMIT;
-	e.sock = sk;
+	e->pid = conn->pid;
+	e->netns = conn->netns;
+	e->type = EVENT_RETRANSMIT;
+	e->sock = sk;
+	return conn;
+}
+
+/* Preferred (see the file header). */
+SEC("tp_btf/tcp_retransmit_skb")
+int tcp_retransmit_skb_btf(__u64 *ctx)
+{
+	/* TP_PROTO(const struct sock *sk, const struct sk_buff *skb) */
+	struct sock *sk = (struct sock *)ctx[0];
+	struct tcp_event e = {};
+
+	if (!retransmit_conn((__u64)sk, &e))
+		return 0;
+	addrs_from_sock(&e, sk, bpf_skc_to_tcp_sock(sk));
+	emit(&e, sizeof(e), LOST_RETRANSMIT);
+	return 0;
+}
+
+/* Fallback when tp_btf cannot be loaded or attached (see loader.rs). */
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
+{
+	struct tcp_event e = {};
+
+	if (!retransmit_conn((__u64)ctx->skaddr, &e))
+		return 0;
 	e.family = ctx->family;
 	e.sport = ctx->sport;
 	e.dport = ctx->dport;

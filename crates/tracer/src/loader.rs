@@ -20,8 +20,9 @@ use crate::{Error, OBJECT, TracerConfig, sys};
 /// this order; their `lost` counter slots are `enum lost_slot` of
 /// `ebpf/include/common.h` (0-4, then 6 for `cgroup_mkdir`). For `oom_mark_victim` the loader prefers the raw
 /// tracepoint variant `oom_mark_victim_task` (victim's own cgroup); the slot
-/// name stays the same. Likewise `inet_sock_set_state` prefers its tp_btf
-/// variant `inet_sock_set_state_btf` (ebpf/src/tcp.c; cheaper per run).
+/// name stays the same. Likewise `inet_sock_set_state` and `tcp_retransmit_skb`
+/// prefer their tp_btf variants `inet_sock_set_state_btf` (cheaper per run)
+/// and `tcp_retransmit_skb_btf` (ebpf/src/tcp.c).
 pub const PROGRAMS: [(&str, &str, &str); 6] = [
     ("task_newtask", "task", "task_newtask"),
     ("sched_process_exit", "sched", "sched_process_exit"),
@@ -60,6 +61,10 @@ const SCAN_PROGRAM: &str = "scan_active";
 /// tracepoint variant (ebpf/src/tcp.c: cheaper per run, same events).
 const SOCK_STATE_PROGRAM: &str = "inet_sock_set_state";
 const SOCK_STATE_BTF_PROGRAM: &str = "inet_sock_set_state_btf";
+/// The classic retransmit program and its preferred tp_btf variant (same
+/// events; the kernel skips it only when it is already running on the CPU).
+const RETRANSMIT_PROGRAM: &str = "tcp_retransmit_skb";
+const RETRANSMIT_BTF_PROGRAM: &str = "tcp_retransmit_skb_btf";
 const LOST_WARN_EVERY: Duration = Duration::from_secs(60);
 
 struct LostWarn {
@@ -185,32 +190,41 @@ fn attach_oom_raw(ebpf: &mut Ebpf) -> bool {
     }
 }
 
-/// Loads and attaches the tp_btf `inet_sock_set_state` program; false (with
-/// the reason logged) if this kernel refuses it, and the classic tracepoint
-/// program is used instead (same events, higher cost per state change).
-fn attach_sock_state_btf(
-    ebpf: &mut Ebpf,
-    btf_path: &std::path::Path,
-) -> Option<BtfTracePointLinkId> {
-    let btf = match Btf::parse_file(btf_path, aya::Endianness::default()) {
-        Ok(btf) => btf,
+/// The kernel's BTF, for the tp_btf programs; None (logged) if it cannot be
+/// parsed, and the classic tracepoint programs are used instead.
+fn kernel_btf(btf_path: &std::path::Path) -> Option<Btf> {
+    match Btf::parse_file(btf_path, aya::Endianness::default()) {
+        Ok(btf) => Some(btf),
         Err(e) => {
-            warn!(error = %e, path = %btf_path.display(), "Cannot parse kernel BTF for tp_btf; using the classic inet_sock_set_state tracepoint");
-            return None;
+            warn!(error = %e, path = %btf_path.display(), "Cannot parse kernel BTF for tp_btf; using the classic tracepoints");
+            None
         }
-    };
+    }
+}
+
+/// Loads and attaches a tp_btf program on `tracepoint`; None (with the reason
+/// logged) if this kernel refuses it, and the classic tracepoint program
+/// `fallback` is used instead (same events; `why` says what the fallback
+/// costs).
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    program: &'static str,
+    tracepoint: &'static str,
+    why: &'static str,
+) -> Option<BtfTracePointLinkId> {
     let Some(prog) = ebpf
-        .program_mut(SOCK_STATE_BTF_PROGRAM)
+        .program_mut(program)
         .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())
     else {
         warn!(
-            program = SOCK_STATE_BTF_PROGRAM,
-            "Program missing from the object; using the classic inet_sock_set_state tracepoint"
+            program,
+            "Program missing from the object; using the classic {tracepoint} tracepoint"
         );
         return None;
     };
     let result = prog
-        .load("inet_sock_set_state", &btf)
+        .load(tracepoint, btf)
         .map_err(|e| verifier_excerpt(&e))
         .and_then(|()| prog.attach().map_err(|e| e.to_string()));
     match result {
@@ -218,7 +232,7 @@ fn attach_sock_state_btf(
         Err(reason) => {
             // Leave nothing half-loaded: the classic program takes over.
             let _ = prog.unload();
-            warn!(reason = %reason, "tp_btf sock/inet_sock_set_state unavailable; using the classic tracepoint (same events, higher cost per TCP state change)");
+            warn!(reason = %reason, "tp_btf {tracepoint} unavailable; using the classic tracepoint ({why})");
             None
         }
     }
@@ -263,15 +277,42 @@ impl Tracer {
 
         let mut attached = Vec::with_capacity(PROGRAMS.len());
         let mut sock_state_link = None;
+        let btf = if config.prefer_tp_btf {
+            kernel_btf(&config.btf_path)
+        } else {
+            None
+        };
         for (i, (name, category, tp)) in PROGRAMS.iter().enumerate() {
             if *name == OOM_PROGRAM && attach_oom_raw(&mut ebpf) {
                 attached.push(OOM_RAW_PROGRAM);
                 continue;
             }
-            if *name == SOCK_STATE_PROGRAM && config.prefer_tp_btf {
-                sock_state_link = attach_sock_state_btf(&mut ebpf, &config.btf_path);
-                if sock_state_link.is_some() {
-                    attached.push(SOCK_STATE_BTF_PROGRAM);
+            if let Some(btf) = &btf {
+                if *name == SOCK_STATE_PROGRAM {
+                    sock_state_link = attach_btf(
+                        &mut ebpf,
+                        btf,
+                        SOCK_STATE_BTF_PROGRAM,
+                        tp,
+                        "same events, higher cost per TCP state change",
+                    );
+                    if sock_state_link.is_some() {
+                        attached.push(SOCK_STATE_BTF_PROGRAM);
+                        continue;
+                    }
+                }
+                // Its link stays with the program until the tracer is dropped.
+                if *name == RETRANSMIT_PROGRAM
+                    && attach_btf(
+                        &mut ebpf,
+                        btf,
+                        RETRANSMIT_BTF_PROGRAM,
+                        tp,
+                        "same events, skipped while any BPF program or map syscall holds the CPU",
+                    )
+                    .is_some()
+                {
+                    attached.push(RETRANSMIT_BTF_PROGRAM);
                     continue;
                 }
             }
@@ -445,6 +486,12 @@ impl Tracer {
             (_, link) => self.sock_state_link = link, // already as asked
         }
         Ok(())
+    }
+
+    /// Which `tcp_retransmit_skb` program is attached: true for the tp_btf
+    /// one, false for the classic-tracepoint fallback. Both emit the same events.
+    pub fn retransmit_is_tp_btf(&self) -> bool {
+        self.attached.contains(&RETRANSMIT_BTF_PROGRAM)
     }
 
     /// Which `inet_sock_set_state` program is attached: true for the tp_btf

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::thread;
 
 use sonde_tracer::Event;
-use support::{collect, privileged, start};
+use support::{SockState, collect, privileged, start_with};
 
 fn run(args: &[&str]) -> bool {
     Command::new(args[0])
@@ -33,9 +33,21 @@ impl Drop for Netns {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retransmits_through_random_drop() {
-    if !privileged("retransmits_through_random_drop") {
-        return;
+    if privileged("retransmits_through_random_drop") {
+        retransmits(SockState::TpBtf, 0).await;
     }
+}
+
+/// The classic-tracepoint fallback of the retransmit (and TCP state) program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmits_through_random_drop_classic_tracepoints() {
+    if privileged("retransmits_through_random_drop_classic_tracepoints") {
+        retransmits(SockState::Classic, 1).await;
+    }
+}
+
+/// `slot` keeps the two tests' netns, links and subnets apart.
+async fn retransmits(program: SockState, slot: u32) {
     if !run(&["sh", "-c", "command -v ip && command -v iptables"]) {
         let reason = "needs iproute2 and iptables";
         if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
@@ -44,7 +56,7 @@ async fn retransmits_through_random_drop() {
         eprintln!("SKIP retransmits_through_random_drop: {reason}");
         return;
     }
-    let id = std::process::id() % 250 + 1;
+    let id = std::process::id() % 120 * 2 + 1 + slot;
     let ns = Netns(format!("sonde-rt-{id}"));
     let (host_if, ns_if) = (format!("srt{id}h"), format!("srt{id}n"));
     let (host_ip, ns_ip) = (format!("10.251.{id}.1"), format!("10.251.{id}.2"));
@@ -86,7 +98,12 @@ async fn retransmits_through_random_drop() {
     });
     ready_rx.recv().unwrap();
 
-    let (_tracer, mut stream) = start();
+    let (tracer, mut stream) = start_with(program);
+    assert_eq!(
+        tracer.retransmit_is_tp_btf(),
+        program == SockState::TpBtf,
+        "the {program:?} tcp_retransmit_skb program is attached (see the log for why not)"
+    );
     let dst = SocketAddr::from((ns_ip_addr, port));
     const SIZE: usize = 2 << 20;
     let mut c = TcpStream::connect_timeout(&dst, std::time::Duration::from_secs(30)).unwrap();
