@@ -80,7 +80,10 @@
  *                             connections without any cost on the data path.
  *                             It also completes a connecting entry whose socket
  *                             is already established (its ESTABLISHED run was
- *                             skipped), so the connection is still reported.
+ *                             skipped), so the connection is still reported,
+ *                             and drops an established entry whose socket has
+ *                             closed (its final CLOSE run was skipped), so the
+ *                             connection stops showing as open.
  *
  * Minimum kernel: 5.13 (bpf_for_each_map_elem; the rest needs 5.8 ring buffers).
  */
@@ -637,15 +640,61 @@ static __always_inline void complete_missed_establish(__u64 sk, struct connectio
 	conn->state = CONN_ACTIVE;
 }
 
-static long scan_one(void *map, __u64 *sk, struct connection *conn, void *data)
+/*
+ * Whether an established entry's socket has ended without its close being
+ * seen: the final -> CLOSE run was skipped by the kernel (a nested run on the
+ * same CPU, counted in the program's recursion_misses), so no close record
+ * will come, and the entry would stay in every dump, shown as an active
+ * connection, until the LRU evicted it. The kernel stores a socket's new state
+ * only after the tracepoint's run returns, so an entry still here for a socket
+ * seen in TCP_CLOSE is one whose run was skipped (a run that completed deleted
+ * the entry first). TCP sockets are SLAB_TYPESAFE_BY_RCU: the memory may by
+ * now hold another socket, which shows another state or other ports.
+ */
+static __always_inline int socket_ended(__u64 sk, const struct connection *conn)
 {
-	__u64 sent, received;
+	struct sock *s = (struct sock *)sk;
+	__u8 state = BPF_CORE_READ(s, __sk_common.skc_state);
+
+	if (state == TCP_CLOSE || state == TCP_LISTEN || state == TCP_SYN_SENT ||
+	    state == TCP_SYN_RECV)
+		return 1;
+	return bpf_ntohs(BPF_CORE_READ(s, __sk_common.skc_dport)) != conn->dport ||
+	       bpf_ntohs(BPF_CORE_READ((struct inet_sock *)s, inet_sport)) != conn->sport;
+}
+
+/*
+ * Deletes the entry of an ended socket (see socket_ended). The entry is looked
+ * up again first: an LRU map reuses a deleted element at once, so `conn` may
+ * by now be another connection's entry under the same key (the socket's
+ * address, reused); only an established entry with the same ports goes.
+ * Userspace then no longer sees the connection in dumps: it leaves the active
+ * gauge at once and is dropped as stale after STALE_AFTER
+ * (crates/tracer/src/conntrack.rs). Its bytes since the last scrape are lost
+ * with its close.
+ */
+static __always_inline void drop_ended(__u64 sk, const struct connection *conn)
+{
+	__u16 sport = conn->sport, dport = conn->dport;
+	struct connection *now = bpf_map_lookup_elem(&active, &sk);
+
+	if (now && now->state == CONN_ACTIVE && now->sport == sport && now->dport == dport)
+		bpf_map_delete_elem(&active, &sk);
+}
+
+static long scan_one(void *map, __u64 *key, struct connection *conn, void *data)
+{
+	__u64 sk = *key, sent, received;
 
 	if (conn->state == CONN_CONNECTING)
-		complete_missed_establish(*sk, conn);
+		complete_missed_establish(sk, conn);
 	if (conn->state != CONN_ACTIVE)
 		return 0;
-	sock_bytes(*sk, &sent, &received);
+	if (socket_ended(sk, conn)) {
+		drop_ended(sk, conn);
+		return 0;
+	}
+	sock_bytes(sk, &sent, &received);
 	conn->bytes_sent = sent;
 	conn->bytes_received = received;
 	return 0;
