@@ -203,9 +203,8 @@ fn kernel_btf(btf_path: &std::path::Path) -> Option<Btf> {
 }
 
 /// Loads and attaches a tp_btf program on `tracepoint`; None (with the reason
-/// logged) if this kernel refuses it, and the classic tracepoint program
-/// `fallback` is used instead (same events; `why` says what the fallback
-/// costs).
+/// logged) if this kernel refuses it, and the caller attaches the classic
+/// tracepoint program instead (same events; `why` says what that costs).
 fn attach_btf(
     ebpf: &mut Ebpf,
     btf: &Btf,
