@@ -2,7 +2,16 @@
 /*
  * Process lifecycle and OOM kills.
  *
- * Hooks (all classic tracepoints, a stable ABI, read through CO-RE):
+ * Hooks (tracepoints, a stable ABI, read through CO-RE). The process programs
+ * come in two variants with the same events; the loader attaches one:
+ *   - *_btf (tp_btf, kernel >= 5.5), preferred: the tracepoint's arguments as
+ *     they are, so the kernel builds no trace record, and the kernel skips a
+ *     run only when the same program is already running on this CPU;
+ *   - the classic tracepoint program, used when tp_btf cannot be loaded or
+ *     attached. The kernel skips it whenever any BPF program or BPF map
+ *     syscall holds this CPU (a task preempted inside a map syscall, on a
+ *     fully preemptible kernel), and builds a trace record for every run.
+ *
  *   task/task_newtask       process start. Fires in the forking task once the
  *                           child has its pid; CLONE_THREAD clones (threads) are
  *                           skipped so only new processes are reported. Chosen
@@ -39,15 +48,15 @@
  * Minimum kernel: 5.8 (ring buffer), BTF (CONFIG_DEBUG_INFO_BTF) for CO-RE.
  */
 
-SEC("tracepoint/task/task_newtask")
-int task_newtask(struct trace_event_raw_task_newtask *ctx)
+/* A new process (`pid`, its first thread's id) forked by the current task. */
+static __always_inline int process_started(__u32 pid, __u64 clone_flags)
 {
-	if (ctx->clone_flags & CLONE_THREAD)
+	if (clone_flags & CLONE_THREAD)
 		return 0;
 
 	struct proc_event e = {};
 	e.type = EVENT_PROCESS_START;
-	e.pid = ctx->pid;
+	e.pid = pid;
 	e.ppid = bpf_get_current_pid_tgid() >> 32;
 	/* The child inherits the parent's cgroup at fork (CLONE_INTO_CGROUP aside). */
 	e.cgroup_id = bpf_get_current_cgroup_id();
@@ -55,19 +64,28 @@ int task_newtask(struct trace_event_raw_task_newtask *ctx)
 	return 0;
 }
 
-SEC("tracepoint/sched/sched_process_exit")
-int sched_process_exit(struct trace_event_raw_sched_process_exit *ctx)
+/* Preferred (see the file header). TP_PROTO(struct task_struct *task, u64 clone_flags) */
+SEC("tp_btf/task_newtask")
+int task_newtask_btf(__u64 *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	bool group_dead;
+	struct task_struct *task = (struct task_struct *)ctx[0];
 
-	if (bpf_core_field_exists(ctx->group_dead))
-		group_dead = ctx->group_dead;
-	else
-		group_dead = BPF_CORE_READ(task, signal, live.counter) == 0;
+	return process_started(task->pid, ctx[1]);
+}
+
+SEC("tracepoint/task/task_newtask")
+int task_newtask(struct trace_event_raw_task_newtask *ctx)
+{
+	return process_started(ctx->pid, ctx->clone_flags);
+}
+
+/* The current task exits; reported once per process, by its last thread. */
+static __always_inline int process_exited(bool group_dead)
+{
 	if (!group_dead)
 		return 0;
 
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct proc_event e = {};
 	e.type = EVENT_PROCESS_EXIT;
 	e.pid = bpf_get_current_pid_tgid() >> 32;
@@ -75,6 +93,38 @@ int sched_process_exit(struct trace_event_raw_sched_process_exit *ctx)
 	e.exit_code = BPF_CORE_READ(task, exit_code);
 	emit(&e, sizeof(e), LOST_PROCESS_EXIT);
 	return 0;
+}
+
+/* Kernels before 6.16: the last thread is the one that found signal->live at 0. */
+static __always_inline bool current_group_dead(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, signal, live.counter) == 0;
+}
+
+/*
+ * Preferred (see the file header). TP_PROTO(struct task_struct *p, bool
+ * group_dead) since 6.16, (struct task_struct *p) before: the record's
+ * group_dead field arrived with the argument, so its presence tells which.
+ * On older kernels the ctx[1] load is dead code the verifier never sees.
+ */
+SEC("tp_btf/sched_process_exit")
+int sched_process_exit_btf(__u64 *ctx)
+{
+	struct trace_event_raw_sched_process_exit *layout = 0;
+
+	if (bpf_core_field_exists(layout->group_dead))
+		return process_exited((bool)ctx[1]);
+	return process_exited(current_group_dead());
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int sched_process_exit(struct trace_event_raw_sched_process_exit *ctx)
+{
+	if (bpf_core_field_exists(ctx->group_dead))
+		return process_exited(ctx->group_dead);
+	return process_exited(current_group_dead());
 }
 
 SEC("raw_tp/mark_victim")

@@ -20,9 +20,9 @@ use crate::{Error, OBJECT, TracerConfig, sys};
 /// this order; their `lost` counter slots are `enum lost_slot` of
 /// `ebpf/include/common.h` (0-4, then 6 for `cgroup_mkdir`). For `oom_mark_victim` the loader prefers the raw
 /// tracepoint variant `oom_mark_victim_task` (victim's own cgroup); the slot
-/// name stays the same. Likewise `inet_sock_set_state` and `tcp_retransmit_skb`
-/// prefer their tp_btf variants `inet_sock_set_state_btf` (cheaper per run)
-/// and `tcp_retransmit_skb_btf` (ebpf/src/tcp.c).
+/// name stays the same. Likewise the others prefer their tp_btf variants
+/// ([`BTF_VARIANTS`]: `<name>_btf`, cheaper per run and skipped by the kernel
+/// only when nested in themselves), with the classic programs as fallbacks.
 pub const PROGRAMS: [(&str, &str, &str); 6] = [
     ("task_newtask", "task", "task_newtask"),
     ("sched_process_exit", "sched", "sched_process_exit"),
@@ -61,10 +61,28 @@ const SCAN_PROGRAM: &str = "scan_active";
 /// tracepoint variant (ebpf/src/tcp.c: cheaper per run, same events).
 const SOCK_STATE_PROGRAM: &str = "inet_sock_set_state";
 const SOCK_STATE_BTF_PROGRAM: &str = "inet_sock_set_state_btf";
-/// The classic retransmit program and its preferred tp_btf variant (same
-/// events; the kernel skips it only when it is already running on the CPU).
-const RETRANSMIT_PROGRAM: &str = "tcp_retransmit_skb";
 const RETRANSMIT_BTF_PROGRAM: &str = "tcp_retransmit_skb_btf";
+/// Why the classic fallbacks below cost more: the kernel skips a classic
+/// tracepoint program whenever any BPF program or BPF map syscall holds the
+/// CPU (a scrape's dump, another BPF user's), and builds a trace record for
+/// every run; a tp_btf run is skipped only when the same program is already
+/// running on that CPU.
+const CLASSIC_COST: &str =
+    "same events, skipped while any BPF program or map syscall holds the CPU";
+
+/// [`PROGRAMS`] entries with a preferred tp_btf variant (ebpf/src): the
+/// classic name, the variant, and what falling back to the classic costs.
+const BTF_VARIANTS: [(&str, &str, &str); 5] = [
+    ("task_newtask", "task_newtask_btf", CLASSIC_COST),
+    ("sched_process_exit", "sched_process_exit_btf", CLASSIC_COST),
+    (
+        SOCK_STATE_PROGRAM,
+        SOCK_STATE_BTF_PROGRAM,
+        "same events, higher cost per TCP state change",
+    ),
+    ("tcp_retransmit_skb", RETRANSMIT_BTF_PROGRAM, CLASSIC_COST),
+    ("cgroup_mkdir", "cgroup_mkdir_btf", CLASSIC_COST),
+];
 const LOST_WARN_EVERY: Duration = Duration::from_secs(60);
 
 struct LostWarn {
@@ -286,32 +304,15 @@ impl Tracer {
                 attached.push(OOM_RAW_PROGRAM);
                 continue;
             }
-            if let Some(btf) = &btf {
-                if *name == SOCK_STATE_PROGRAM {
-                    sock_state_link = attach_btf(
-                        &mut ebpf,
-                        btf,
-                        SOCK_STATE_BTF_PROGRAM,
-                        tp,
-                        "same events, higher cost per TCP state change",
-                    );
-                    if sock_state_link.is_some() {
-                        attached.push(SOCK_STATE_BTF_PROGRAM);
-                        continue;
+            let variant = BTF_VARIANTS.iter().find(|(classic, _, _)| classic == name);
+            if let (Some(btf), Some((_, btf_name, why))) = (&btf, variant) {
+                // The link stays with the program until the tracer is dropped;
+                // the TCP state program's is kept to toggle it.
+                if let Some(link) = attach_btf(&mut ebpf, btf, btf_name, tp, why) {
+                    if *name == SOCK_STATE_PROGRAM {
+                        sock_state_link = Some(link);
                     }
-                }
-                // Its link stays with the program until the tracer is dropped.
-                if *name == RETRANSMIT_PROGRAM
-                    && attach_btf(
-                        &mut ebpf,
-                        btf,
-                        RETRANSMIT_BTF_PROGRAM,
-                        tp,
-                        "same events, skipped while any BPF program or map syscall holds the CPU",
-                    )
-                    .is_some()
-                {
-                    attached.push(RETRANSMIT_BTF_PROGRAM);
+                    attached.push(btf_name);
                     continue;
                 }
             }
@@ -485,6 +486,12 @@ impl Tracer {
             (_, link) => self.sock_state_link = link, // already as asked
         }
         Ok(())
+    }
+
+    /// The names of the attached programs (the variants, where one was
+    /// preferred: `task_newtask_btf`, `oom_mark_victim_task`, ...).
+    pub fn attached_programs(&self) -> &[&'static str] {
+        &self.attached
     }
 
     /// Which `tcp_retransmit_skb` program is attached: true for the tp_btf

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sonde_tracer::Event;
 use sonde_tracer::decode::CGROUP_PATH_MAX;
-use support::{collect, privileged, start};
+use support::{SockState, collect, privileged, start_with};
 
 /// Removes the directories (deepest first) when dropped.
 struct Dirs(Vec<PathBuf>);
@@ -45,9 +45,20 @@ fn lost_cgroup_mkdir(tracer: &sonde_tracer::Tracer) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unified_cgroup_creation_is_reported_with_its_path() {
-    if !privileged("unified_cgroup_creation_is_reported_with_its_path") {
-        return;
+    if privileged("unified_cgroup_creation_is_reported_with_its_path") {
+        cgroup_creation(SockState::TpBtf).await;
     }
+}
+
+/// The same through the classic-tracepoint fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unified_cgroup_creation_is_reported_with_its_path_classic() {
+    if privileged("unified_cgroup_creation_is_reported_with_its_path_classic") {
+        cgroup_creation(SockState::Classic).await;
+    }
+}
+
+async fn cgroup_creation(program: SockState) {
     let unified = Path::new("/sys/fs/cgroup/unified");
     let memory = Path::new("/sys/fs/cgroup/memory");
     if !require(
@@ -59,43 +70,56 @@ async fn unified_cgroup_creation_is_reported_with_its_path() {
     ) {
         return;
     }
-    let name = format!("sonde-test-{}", std::process::id());
+    let name = format!("sonde-test-{}-{program:?}", std::process::id());
     let v1 = memory.join(&name);
     let parent = unified.join(&name);
     let child = parent.join("child");
-    // A path one byte over the limit: "/<name>/" + filler.
-    let filler = "x".repeat(CGROUP_PATH_MAX + 1 - name.len() - 2);
-    let too_long = parent.join(&filler);
-    for d in [&too_long, &child, &parent, &v1] {
+    // "/<name>/" + filler: a path of exactly the limit, and one byte over it.
+    let at_limit = parent.join("y".repeat(CGROUP_PATH_MAX - name.len() - 2));
+    let too_long = parent.join("x".repeat(CGROUP_PATH_MAX + 1 - name.len() - 2));
+    for d in [&too_long, &at_limit, &child, &parent, &v1] {
         let _ = std::fs::remove_dir(d);
     }
 
-    let (tracer, mut stream) = start();
+    let (tracer, mut stream) = start_with(program);
+    assert_eq!(
+        tracer.attached_programs().contains(&"cgroup_mkdir_btf"),
+        program == SockState::TpBtf,
+        "the {program:?} cgroup_mkdir program is attached (see the log for why not)"
+    );
     let lost_before = lost_cgroup_mkdir(&tracer);
     let mut dirs = Dirs(Vec::new());
     // v1 first: the same relative path as the v2 parent, which must be the only
     // event with that path.
-    for d in [&v1, &parent, &child, &too_long] {
+    for d in [&v1, &parent, &child, &too_long, &at_limit] {
         std::fs::create_dir(d).unwrap();
         dirs.0.push(d.clone());
     }
     let parent_id = std::fs::metadata(&parent).unwrap().ino();
     let child_id = std::fs::metadata(&child).unwrap().ino();
+    let at_limit_id = std::fs::metadata(&at_limit).unwrap().ino();
     let too_long_id = std::fs::metadata(&too_long).unwrap().ino();
 
     let prefix = format!("/{name}");
     let child_path = format!("/{name}/child");
+    let at_limit_path = at_limit
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/sys/fs/cgroup/unified")
+        .to_string();
+    assert_eq!(at_limit_path.len(), CGROUP_PATH_MAX);
+    let ids = [parent_id, child_id, at_limit_id, too_long_id];
     let events = collect(
         &mut stream,
         |e| match e {
             Event::CgroupCreated { cgroup_id, path } => {
-                path.starts_with(&prefix) || [parent_id, child_id, too_long_id].contains(cgroup_id)
+                path.starts_with(&prefix) || ids.contains(cgroup_id)
             }
             _ => false,
         },
         |ev| {
             ev.iter()
-                .any(|e| matches!(e, Event::CgroupCreated { path, .. } if *path == child_path))
+                .any(|e| matches!(e, Event::CgroupCreated { path, .. } if *path == at_limit_path))
         },
     )
     .await;
@@ -111,8 +135,13 @@ async fn unified_cgroup_creation_is_reported_with_its_path() {
                 cgroup_id: child_id,
                 path: child_path.clone(),
             },
+            Event::CgroupCreated {
+                cgroup_id: at_limit_id,
+                path: at_limit_path.clone(),
+            },
         ],
-        "exactly the two unified cgroups, in order; none for the v1 mkdir or the too-long path"
+        "exactly the three unified cgroups, in order (the longest path that fits included); \
+         none for the v1 mkdir or the too-long path"
     );
     let lost_after = lost_cgroup_mkdir(&tracer);
     assert!(

@@ -10,14 +10,39 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sonde_tracer::Event;
-use support::{collect, privileged, start};
+use support::{SockState, collect, privileged, start, start_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_start_and_exit_code() {
-    if !privileged("child_start_and_exit_code") {
-        return;
+    if privileged("child_start_and_exit_code") {
+        start_and_exit(SockState::TpBtf).await;
     }
-    let (_tracer, mut stream) = start();
+}
+
+/// The same through the classic-tracepoint fallbacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_start_and_exit_code_classic() {
+    if privileged("child_start_and_exit_code_classic") {
+        start_and_exit(SockState::Classic).await;
+    }
+}
+
+/// Starts the tracer with the tp_btf or the classic process programs, and
+/// checks those are the ones attached.
+fn start_process_tracing(program: SockState) -> (sonde_tracer::Tracer, sonde_tracer::EventStream) {
+    let (tracer, stream) = start_with(program);
+    for name in ["task_newtask_btf", "sched_process_exit_btf"] {
+        assert_eq!(
+            tracer.attached_programs().contains(&name),
+            program == SockState::TpBtf,
+            "{name} attached for {program:?} (see the log for why not)"
+        );
+    }
+    (tracer, stream)
+}
+
+async fn start_and_exit(program: SockState) {
+    let (_tracer, mut stream) = start_process_tracing(program);
     let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
     let pid = child.id();
     assert_eq!(child.wait().unwrap().code(), Some(3));
@@ -49,10 +74,20 @@ async fn child_start_and_exit_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threads_are_not_processes() {
-    if !privileged("threads_are_not_processes") {
-        return;
+    if privileged("threads_are_not_processes") {
+        threads(SockState::TpBtf).await;
     }
-    let (_tracer, mut stream) = start();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_are_not_processes_classic() {
+    if privileged("threads_are_not_processes_classic") {
+        threads(SockState::Classic).await;
+    }
+}
+
+async fn threads(program: SockState) {
+    let (_tracer, mut stream) = start_process_tracing(program);
     // A process with 4 extra threads: one start, one exit.
     let script = "import threading,time\nts=[threading.Thread(target=time.sleep,args=(0.2,)) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]\nraise SystemExit(5)";
     let status = Command::new("python3").args(["-c", script]).spawn();
