@@ -60,9 +60,9 @@ static __always_inline int cgroup_created(__u64 id, const char *path, int unchec
 /*
  * Preferred: tp_btf (kernel >= 5.5), TP_PROTO(struct cgroup *cgrp, const char
  * *path). The kernel builds no trace record (the classic one copies the path
- * into it) and skips a run only when the same program is already running on
- * this CPU, where it skips the classic program whenever any BPF program or
- * BPF map syscall holds the CPU.
+ * into it), and it skips a run only when the same program is already running
+ * on this CPU, whereas it skips the classic program whenever any BPF program
+ * or BPF map syscall holds the CPU.
  */
 SEC("tp_btf/cgroup_mkdir")
 int cgroup_mkdir_btf(__u64 *ctx)
