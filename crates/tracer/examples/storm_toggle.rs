@@ -57,13 +57,18 @@ const PERMUTATIONS: [[usize; 3]; 6] = [
     [DISPATCH_ONLY, OFF, TRACING],
 ];
 
-/// `dispatch_only` of the benchmark object, attached or detached as asked.
-fn set_dispatch_only(bench: &mut Ebpf, link: &mut Option<BtfTracePointLinkId>, on: bool) {
-    let prog: &mut BtfTracePoint = bench
+/// `dispatch_only` of the benchmark object.
+fn dispatch_only(bench: &mut Ebpf) -> &mut BtfTracePoint {
+    bench
         .program_mut("dispatch_only")
         .unwrap()
         .try_into()
-        .unwrap();
+        .unwrap()
+}
+
+/// `dispatch_only`, attached or detached as asked.
+fn set_dispatch_only(bench: &mut Ebpf, link: &mut Option<BtfTracePointLinkId>, on: bool) {
+    let prog = dispatch_only(bench);
     match (on, link.take()) {
         (true, None) => *link = Some(prog.attach().unwrap()),
         (false, Some(l)) => prog.detach(l).unwrap(),
@@ -91,15 +96,9 @@ fn main() {
         "toggling needs the tp_btf program"
     );
     let mut bench = Ebpf::load(BENCH_OBJECT).unwrap();
-    {
-        let prog: &mut BtfTracePoint = bench
-            .program_mut("dispatch_only")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        prog.load("inet_sock_set_state", &Btf::from_sys_fs().unwrap())
-            .unwrap();
-    }
+    dispatch_only(&mut bench)
+        .load("inet_sock_set_state", &Btf::from_sys_fs().unwrap())
+        .unwrap();
     let mut bench_link = None;
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();

@@ -61,7 +61,6 @@ const SCAN_PROGRAM: &str = "scan_active";
 /// tracepoint variant (ebpf/src/tcp.c: cheaper per run, same events).
 const SOCK_STATE_PROGRAM: &str = "inet_sock_set_state";
 const SOCK_STATE_BTF_PROGRAM: &str = "inet_sock_set_state_btf";
-const RETRANSMIT_BTF_PROGRAM: &str = "tcp_retransmit_skb_btf";
 /// Why the classic fallbacks below cost more: the kernel skips a classic
 /// tracepoint program whenever any BPF program or BPF map syscall holds the
 /// CPU (a scrape's dump, another BPF user's), and builds a trace record for
@@ -80,7 +79,7 @@ const BTF_VARIANTS: [(&str, &str, &str); 5] = [
         SOCK_STATE_BTF_PROGRAM,
         "same events, higher cost per TCP state change",
     ),
-    ("tcp_retransmit_skb", RETRANSMIT_BTF_PROGRAM, CLASSIC_COST),
+    ("tcp_retransmit_skb", "tcp_retransmit_skb_btf", CLASSIC_COST),
     ("cgroup_mkdir", "cgroup_mkdir_btf", CLASSIC_COST),
 ];
 const LOST_WARN_EVERY: Duration = Duration::from_secs(60);
@@ -492,12 +491,6 @@ impl Tracer {
     /// preferred: `task_newtask_btf`, `oom_mark_victim_task`, ...).
     pub fn attached_programs(&self) -> &[&'static str] {
         &self.attached
-    }
-
-    /// Which `tcp_retransmit_skb` program is attached: true for the tp_btf
-    /// one, false for the classic-tracepoint fallback. Both emit the same events.
-    pub fn retransmit_is_tp_btf(&self) -> bool {
-        self.attached.contains(&RETRANSMIT_BTF_PROGRAM)
     }
 
     /// Which `inet_sock_set_state` program is attached: true for the tp_btf

@@ -100,7 +100,9 @@ async fn retransmits(program: SockState, slot: u32) {
 
     let (tracer, mut stream) = start_with(program);
     assert_eq!(
-        tracer.retransmit_is_tp_btf(),
+        tracer
+            .attached_programs()
+            .contains(&"tcp_retransmit_skb_btf"),
         program == SockState::TpBtf,
         "the {program:?} tcp_retransmit_skb program is attached (see the log for why not)"
     );

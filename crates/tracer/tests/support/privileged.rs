@@ -20,13 +20,15 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
-/// Which program handles TCP state changes (`inet_sock_set_state`).
+/// Which variant of the programs runs: the tp_btf ones, or the classic
+/// tracepoint fallbacks (`TracerConfig::prefer_tp_btf`). Named for the TCP
+/// state program, the first to have both; it selects every program's variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SockState {
-    /// The BTF-enabled raw tracepoint: the default, and what this kernel must
+    /// The BTF-enabled raw tracepoints: the default, and what this kernel must
     /// accept (../shared/ENVIRONMENT.md: tp_btf works here).
     TpBtf,
-    /// The classic tracepoint, the fallback on kernels that refuse tp_btf.
+    /// The classic tracepoints, the fallback on kernels that refuse tp_btf.
     Classic,
 }
 
