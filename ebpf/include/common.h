@@ -35,10 +35,11 @@ struct proc_event {
 	__u32 ppid;      /* ProcessStart: tgid of the forking task */
 	__s32 exit_code; /* ProcessExit: raw wait status (code << 8 | signal) */
 	__u64 cgroup_id; /* ProcessStart: cgroup v2 id of the forking task;
+			  * ProcessExit: the exiting task's (its last cgroup);
 			  * OomKill: cgroup v2 id of the victim (see src/proc.c) */
 };
 
-/* 88 bytes. */
+/* 104 bytes. */
 struct tcp_event {
 	__u32 type;
 	__u32 pid;
@@ -53,6 +54,10 @@ struct tcp_event {
 	__u16 _pad[3];
 	__u8 saddr[16];    /* AF_INET: first 4 bytes */
 	__u8 daddr[16];
+	__u64 cgroup_id;   /* cgroup v2 id of the connecting (listening) task, taken
+			    * when it acted: attribution without /proc (0: unknown) */
+	__u32 segs_out;    /* ConnectionClosed: segments sent (tcp_sock.segs_out) */
+	__u32 segs_in;     /* ConnectionClosed: segments received (tcp_sock.segs_in) */
 };
 
 /*
@@ -132,5 +137,27 @@ static __always_inline void emit(void *data, __u64 size, __u32 slot)
 	if (bpf_ringbuf_output(&events, data, size, wakeup_flags()) != 0)
 		count_lost(slot);
 }
+
+/*
+ * The wire format, pinned: crates/tracer/src/decode.rs reads these offsets
+ * (its constants and unit tests carry the same numbers), so a field moved here
+ * fails the eBPF build instead of being misread.
+ */
+_Static_assert(sizeof(struct proc_event) == 24, "proc_event size: see decode.rs");
+_Static_assert(__builtin_offsetof(struct proc_event, cgroup_id) == 16, "proc_event.cgroup_id");
+_Static_assert(sizeof(struct tcp_event) == 104, "tcp_event size: see decode.rs");
+_Static_assert(__builtin_offsetof(struct tcp_event, sock) == 8, "tcp_event.sock");
+_Static_assert(__builtin_offsetof(struct tcp_event, duration_ns) == 16, "tcp_event.duration_ns");
+_Static_assert(__builtin_offsetof(struct tcp_event, bytes_sent) == 24, "tcp_event.bytes_sent");
+_Static_assert(__builtin_offsetof(struct tcp_event, bytes_received) == 32, "tcp_event.bytes_received");
+_Static_assert(__builtin_offsetof(struct tcp_event, netns) == 40, "tcp_event.netns");
+_Static_assert(__builtin_offsetof(struct tcp_event, sport) == 46, "tcp_event.sport");
+_Static_assert(__builtin_offsetof(struct tcp_event, dport) == 48, "tcp_event.dport");
+_Static_assert(__builtin_offsetof(struct tcp_event, saddr) == 56, "tcp_event.saddr");
+_Static_assert(__builtin_offsetof(struct tcp_event, daddr) == 72, "tcp_event.daddr");
+_Static_assert(__builtin_offsetof(struct tcp_event, cgroup_id) == 88, "tcp_event.cgroup_id");
+_Static_assert(__builtin_offsetof(struct tcp_event, segs_out) == 96, "tcp_event.segs_out");
+_Static_assert(__builtin_offsetof(struct tcp_event, segs_in) == 100, "tcp_event.segs_in");
+_Static_assert(__builtin_offsetof(struct cgroup_event, path) == 16, "cgroup_event header");
 
 #endif /* SONDE_COMMON_H */

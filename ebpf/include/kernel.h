@@ -260,6 +260,10 @@ struct tcp_sock {
 	/* Time (ns, CLOCK_MONOTONIC as bpf_ktime_get_ns) the kernel last
 	 * stamped the socket with, refreshed for each received segment (4.20+). */
 	__u64 tcp_clock_cache;
+	/* Segments sent and received, all kinds (4.6+; what tcp_info's
+	 * tcpi_segs_out/tcpi_segs_in and `ss -ti` show). */
+	__u32 segs_out;
+	__u32 segs_in;
 };
 
 #pragma clang attribute pop

@@ -302,6 +302,18 @@ metric!(
     Counter,
     "Total number of bytes received from the peer"
 );
+metric!(
+    CONTAINER_NET_PACKETS_SENT,
+    "container_net_tcp_packets_sent_total",
+    Counter,
+    "Total number of TCP segments sent to the peer (all kinds, retransmissions included)"
+);
+metric!(
+    CONTAINER_NET_PACKETS_RECEIVED,
+    "container_net_tcp_packets_received_total",
+    Counter,
+    "Total number of TCP segments received from the peer (all kinds)"
+);
 
 // Logs.
 metric!(

@@ -72,6 +72,10 @@ pub struct Container {
     pub empty_since: Option<Instant>,
     /// Times all its processes were gone and it ran again (container_restarts_total).
     pub restarts: u64,
+    /// The cgroup directory (its inode, the kernel's cgroup v2 id) of the current run, when
+    /// a cgroup_mkdir event for the path was seen: a runtime restarting the container makes
+    /// the directory anew, so a new id is a new run (see `State::track`).
+    pub run_inode: Option<u64>,
     /// OOM kills of its processes (container_oom_kills_total).
     pub oom_kills: u64,
     /// TCP state from the tracer.

@@ -10,6 +10,7 @@
 //! other; this crate composes them.
 
 pub mod catalogue;
+pub mod cgroup_ids;
 pub mod container;
 pub mod delays;
 pub mod discovery;
@@ -239,8 +240,12 @@ impl Registry {
             config.enable_delay_accounting,
             &health,
         );
-        let tracer =
-            tracer_bridge::NetTracer::start(&config.tracer, &config.node_paths.procfs, &health);
+        let tracer = tracer_bridge::NetTracer::start(
+            &config.tracer,
+            &config.node_paths.procfs,
+            cgroupfs.clone(),
+            &health,
+        );
         let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let logs = if config.logs.disabled {
             health.down("logs", "log parsing is off (--disable-log-parsing)");
@@ -277,7 +282,6 @@ impl Registry {
                 inner.config.node_paths.procfs.clone(),
                 inner.health.clone(),
                 bridge_stats,
-                inner.cgroupfs.clone(),
             ));
         }
         if let Some(manager) = logs {
@@ -449,36 +453,42 @@ impl Registry {
         if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
             // Connections first seen in this scrape's dump: place their process first (its
             // first report may be this one), then count the connect.
+            // A process gone before it could be read is placed by the cgroup the kernel saw
+            // it in at connect.
             let mut buf = String::new();
-            for c in &t.connected {
-                if c.pid != 0
-                    && !state.knows_pid(c.pid)
-                    && let Some(seen) = net.place(c.pid, &mut buf)
-                {
-                    state.apply(seen, now);
+            let mut apply = |state: &mut State, pid: u32, cgroup_id: u64, event: net::NetEvent| {
+                if pid != 0 && !state.knows_pid(pid) {
+                    if let Some(seen) = net.place(pid, &mut buf) {
+                        state.apply(seen, now);
+                    } else if let Some(path) = net.cgroup_path(cgroup_id) {
+                        state.apply_net_in_cgroup(pid, &path, &event, now);
+                        return;
+                    }
                 }
-                state.apply_net(
-                    c.pid,
-                    &net::NetEvent::Connected {
-                        dst: c.dst,
-                        duration: Duration::from_nanos(c.duration_ns),
-                    },
-                    now,
-                );
+                state.apply_net(pid, &event, now);
+            };
+            for c in &t.connected {
+                let event = net::NetEvent::Connected {
+                    dst: c.dst,
+                    duration: Duration::from_nanos(c.duration_ns),
+                };
+                apply(&mut state, c.pid, c.cgroup_id, event);
             }
             for d in &t.bytes {
-                state.apply_net(
-                    d.pid,
-                    &net::NetEvent::Bytes {
-                        dst: d.dst,
-                        sent: d.sent,
-                        received: d.received,
-                    },
-                    now,
-                );
+                let event = net::NetEvent::Bytes {
+                    dst: d.dst,
+                    sent: d.sent,
+                    received: d.received,
+                    segs_out: d.segs_out,
+                    segs_in: d.segs_in,
+                };
+                apply(&mut state, d.pid, d.cgroup_id, event);
             }
-            for ((pid, dst), n) in &t.active {
-                if let Some(c) = state.container_of_pid(*pid) {
+            for ((pid, cgroup_path), dst, n) in &t.active {
+                let container = state
+                    .container_of_pid(*pid)
+                    .or_else(|| state.container(cgroup_path.as_deref()?));
+                if let Some(c) = container {
                     *active
                         .entry(c.cgroup_id.clone())
                         .or_default()

@@ -29,10 +29,13 @@ pub enum NetEvent {
     Retransmit {
         dst: SocketAddr,
     },
+    /// Bytes and segments of an open connection since they were last counted.
     Bytes {
         dst: SocketAddr,
         sent: u64,
         received: u64,
+        segs_out: u64,
+        segs_in: u64,
     },
     /// A connection's close record: its bytes not counted yet and, if no scrape counted it
     /// while it was open, its connect (`connect_duration`). One event rather than `Connected`
@@ -42,6 +45,8 @@ pub enum NetEvent {
         connect_duration: Option<Duration>,
         sent: u64,
         received: u64,
+        segs_out: u64,
+        segs_in: u64,
     },
     ListenOpen {
         addr: SocketAddr,
@@ -60,6 +65,9 @@ pub struct DestinationStats {
     pub retransmits: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// TCP segments, all kinds (the kernel's per-socket segs_out/segs_in).
+    pub packets_sent: u64,
+    pub packets_received: u64,
 }
 
 /// A listening address: open, or closed at some moment.
@@ -102,10 +110,14 @@ impl ContainerNet {
                 dst,
                 sent,
                 received,
+                segs_out,
+                segs_in,
             } => {
                 if let Some(d) = self.destination(dst) {
                     d.bytes_sent += sent;
                     d.bytes_received += received;
+                    d.packets_sent += segs_out;
+                    d.packets_received += segs_in;
                 }
             }
             NetEvent::Closed {
@@ -113,6 +125,8 @@ impl ContainerNet {
                 connect_duration,
                 sent,
                 received,
+                segs_out,
+                segs_in,
             } => {
                 if let Some(d) = self.destination(dst) {
                     if let Some(duration) = connect_duration {
@@ -121,6 +135,8 @@ impl ContainerNet {
                     }
                     d.bytes_sent += sent;
                     d.bytes_received += received;
+                    d.packets_sent += segs_out;
+                    d.packets_received += segs_in;
                 }
             }
             NetEvent::ListenOpen { addr } => {
@@ -190,6 +206,8 @@ mod tests {
                 dst: db,
                 sent: 10,
                 received: 20,
+                segs_out: 3,
+                segs_in: 4,
             },
             now,
         );
@@ -198,6 +216,8 @@ mod tests {
                 dst: db,
                 sent: 5,
                 received: 0,
+                segs_out: 1,
+                segs_in: 1,
             },
             now,
         );
@@ -208,6 +228,8 @@ mod tests {
                 connect_duration: Some(Duration::from_millis(4)),
                 sent: 1,
                 received: 2,
+                segs_out: 5,
+                segs_in: 6,
             },
             now,
         );
@@ -217,6 +239,8 @@ mod tests {
                 connect_duration: None,
                 sent: 3,
                 received: 4,
+                segs_out: 7,
+                segs_in: 8,
             },
             now,
         );
@@ -225,6 +249,7 @@ mod tests {
         assert_eq!(d.failed_connects, 1);
         assert_eq!(d.retransmits, 1);
         assert_eq!((d.bytes_sent, d.bytes_received), (19, 26));
+        assert_eq!((d.packets_sent, d.packets_received), (16, 19));
         assert!((d.connection_time_seconds - 0.010).abs() < 1e-9);
     }
 

@@ -181,6 +181,8 @@ struct ContainerFamilies {
     retransmits: Family,
     bytes_sent: Family,
     bytes_received: Family,
+    packets_sent: Family,
+    packets_received: Family,
 }
 
 /// Renders container_* resource metrics, reading each container's cgroup files now.
@@ -217,6 +219,8 @@ pub fn render_containers(
         retransmits: Family::new(&cat::CONTAINER_NET_RETRANSMITS),
         bytes_sent: Family::new(&cat::CONTAINER_NET_BYTES_SENT),
         bytes_received: Family::new(&cat::CONTAINER_NET_BYTES_RECEIVED),
+        packets_sent: Family::new(&cat::CONTAINER_NET_PACKETS_SENT),
+        packets_received: Family::new(&cat::CONTAINER_NET_PACKETS_RECEIVED),
     };
     for (i, c) in containers.iter().enumerate() {
         let id: &[(&str, &str)] = &[("container_id", &c.container_id)];
@@ -308,6 +312,8 @@ pub fn render_containers(
         fams.retransmits,
         fams.bytes_sent,
         fams.bytes_received,
+        fams.packets_sent,
+        fams.packets_received,
     ] {
         f.finish(node, out);
     }
@@ -359,6 +365,8 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
         if d.successful_connects > 0 || d.bytes_sent > 0 || d.bytes_received > 0 {
             fams.bytes_sent.add(labels, d.bytes_sent as f64);
             fams.bytes_received.add(labels, d.bytes_received as f64);
+            fams.packets_sent.add(labels, d.packets_sent as f64);
+            fams.packets_received.add(labels, d.packets_received as f64);
         }
     }
 }

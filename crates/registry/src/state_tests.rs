@@ -334,15 +334,22 @@ fn oom_kill_of_an_unseen_container_is_counted_and_named() {
     let now = Instant::now();
     let mut s = State::new(Duration::from_secs(30));
     let path = format!("/docker/{ID_A}");
-    s.apply(
-        Event::OomKillInCgroup {
-            cgroup_path: path.clone(),
-        },
-        now,
-    );
+    let oom = |pid| Event::OomKillInCgroup {
+        pid,
+        cgroup_path: path.clone(),
+    };
+    let exit = |pid| Event::ProcessExitInCgroup {
+        pid,
+        cgroup_path: path.clone(),
+    };
+    s.apply(oom(10), now);
     let c = s.container(&path).unwrap();
     assert_eq!(c.oom_kills, 1);
+    assert_eq!(c.pids.len(), 1, "the victim is placed until its exit");
+    s.apply(exit(10), now);
+    let c = s.container(&path).unwrap();
     assert!(c.pids.is_empty() && c.empty_since.is_some());
+    assert_eq!(c.restarts, 0, "one run so far");
     assert_eq!(
         s.due_lookups(now, |_| true).len(),
         1,
@@ -353,17 +360,10 @@ fn oom_kill_of_an_unseen_container_is_counted_and_named() {
         exported_names(&s, &filters(0), now),
         vec!["/docker/oom-victim"]
     );
-    // A second kill in the same container counts on the same series.
-    s.apply(
-        Event::OomKillInCgroup {
-            cgroup_path: path.clone(),
-        },
-        now,
-    );
-    assert_eq!(s.container(&path).unwrap().oom_kills, 2);
     // Not a container: counted as unattributed, nothing created.
     s.apply(
         Event::OomKillInCgroup {
+            pid: 99,
             cgroup_path: "/user.slice".into(),
         },
         now,
@@ -371,6 +371,119 @@ fn oom_kill_of_an_unseen_container_is_counted_and_named() {
     assert_eq!(s.unattributed_events, 1);
     // Dropped after the grace period like any empty container.
     assert_eq!(s.collect_garbage(now + Duration::from_secs(31)), 1);
+}
+
+#[test]
+fn a_container_killed_at_every_start_counts_each_run_and_each_kill() {
+    // Docker's restart policy restarts the same container (same cgroup path, a new
+    // directory) twice; each run's only process is OOM-killed before /proc is read.
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    for pid in [10, 11, 12] {
+        s.apply(
+            Event::OomKillInCgroup {
+                pid,
+                cgroup_path: path.clone(),
+            },
+            now,
+        );
+        s.apply(
+            Event::ProcessExitInCgroup {
+                pid,
+                cgroup_path: path.clone(),
+            },
+            now,
+        );
+    }
+    let c = s.container(&path).unwrap();
+    assert_eq!((c.restarts, c.oom_kills), (2, 3));
+    assert_eq!(s.unattributed_events, 0);
+}
+
+#[test]
+fn short_lived_processes_are_attributed_by_their_cgroup() {
+    // A container whose shell (pid 1, long-lived) runs `nc` in a loop: each nc is gone before
+    // /proc is read. Its socket may close after its exit (the usual case) or before.
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = "/system.slice/loop.service";
+    s.apply(seen(1, 1, 10, path), now);
+    let closed = || NetEvent::Closed {
+        dst: "10.0.0.5:80".parse().unwrap(),
+        connect_duration: Some(Duration::from_millis(1)),
+        sent: 10,
+        received: 20,
+        segs_out: 4,
+        segs_in: 5,
+    };
+    for pid in 100..110u32 {
+        let exit = Event::ProcessExitInCgroup {
+            pid,
+            cgroup_path: path.into(),
+        };
+        let net = Event::NetInCgroup {
+            pid,
+            cgroup_path: path.into(),
+            event: closed(),
+        };
+        if pid % 2 == 0 {
+            s.apply(exit, now);
+            s.apply(net, now);
+        } else {
+            s.apply(net, now);
+            s.apply(exit, now);
+        }
+    }
+    let c = s.container(path).unwrap();
+    let d = &c.net.destinations[&"10.0.0.5:80".parse().unwrap()];
+    assert_eq!(d.successful_connects, 10);
+    assert_eq!((d.bytes_sent, d.bytes_received), (100, 200));
+    assert_eq!((d.packets_sent, d.packets_received), (40, 50));
+    assert_eq!(c.restarts, 0, "the shell kept the container running");
+    assert_eq!(c.pids.len(), 1);
+    assert_eq!(s.unattributed_events, 0);
+}
+
+#[test]
+fn a_process_placed_by_cgroup_is_confirmed_by_proc_or_forgotten() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(300));
+    let path = "/system.slice/a.service";
+    s.apply(seen(1, 1, 10, path), now);
+    // Placed from a kernel event alone, then seen by the /proc scan: no restart, no churn.
+    s.apply(
+        Event::NetInCgroup {
+            pid: 7,
+            cgroup_path: path.into(),
+            event: NetEvent::ConnectFailed {
+                dst: "10.0.0.5:80".parse().unwrap(),
+            },
+        },
+        now,
+    );
+    s.apply(seen(7, 77, 0, path), now);
+    assert_eq!(s.start_ticks(7), Some(77));
+    // Another one whose exit event is lost: forgotten after the TTL, so the container can
+    // empty and be collected.
+    s.apply(
+        Event::NetInCgroup {
+            pid: 8,
+            cgroup_path: path.into(),
+            event: NetEvent::ConnectFailed {
+                dst: "10.0.0.5:80".parse().unwrap(),
+            },
+        },
+        now,
+    );
+    s.apply(Event::ProcessGone { pid: 1 }, now);
+    s.apply(Event::ProcessGone { pid: 7 }, now);
+    assert_eq!(s.container(path).unwrap().pids.len(), 1);
+    s.collect_garbage(now + GHOST_TTL);
+    let c = s.container(path).unwrap();
+    assert!(c.pids.is_empty() && c.empty_since.is_some());
+    assert_eq!(c.restarts, 0);
+    assert_eq!(s.unattributed_events, 0);
 }
 
 #[test]
@@ -392,4 +505,36 @@ fn a_restart_is_counted_when_every_process_was_gone() {
     s.apply(Event::ProcessGone { pid: 4 }, now);
     s.apply(seen(5, 5, 0, "/system.slice/a.service"), now);
     assert_eq!(s.container("/system.slice/a.service").unwrap().restarts, 2);
+}
+
+#[test]
+fn runs_are_counted_by_the_cgroup_directory_not_by_helper_processes() {
+    // Docker restarts a container twice. Each run makes /docker/<id> anew (a new inode);
+    // runc's short-lived helper exits in it before the entrypoint is placed from /proc.
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    let mut pid = 100;
+    for run in 0..3u64 {
+        s.apply(
+            Event::CgroupCreated {
+                cgroup_path: path.clone(),
+                cgroup_inode: 5000 + run,
+            },
+            now,
+        );
+        // runc's helper: comes and goes before anything else is seen.
+        s.apply(
+            Event::ProcessExitInCgroup {
+                pid,
+                cgroup_path: path.clone(),
+            },
+            now,
+        );
+        // The entrypoint, read from /proc, then gone.
+        s.apply(seen(pid + 1, pid as u64 + 1, 0, &path), now);
+        s.apply(Event::ProcessGone { pid: pid + 1 }, now);
+        pid += 2;
+    }
+    assert_eq!(s.container(&path).unwrap().restarts, 2);
 }
