@@ -518,10 +518,11 @@ impl Registry {
             .exported(&inner.config.filters, now)
             .into_iter()
             .filter_map(|c| {
+                let (restarts, oom_kills) = state.lifetime_counts(c);
                 Some(ExportedContainer {
                     app_id: c.app_id().to_owned(),
-                    restarts: c.restarts,
-                    oom_kills: c.oom_kills,
+                    restarts,
+                    oom_kills,
                     net: c.net.clone(),
                     active: active.remove(&c.cgroup_id).unwrap_or_default(),
                     key: c.cgroup_id.clone(),

@@ -138,7 +138,31 @@ pub struct State {
     exited: foldhash::HashMap<u32, (String, Instant)>,
     /// The latest cgroup directory (inode) made at each path, from cgroup_mkdir events.
     cgroup_runs: foldhash::HashMap<String, u64>,
+    /// Per exported `container_id`: what its earlier cgroups counted (see [`Identity`]).
+    identities: HashMap<String, Identity>,
 }
+
+/// What a `container_id` keeps across cgroups. The kubelet replaces a crashed container with
+/// a new one (new runtime id, new cgroup, same pod and container name): the series are the
+/// name's, so its restarts and OOM kills must survive the cgroup. As Coroot does, a name is
+/// remembered for [`IDENTITY_RETENTION`] after its last cgroup is gone (CrashLoopBackOff waits
+/// up to 5 minutes between runs).
+#[derive(Debug, Default)]
+struct Identity {
+    /// The registry key of the cgroup carrying the name now.
+    key: String,
+    /// Restarts and OOM kills of the name's earlier cgroups, each replacement counted as one
+    /// restart.
+    carried_restarts: u64,
+    carried_oom_kills: u64,
+    /// The counts of `key`'s container when it was collected (None while it exists).
+    collected: Option<(u64, u64, Instant)>,
+}
+
+/// How long a `container_id` whose containers are all gone is remembered.
+const IDENTITY_RETENTION: Duration = Duration::from_secs(600);
+/// Bound of the remembered names (those gone longest are forgotten first when full).
+const MAX_IDENTITIES: usize = 65_536;
 
 /// Bound of `cgroup_runs` (cleared when exceeded: a restart is then counted by the older
 /// rule, "every process gone, then a new one").
@@ -161,6 +185,7 @@ impl State {
             unattributed_events: 0,
             exited: foldhash::HashMap::default(),
             cgroup_runs: foldhash::HashMap::default(),
+            identities: HashMap::new(),
         }
     }
 
@@ -439,6 +464,10 @@ impl State {
                 c.image = md.image.clone();
                 c.log_path = md.log_path.clone();
                 c.log_driver = md.log_driver.clone();
+                if let Naming::Named { container_id, .. } = &c.naming {
+                    let (key, name) = (c.cgroup_id.clone(), container_id.clone());
+                    self.adopt_name(name, key);
+                }
             }
             MetadataOutcome::NotFound => {
                 c.naming = retry(source, attempts, now, "not found in the runtime".into());
@@ -446,6 +475,56 @@ impl State {
             MetadataOutcome::Failed(error) => {
                 c.naming = retry(source, attempts, now, error);
             }
+        }
+    }
+
+    /// The cgroup `key` was named `name`: if another cgroup carried that name before (a
+    /// container replaced by the kubelet), this is a restart of the name, and what the earlier
+    /// cgroup counted carries over.
+    fn adopt_name(&mut self, name: String, key: String) {
+        if self.identities.len() >= MAX_IDENTITIES && !self.identities.contains_key(&name) {
+            // Full: forget the name gone longest (live names are never evicted this way,
+            // since every container has at most one).
+            let oldest = self
+                .identities
+                .iter()
+                .filter_map(|(n, i)| Some((i.collected?.2, n.clone())))
+                .min();
+            if let Some((_, n)) = oldest {
+                self.identities.remove(&n);
+            }
+        }
+        let previous = self.identities.get(&name).map(|i| (i.key.clone(), i.collected));
+        let identity = self.identities.entry(name).or_default();
+        match previous {
+            None => identity.key = key,
+            Some((old_key, _)) if old_key == key => {}
+            Some((old_key, collected)) => {
+                let (restarts, oom_kills) = match collected {
+                    Some((r, o, _)) => (r, o),
+                    None => self
+                        .containers
+                        .get(&old_key)
+                        .map(|c| (c.restarts, c.oom_kills))
+                        .unwrap_or_default(),
+                };
+                identity.carried_restarts += restarts + 1;
+                identity.carried_oom_kills += oom_kills;
+                identity.key = key;
+                identity.collected = None;
+            }
+        }
+    }
+
+    /// Restarts and OOM kills to export for container `c` (its own plus what earlier cgroups
+    /// of the same `container_id` counted).
+    pub fn lifetime_counts(&self, c: &Container) -> (u64, u64) {
+        match c.container_id().and_then(|n| self.identities.get(n)) {
+            Some(i) if i.key == c.cgroup_id => (
+                i.carried_restarts + c.restarts,
+                i.carried_oom_kills + c.oom_kills,
+            ),
+            _ => (c.restarts, c.oom_kills),
         }
     }
 
@@ -517,9 +596,23 @@ impl State {
         for pid in expired {
             self.process_gone(pid, now);
         }
-        self.containers.retain(|_, c| match c.empty_since {
-            Some(t) => now.saturating_duration_since(t) < grace,
-            None => true,
+        let identities = &mut self.identities;
+        self.containers.retain(|_, c| {
+            let keep = match c.empty_since {
+                Some(t) => now.saturating_duration_since(t) < grace,
+                None => true,
+            };
+            if !keep
+                && let Some(i) = c.container_id().and_then(|n| identities.get_mut(n))
+                && i.key == c.cgroup_id
+            {
+                i.collected = Some((c.restarts, c.oom_kills, now));
+            }
+            keep
+        });
+        self.identities.retain(|_, i| {
+            i.collected
+                .is_none_or(|(_, _, t)| now.saturating_duration_since(t) < IDENTITY_RETENTION)
         });
         before - self.containers.len()
     }

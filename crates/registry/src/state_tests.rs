@@ -538,3 +538,56 @@ fn runs_are_counted_by_the_cgroup_directory_not_by_helper_processes() {
     }
     assert_eq!(s.container(&path).unwrap().restarts, 2);
 }
+
+#[test]
+fn a_kubernetes_container_replaced_by_the_kubelet_is_one_restart_of_its_name() {
+    // The kubelet replaces a crashed container: new runtime id, new cgroup, same pod and
+    // container name. The name's series count the replacement as a restart and keep the OOM
+    // kill the first cgroup counted; one series per name throughout.
+    let t0 = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let pod = [
+        ("io.kubernetes.pod.namespace", "shop"),
+        ("io.kubernetes.pod.name", "web-7d4b9c8f6d-x2x9q"),
+        ("io.kubernetes.container.name", "app"),
+    ];
+    let name = "/k8s/shop/web-7d4b9c8f6d-x2x9q/app";
+    let first = format!("/kubepods/besteffort/pod1/{ID_A}");
+    let second = format!("/kubepods/besteffort/pod1/{ID_B}");
+    s.apply(seen(10, 10, 0, &first), t0);
+    s.apply(found(&first, "app", &pod), t0);
+    s.apply(Event::OomKill { pid: 10 }, t0);
+    s.apply(Event::ProcessGone { pid: 10 }, t0);
+    let counts = |s: &State, now| -> Vec<(u64, u64)> {
+        s.exported(&filters(0), now)
+            .iter()
+            .map(|c| s.lifetime_counts(c))
+            .collect()
+    };
+    assert_eq!(counts(&s, t0), vec![(0, 1)]);
+    // CrashLoopBackOff: the old cgroup is collected before the new one starts.
+    let t1 = t0 + Duration::from_secs(31);
+    assert_eq!(s.collect_garbage(t1), 1);
+    let t2 = t0 + Duration::from_secs(120);
+    s.apply(seen(11, 11, 0, &second), t2);
+    s.apply(found(&second, "app", &pod), t2);
+    assert_eq!(exported_names(&s, &filters(0), t2), vec![name]);
+    assert_eq!(counts(&s, t2), vec![(1, 1)]);
+    // Replaced again while the previous one is still in its grace period.
+    s.apply(Event::ProcessGone { pid: 11 }, t2);
+    let third = format!("/kubepods/besteffort/pod1/{}", "ab".repeat(32));
+    s.apply(seen(12, 12, 0, &third), t2);
+    s.apply(found(&third, "app", &pod), t2);
+    assert_eq!(exported_names(&s, &filters(0), t2), vec![name]);
+    assert_eq!(counts(&s, t2), vec![(2, 1)]);
+    // A name gone for longer than the retention starts over.
+    s.apply(Event::ProcessGone { pid: 12 }, t2);
+    let t3 = t2 + Duration::from_secs(31);
+    s.collect_garbage(t3);
+    s.collect_garbage(t3 + IDENTITY_RETENTION);
+    let fourth = format!("/kubepods/besteffort/pod1/{}", "cd".repeat(32));
+    let t4 = t3 + IDENTITY_RETENTION + Duration::from_secs(1);
+    s.apply(seen(13, 13, 0, &fourth), t4);
+    s.apply(found(&fourth, "app", &pod), t4);
+    assert_eq!(counts(&s, t4), vec![(0, 0)]);
+}
