@@ -236,7 +236,7 @@ impl State {
             }
             Event::ProcessExitInCgroup { pid, cgroup_path } => {
                 if !self.pids.contains_key(&pid) {
-                    self.place_ghost(pid, &cgroup_path, now);
+                    self.place_ghost(pid, &cgroup_path, false, now);
                 }
                 self.process_gone(pid, now);
             }
@@ -277,15 +277,24 @@ impl State {
     /// `path` (the process is placed there until its exit event).
     pub fn apply_net_in_cgroup(&mut self, pid: u32, path: &str, event: &NetEvent, now: Instant) {
         if !self.knows_pid(pid) {
-            self.place_ghost(pid, path, now);
+            // A process that made a connection runs the container's own workload: the
+            // container exists in its runtime by now.
+            self.place_ghost(pid, path, true, now);
         }
         self.apply_net(pid, event, now);
     }
 
     /// Places `pid`, which could not be read from /proc, in the container of cgroup `path`
-    /// (creating the container when the registry never saw it; a restart when it was empty).
-    fn place_ghost(&mut self, pid: u32, path: &str, now: Instant) {
-        if pid == 0 || self.pids.contains_key(&pid) {
+    /// (a restart when its cgroup was made anew). A bare exit never makes a container the
+    /// registry never saw (`create` false): runtimes run short-lived helpers in cgroups that are
+    /// not containers yet (runc's parent stages, before the container is started in its
+    /// runtime), and a container made from them is looked up too early (seen with containerd's
+    /// CRI: never named). An OOM kill or a TCP event is the container's own workload.
+    fn place_ghost(&mut self, pid: u32, path: &str, create: bool, now: Instant) {
+        if pid == 0
+            || self.pids.contains_key(&pid)
+            || (!create && !self.containers.contains_key(path))
+        {
             return;
         }
         let Ok(cgroups) = ProcessCgroups::parse(&format!("0::{path}\n")) else {
@@ -402,7 +411,7 @@ impl State {
     /// container is named and exported for its grace period) until its exit event.
     fn oom_in_cgroup(&mut self, pid: u32, path: &str, now: Instant) {
         if !self.knows_pid(pid) {
-            self.place_ghost(pid, path, now);
+            self.place_ghost(pid, path, true, now);
         }
         match self.container_of_pid_mut(pid) {
             Some(c) => c.oom_kills += 1,
@@ -494,7 +503,10 @@ impl State {
                 self.identities.remove(&n);
             }
         }
-        let previous = self.identities.get(&name).map(|i| (i.key.clone(), i.collected));
+        let previous = self
+            .identities
+            .get(&name)
+            .map(|i| (i.key.clone(), i.collected));
         let identity = self.identities.entry(name).or_default();
         match previous {
             None => identity.key = key,
