@@ -363,25 +363,43 @@ fn pod_connections_carry_the_workload_app_id() {
         Duration::from_secs(60),
         |s| connects(s) >= 1.0,
     );
-    for l in &listeners {
-        assert_eq!(
-            s.value(
-                "container_net_tcp_listen_info",
-                &[
-                    ("container_id", container_id),
-                    ("listen_addr", l),
-                    ("proxy", "")
-                ],
-            ),
-            Some(1.0),
-            "listener {l} of {container_id} not reported:\n{}",
-            series_mentioning(&s, container_id)
-                .iter()
-                .filter(|x| x.name.starts_with("container_net_"))
-                .map(|x| format!("{x:?}\n"))
-                .collect::<String>()
+    // The app listens on a wildcard (0.0.0.0:8080 or [::]:8080) in the pod's own network
+    // namespace: exported as the pod's address, which is what clients dial and what the
+    // server matches `actual_destination` against; the wildcard and loopback never.
+    assert!(
+        listeners
+            .iter()
+            .all(|l| l.starts_with("0.0.0.0:") || l.starts_with("[::]:")),
+        "{listeners:?}"
+    );
+    let listen_series: Vec<String> = s
+        .find(
+            "container_net_tcp_listen_info",
+            &[("container_id", container_id)],
+        )
+        .map(|x| x.labels["listen_addr"].clone())
+        .collect();
+    assert!(
+        listen_series.contains(&destination),
+        "the wildcard listener is exported as the pod's {destination}: {listen_series:?}"
+    );
+    for l in &listen_series {
+        assert!(
+            !l.starts_with("0.0.0.0:") && !l.starts_with("[::]:") && !l.starts_with("127."),
+            "{l} is no service endpoint: {listen_series:?}"
         );
     }
+    assert_eq!(
+        s.value(
+            "container_net_tcp_listen_info",
+            &[
+                ("container_id", container_id),
+                ("listen_addr", &destination),
+                ("proxy", "")
+            ],
+        ),
+        Some(1.0)
+    );
     // Every network series of the app carries its workload, and only it; the sandbox (which
     // shares the network namespace but opens no socket) exports nothing.
     let net: Vec<_> = s

@@ -19,6 +19,7 @@ pub mod health;
 mod logs_sync;
 pub mod metadata;
 pub mod net;
+pub mod netns_ips;
 pub mod render;
 pub mod self_metrics;
 pub mod state;

@@ -6,7 +6,8 @@
 //! stops adding new ones (counted in `dropped_destinations`), and closed listeners are kept only
 //! for [`CLOSED_LISTEN_RETENTION`] (exported as 0, "recently closed", as coroot does).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most destinations tracked per container.
@@ -48,8 +49,13 @@ pub enum NetEvent {
         segs_out: u64,
         segs_in: u64,
     },
+    /// `ns_ips`: for a wildcard address, the addresses of the listener's network namespace
+    /// (it is exported as those); `host_netns`: whether that namespace is the host's (a
+    /// loopback listener elsewhere is no service endpoint).
     ListenOpen {
         addr: SocketAddr,
+        ns_ips: Arc<[IpAddr]>,
+        host_netns: bool,
     },
     ListenClose {
         addr: SocketAddr,
@@ -71,10 +77,36 @@ pub struct DestinationStats {
 }
 
 /// A listening address: open, or closed at some moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     pub open: bool,
     pub closed_at: Option<Instant>,
+    /// See [`NetEvent::ListenOpen`].
+    pub ns_ips: Arc<[IpAddr]>,
+    pub host_netns: bool,
+}
+
+impl Listen {
+    /// The addresses to export for a listener on `addr`, as coroot-node-agent does: a
+    /// wildcard is its namespace's addresses (the wildcard itself when they could not be
+    /// read, so the listener is not lost); loopback only in the host namespace.
+    pub fn exported_addrs(&self, addr: SocketAddr) -> Vec<SocketAddr> {
+        let wildcard = addr.ip().is_unspecified();
+        let ips: Vec<IpAddr> = if wildcard && !self.ns_ips.is_empty() {
+            // An IPv4 wildcard accepts on IPv4 only; an IPv6 one (dual-stack) on both.
+            self.ns_ips
+                .iter()
+                .copied()
+                .filter(|ip| addr.is_ipv6() || ip.is_ipv4())
+                .collect()
+        } else {
+            vec![addr.ip()]
+        };
+        ips.into_iter()
+            .filter(|ip| self.host_netns || !ip.is_loopback())
+            .map(|ip| SocketAddr::new(ip, addr.port()))
+            .collect()
+    }
 }
 
 /// The network state of one container.
@@ -139,13 +171,19 @@ impl ContainerNet {
                     d.packets_received += segs_in;
                 }
             }
-            NetEvent::ListenOpen { addr } => {
+            NetEvent::ListenOpen {
+                addr,
+                ref ns_ips,
+                host_netns,
+            } => {
                 if self.listens.len() < MAX_LISTENS || self.listens.contains_key(&addr) {
                     self.listens.insert(
                         addr,
                         Listen {
                             open: true,
                             closed_at: None,
+                            ns_ips: ns_ips.clone(),
+                            host_netns,
                         },
                     );
                 }
@@ -183,6 +221,59 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    fn open_listen(addr: SocketAddr) -> NetEvent {
+        NetEvent::ListenOpen {
+            addr,
+            ns_ips: Arc::from([]),
+            host_netns: true,
+        }
+    }
+
+    #[test]
+    fn wildcard_listeners_are_their_namespace_addresses_and_loopback_only_on_the_host() {
+        let ips: Arc<[IpAddr]> = Arc::from(vec![
+            "10.88.0.7".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            "fd00::7".parse().unwrap(),
+            "::1".parse().unwrap(),
+        ]);
+        let l = |host_netns| Listen {
+            open: true,
+            closed_at: None,
+            ns_ips: ips.clone(),
+            host_netns,
+        };
+        let strs = |v: Vec<SocketAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        // A container's own namespace: its addresses, never loopback.
+        assert_eq!(
+            strs(l(false).exported_addrs(addr("0.0.0.0:80"))),
+            ["10.88.0.7:80"]
+        );
+        assert_eq!(
+            strs(l(false).exported_addrs(addr("[::]:80"))),
+            ["10.88.0.7:80", "[fd00::7]:80"]
+        );
+        assert!(l(false).exported_addrs(addr("127.0.0.1:80")).is_empty());
+        assert_eq!(
+            strs(l(false).exported_addrs(addr("10.88.0.7:80"))),
+            ["10.88.0.7:80"]
+        );
+        // The host's namespace: loopback is a service endpoint there.
+        assert_eq!(
+            strs(l(true).exported_addrs(addr("0.0.0.0:80"))),
+            ["10.88.0.7:80", "127.0.0.1:80"]
+        );
+        // Addresses unknown (the process was gone): the wildcard itself, not nothing.
+        let unknown = Listen {
+            ns_ips: Arc::from([]),
+            ..l(false)
+        };
+        assert_eq!(
+            strs(unknown.exported_addrs(addr("0.0.0.0:80"))),
+            ["0.0.0.0:80"]
+        );
     }
 
     #[test]
@@ -274,7 +365,7 @@ mod tests {
         let now = Instant::now();
         let mut n = ContainerNet::default();
         let a = addr("0.0.0.0:8080");
-        n.apply(&NetEvent::ListenOpen { addr: a }, now);
+        n.apply(&open_listen(a), now);
         n.apply(&NetEvent::ListenClose { addr: a }, now);
         assert!(!n.listens[&a].open);
         n.expire(now + Duration::from_secs(10));
@@ -282,7 +373,7 @@ mod tests {
         n.expire(now + CLOSED_LISTEN_RETENTION);
         assert!(n.listens.is_empty());
         // Reopened within the retention: open again.
-        n.apply(&NetEvent::ListenOpen { addr: a }, now);
+        n.apply(&open_listen(a), now);
         assert!(n.listens[&a].open);
     }
 }

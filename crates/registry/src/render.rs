@@ -325,12 +325,23 @@ pub fn render_containers(
 fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
     let id = c.container_id.as_str();
     let mut addr = String::with_capacity(48);
+    // Two listeners may expand to one address (0.0.0.0:80 and 10.0.0.7:80): one series, open
+    // if either is.
+    let mut listens: Vec<(SocketAddr, bool)> = Vec::with_capacity(c.net.listens.len());
     for (listen_addr, l) in &c.net.listens {
+        for a in l.exported_addrs(*listen_addr) {
+            match listens.iter_mut().find(|(x, _)| *x == a) {
+                Some((_, open)) => *open |= l.open,
+                None => listens.push((a, l.open)),
+            }
+        }
+    }
+    for (listen_addr, open) in listens {
         addr.clear();
         let _ = write!(addr, "{listen_addr}");
         fams.listen.add(
             &[("container_id", id), ("listen_addr", &addr), ("proxy", "")],
-            if l.open { 1.0 } else { 0.0 },
+            if open { 1.0 } else { 0.0 },
         );
     }
     for (dst, d) in &c.net.destinations {

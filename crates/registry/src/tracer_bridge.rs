@@ -27,6 +27,7 @@ use crate::cgroup_ids::CgroupIds;
 use crate::discovery::{ProcessClock, read_process};
 use crate::health::Health;
 use crate::net::NetEvent;
+use crate::netns_ips::NetnsIps;
 use crate::state::Event;
 
 /// How long after its start a new process's cgroup is read.
@@ -226,6 +227,7 @@ pub async fn run_bridge(
         }
     };
     let mut bridge = Bridge {
+        netns_ips: NetnsIps::new(&procfs),
         net,
         events,
         procfs,
@@ -275,6 +277,8 @@ struct Bridge {
     pending: VecDeque<(Instant, u32)>,
     buf: String,
     stats: Arc<BridgeStats>,
+    /// Addresses of network namespaces, for wildcard listeners.
+    netns_ips: NetnsIps,
     /// Registry events of the batch being handled, in order; sent by `flush`.
     out: Vec<Event>,
 }
@@ -361,9 +365,22 @@ impl Bridge {
                 pid,
                 addr,
                 cgroup_id,
-                ..
+                netns,
             } if filter.is_tracked_listen(addr) => {
-                self.net_event(pid, cgroup_id, NetEvent::ListenOpen { addr }, table);
+                let host_netns = filter.is_host_netns(netns);
+                let ns_ips = if addr.ip().is_unspecified() {
+                    // /proc reads: not with the table held. Listeners are rare.
+                    table.release();
+                    self.netns_ips.get(netns, pid, Instant::now())
+                } else {
+                    std::sync::Arc::from([])
+                };
+                let event = NetEvent::ListenOpen {
+                    addr,
+                    ns_ips,
+                    host_netns,
+                };
+                self.net_event(pid, cgroup_id, event, table);
             }
             KernelEvent::ListenClose {
                 pid,

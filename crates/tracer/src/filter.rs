@@ -170,6 +170,11 @@ impl ConnectionFilter {
         is_private(ip) || self.public_networks.iter().any(|n| n.contains(ip))
     }
 
+    /// Whether `netns` is the host's network namespace.
+    pub fn is_host_netns(&self, netns: u32) -> bool {
+        netns == self.host_netns
+    }
+
     /// Whether a listening socket on `addr` is reported (not on an ephemeral port).
     pub fn is_tracked_listen(&self, addr: SocketAddr) -> bool {
         addr.port() != 0 && !self.ephemeral_ports.contains(&addr.port())
