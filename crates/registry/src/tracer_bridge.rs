@@ -13,7 +13,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -42,7 +41,7 @@ const MAX_ANNOUNCED: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct TracerSettings {
     pub enabled: bool,
-    pub ephemeral_ports: RangeInclusive<u16>,
+    pub ephemeral_ports: sonde_tracer::filter::EphemeralPorts,
     pub public_networks: Vec<Cidr>,
 }
 

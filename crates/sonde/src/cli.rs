@@ -189,9 +189,10 @@ pub struct AgentArgs {
     #[arg(long, env = "TRACK_PUBLIC_NETWORK", value_parser = parse_cidr, value_delimiter = ',', default_value = "0.0.0.0/0", global = true)]
     pub track_public_network: Vec<sonde_tracer::filter::Cidr>,
 
-    /// Ports of this range are ephemeral (client) ports, never destinations or listeners.
-    #[arg(long, env = "EPHEMERAL_PORT_RANGE", default_value = "32768-60999", value_parser = parse_ports, global = true)]
-    pub ephemeral_port_range: std::ops::RangeInclusive<u16>,
+    /// Ports of these ranges are ephemeral (client) ports, never destinations or listeners
+    /// (gRPC's 50051 always counts). Repeatable, or comma-separated: 32768-60999,10000-10100.
+    #[arg(long, env = "EPHEMERAL_PORT_RANGE", default_value = "32768-60999", value_parser = parse_ports, value_delimiter = ',', global = true)]
+    pub ephemeral_port_range: Vec<std::ops::RangeInclusive<u16>>,
 
     /// Do not load the eBPF tracer (no TCP, OOM and restart metrics; discovery polls /proc).
     #[arg(long, env = "DISABLE_EBPF", global = true)]
@@ -312,6 +313,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--ephemeral-port-range"), "{err}");
+        // Several ranges, comma-separated or repeated.
+        let a = parse(&["--ephemeral-port-range", "32768-60999,10000-10100"])
+            .unwrap()
+            .agent;
+        assert_eq!(a.ephemeral_port_range, vec![32768..=60999, 10000..=10100]);
+        let a = parse(&[
+            "--ephemeral-port-range",
+            "1-2",
+            "--ephemeral-port-range",
+            "5-6",
+        ])
+        .unwrap()
+        .agent;
+        assert_eq!(a.ephemeral_port_range, vec![1..=2, 5..=6]);
         let err = parse(&["--log-level", "loud"]).unwrap_err().to_string();
         assert!(err.contains("--log-level"), "{err}");
         assert!(parse(&["--no-such-flag"]).is_err());

@@ -121,7 +121,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         },
         tracer: sonde_registry::TracerSettings {
             enabled: !args.disable_ebpf,
-            ephemeral_ports: args.ephemeral_port_range.clone(),
+            ephemeral_ports: sonde_tracer::filter::EphemeralPorts::new(
+                args.ephemeral_port_range.clone(),
+            ),
             public_networks: args.track_public_network.clone(),
         },
     };
