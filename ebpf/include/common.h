@@ -61,6 +61,28 @@ struct tcp_event {
 };
 
 /*
+ * 88 bytes: one TCP socket that existed when the tracer started, written by
+ * the `seed_sockets` iterator (src/seed.c) to its seq_file, read once at
+ * start by crates/tracer/src/seed.rs.
+ */
+struct seed_record {
+	__u64 sock;           /* kernel socket address: the `active` map's key */
+	__u64 inode;          /* socket inode, to find the owning process */
+	__u64 bytes_sent;     /* as in tcp_event, at iteration time */
+	__u64 bytes_received;
+	__u32 netns;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 state;          /* TCP_ESTABLISHED ... TCP_LISTEN */
+	__u32 segs_out;
+	__u32 segs_in;
+	__u32 _pad;
+	__u8 saddr[16];       /* v4-mapped for AF_INET, as in tcp_event */
+	__u8 daddr[16];
+};
+
+/*
  * Longest cgroup path reported, NUL included (paths of 255 bytes at most).
  * Docker ("/docker/<64 hex>", 72) and systemd-driver Kubernetes paths (~190)
  * fit; a longer path is dropped and counted in LOST_CGROUP_MKDIR.
@@ -159,5 +181,10 @@ _Static_assert(__builtin_offsetof(struct tcp_event, cgroup_id) == 88, "tcp_event
 _Static_assert(__builtin_offsetof(struct tcp_event, segs_out) == 96, "tcp_event.segs_out");
 _Static_assert(__builtin_offsetof(struct tcp_event, segs_in) == 100, "tcp_event.segs_in");
 _Static_assert(__builtin_offsetof(struct cgroup_event, path) == 16, "cgroup_event header");
+_Static_assert(sizeof(struct seed_record) == 88, "seed_record size: see seed.rs");
+_Static_assert(__builtin_offsetof(struct seed_record, netns) == 32, "seed_record.netns");
+_Static_assert(__builtin_offsetof(struct seed_record, segs_out) == 44, "seed_record.segs_out");
+_Static_assert(__builtin_offsetof(struct seed_record, saddr) == 56, "seed_record.saddr");
+_Static_assert(__builtin_offsetof(struct seed_record, daddr) == 72, "seed_record.daddr");
 
 #endif /* SONDE_COMMON_H */

@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod net;
 pub mod netns_ips;
 pub mod render;
+pub mod seeding;
 pub mod self_metrics;
 pub mod state;
 pub mod tracer_bridge;

@@ -353,11 +353,15 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
             ("actual_destination", &addr),
             ("app_id", &c.app_id),
         ];
+        let active = c.active.get(dst).copied().unwrap_or(0);
         if d.successful_connects > 0 {
             fams.successful.add(labels, d.successful_connects as f64);
             fams.connection_time.add(labels, d.connection_time_seconds);
-            // 0 once every connection closed, so "K open, then 0" reads as such.
-            let active = c.active.get(dst).copied().unwrap_or(0);
+        }
+        // 0 once every connection closed, so "K open, then 0" reads as such. A connection
+        // older than the agent has no connect here, only bytes and its active count.
+        let used = d.successful_connects > 0 || d.bytes_sent > 0 || d.bytes_received > 0;
+        if used || active > 0 {
             fams.active.add(labels, active as f64);
         }
         if d.failed_connects > 0 {
@@ -373,11 +377,35 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
         if d.retransmits > 0 {
             fams.retransmits.add(labels, d.retransmits as f64);
         }
-        if d.successful_connects > 0 || d.bytes_sent > 0 || d.bytes_received > 0 {
+        if used || active > 0 {
             fams.bytes_sent.add(labels, d.bytes_sent as f64);
             fams.bytes_received.add(labels, d.bytes_received as f64);
             fams.packets_sent.add(labels, d.packets_sent as f64);
             fams.packets_received.add(labels, d.packets_received as f64);
+        }
+    }
+    // Open connections to a destination with nothing counted yet (a connection older than
+    // the agent that has moved no byte since): active, with zero bytes.
+    for (dst, n) in &c.active {
+        if c.net.destinations.contains_key(dst) {
+            continue;
+        }
+        addr.clear();
+        let _ = write!(addr, "{dst}");
+        let labels: &[(&str, &str)] = &[
+            ("container_id", id),
+            ("destination", &addr),
+            ("actual_destination", &addr),
+            ("app_id", &c.app_id),
+        ];
+        fams.active.add(labels, *n as f64);
+        for f in [
+            &mut fams.bytes_sent,
+            &mut fams.bytes_received,
+            &mut fams.packets_sent,
+            &mut fams.packets_received,
+        ] {
+            f.add(labels, 0.0);
         }
     }
 }

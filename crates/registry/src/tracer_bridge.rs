@@ -27,6 +27,7 @@ use crate::discovery::{ProcessClock, read_process};
 use crate::health::Health;
 use crate::net::NetEvent;
 use crate::netns_ips::NetnsIps;
+use crate::seeding;
 use crate::state::Event;
 
 /// How long after its start a new process's cgroup is read.
@@ -56,6 +57,8 @@ pub struct NetTracer {
     /// Kernel cgroup ids -> paths, for events of processes gone before /proc was read.
     /// Used by the bridge and by the scrape (a connection first seen in a dump).
     cgroup_ids: Mutex<CgroupIds>,
+    /// Listeners open before the agent, reported once when the bridge starts.
+    seeded_listeners: Mutex<Vec<seeding::SeededListener>>,
 }
 
 impl std::fmt::Debug for NetTracer {
@@ -96,7 +99,8 @@ impl NetTracer {
         }
         let config = TracerConfig::default();
         let capacity = config.max_connections as usize;
-        let (tracer, stream) = match Tracer::start(config) {
+        let btf_path = config.btf_path.clone();
+        let (mut tracer, stream) = match Tracer::start(config) {
             Ok(t) => t,
             Err(e) => {
                 health.down(
@@ -116,15 +120,20 @@ impl NetTracer {
             })
             .unwrap_or(0);
         health.up("tracer");
+        let filter = ConnectionFilter::new(
+            settings.ephemeral_ports.clone(),
+            settings.public_networks.clone(),
+            host_netns,
+        );
+        let mut table = ConnectionTable::new(capacity);
+        // After the programs attached, so a socket is either seen here or by them.
+        let seeded = seeding::seed(&mut tracer, &btf_path, procfs, &filter, &mut table);
         Some((
             Arc::new(NetTracer {
                 tracer,
-                table: Mutex::new(ConnectionTable::new(capacity)),
-                filter: ConnectionFilter::new(
-                    settings.ephemeral_ports.clone(),
-                    settings.public_networks.clone(),
-                    host_netns,
-                ),
+                table: Mutex::new(table),
+                filter,
+                seeded_listeners: Mutex::new(seeded.listeners),
                 procfs: procfs.to_path_buf(),
                 clock: ProcessClock::new(procfs).ok(),
                 // Seeded after the tracer started, so a cgroup made in between is in the
@@ -237,6 +246,33 @@ pub async fn run_bridge(
         stats,
         out: Vec::new(),
     };
+    // Listeners older than the agent, as if they had just opened.
+    let seeded = std::mem::take(
+        &mut *bridge
+            .net
+            .seeded_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    {
+        let net = bridge.net.clone();
+        let mut table = LazyTable {
+            table: &net.table,
+            guard: None,
+        };
+        for l in seeded {
+            bridge.handle(
+                KernelEvent::ListenOpen {
+                    pid: l.pid,
+                    netns: l.netns,
+                    addr: l.addr,
+                    cgroup_id: 0,
+                },
+                &mut table,
+            );
+        }
+    }
+    bridge.flush();
     let mut batch = Vec::with_capacity(1024);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {

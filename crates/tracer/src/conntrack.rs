@@ -207,6 +207,38 @@ impl ConnectionTable {
         }
     }
 
+    /// Takes an outbound connection that was open before the tracer started
+    /// ([`crate::seed`]) as counted up to `c`'s byte and segment totals: its later bytes
+    /// count from here, and it is never counted as a connect (that happened before). It is
+    /// active until a dump no longer shows it. False when the table is full (counted in
+    /// overflow) or already holds that socket.
+    pub fn adopt(&mut self, c: &ConnectionBytes) -> bool {
+        if self.conns.len() >= self.capacity {
+            self.overflow += 1;
+            return false;
+        }
+        if self.conns.contains_key(&c.sock) {
+            return false;
+        }
+        self.conns.insert(
+            c.sock,
+            Tracked {
+                pid: c.pid,
+                cgroup_id: c.cgroup_id,
+                netns: c.netns,
+                src: c.src,
+                dst: c.dst,
+                sent: c.bytes_sent,
+                received: c.bytes_received,
+                segs_out: c.segs_out,
+                segs_in: c.segs_in,
+                seen: self.generation,
+                missing_since: None,
+            },
+        );
+        true
+    }
+
     /// Applies a scrape-time dump of the kernel's open connections, made at `now`.
     pub fn update_open(&mut self, snapshot: &[ConnectionBytes], now: Instant) -> OpenUpdate {
         self.generation += 1;

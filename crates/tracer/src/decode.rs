@@ -183,19 +183,19 @@ pub enum DecodeError {
     UnknownType { kind: u32, len: usize },
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
+pub(crate) fn u16_at(b: &[u8], off: usize) -> u16 {
     let mut a = [0u8; 2];
     a.copy_from_slice(&b[off..off + 2]);
     u16::from_ne_bytes(a)
 }
 
-fn u32_at(b: &[u8], off: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[off..off + 4]);
     u32::from_ne_bytes(a)
 }
 
-fn u64_at(b: &[u8], off: usize) -> u64 {
+pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[off..off + 8]);
     u64::from_ne_bytes(a)
@@ -203,7 +203,7 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 
 /// IPv4 sockets carry v4-mapped addresses (`::ffff:a.b.c.d`) in the 16 bytes;
 /// dual-stack IPv6 sockets talking to IPv4 do too. Both come out as IPv4.
-fn addr_at(b: &[u8], off: usize, port: u16) -> SocketAddr {
+pub(crate) fn addr_at(b: &[u8], off: usize, port: u16) -> SocketAddr {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[off..off + 16]);
     let ip = Ipv6Addr::from(a);

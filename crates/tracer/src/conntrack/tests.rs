@@ -272,3 +272,24 @@ fn a_connection_whose_close_never_comes_is_dropped_after_a_while() {
     t.update_open(&[], start + STALE_AFTER);
     assert_eq!(t.len(), 1);
 }
+
+#[test]
+fn an_adopted_connection_counts_bytes_from_adoption_and_is_no_connect() {
+    let mut t = ConnectionTable::new(10);
+    let now = Instant::now();
+    // Open before the tracer: 100 sent, 30 received so far.
+    assert!(t.adopt(&open(5, S, D, 100, 30)));
+    assert!(!t.adopt(&open(5, S, D, 100, 30)), "once");
+    assert_eq!(t.active()[&(10, 3, 1, a(D))], 1, "active at once");
+    let u = t.update_open(&[open(5, S, D, 150, 30)], now);
+    assert!(
+        u.connected.is_empty(),
+        "its connect happened before the agent"
+    );
+    assert_eq!((u.bytes[0].sent, u.bytes[0].received), (50, 0));
+    let r = t.apply(&closed(5, S, D, 170, 40));
+    assert_eq!(r.connected, None);
+    let d = r.bytes.unwrap();
+    assert_eq!((d.sent, d.received), (20, 10));
+    assert!(t.is_empty());
+}
