@@ -510,7 +510,10 @@ impl State {
         let identity = self.identities.entry(name).or_default();
         match previous {
             None => identity.key = key,
-            Some((old_key, _)) if old_key == key => {}
+            // The same cgroup still carrying its name (named again): nothing new.
+            Some((old_key, None)) if old_key == key => {}
+            // Another cgroup carried the name, or this one did and was collected since (a
+            // Docker container started again after its grace period): a new run.
             Some((old_key, collected)) => {
                 let (restarts, oom_kills) = match collected {
                     Some((r, o, _)) => (r, o),

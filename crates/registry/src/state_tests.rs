@@ -591,3 +591,32 @@ fn a_kubernetes_container_replaced_by_the_kubelet_is_one_restart_of_its_name() {
     s.apply(found(&fourth, "app", &pod), t4);
     assert_eq!(counts(&s, t4), vec![(0, 0)]);
 }
+
+#[test]
+fn a_container_started_again_after_its_grace_period_is_a_restart_of_its_name() {
+    let t0 = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(10, 10, 0, &path), t0);
+    s.apply(found(&path, "web", &[]), t0);
+    s.apply(Event::ProcessGone { pid: 10 }, t0);
+    assert_eq!(s.collect_garbage(t0 + Duration::from_secs(31)), 1);
+    // `docker start web` two minutes later: the same cgroup path, a new registry entry.
+    let t1 = t0 + Duration::from_secs(120);
+    s.apply(seen(11, 11, 0, &path), t1);
+    s.apply(found(&path, "web", &[]), t1);
+    let counts: Vec<_> = s
+        .exported(&filters(0), t1)
+        .iter()
+        .map(|c| s.lifetime_counts(c))
+        .collect();
+    assert_eq!(counts, vec![(1, 0)]);
+    // Named again while running (a metadata refresh): no new restart.
+    s.apply(found(&path, "web", &[]), t1);
+    let counts: Vec<_> = s
+        .exported(&filters(0), t1)
+        .iter()
+        .map(|c| s.lifetime_counts(c))
+        .collect();
+    assert_eq!(counts, vec![(1, 0)]);
+}
