@@ -113,7 +113,14 @@ struct Inner {
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
     logs: Option<Arc<sonde_logs::LogManager>>,
+    /// When the registry started, and whether it has been ready since (see `readiness`).
+    started: Instant,
+    ready: std::sync::atomic::AtomicBool,
 }
+
+/// Longest the agent reports "not ready" at start while containers of the start scan wait for
+/// their runtime's first answer (a runtime that never answers must not hold it forever).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends events to the registry without ever blocking: when the queue is full the event is
 /// dropped and counted in `sonde_events_dropped_total{queue="events"}`.
@@ -269,6 +276,8 @@ impl Registry {
             health,
             events: events_tx.clone(),
             batched,
+            started: Instant::now(),
+            ready: std::sync::atomic::AtomicBool::new(false),
         });
 
         if let Some((net, stream)) = tracer {
@@ -539,6 +548,32 @@ impl Registry {
                 })
             })
             .collect()
+    }
+
+    /// Whether the first scrapes are whole: Ok once every container found at start has had
+    /// its runtime's first answer (named, skipped, or a failed lookup counted), or
+    /// [`READY_TIMEOUT`] after start; Err says what it waits for. Latches: containers that
+    /// appear later never make a running agent "not ready" again.
+    pub fn readiness(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let inner = &*self.inner;
+        if inner.ready.load(Relaxed) {
+            return Ok(());
+        }
+        let waiting = {
+            let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state
+                .containers()
+                .filter(|c| matches!(c.naming, container::Naming::Pending { attempts: 0, .. }))
+                .count()
+        };
+        if waiting == 0 || inner.started.elapsed() >= READY_TIMEOUT {
+            inner.ready.store(true, Relaxed);
+            return Ok(());
+        }
+        Err(format!(
+            "starting: {waiting} containers wait for their runtime's first answer"
+        ))
     }
 
     /// Runs `f` with read access to the state (for tests and debugging endpoints).
