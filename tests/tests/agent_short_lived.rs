@@ -5,6 +5,8 @@
 //!   kernel recorded at connect(): N connects -> exactly N, bytes exact, nothing unattributed.
 //! - A container OOM-killed at every start and restarted twice by Docker's restart policy:
 //!   exactly 2 restarts and 3 OOM kills, though no run's process is ever read from /proc.
+//! - A container removed (`docker rm -f`) has its series gone at once, not after the agent's
+//!   grace period (120 s here), while a stopped one keeps them for that period.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -208,4 +210,30 @@ fn a_container_oom_killed_at_every_start_counts_each_run() {
             s.text
         );
     }
+}
+
+#[test]
+fn a_removed_container_is_gone_at_once_and_a_stopped_one_stays() {
+    let test = "a_removed_container_is_gone_at_once_and_a_stopped_one_stays";
+    let Some(d) = dockerd(test) else { return };
+    let agent = docker_agent(&d);
+    let removed = format!("sonde-removed-{}", std::process::id());
+    let stopped = format!("sonde-stopped-{}", std::process::id());
+    let removed_id = d.run(&["--name", &removed, IMAGE, "sleep", "300"]).unwrap();
+    let stopped_id = d.run(&["--name", &stopped, IMAGE, "sleep", "300"]).unwrap();
+    let info = |s: &Scrape, name: &str| {
+        s.has(
+            "container_info",
+            &[("container_id", format!("/docker/{name}").as_str())],
+        )
+    };
+    agent.scrape_until("both named", TIMEOUT, |s| info(s, &removed) && info(s, &stopped));
+    d.remove(&removed_id).unwrap();
+    d.docker(&["stop", "-t", "0", &stopped_id]).unwrap();
+    // Well within the 120 s grace period: the removed one is gone...
+    let s = agent.scrape_until("the removed container's series gone", TIMEOUT, |s| {
+        !info(s, &removed)
+    });
+    // ...and the stopped one (Docker still has it) is still exported.
+    assert!(info(&s, &stopped), "{}", s.text);
 }

@@ -54,6 +54,12 @@ pub enum Event {
         cgroup_id: String,
         outcome: MetadataOutcome,
     },
+    /// The answer to a removal check: whether the runtime still has the container (None: the
+    /// runtime could not be asked).
+    RemovalChecked {
+        cgroup_id: String,
+        exists: Option<bool>,
+    },
     /// A cgroup directory was made (the tracer's cgroup_mkdir): `cgroup_inode` is its
     /// kernel id. The latest directory of a container's path is its current run.
     CgroupCreated {
@@ -88,6 +94,9 @@ pub struct LookupRequest {
     pub runtime_id: String,
     /// containerd namespace for plain containerd containers (Kubernetes ones are in k8s.io).
     pub namespace: Option<String>,
+    /// Whether this asks if an empty container still exists (answered with
+    /// [`Event::RemovalChecked`]) rather than for its name.
+    pub removal_check: bool,
 }
 
 /// Which containers are exported.
@@ -239,6 +248,9 @@ impl State {
                     self.place_ghost(pid, &cgroup_path, false, now);
                 }
                 self.process_gone(pid, now);
+            }
+            Event::RemovalChecked { cgroup_id, exists } => {
+                self.removal_checked(&cgroup_id, exists, now)
             }
             Event::CgroupCreated {
                 cgroup_path,
@@ -429,6 +441,7 @@ impl State {
             c.pids.remove(&pid);
             if c.pids.is_empty() {
                 c.empty_since = Some(now);
+                removal::schedule(c, now);
             }
             if self.exited.len() < MAX_EXITED {
                 self.exited.insert(pid, (id, now));
@@ -552,6 +565,10 @@ impl State {
     ) -> Vec<LookupRequest> {
         let mut due = Vec::new();
         for c in self.containers.values_mut() {
+            if let Some(req) = removal::due(c, now, &available) {
+                due.push(req);
+                continue;
+            }
             if let Naming::Pending {
                 source,
                 next_attempt,
@@ -574,6 +591,7 @@ impl State {
                         }
                         _ => None,
                     },
+                    removal_check: false,
                 });
             }
         }
@@ -582,9 +600,13 @@ impl State {
 
     /// A lookup that could not be queued: make it due again on the next tick.
     pub fn lookup_not_started(&mut self, cgroup_id: &str) {
-        if let Some(c) = self.containers.get_mut(cgroup_id)
-            && let Naming::Pending { in_flight, .. } = &mut c.naming
-        {
+        let Some(c) = self.containers.get_mut(cgroup_id) else {
+            return;
+        };
+        if let Some((_, in_flight)) = &mut c.removal_check {
+            *in_flight = false;
+        }
+        if let Naming::Pending { in_flight, .. } = &mut c.naming {
             *in_flight = false;
         }
     }
@@ -613,10 +635,11 @@ impl State {
         }
         let identities = &mut self.identities;
         self.containers.retain(|_, c| {
-            let keep = match c.empty_since {
-                Some(t) => now.saturating_duration_since(t) < grace,
-                None => true,
-            };
+            let keep = !c.removed
+                && match c.empty_since {
+                    Some(t) => now.saturating_duration_since(t) < grace,
+                    None => true,
+                };
             if !keep
                 && let Some(i) = c.container_id().and_then(|n| identities.get_mut(n))
                 && i.key == c.cgroup_id
@@ -668,6 +691,7 @@ fn new_container(
 ) -> Option<Container> {
     let kind = classify(id);
     let (naming, runtime_id) = initial_naming(&kind, now)?;
+    let lookup_source = naming_source(&naming);
     Some(Container {
         cgroup_id: id.to_owned(),
         cgroups: cgroups.clone(),
@@ -682,6 +706,9 @@ fn new_container(
         empty_since: None,
         restarts: 0,
         run_inode: None,
+        lookup_source,
+        removal_check: None,
+        removed: false,
         oom_kills: 0,
         net: Default::default(),
     })
@@ -737,6 +764,16 @@ fn retry(source: MetadataSource, attempts: u32, now: Instant, error: String) -> 
         last_error: Some(error),
     }
 }
+
+/// The runtime a pending container's name comes from.
+fn naming_source(naming: &Naming) -> Option<MetadataSource> {
+    match naming {
+        Naming::Pending { source, .. } => Some(*source),
+        _ => None,
+    }
+}
+
+mod removal;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

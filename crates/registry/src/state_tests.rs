@@ -75,6 +75,7 @@ fn docker_container_is_held_until_named_then_exported() {
             source: MetadataSource::Docker,
             runtime_id: ID_A.into(),
             namespace: None,
+            removal_check: false,
         }]
     );
     assert!(
@@ -619,4 +620,64 @@ fn a_container_started_again_after_its_grace_period_is_a_restart_of_its_name() {
         .map(|c| s.lifetime_counts(c))
         .collect();
     assert_eq!(counts, vec![(1, 0)]);
+}
+
+#[test]
+fn a_container_its_runtime_removed_is_dropped_without_waiting_for_the_grace_period() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(300));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(10, 10, 0, &path), now);
+    let _ = s.due_lookups(now, |_| true);
+    s.apply(found(&path, "web", &[]), now);
+    s.apply(Event::ProcessGone { pid: 10 }, now);
+    // Empty: its runtime is asked whether it still has it.
+    let due = s.due_lookups(now, |_| true);
+    assert_eq!(due.len(), 1);
+    assert!(due[0].removal_check);
+    assert!(s.due_lookups(now, |_| true).is_empty(), "in flight");
+    // Still there (stopped): kept, asked again later.
+    s.apply(
+        Event::RemovalChecked {
+            cgroup_id: path.clone(),
+            exists: Some(true),
+        },
+        now,
+    );
+    assert_eq!(s.collect_garbage(now), 0);
+    assert!(s.due_lookups(now, |_| true).is_empty());
+    let later = now + removal::RECHECK;
+    assert_eq!(s.due_lookups(later, |_| true).len(), 1);
+    // Removed: gone at the next housekeeping, long before the grace period.
+    s.apply(
+        Event::RemovalChecked {
+            cgroup_id: path.clone(),
+            exists: Some(false),
+        },
+        later,
+    );
+    assert_eq!(s.collect_garbage(later), 1);
+    assert!(s.container(&path).is_none());
+}
+
+#[test]
+fn a_container_running_again_is_not_asked_about_removal() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(300));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(10, 10, 0, &path), now);
+    let _ = s.due_lookups(now, |_| true);
+    s.apply(found(&path, "web", &[]), now);
+    s.apply(Event::ProcessGone { pid: 10 }, now);
+    s.apply(seen(11, 11, 0, &path), now);
+    assert!(s.due_lookups(now, |_| true).is_empty());
+    // A late "removed" answer for a container running again changes nothing.
+    s.apply(
+        Event::RemovalChecked {
+            cgroup_id: path.clone(),
+            exists: Some(false),
+        },
+        now,
+    );
+    assert_eq!(s.collect_garbage(now), 0);
 }
