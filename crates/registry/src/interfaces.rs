@@ -81,9 +81,20 @@ fn gone(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
+/// The host's netns: pid 1's, or, where pid 1 may not be looked at (a sandbox denies ptrace
+/// access to it even to root), the agent's own, which is the host's when it runs with the host
+/// network as it must (DaemonSet `hostNetwork: true`, `docker run --network host`).
+fn host_netns(procfs: &Path) -> Option<u64> {
+    netns(procfs, 1)
+        .or_else(|_| {
+            Ok::<u64, std::io::Error>(std::fs::metadata(procfs.join("self/ns/net"))?.ino())
+        })
+        .ok()
+}
+
 /// Renders `container_net_interface_*` for every exported container with its own netns.
-/// Without access to pid 1's netns (not root) nothing is rendered: which containers have a netns
-/// of their own cannot be told.
+/// Without access to the host's netns (not root) nothing is rendered: which containers have a
+/// netns of their own cannot be told.
 pub fn render_interfaces(
     containers: &[ExportedContainer],
     procfs: &Path,
@@ -91,7 +102,7 @@ pub fn render_interfaces(
     node: &NodeLabels,
     out: &mut Vec<MetricFamily>,
 ) {
-    let Ok(host) = netns(procfs, 1) else {
+    let Some(host) = host_netns(procfs) else {
         return;
     };
     let mut fams = FIELDS.map(|(def, _)| Family::new(def));
@@ -187,6 +198,21 @@ mod tests {
             ),
             (7000, 50, 3, 4)
         );
+    }
+
+    #[test]
+    fn host_netns_falls_back_to_the_agents_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_proc(tmp.path());
+        let pid1 = netns(tmp.path(), 1).unwrap();
+        assert_eq!(host_netns(tmp.path()), Some(pid1));
+        // pid 1 hidden: "self" (a hard link standing for the agent's netns) decides.
+        fs::create_dir_all(tmp.path().join("self/ns")).unwrap();
+        fs::hard_link(tmp.path().join("1/ns/net"), tmp.path().join("self/ns/net")).unwrap();
+        fs::remove_file(tmp.path().join("1/ns/net")).unwrap();
+        assert_eq!(host_netns(tmp.path()), Some(pid1));
+        fs::remove_file(tmp.path().join("self/ns/net")).unwrap();
+        assert_eq!(host_netns(tmp.path()), None);
     }
 
     #[test]
