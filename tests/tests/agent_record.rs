@@ -77,7 +77,7 @@ fn sigint_and_wait(mut child: Child) -> String {
 }
 
 /// Rows of the file (without the header), after checking the header and that no row is torn.
-fn rows(path: &Path) -> Vec<Vec<String>> {
+fn read_rows(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.ends_with('\n'), "the last row is whole");
     let mut lines = text.lines();
@@ -134,7 +134,7 @@ fn record_rows_agree_with_the_scrapes_they_came_from() {
         (text.lines().filter(|l| l.contains(",node,")).count() >= N).then_some(())
     });
     sigint_and_wait(child);
-    let rows = rows(&out);
+    let rows = read_rows(&out);
     let served = log.lock().unwrap().clone();
     assert_eq!(served.len(), N, "one scrape per interval");
     assert_eq!(
@@ -223,7 +223,8 @@ fn record_rows_agree_with_the_scrapes_they_came_from() {
             cell(&c[7]),
             s.value("container_resources_memory_cache_bytes", id_label)
         );
-        assert!(cell(&c[6]).unwrap() > 0.0);
+        // (Its RSS may read 0: pages charged before the move stay with the old cgroup on v1.)
+        assert!(cell(&c[5]).is_some() && cell(&c[6]).is_some());
         // Process row: the sleeper, as the kernel counts it.
         let p = &interval[2];
         assert_eq!(p[1], "process");
@@ -237,12 +238,12 @@ fn record_rows_agree_with_the_scrapes_they_came_from() {
 
     // Appending to the same file keeps one header; a fast recording stopped at an arbitrary
     // moment still ends on a whole row, with one interval per scrape.
-    let before = rows(&out).len();
+    let before = read_rows(&out).len();
     let served_before = served.len();
     let child = start_record(proxy, "30ms", &out, &regex);
     std::thread::sleep(Duration::from_millis(1700));
     sigint_and_wait(child);
-    let new_rows = rows(&out).len() - before;
+    let new_rows = read_rows(&out).len() - before;
     let scrapes = log.lock().unwrap().len() - served_before;
     assert!(scrapes > 1, "{scrapes} scrapes in 1.7 s");
     assert_eq!(

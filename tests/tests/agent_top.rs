@@ -200,6 +200,7 @@ fn top_shows_an_upstream_whose_rate_rises_and_falls() {
     writeln!(input, "send").unwrap();
     let sending = tmux.row_until("a rising rate", &dst, |c| num(&c[3]) > 0.0);
     assert!(num(&sending[7]) > 0.0, "{sending:?}");
+    eprintln!("sending:\n{}", tmux.screen());
 
     // Stopped: the rate falls back to 0 and the total is exactly what the server received.
     std::fs::write(&stop, "").unwrap();
@@ -216,5 +217,6 @@ fn top_shows_an_upstream_whose_rate_rises_and_falls() {
         c[3] == "0" && c[7] == total.to_string()
     });
     assert_eq!(num(&done[1]), 1.0, "still connected: {done:?}");
+    eprintln!("idle {idle:?}\nsending {sending:?}\nstopped {done:?} (server received {total})");
     drop(input);
 }
