@@ -136,10 +136,10 @@ impl Snapshot {
         let v = s.value;
         match name {
             "info" => n.hostname = s.label("hostname").to_owned(),
-            "resources_cpu_usage_seconds_total" => {
-                if !matches!(s.label("mode"), "idle" | "iowait") {
-                    add(&mut n.cpu_busy_seconds, v);
-                }
+            "resources_cpu_usage_seconds_total"
+                if !matches!(s.label("mode"), "idle" | "iowait") =>
+            {
+                add(&mut n.cpu_busy_seconds, v);
             }
             "resources_cpu_logical_cores" => n.cores = Some(v),
             "resources_memory_total_bytes" => n.memory_total_bytes = Some(v),
