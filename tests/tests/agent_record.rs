@@ -136,11 +136,12 @@ fn record_rows_agree_with_the_scrapes_they_came_from() {
     sigint_and_wait(child);
     let rows = read_rows(&out);
     let served = log.lock().unwrap().clone();
-    assert_eq!(served.len(), N, "one scrape per interval");
+    // N, or N + 1 when a slow machine let the next tick come before the signal.
+    assert!(served.len() >= N, "{} scrapes", served.len());
     assert_eq!(
         rows.len(),
-        3 * N,
-        "node, container and process rows per interval"
+        3 * served.len(),
+        "node, container and process rows for every interval scraped"
     );
 
     let proc_stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
