@@ -39,7 +39,8 @@ pub enum Interfaces {
     Own(Vec<NetDevCounters>),
     /// The container's processes are in the host's netns.
     HostNetwork,
-    /// No process of the container could be looked at (all exited since the listing).
+    /// No process of the container could be looked at (all exited since the listing, or the
+    /// agent may not look at them).
     Gone,
 }
 
@@ -77,8 +78,13 @@ pub fn read_interfaces(
     Ok(Interfaces::Gone)
 }
 
+/// The process exited, or the agent may not look at it (not root: another user's process):
+/// normal, not an error to count on every scrape.
 fn gone(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+    ) || e.raw_os_error() == Some(libc::ESRCH)
 }
 
 /// The host's netns: pid 1's, or, where pid 1 may not be looked at (a sandbox denies ptrace
