@@ -313,6 +313,11 @@ impl Drop for TerminalGuard {
 
 /// Runs the view until the user quits.
 pub fn run(config: &TopConfig) -> Result<(), Error> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(Error::Terminal(std::io::Error::other(
+            "standard output is not a terminal (run sonde top in one; use sonde record for files)",
+        )));
+    }
     // Scrapes happen on their own thread so a slow agent never freezes the keyboard; the
     // channel holds one result (a newer scrape waits until the view took the last).
     let (tx, rx) = mpsc::sync_channel::<Fetched>(1);
