@@ -15,7 +15,7 @@ use sonde_integration_tests::agent::{http_get, sonde_binary};
 use sonde_integration_tests::cgroups::TestCgroup;
 use sonde_integration_tests::{Agent, Scrape, privileged, wait_for};
 
-const HEADER: &str = "time,kind,id,pid,comm,cpu_seconds,memory_bytes,cache_bytes,disk_read_bytes,disk_written_bytes,net_rx_bytes,net_tx_bytes,net_rx_packets,net_tx_packets,tcp_connects,tcp_active_connections,tcp_sent_bytes,tcp_received_bytes";
+const HEADER: &str = "time,kind,id,pid,comm,cpu_seconds,memory_bytes,cache_bytes,disk_read_bytes,disk_written_bytes,net_rx_bytes,net_tx_bytes,net_rx_packets,net_tx_packets,tcp_connects,tcp_active_connections,tcp_sent_bytes,tcp_received_bytes,tcp_sent_packets,tcp_received_packets";
 
 /// A loopback HTTP server that answers each GET with a fresh scrape of the agent and keeps it.
 fn recording_proxy(agent_port: u16) -> (u16, Arc<Mutex<Vec<String>>>) {

@@ -94,6 +94,20 @@ impl Container {
     pub fn tcp_connects(&self) -> f64 {
         self.upstreams.values().map(|u| u.connects).sum()
     }
+    /// TCP segments sent to every destination (None when the agent exports no packet counters).
+    pub fn tcp_sent_packets(&self) -> Option<f64> {
+        self.upstreams
+            .values()
+            .filter_map(|u| u.sent_packets)
+            .reduce(|a, b| a + b)
+    }
+    /// TCP segments received from every destination (None without packet counters).
+    pub fn tcp_received_packets(&self) -> Option<f64> {
+        self.upstreams
+            .values()
+            .filter_map(|u| u.received_packets)
+            .reduce(|a, b| a + b)
+    }
     /// Open outbound connections now.
     pub fn tcp_active(&self) -> f64 {
         self.upstreams.values().map(|u| u.active).sum()
@@ -257,6 +271,8 @@ sonde_build_info{version="x"} 1
         assert_eq!(u.sent_packets, Some(9.0));
         assert_eq!(u.received_packets, None);
         assert_eq!(a.tcp_sent_bytes(), 1500.0);
+        assert_eq!(a.tcp_sent_packets(), Some(9.0));
+        assert_eq!(a.tcp_received_packets(), None);
         let b = &s.containers["/b"];
         assert_eq!(b.if_rx_bytes, Some(30.0));
         assert_eq!(b.cpu_seconds, None);

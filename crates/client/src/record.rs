@@ -22,7 +22,7 @@ use crate::{AgentUrl, Error, exposition};
 
 /// The CSV header; every row has exactly these columns. Empty cells: not known for that kind
 /// of row (e.g. no per-process network) or not exported by the agent.
-pub const HEADER: &str = "time,kind,id,pid,comm,cpu_seconds,memory_bytes,cache_bytes,disk_read_bytes,disk_written_bytes,net_rx_bytes,net_tx_bytes,net_rx_packets,net_tx_packets,tcp_connects,tcp_active_connections,tcp_sent_bytes,tcp_received_bytes";
+pub const HEADER: &str = "time,kind,id,pid,comm,cpu_seconds,memory_bytes,cache_bytes,disk_read_bytes,disk_written_bytes,net_rx_bytes,net_tx_bytes,net_rx_packets,net_tx_packets,tcp_connects,tcp_active_connections,tcp_sent_bytes,tcp_received_bytes,tcp_sent_packets,tcp_received_packets";
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -202,6 +202,8 @@ pub fn rows(
             None,
             None,
             None,
+            None,
+            None,
         ],
     );
     n += 1;
@@ -231,6 +233,8 @@ pub fn rows(
                 tcp.then(|| c.tcp_active()),
                 tcp.then(|| c.tcp_sent_bytes()),
                 tcp.then(|| c.tcp_received_bytes()),
+                c.tcp_sent_packets(),
+                c.tcp_received_packets(),
             ],
         );
         n += 1;
@@ -258,6 +262,8 @@ pub fn rows(
                 None,
                 None,
                 None,
+                None,
+                None,
             ],
         );
         n += 1;
@@ -273,7 +279,7 @@ fn row(
     id: &str,
     pid: Option<u32>,
     comm: &str,
-    values: &[Option<f64>; 13],
+    values: &[Option<f64>; 15],
 ) {
     let _ = write!(out, "{time:.3},{kind},");
     field(out, id);
@@ -309,7 +315,7 @@ mod tests {
     use super::*;
     use crate::exposition::parse;
 
-    const SCRAPE: &str = "node_info{hostname=\"n1\"} 1\nnode_resources_memory_total_bytes 1000\nnode_resources_memory_available_bytes 400\nnode_resources_cpu_usage_seconds_total{mode=\"user\"} 2.5\ncontainer_resources_cpu_usage_seconds_total{container_id=\"/a\"} 1.5\ncontainer_resources_memory_rss_bytes{container_id=\"/a\"} 4096\ncontainer_net_tcp_bytes_sent_total{container_id=\"/a\",destination=\"1.2.3.4:80\"} 10\ncontainer_resources_cpu_usage_seconds_total{container_id=\"/b,\\\"x\\\"\"} 7\n";
+    const SCRAPE: &str = "node_info{hostname=\"n1\"} 1\nnode_resources_memory_total_bytes 1000\nnode_resources_memory_available_bytes 400\nnode_resources_cpu_usage_seconds_total{mode=\"user\"} 2.5\ncontainer_resources_cpu_usage_seconds_total{container_id=\"/a\"} 1.5\ncontainer_resources_memory_rss_bytes{container_id=\"/a\"} 4096\ncontainer_net_tcp_bytes_sent_total{container_id=\"/a\",destination=\"1.2.3.4:80\"} 10\ncontainer_net_tcp_packets_sent_total{container_id=\"/a\",destination=\"1.2.3.4:80\"} 2\ncontainer_resources_cpu_usage_seconds_total{container_id=\"/b,\\\"x\\\"\"} 7\n";
 
     #[test]
     fn rows_have_every_column() {
@@ -326,13 +332,16 @@ mod tests {
         let mut out = String::new();
         assert_eq!(rows(12.5, &snap, &procs, None, &mut out), 4);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "12.500,node,n1,,,2.5,600,,,,,,,,,,,");
-        assert_eq!(lines[1], "12.500,container,/a,,,1.5,4096,,,,,,,,0,0,10,0");
+        assert_eq!(lines[0], "12.500,node,n1,,,2.5,600,,,,,,,,,,,,,");
+        assert_eq!(
+            lines[1],
+            "12.500,container,/a,,,1.5,4096,,,,,,,,0,0,10,0,2,"
+        );
         assert_eq!(
             lines[2],
-            "12.500,container,\"/b,\"\"x\"\"\",,,7,,,,,,,,,,,,"
+            "12.500,container,\"/b,\"\"x\"\"\",,,7,,,,,,,,,,,,,,"
         );
-        assert_eq!(lines[3], "12.500,process,/a,42,sh,0.25,8192,,,0,,,,,,,,");
+        assert_eq!(lines[3], "12.500,process,/a,42,sh,0.25,8192,,,0,,,,,,,,,,");
         let columns = HEADER.split(',').count();
         assert_eq!(lines[0].split(',').count(), columns);
         assert_eq!(lines[3].split(',').count(), columns);
