@@ -25,6 +25,9 @@ pub mod seeding;
 pub mod self_metrics;
 pub mod state;
 pub mod tracer_bridge;
+// Sonde's extensions (issue 20): node activity counters and per-container interfaces.
+pub mod interfaces;
+pub mod node_activity;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -357,6 +360,7 @@ impl Registry {
             &inner.node_labels,
             &mut families,
         );
+        node_activity::render_node_activity(&snapshot, &inner.node_labels, &mut families);
 
         let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
         let exported = self.exported_containers(tracer_scrape.as_ref());
@@ -372,6 +376,13 @@ impl Registry {
             &exported,
             &container_delays,
             inner.cgroupfs.as_ref(),
+            &inner.metrics,
+            &inner.node_labels,
+            &mut families,
+        );
+        interfaces::render_interfaces(
+            &exported,
+            &inner.config.node_paths.procfs,
             &inner.metrics,
             &inner.node_labels,
             &mut families,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod server;
+mod tools;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +20,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Patterns { file, per_line }) => patterns(file, per_line),
+        Some(Command::Top { url, refresh }) => tools::top(&cli.agent, url, refresh),
+        Some(Command::Record {
+            url,
+            interval,
+            output,
+            containers,
+        }) => tools::record(&cli.agent, url, interval, output, containers),
         None | Some(Command::Run) => {
             init_logging(&cli.agent);
             run_agent(cli.agent)
