@@ -31,7 +31,12 @@ pub(crate) async fn gather_loop(
     gather: Gather,
     start_unix_nano: u64,
 ) {
-    let mut tick = tokio::time::interval(config.interval);
+    // The first gather is one interval after start, not at once: the registry has found the
+    // node's containers by then, and the binary has published the push counters.
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.interval,
+        config.interval,
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
