@@ -3,7 +3,7 @@
 # `dist` profile, debug info split off into sonde.debug beside it (for symbolizing crash
 # reports; not shipped) and stripped from the binary.
 #
-#   scripts/build-static.sh            # -> $SONDE_STATIC_DIR/sonde (+ sonde.debug)
+#   scripts/build-static.sh            # -> $SONDE_STATIC_DIR (default /var/tmp/sonde-target-static/static)/sonde (+ sonde.debug)
 #
 # No musl toolchain is needed: glibc's static archives (libc6-dev) with
 # `-C target-feature=+crt-static` on x86_64-unknown-linux-gnu. The agent never resolves
@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 
 target=x86_64-unknown-linux-gnu
 export CARGO_TARGET_DIR="${SONDE_STATIC_TARGET_DIR:-/var/tmp/sonde-target-static}"
-out="${SONDE_STATIC_DIR:-$CARGO_TARGET_DIR/dist}"
+# Not $CARGO_TARGET_DIR/dist: cargo keeps the host artifacts (build scripts) of the profile there.
+out="${SONDE_STATIC_DIR:-$CARGO_TARGET_DIR/static}"
 # --target makes RUSTFLAGS apply to the agent only, not to build scripts and proc macros
 # (which must stay dynamic: the compiler loads them).
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \

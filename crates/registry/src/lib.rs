@@ -393,7 +393,11 @@ impl Registry {
                 .with_label_values(&[subsystem])
                 .set(i64::from(status.up));
         }
-        families.extend(inner.metrics.registry.gather());
+        let mut own = inner.metrics.registry.gather();
+        // The prometheus crate adds a registry's labels in HashMap order, which changes from
+        // run to run; every other series ends with machine_id, system_uuid.
+        exposition::node_labels_last(&mut own);
+        families.extend(own);
         families
     }
 

@@ -1,0 +1,159 @@
+//! The image as users get it: scripts/image.sh builds `sonde:test` FROM scratch from the
+//! static binary with a real (private) dockerd, and deploy/docker-run.sh runs it exactly as
+//! the README says (privileged, host pid and network, the cgroupfs, tracefs and debugfs
+//! mounts, the Docker socket). The containerised agent must then name and measure a running
+//! container of that dockerd, have its eBPF tracer up, and report node_info.
+//!
+//! The static binary comes from `SONDE_STATIC_BIN` (scripts/test.sh builds it once with
+//! scripts/build-static.sh); without it image.sh builds it (slow the first time: a separate
+//! target dir, fat LTO).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use sonde_integration_tests::agent::http_get;
+use sonde_integration_tests::dockerd::Dockerd;
+use sonde_integration_tests::{Scrape, free_port};
+
+const BUSYBOX: &str = "sonde-busybox:test";
+const IMAGE: &str = "sonde:test";
+
+/// Removes the agent container even when the test panics.
+struct AgentContainer<'a> {
+    d: &'a Dockerd,
+    name: String,
+}
+impl Drop for AgentContainer<'_> {
+    fn drop(&mut self) {
+        let _ = self.d.docker(&["rm", "-f", &self.name]);
+    }
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn scrape(port: u16) -> Option<Scrape> {
+    let (code, body) = http_get(port, "/metrics").ok()?;
+    (code == 200).then(|| Scrape::parse(&body))
+}
+
+#[test]
+fn image_runs_as_documented_and_sees_containers() {
+    const TEST: &str = "image_runs_as_documented_and_sees_containers";
+    let Some(d) = Dockerd::start_or_skip(TEST) else {
+        return;
+    };
+    let docker_host = format!("unix://{}", d.socket.display());
+
+    // Build the image with the harness daemon, as a user would with theirs.
+    let out = Command::new(repo().join("scripts/image.sh"))
+        .env("DOCKER_HOST", &docker_host)
+        .env("SONDE_IMAGE", IMAGE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/image.sh failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size: u64 = d
+        .docker(&["image", "inspect", "--format", "{{.Size}}", IMAGE])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let layers = d
+        .docker(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", IMAGE])
+        .unwrap();
+    eprintln!("image {IMAGE}: {size} bytes, {layers} layer(s)");
+    assert_eq!(layers, "1", "FROM scratch: the binary is the only layer");
+    assert!(size < 15 * 1024 * 1024, "image is {size} bytes");
+
+    // A workload container to find.
+    d.import_busybox(BUSYBOX).unwrap();
+    let id = d
+        .run(&["--name", "sonde-image-web", BUSYBOX, "sh", "-c", "while :; do :; done"])
+        .unwrap();
+
+    let port = free_port();
+    let name = format!("sonde-agent-{port}");
+    let _guard = AgentContainer {
+        d: &d,
+        name: name.clone(),
+    };
+    let run = Command::new(repo().join("deploy/docker-run.sh"))
+        .env("DOCKER_HOST", &docker_host)
+        .env("SONDE_IMAGE", IMAGE)
+        .env("SONDE_NAME", &name)
+        .env("HOST_DOCKER_SOCKET", &d.socket)
+        .args([
+            &format!("--listen=127.0.0.1:{port}"),
+            "--min-container-age=0s",
+            "--proc-scan-interval=1s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "deploy/docker-run.sh failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let cid: &[(&str, &str)] = &[("container_id", "/docker/sonde-image-web")];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let s = loop {
+        let s = scrape(port);
+        if let Some(s) = &s
+            && s.value("container_resources_cpu_usage_seconds_total", cid)
+                .is_some_and(|v| v > 0.0)
+            && s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
+        {
+            break s.clone();
+        }
+        if std::time::Instant::now() > deadline {
+            let logs = d.docker(&["logs", &name]).unwrap_or_else(|e| e);
+            let state = d
+                .docker(&["inspect", "--format", "{{.State.Status}} {{.State.Error}}", &name])
+                .unwrap_or_else(|e| e);
+            panic!(
+                "the containerised agent did not report the web container with the tracer up\n\
+                 state: {state}\n--- last scrape ---\n{}\n--- agent logs ---\n{logs}",
+                s.map(|s| s.text).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Named through the Docker socket mounted as docker-run.sh mounts it.
+    let info: Vec<_> = s.find("container_info", cid).collect();
+    assert_eq!(info.len(), 1, "{}", s.text);
+    assert!(
+        info[0].labels.get("image").is_some_and(|i| i == BUSYBOX),
+        "{:?}",
+        info[0]
+    );
+    // node_info with the host's identity (read through /proc/1/root from the container).
+    let node = s.find("node_info", &[]).next().expect("node_info");
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        node.labels.get("hostname").map(String::as_str),
+        Some(hostname.trim())
+    );
+    let machine_id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    if !machine_id.trim().is_empty() {
+        assert_eq!(
+            node.labels.get("machine_id").map(String::as_str),
+            Some(machine_id.trim())
+        );
+    }
+    assert_eq!(s.value("sonde_subsystem_up", &[("subsystem", "docker")]), Some(1.0));
+    // The agent really runs the static binary in the container (pid namespace is the host's).
+    let pid = d
+        .docker(&["inspect", "--format", "{{.State.Pid}}", &name])
+        .unwrap();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("usr/bin/sonde"), "{}", exe.display());
+    d.remove(&id).unwrap();
+}
