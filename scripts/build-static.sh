@@ -35,8 +35,8 @@ if [ ! -f "$out/sonde" ] || [ "$built" -nt "$out/sonde" ]; then
     objcopy --strip-all --add-gnu-debuglink="$out/sonde.debug" "$out/sonde.tmp"
     mv "$out/sonde.tmp" "$out/sonde"
 fi
-# ldd fails on a static binary ("not a dynamic executable").
-if ldd "$out/sonde" >/dev/null 2>&1; then
+# A dynamic binary lists its libraries ("libc.so.6 => ..."); a static(-pie) one does not.
+if ldd "$out/sonde" 2>&1 | grep -q "=>"; then
     echo "build-static: $out/sonde is not statically linked" >&2
     exit 1
 fi
