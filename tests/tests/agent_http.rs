@@ -52,7 +52,9 @@ fn gzip_when_asked_identity_otherwise() {
     }
     let agent = Agent::start(&["--min-container-age", "0s", "--disable-log-parsing"]);
     // Wait for a full first scrape (containers found), then compare two back-to-back scrapes.
-    agent.scrape_until("node_info", Duration::from_secs(30), |s| s.has("node_info", &[]));
+    agent.scrape_until("node_info", Duration::from_secs(30), |s| {
+        s.has("node_info", &[])
+    });
     let (head, gz) = get_raw(agent.port, "gzip");
     assert!(head.contains("content-encoding: gzip"), "{head}");
     assert!(head.contains("vary: accept-encoding"), "{head}");
@@ -66,7 +68,12 @@ fn gzip_when_asked_identity_otherwise() {
         gz.len(),
         plain.len() as f64 / gz.len() as f64
     );
-    assert!(gz.len() * 4 < plain.len(), "{} vs {}", gz.len(), plain.len());
+    assert!(
+        gz.len() * 4 < plain.len(),
+        "{} vs {}",
+        gz.len(),
+        plain.len()
+    );
     // The same exposition either way (values move between scrapes; the series do not, except
     // for processes that come and go on a busy machine, so compare the node's own families).
     let stable = |t: &str| -> Vec<String> {
@@ -190,10 +197,7 @@ fn process_metrics_and_scrape_duration() {
         } else {
             agent.scrape()
         };
-        counts.push(
-            s.value("sonde_scrape_duration_seconds_count", &[])
-                .unwrap(),
-        );
+        counts.push(s.value("sonde_scrape_duration_seconds_count", &[]).unwrap());
         last = Some(s);
     }
     assert_eq!(counts, [0.0, 1.0, 2.0, 3.0, 4.0]);
@@ -214,7 +218,9 @@ fn process_metrics_and_scrape_duration() {
         rss > rss_kib * 1024.0 * 0.5 && rss < rss_kib * 1024.0 * 1.5,
         "rss {rss} vs VmRSS {rss_kib} KiB"
     );
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as f64;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64;
     let open = s.value("process_open_fds", &[]).unwrap();
     assert!((open - fds).abs() <= 8.0, "open fds {open} vs /proc {fds}");
     let limit: f64 = proc_field(pid, "limits", "Max open files")
@@ -228,8 +234,7 @@ fn process_metrics_and_scrape_duration() {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     let start_ticks: f64 = fields[19].parse().unwrap();
-    let cpu_ticks: f64 =
-        fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let cpu_ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     let btime: f64 = proc_field(pid, "../stat", "btime ").parse().unwrap();
     let start = s.value("process_start_time_seconds", &[]).unwrap();
     assert!(
@@ -237,7 +242,10 @@ fn process_metrics_and_scrape_duration() {
         "start {start}"
     );
     let cpu = s.value("process_cpu_seconds_total", &[]).unwrap();
-    assert!(cpu > 0.0 && cpu <= cpu_ticks / 100.0 + 0.011, "cpu {cpu} vs {cpu_ticks} ticks");
+    assert!(
+        cpu > 0.0 && cpu <= cpu_ticks / 100.0 + 0.011,
+        "cpu {cpu} vs {cpu_ticks} ticks"
+    );
     let threads: f64 = proc_field(pid, "status", "Threads:").parse().unwrap();
     let reported = s.value("process_threads", &[]).unwrap();
     assert!((reported - threads).abs() <= 4.0, "{reported} vs {threads}");

@@ -66,7 +66,13 @@ fn image_runs_as_documented_and_sees_containers() {
         .parse()
         .unwrap();
     let layers = d
-        .docker(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", IMAGE])
+        .docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RootFS.Layers}}",
+            IMAGE,
+        ])
         .unwrap();
     eprintln!("image {IMAGE}: {size} bytes, {layers} layer(s)");
     assert_eq!(layers, "1", "FROM scratch: the binary is the only layer");
@@ -75,7 +81,14 @@ fn image_runs_as_documented_and_sees_containers() {
     // A workload container to find.
     d.import_busybox(BUSYBOX).unwrap();
     let id = d
-        .run(&["--name", "sonde-image-web", BUSYBOX, "sh", "-c", "while :; do :; done"])
+        .run(&[
+            "--name",
+            "sonde-image-web",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ])
         .unwrap();
 
     let port = free_port();
@@ -137,7 +150,12 @@ fn image_runs_as_documented_and_sees_containers() {
         if std::time::Instant::now() > deadline {
             let logs = d.docker(&["logs", &name]).unwrap_or_else(|e| e);
             let state = d
-                .docker(&["inspect", "--format", "{{.State.Status}} {{.State.Error}}", &name])
+                .docker(&[
+                    "inspect",
+                    "--format",
+                    "{{.State.Status}} {{.State.Error}}",
+                    &name,
+                ])
                 .unwrap_or_else(|e| e);
             panic!(
                 "the containerised agent did not report the web container with the tracer up\n\
@@ -169,7 +187,10 @@ fn image_runs_as_documented_and_sees_containers() {
             Some(machine_id.trim())
         );
     }
-    assert_eq!(s.value("sonde_subsystem_up", &[("subsystem", "docker")]), Some(1.0));
+    assert_eq!(
+        s.value("sonde_subsystem_up", &[("subsystem", "docker")]),
+        Some(1.0)
+    );
     // The agent really runs the static binary in the container (pid namespace is the host's).
     let pid = d
         .docker(&["inspect", "--format", "{{.State.Pid}}", &name])

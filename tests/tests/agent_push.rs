@@ -45,7 +45,10 @@ fn start_prometheus(bin: &Path, dir: &Path, port: u16) -> Killed {
     std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
     let child = Command::new(bin)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver")
         .stdout(Stdio::null())
@@ -164,13 +167,17 @@ fn remote_write_to_prometheus_survives_an_outage() {
 
     // Back: the spool drains, oldest first.
     let prom = start_prometheus(&prometheus, dir.path(), port);
-    let after = agent.scrape_until(
-        "the spool to drain",
-        Duration::from_secs(90),
-        |s| gauge(s, "sonde_push_spool_batches", "remote_write") == 0.0,
+    let after = agent.scrape_until("the spool to drain", Duration::from_secs(90), |s| {
+        gauge(s, "sonde_push_spool_batches", "remote_write") == 0.0
+    });
+    assert_eq!(
+        gauge(&after, "sonde_push_batches_dropped_total", "remote_write"),
+        0.0
     );
-    assert_eq!(gauge(&after, "sonde_push_batches_dropped_total", "remote_write"), 0.0);
-    assert_eq!(gauge(&after, "sonde_push_batches_rejected_total", "remote_write"), 0.0);
+    assert_eq!(
+        gauge(&after, "sonde_push_batches_rejected_total", "remote_write"),
+        0.0
+    );
     let spooled = gauge(&after, "sonde_push_batches_total", "remote_write");
     drop(agent);
 
@@ -195,8 +202,15 @@ fn remote_write_to_prometheus_survives_an_outage() {
     let node_info = range_values(port, "node_info[1h]");
     assert_eq!(node_info.len(), got.len(), "node_info samples = batches");
     // The samples carry the push labels and the node labels.
-    let (_, body) = http_get(port, &format!("/api/v1/query?query={}", encode("node_info"))).unwrap();
-    assert!(body.contains("\"job\":\"sonde\"") && body.contains("\"machine_id\""), "{body}");
+    let (_, body) = http_get(
+        port,
+        &format!("/api/v1/query?query={}", encode("node_info")),
+    )
+    .unwrap();
+    assert!(
+        body.contains("\"job\":\"sonde\"") && body.contains("\"machine_id\""),
+        "{body}"
+    );
     drop(prom);
 }
 
@@ -205,7 +219,10 @@ fn venv_python() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp/sonde-venv/bin/python"));
     let ok = Command::new(&p)
-        .args(["-c", "import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2"])
+        .args([
+            "-c",
+            "import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -275,20 +292,30 @@ fn otlp_push_decodes_with_the_reference_schema_and_survives_an_outage() {
     });
     // The outage: 503 for every request.
     std::fs::write(&down, b"").unwrap();
-    let during = agent.scrape_until("four batches spooled during the outage", Duration::from_secs(60), |s| {
-        gauge(s, "sonde_push_spool_batches", "otlp") >= 4.0
-            && gauge(s, "sonde_push_send_failures_total", "otlp") >= 1.0
-    });
+    let during = agent.scrape_until(
+        "four batches spooled during the outage",
+        Duration::from_secs(60),
+        |s| {
+            gauge(s, "sonde_push_spool_batches", "otlp") >= 4.0
+                && gauge(s, "sonde_push_send_failures_total", "otlp") >= 1.0
+        },
+    );
     std::fs::remove_file(&down).unwrap();
     let after = agent.scrape_until("the spool to drain", Duration::from_secs(90), |s| {
         gauge(s, "sonde_push_spool_batches", "otlp") == 0.0
     });
-    assert_eq!(gauge(&after, "sonde_push_batches_dropped_total", "otlp"), 0.0);
+    assert_eq!(
+        gauge(&after, "sonde_push_batches_dropped_total", "otlp"),
+        0.0
+    );
     drop(agent);
 
     let recs = records(&out);
     for r in &recs {
-        assert!(r.get("error").is_none(), "the receiver could not decode a request: {r}");
+        assert!(
+            r.get("error").is_none(),
+            "the receiver could not decode a request: {r}"
+        );
     }
     let values: Vec<f64> = recs.iter().map(|r| otlp_batch_value(r).unwrap()).collect();
     assert_every_batch_once(&values, "OTLP");
@@ -302,7 +329,11 @@ fn otlp_push_decodes_with_the_reference_schema_and_survives_an_outage() {
     assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
 
     let last = recs.last().unwrap();
-    assert_eq!(last["resource"]["service.name"], "sonde", "{}", last["resource"]);
+    assert_eq!(
+        last["resource"]["service.name"], "sonde",
+        "{}",
+        last["resource"]
+    );
     let metric = |name: &str| {
         last["metrics"]
             .as_array()

@@ -31,7 +31,10 @@ fn tool(test: &str, env: &str, default: &str) -> Option<PathBuf> {
     } else {
         sonde_integration_tests::skip(
             test,
-            &format!("{} missing: run scripts/install-test-tools.sh (or set {env})", p.display()),
+            &format!(
+                "{} missing: run scripts/install-test-tools.sh (or set {env})",
+                p.display()
+            ),
         );
         None
     }
@@ -100,8 +103,14 @@ fn assert_podmonitor_matches(yaml: &str) {
         .find(|d| d.contains("kind: DaemonSet"))
         .expect("a DaemonSet");
     assert!(pm.contains("apiVersion: monitoring.coreos.com/v1"), "{pm}");
-    assert!(pm.contains("port: http") && pm.contains("path: /metrics"), "{pm}");
-    assert!(ds.contains("name: http"), "the DaemonSet names its port http: {ds}");
+    assert!(
+        pm.contains("port: http") && pm.contains("path: /metrics"),
+        "{pm}"
+    );
+    assert!(
+        ds.contains("name: http"),
+        "the DaemonSet names its port http: {ds}"
+    );
     // Every label the PodMonitor selects on is on the pod template (block or flow style).
     let ml = pm.lines().position(|l| l.contains("matchLabels")).unwrap();
     let lines: Vec<&str> = pm.lines().collect();
@@ -134,10 +143,17 @@ fn kubernetes_manifest_validates() {
     let yaml = std::fs::read_to_string(repo().join("deploy/kubernetes/sonde.yaml")).unwrap();
     let out = assert_valid(&v, &yaml, "deploy/kubernetes/sonde.yaml");
     assert!(out.contains("passed for resource namespace/sonde"), "{out}");
-    assert_invalid(&v, &yaml.replace("hostPID: true", "hostPID: \"yes\""), "hostPID a string");
     assert_invalid(
         &v,
-        &yaml.replace("hostNetwork: true", "hostNetwork: true\n      hostNetworking: true"),
+        &yaml.replace("hostPID: true", "hostPID: \"yes\""),
+        "hostPID a string",
+    );
+    assert_invalid(
+        &v,
+        &yaml.replace(
+            "hostNetwork: true",
+            "hostNetwork: true\n      hostNetworking: true",
+        ),
         "an unknown field",
     );
     // The flags the manifest passes are the agent's.
@@ -146,8 +162,17 @@ fn kubernetes_manifest_validates() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&agent.stdout);
-    for flag in ["--cgroupfs-root"] {
-        assert!(yaml.contains(flag) && help.contains(flag), "{flag}");
+    let flags: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- --"))
+        .map(|f| f.split('=').next().unwrap())
+        .collect();
+    assert!(!flags.is_empty(), "the manifest passes no flags?");
+    for flag in flags {
+        assert!(
+            help.contains(&format!("--{flag}")),
+            "the agent has no --{flag}"
+        );
     }
     assert_podmonitor_matches(&yaml);
 }
@@ -160,7 +185,11 @@ fn helm_template(helm: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "helm template {args:?}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "helm template {args:?}: {}",
+        text(&out)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -291,14 +320,18 @@ fn dashboard_queries_run_in_prometheus() {
     .map(|f| std::fs::read_to_string(repo().join(f)).unwrap())
     .join("\n");
     for (title, expr) in &exprs {
-        assert!(!metric_names(expr).is_empty(), "panel {title:?}: no metric in {expr}");
+        assert!(
+            !metric_names(expr).is_empty(),
+            "panel {title:?}: no metric in {expr}"
+        );
         for name in metric_names(expr) {
             let base = ["_sum", "_count", "_bucket"]
                 .iter()
                 .find_map(|s| name.strip_suffix(s))
                 .unwrap_or(&name);
             assert!(
-                declared.contains(&format!("\"{name}\"")) || declared.contains(&format!("\"{base}\"")),
+                declared.contains(&format!("\"{name}\""))
+                    || declared.contains(&format!("\"{base}\"")),
                 "panel {title:?} uses {name}, which the agent does not declare"
             );
         }
@@ -318,7 +351,10 @@ fn dashboard_queries_run_in_prometheus() {
     let port = free_port();
     let mut prom = Command::new(prometheus)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -339,11 +375,15 @@ fn dashboard_queries_run_in_prometheus() {
         serde_json::from_str(&body).ok()
     };
     // Enough scrapes for rate() over 10s windows.
-    wait_for("five scrapes in Prometheus", Duration::from_secs(90), || {
-        let v = query("count_over_time(node_info[1m])")?;
-        let n: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
-        (n >= 5.0).then_some(())
-    });
+    wait_for(
+        "five scrapes in Prometheus",
+        Duration::from_secs(90),
+        || {
+            let v = query("count_over_time(node_info[1m])")?;
+            let n: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+            (n >= 5.0).then_some(())
+        },
+    );
     let mut with_data = Vec::new();
     for (title, expr) in &exprs {
         let q = expr
@@ -357,7 +397,11 @@ fn dashboard_queries_run_in_prometheus() {
     }
     let _ = prom.kill();
     let _ = prom.wait();
-    eprintln!("{} of {} dashboard queries returned data", with_data.len(), exprs.len());
+    eprintln!(
+        "{} of {} dashboard queries returned data",
+        with_data.len(),
+        exprs.len()
+    );
     // The node's and the agent's own panels always have data.
     for title in [
         "CPU usage by mode (cores)",
@@ -368,6 +412,9 @@ fn dashboard_queries_run_in_prometheus() {
         "Agent CPU (cores) and scrape time",
         "Agent memory",
     ] {
-        assert!(with_data.iter().any(|t| t == title), "panel {title:?} has no data");
+        assert!(
+            with_data.iter().any(|t| t == title),
+            "panel {title:?} has no data"
+        );
     }
 }

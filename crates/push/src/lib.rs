@@ -201,7 +201,12 @@ pub fn start(config: PushConfig, gather: Gather, status: StatusHook) -> Result<P
             .map(|t| (t.endpoint.protocol, t.stats.clone()))
             .collect(),
     };
-    tokio::spawn(sender::gather_loop(targets, config, gather, start_unix_nano));
+    tokio::spawn(sender::gather_loop(
+        targets,
+        config,
+        gather,
+        start_unix_nano,
+    ));
     Ok(push)
 }
 
@@ -224,7 +229,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "ki" | "kib" => 1024.0,
         "mi" | "mib" => 1024.0 * 1024.0,
         "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}; use B, KB, MB, GB, KiB, MiB, GiB")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?}; use B, KB, MB, GB, KiB, MiB, GiB"
+            ));
+        }
     };
     let bytes = num * mult;
     if !(1.0..=1e15).contains(&bytes) {
@@ -250,7 +259,10 @@ mod tests {
         let err = Endpoint::parse(Protocol::Otlp, "--otlp-endpoint", "https://x/v1/metrics")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--otlp-endpoint") && err.contains("https"), "{err}");
+        assert!(
+            err.contains("--otlp-endpoint") && err.contains("https"),
+            "{err}"
+        );
         assert!(Endpoint::parse(Protocol::Otlp, "f", "ftp://x/").is_err());
         assert!(Endpoint::parse(Protocol::Otlp, "f", "not a url").is_err());
         assert!(Endpoint::parse(Protocol::Otlp, "f", "/just/a/path").is_err());

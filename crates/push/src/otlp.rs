@@ -196,10 +196,7 @@ pub fn export_request(
                     .collect(),
             }),
             MetricType::UNTYPED => Data::Gauge(Gauge {
-                data_points: ms
-                    .iter()
-                    .map(|m| number(m, m.untyped.value(), 0))
-                    .collect(),
+                data_points: ms.iter().map(|m| number(m, m.untyped.value(), 0)).collect(),
             }),
             MetricType::HISTOGRAM => Data::Histogram(Histogram {
                 data_points: ms

@@ -129,11 +129,7 @@ pub fn write_request(
                 MetricType::SUMMARY => {
                     let s = m.get_summary();
                     for q in s.get_quantile() {
-                        push(
-                            "",
-                            Some(("quantile", &format_le(q.quantile()))),
-                            q.value(),
-                        );
+                        push("", Some(("quantile", &format_le(q.quantile()))), q.value());
                     }
                     push("_sum", None, s.sample_sum());
                     push("_count", None, s.sample_count() as f64);
@@ -203,11 +199,9 @@ mod tests {
     use super::*;
 
     fn gathered() -> Vec<MetricFamily> {
-        let c = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("jobs_total", "Jobs"),
-            &["kind"],
-        )
-        .unwrap();
+        let c =
+            prometheus::IntCounterVec::new(prometheus::Opts::new("jobs_total", "Jobs"), &["kind"])
+                .unwrap();
         c.with_label_values(&["a"]).inc_by(3);
         let h = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new("lat_seconds", "Latency").buckets(vec![0.1, 1.0]),
@@ -239,10 +233,13 @@ mod tests {
         assert_eq!(req.timeseries.len(), 6);
         assert_eq!(req.metadata.len(), 2);
         let c = find(&req, &[("__name__", "jobs_total"), ("kind", "a")]);
-        assert_eq!(c.samples, vec![Sample {
-            value: 3.0,
-            timestamp: 1_700_000_000_123
-        }]);
+        assert_eq!(
+            c.samples,
+            vec![Sample {
+                value: 3.0,
+                timestamp: 1_700_000_000_123
+            }]
+        );
         let names: Vec<&str> = c.labels.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["__name__", "instance", "kind"]);
         let b = find(&req, &[("__name__", "lat_seconds_bucket"), ("le", "0.1")]);

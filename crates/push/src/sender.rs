@@ -13,7 +13,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::{Batch, Gather, Protocol, PushConfig, StatusHook, Target, TargetStats, otlp, remote_write};
+use crate::{
+    Batch, Gather, Protocol, PushConfig, StatusHook, Target, TargetStats, otlp, remote_write,
+};
 
 /// Longest receiver error body kept for the log line.
 const MAX_ERROR_BODY: usize = 4096;
@@ -139,7 +141,10 @@ pub(crate) async fn send_loop(target: Arc<Target>, config: Arc<PushConfig>, stat
                 let mut spool = target.spool.lock().unwrap_or_else(PoisonError::into_inner);
                 spool.forget(&entry);
                 target.stats.batches_dropped.fetch_add(1, Relaxed);
-                target.stats.samples_dropped.fetch_add(entry.samples, Relaxed);
+                target
+                    .stats
+                    .samples_dropped
+                    .fetch_add(entry.samples, Relaxed);
                 crate::sender::publish_spool(&target.stats, &spool);
                 continue;
             }
@@ -152,7 +157,10 @@ pub(crate) async fn send_loop(target: Arc<Target>, config: Arc<PushConfig>, stat
             }
             Outcome::Rejected(why) => {
                 target.stats.batches_rejected.fetch_add(1, Relaxed);
-                target.stats.samples_dropped.fetch_add(entry.samples, Relaxed);
+                target
+                    .stats
+                    .samples_dropped
+                    .fetch_add(entry.samples, Relaxed);
                 (true, Err(why))
             }
             Outcome::Retry(why) => {
@@ -188,10 +196,7 @@ async fn post(
     let url = &target.endpoint.uri;
     let mut req = Request::post(url.clone())
         .header(CONTENT_TYPE, "application/x-protobuf")
-        .header(
-            USER_AGENT,
-            concat!("sonde/", env!("CARGO_PKG_VERSION")),
-        );
+        .header(USER_AGENT, concat!("sonde/", env!("CARGO_PKG_VERSION")));
     req = match target.endpoint.protocol {
         Protocol::RemoteWrite => req
             .header(CONTENT_ENCODING, "snappy")
@@ -215,7 +220,10 @@ async fn post(
         let status = resp.status();
         // Read (a bounded part of) the body so the connection can be reused and the receiver's
         // reason shows in the log.
-        let text = match Limited::new(resp.into_body(), MAX_ERROR_BODY).collect().await {
+        let text = match Limited::new(resp.into_body(), MAX_ERROR_BODY)
+            .collect()
+            .await
+        {
             Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_owned(),
             Err(_) => String::new(),
         };

@@ -71,11 +71,15 @@ impl Spool {
                 continue;
             };
             let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            found.push((ts, seq, Entry {
-                name,
-                bytes,
-                samples,
-            }));
+            found.push((
+                ts,
+                seq,
+                Entry {
+                    name,
+                    bytes,
+                    samples,
+                },
+            ));
         }
         found.sort_by_key(|(ts, seq, _)| (*ts, *seq));
         let seq = found.last().map(|(_, s, _)| s + 1).unwrap_or(0);

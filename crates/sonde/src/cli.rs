@@ -369,9 +369,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--max-spool-size"), "{err}");
-        let err = parse(&["--scrape-interval", "0s"])
-            .unwrap_err()
-            .to_string();
+        let err = parse(&["--scrape-interval", "0s"]).unwrap_err().to_string();
         assert!(err.contains("--scrape-interval"), "{err}");
         assert!(parse(&["--no-such-flag"]).is_err());
     }

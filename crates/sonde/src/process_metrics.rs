@@ -190,7 +190,9 @@ mod tests {
                       Max open files            1048576              1048576              files     \n";
         assert_eq!(parse_max_fds(limits), Some(1048576.0));
         assert_eq!(
-            parse_max_fds("Max open files            unlimited            unlimited            files"),
+            parse_max_fds(
+                "Max open files            unlimited            unlimited            files"
+            ),
             None
         );
         assert_eq!(parse_btime("cpu  1 2 3\nbtime 1700000000\n"), Some(1.7e9));
@@ -207,7 +209,10 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        assert!(start <= now + 1.0 && start > now - 86400.0 * 365.0, "{start}");
+        assert!(
+            start <= now + 1.0 && start > now - 86400.0 * 365.0,
+            "{start}"
+        );
         let mut out = Vec::new();
         families(&r, &NodeLabels::default(), &mut out);
         let names: Vec<&str> = out.iter().map(|f| f.name()).collect();

@@ -90,7 +90,8 @@ pub fn start(
         gather_registry.gather(|node, out| extra_families(&gather_slot, node, out))
     });
     let health = registry.health().clone();
-    let status: sonde_push::StatusHook = Arc::new(move |protocol, result| match result {
+    let status: sonde_push::StatusHook = Arc::new(move |protocol, result| {
+        match result {
         Ok(()) => health.up(subsystem(protocol)),
         Err(why) => health.down(
             subsystem(protocol),
@@ -98,6 +99,7 @@ pub fn start(
                 "{why}; batches stay in the spool (--wal-dir, up to --max-spool-size) and are retried"
             ),
         ),
+    }
     });
     match sonde_push::start(config, gather, status) {
         Ok(push) => {
