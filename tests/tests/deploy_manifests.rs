@@ -2,8 +2,9 @@
 //! - deploy/kubernetes/sonde.yaml and the Helm chart rendered by a real `helm template` are
 //!   validated against the Kubernetes API schemas by kubernetes-validate (PyPI), strict (no
 //!   unknown fields). A deliberately broken copy must fail, so the validator is not a no-op.
-//!   No registry packages the Prometheus Operator's CRD schemas, so the PodMonitor is checked
-//!   structurally: its selector and port match the DaemonSet's pods.
+//!   The PodMonitor is validated against the Prometheus Operator's CRD schema (the models
+//!   PyPI's cloudcoil-models-prometheus-operator generates from it, made strict by
+//!   tests/scripts/validate_podmonitor.py), and its selector and port must match the pods.
 //! - The Grafana dashboard: every metric it names is one the agent declares, and every query
 //!   runs without error in a real Prometheus that scrapes a real agent (the node and agent
 //!   panels with data).
@@ -92,8 +93,40 @@ fn assert_invalid(validator: &Path, yaml: &str, what: &str) {
     );
 }
 
-/// The PodMonitor selects the DaemonSet's pods and scrapes its named port.
+/// Runs tests/scripts/validate_podmonitor.py on `yaml`.
+fn podmonitor_check(yaml: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("manifest.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let python = std::env::var_os("SONDE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/sonde-venv/bin/python"));
+    Command::new(python)
+        .arg(repo().join("tests/scripts/validate_podmonitor.py"))
+        .arg(&file)
+        .output()
+        .unwrap()
+}
+
+/// The PodMonitor is valid by the operator's CRD schema, selects the DaemonSet's pods and
+/// scrapes its named port; broken copies are refused.
 fn assert_podmonitor_matches(yaml: &str) {
+    let out = podmonitor_check(yaml);
+    assert!(out.status.success(), "PodMonitor: {}", text(&out));
+    assert!(text(&out).contains("valid"), "{}", text(&out));
+    for (from, to) in [
+        ("scrapeTimeout:", "scrapeTimeot:"),
+        ("interval: 15s", "interval: fifteen"),
+    ] {
+        assert!(yaml.contains(from), "{from}");
+        let out = podmonitor_check(&yaml.replace(from, to));
+        assert!(
+            !out.status.success(),
+            "a broken PodMonitor ({to}) passed: {}",
+            text(&out)
+        );
+    }
+
     let pm = yaml
         .split("\n---")
         .find(|d| d.contains("kind: PodMonitor"))
