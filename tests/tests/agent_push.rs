@@ -366,3 +366,69 @@ fn otlp_push_decodes_with_the_reference_schema_and_survives_an_outage() {
     assert_eq!(buckets.iter().sum::<u64>(), hp["count"].as_u64().unwrap());
     assert!(hp["count"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn remote_write_spool_bound_drops_the_oldest_and_counts_them() {
+    const TEST: &str = "remote_write_spool_bound_drops_the_oldest_and_counts_them";
+    if !sonde_integration_tests::privileged(TEST) {
+        return;
+    }
+    let Some(prometheus) = tools::require(TEST, "prometheus", "prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let prom = start_prometheus(&prometheus, dir.path(), port);
+    let endpoint = format!("http://127.0.0.1:{port}/api/v1/write");
+    // A batch here is a few KB: the spool holds only a handful.
+    let agent = push_agent(
+        &["--metrics-endpoint", &endpoint, "--max-spool-size", "24KB"],
+        &dir.path().join("wal"),
+    );
+    agent.scrape_until("a delivered batch", Duration::from_secs(60), |s| {
+        gauge(s, "sonde_push_samples_sent_total", "remote_write") > 0.0
+    });
+    stop(prom);
+    let full = agent.scrape_until("the spool to overflow", Duration::from_secs(60), |s| {
+        gauge(s, "sonde_push_batches_dropped_total", "remote_write") >= 5.0
+    });
+    assert!(gauge(&full, "sonde_push_spool_bytes", "remote_write") <= 24_000.0);
+    let prom = start_prometheus(&prometheus, dir.path(), port);
+    agent.scrape_until("the spool to drain", Duration::from_secs(90), |s| {
+        gauge(s, "sonde_push_spool_batches", "remote_write") == 0.0
+    });
+    // Stop gathering so the counters are final, then compare with what arrived.
+    let last = agent.scrape();
+    drop(agent);
+    let dropped = gauge(&last, "sonde_push_batches_dropped_total", "remote_write");
+    let mut got: Vec<f64> = range_values(
+        port,
+        "sonde_push_batches_total{protocol=\"remote_write\"}[1h]",
+    )
+    .into_iter()
+    .map(|(_, v)| v)
+    .collect();
+    got.sort_by(f64::total_cmp);
+    let mut dedup = got.clone();
+    dedup.dedup();
+    assert_eq!(dedup, got, "a batch arrived twice");
+    let max = *got.last().unwrap() as usize;
+    let missing: Vec<usize> = (0..=max).filter(|v| !got.contains(&(*v as f64))).collect();
+    eprintln!(
+        "spool bound: {} batches delivered, {missing:?} dropped",
+        got.len()
+    );
+    // Exactly the dropped batches are missing, and they are the oldest of the outage: one run.
+    assert_eq!(
+        missing.len() as f64,
+        dropped,
+        "missing {missing:?}, dropped {dropped}"
+    );
+    assert_eq!(
+        missing.last().unwrap() - missing[0] + 1,
+        missing.len(),
+        "{missing:?}"
+    );
+    assert!(missing[0] > 0, "batches before the outage were delivered");
+    drop(prom);
+}
