@@ -432,3 +432,68 @@ fn remote_write_spool_bound_drops_the_oldest_and_counts_them() {
     assert!(missing[0] > 0, "batches before the outage were delivered");
     drop(prom);
 }
+
+#[test]
+fn remote_write_spool_survives_an_agent_restart() {
+    const TEST: &str = "remote_write_spool_survives_an_agent_restart";
+    if !sonde_integration_tests::privileged(TEST) {
+        return;
+    }
+    let Some(prometheus) = tools::require(TEST, "prometheus", "prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}/api/v1/write");
+    // First run: no receiver at all; the agent spools, then dies without warning.
+    let first = push_agent(&["--metrics-endpoint", &endpoint], &wal);
+    first.scrape_until("four batches spooled", Duration::from_secs(60), |s| {
+        gauge(s, "sonde_push_spool_batches", "remote_write") >= 4.0
+    });
+    drop(first); // SIGKILL
+    let spooled = std::fs::read_dir(wal.join("remote_write"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".batch")
+        })
+        .count();
+    assert!(spooled >= 4, "{spooled}");
+    let restart_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+
+    // Second run with the same spool, and the receiver up: the first run's batches arrive.
+    let prom = start_prometheus(&prometheus, dir.path(), port);
+    let second = push_agent(&["--metrics-endpoint", &endpoint], &wal);
+    second.scrape_until(
+        "the first run's batches delivered",
+        Duration::from_secs(60),
+        |s| {
+            gauge(s, "sonde_push_samples_sent_total", "remote_write") > 0.0
+                && gauge(s, "sonde_push_spool_batches", "remote_write") == 0.0
+        },
+    );
+    drop(second);
+    let values = range_values(
+        port,
+        "sonde_push_batches_total{protocol=\"remote_write\"}[1h]",
+    );
+    let first_run: Vec<f64> = values
+        .iter()
+        .filter(|(ts, _)| ts * 1000.0 < restart_ms)
+        .map(|(_, v)| *v)
+        .collect();
+    eprintln!(
+        "agent restart: {spooled} batches left by the first run, {} delivered by the second",
+        first_run.len()
+    );
+    assert_eq!(first_run.len(), spooled, "{values:?}");
+    assert_every_batch_once(&first_run, "the first run's spool");
+    drop(prom);
+}
