@@ -169,3 +169,51 @@ pub fn extra_families(slot: &OnceLock<Push>, node: &NodeLabels, out: &mut Vec<Me
         f.finish(node, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn endpoints_of(args: &[&str]) -> anyhow::Result<Vec<Endpoint>> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("sonde").chain(args.iter().copied())).unwrap();
+        endpoints(&cli.agent)
+    }
+
+    #[test]
+    fn endpoints_from_flags() {
+        assert!(endpoints_of(&[]).unwrap().is_empty());
+        let e = endpoints_of(&["--collector-endpoint", "http://coroot:8080/"]).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].protocol, Protocol::RemoteWrite);
+        assert_eq!(e[0].uri.to_string(), "http://coroot:8080/v1/metrics");
+        // An explicit --metrics-endpoint wins over the collector's.
+        let e = endpoints_of(&[
+            "--collector-endpoint",
+            "http://coroot:8080",
+            "--metrics-endpoint",
+            "http://prom:9090/api/v1/write",
+            "--otlp-metrics-endpoint",
+            "http://otel:4318/v1/metrics",
+        ])
+        .unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].uri.path(), "/api/v1/write");
+        assert_eq!(e[1].protocol, Protocol::Otlp);
+        let err = endpoints_of(&["--metrics-endpoint", "https://prom/api/v1/write"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--metrics-endpoint") && err.contains("https"),
+            "{err}"
+        );
+        let err = endpoints_of(&["--collector-endpoint", "coroot:8080"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--collector-endpoint"), "{err}");
+    }
+}
