@@ -497,3 +497,68 @@ fn remote_write_spool_survives_an_agent_restart() {
     assert_every_batch_once(&first_run, "the first run's spool");
     drop(prom);
 }
+
+/// A tmpfs mounted for one test, unmounted on drop.
+struct Tmpfs(PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_counted_and_said_once() {
+    const TEST: &str = "a_full_disk_is_counted_and_said_once";
+    if !sonde_integration_tests::privileged(TEST) {
+        return;
+    }
+    let Some(prometheus) = tools::require(TEST, "prometheus", "prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    std::fs::create_dir(&wal).unwrap();
+    // 24 KiB of disk, a spool bound far above it: the disk fills first.
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24k", "sonde-test-wal"])
+        .arg(&wal)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs");
+    let _tmpfs = Tmpfs(wal.clone());
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}/api/v1/write");
+    let agent = push_agent(
+        &["--metrics-endpoint", &endpoint, "--max-spool-size", "10MB"],
+        &wal,
+    );
+    // No receiver: the spool grows until the disk is full.
+    agent.scrape_until("spool errors", Duration::from_secs(60), |s| {
+        gauge(s, "sonde_push_spool_errors_total", "remote_write") >= 3.0
+    });
+    let log = agent.log_text();
+    assert_eq!(
+        log.matches("Cannot spool push batches").count(),
+        1,
+        "one warning, not one per batch:\n{log}"
+    );
+    assert!(
+        log.contains("No space left on device") || log.contains("os error 28"),
+        "{log}"
+    );
+    // The receiver comes: the spool drains, the disk frees, spooling resumes.
+    let prom = start_prometheus(&prometheus, dir.path(), port);
+    let before = gauge(&agent.scrape(), "sonde_push_batches_total", "remote_write");
+    agent.scrape_until("spooling to resume", Duration::from_secs(60), |s| {
+        gauge(s, "sonde_push_batches_total", "remote_write") >= before + 3.0
+    });
+    assert!(
+        agent
+            .log_text()
+            .contains("Push batches are being spooled again"),
+        "{}",
+        agent.log_text()
+    );
+    drop(agent);
+    drop(prom);
+}

@@ -158,6 +158,8 @@ pub struct Push {
 
 struct Target {
     endpoint: Endpoint,
+    /// Whether the last gather could not be spooled (logged once per change, not per batch).
+    spool_failing: std::sync::atomic::AtomicBool,
     spool: Arc<Mutex<spool::Spool>>,
     stats: Arc<TargetStats>,
     wake: Arc<tokio::sync::Notify>,
@@ -186,6 +188,7 @@ pub fn start(config: PushConfig, gather: Gather, status: StatusHook) -> Result<P
         }
         targets.push(Arc::new(Target {
             endpoint: endpoint.clone(),
+            spool_failing: std::sync::atomic::AtomicBool::new(false),
             spool: Arc::new(Mutex::new(spool)),
             stats,
             wake: Arc::new(tokio::sync::Notify::new()),

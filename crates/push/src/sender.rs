@@ -79,14 +79,19 @@ fn spool_one(t: &Target, batch: &Batch<'_>, start_unix_nano: u64) {
     let (payload, samples) = match encoded {
         Ok(v) => v,
         Err(e) => {
-            t.stats.spool_errors.fetch_add(1, Relaxed);
-            tracing::debug!(protocol = protocol.as_str(), error = %e, "Cannot encode a push batch");
+            spool_failed(t, &e);
             return;
         }
     };
     let mut spool = t.spool.lock().unwrap_or_else(PoisonError::into_inner);
     match spool.add(batch.timestamp_ms, samples, &payload) {
         Ok(added) => {
+            if t.spool_failing.swap(false, Relaxed) {
+                tracing::info!(
+                    protocol = protocol.as_str(),
+                    "Push batches are being spooled again"
+                );
+            }
             if added.rejected {
                 t.stats.batches_dropped.fetch_add(1, Relaxed);
                 t.stats.samples_dropped.fetch_add(samples, Relaxed);
@@ -100,12 +105,22 @@ fn spool_one(t: &Target, batch: &Batch<'_>, start_unix_nano: u64) {
                 .samples_dropped
                 .fetch_add(added.dropped_samples, Relaxed);
         }
-        Err(e) => {
-            t.stats.spool_errors.fetch_add(1, Relaxed);
-            tracing::debug!(protocol = protocol.as_str(), error = %e, "Cannot spool a push batch");
-        }
+        Err(e) => spool_failed(t, &e),
     }
     publish_spool(&t.stats, &spool);
+}
+
+/// Counts a gather that could not be spooled; warns once until spooling works again.
+fn spool_failed(t: &Target, e: &crate::Error) {
+    t.stats.spool_errors.fetch_add(1, Relaxed);
+    if !t.spool_failing.swap(true, Relaxed) {
+        tracing::warn!(
+            protocol = t.endpoint.protocol.as_str(),
+            error = %error_chain(e),
+            "Cannot spool push batches: they are lost until this is fixed (free disk space, \
+             or give --wal-dir a writable volume); counted in sonde_push_spool_errors_total"
+        );
+    }
 }
 
 /// What one POST came to.
