@@ -2,7 +2,10 @@
 //! static binary with a real (private) dockerd, and deploy/docker-run.sh runs it exactly as
 //! the README says (privileged, host pid and network, the cgroupfs, tracefs and debugfs
 //! mounts, the Docker socket). The containerised agent must then name and measure a running
-//! container of that dockerd, have its eBPF tracer up, and report node_info.
+//! container of that dockerd, have its eBPF tracer up, and report node_info. It also pushes
+//! to a Prometheus remote-write receiver addressed as `localhost`: the static binary resolves
+//! names in an image that holds nothing but itself (Docker's /etc/hosts), and the receiver
+//! gets its node_info.
 //!
 //! The static binary comes from `SONDE_STATIC_BIN` (scripts/test.sh builds it once with
 //! scripts/build-static.sh); without it image.sh builds it (slow the first time: a separate
@@ -10,7 +13,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sonde_integration_tests::agent::http_get;
@@ -91,6 +94,12 @@ fn image_runs_as_documented_and_sees_containers() {
         ])
         .unwrap();
 
+    // A remote-write receiver for the containerised agent's pushes.
+    let prom_dir = tempfile::tempdir().unwrap();
+    let prom_port = free_port();
+    let _prom = start_receiver(prom_dir.path(), prom_port);
+    let endpoint = format!("--metrics-endpoint=http://localhost:{prom_port}/api/v1/write");
+
     let port = free_port();
     let name = format!("sonde-agent-{port}");
     let _guard = AgentContainer {
@@ -107,6 +116,9 @@ fn image_runs_as_documented_and_sees_containers() {
                 &format!("--listen=127.0.0.1:{port}"),
                 "--min-container-age=0s",
                 "--proc-scan-interval=1s",
+                &endpoint,
+                "--scrape-interval=1s",
+                "--wal-dir=/tmp/sonde",
             ]);
         if let Some(p) = privilege {
             cmd.env("SONDE_PRIVILEGE", p);
@@ -197,5 +209,51 @@ fn image_runs_as_documented_and_sees_containers() {
         .unwrap();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(exe.ends_with("usr/bin/sonde"), "{}", exe.display());
+    // The push went through a name lookup in the scratch image.
+    let query = "/api/v1/query?query=node_info%7Bjob%3D%22sonde%22%7D";
+    let body = sonde_integration_tests::wait_for(
+        "node_info pushed by the containerised agent",
+        Duration::from_secs(60),
+        || {
+            http_get(prom_port, query)
+                .ok()
+                .filter(|(c, b)| *c == 200 && b.contains("kernel_version"))
+                .map(|(_, b)| b)
+        },
+    );
+    assert!(body.contains(hostname.trim()), "{body}");
     d.remove(&id).unwrap();
+}
+
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Prometheus with only its remote-write receiver (no scrape jobs), or panics.
+fn start_receiver(dir: &Path, port: u16) -> Killed {
+    let prometheus = sonde_integration_tests::tools::which("prometheus")
+        .expect("prometheus (apt-get install -y prometheus)");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+    let child = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = Killed(child);
+    sonde_integration_tests::wait_for("Prometheus ready", Duration::from_secs(60), || {
+        http_get(port, "/-/ready").ok().filter(|(c, _)| *c == 200)
+    });
+    p
 }
