@@ -227,7 +227,9 @@ fn a_removed_container_is_gone_at_once_and_a_stopped_one_stays() {
             &[("container_id", format!("/docker/{name}").as_str())],
         )
     };
-    agent.scrape_until("both named", TIMEOUT, |s| info(s, &removed) && info(s, &stopped));
+    agent.scrape_until("both named", TIMEOUT, |s| {
+        info(s, &removed) && info(s, &stopped)
+    });
     d.remove(&removed_id).unwrap();
     d.docker(&["stop", "-t", "0", &stopped_id]).unwrap();
     // Well within the 120 s grace period: the removed one is gone...
