@@ -66,7 +66,13 @@ impl PatternCounter {
             self.unpatterned[li] += 1;
             return;
         }
-        let Some(id) = self.miner.observe(message) else {
+        // A level at its cap keeps no new pattern: the miner must not spend clusters on it.
+        let id = if self.per_level_patterns[li] < self.max_patterns {
+            self.miner.observe(message)
+        } else {
+            self.miner.observe_existing(message)
+        };
+        let Some(id) = id else {
             self.unpatterned[li] += 1;
             return;
         };

@@ -13,14 +13,18 @@
 //!   differ there (at most `max_diff` positions at once), and the result keeps at least
 //!   `min_constant_share` of its tokens constant. Two values (`opened`/`closed`) never merge when
 //!   `min_values` is 3; many values (user names, hosts) do.
-//! - The cluster's hash is the hash of its rendered template, so two nodes that learned the same
-//!   wildcard positions give the same hash ([`crate::hash_template`] of the template).
+//! - Two values suffice after a *key*: a token that precedes a learned variable elsewhere in the
+//!   log (`for user <*>` teaches `user`), or one of a few words that name a variable in most
+//!   software (`user`, `database`, `queue`, `host` ...: [`SEED_KEYS`]).
+//! - A cluster's hash is the pure [`crate::pattern_hash`] of its first message while nothing was
+//!   learned, and [`learned_hash`] of its tokens and wildcard positions after: a function of what
+//!   was learned, so two nodes that learned the same positions give the same hash.
 //!
 //! Counts never move here: the caller counts per cluster id, and [`PatternMiner::root`] says which
 //! cluster an id was merged into. Everything is bounded: `max_clusters` clusters (merged ones
 //! included) and `max_shapes` remembered templates; nothing is allocated before the first message.
 
-use crate::miner::{MAX_TOKENS, Tokens, WILDCARD, hash_template, template, tokenize};
+use crate::miner::{MAX_TOKENS, Tokens, WILDCARD, pattern_hash, tokenize};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -59,7 +63,7 @@ pub type ClusterId = u32;
 struct Cluster {
     tokens: Box<[u64]>,
     wild: u64,
-    template: Box<str>,
+    /// [`pattern_hash`] of its first message while nothing was learned; then [`learned_hash`].
     hash: u64,
     /// Itself while live; the cluster it was merged into otherwise (always a live one).
     parent: ClusterId,
@@ -154,11 +158,22 @@ impl PatternMiner {
     /// cluster table is full and no cluster covers it. The fast path (a template seen before) is
     /// one walk and one table lookup, without allocating.
     pub fn observe(&mut self, message: &str) -> Option<ClusterId> {
+        self.observe_inner(message, true)
+    }
+
+    /// As [`Self::observe`], but never creates a cluster: a message no cluster covers (or can
+    /// generalise to cover) gets `None`. For callers whose own table is full, so that messages
+    /// they would not keep do not use up the miner's clusters.
+    pub fn observe_existing(&mut self, message: &str) -> Option<ClusterId> {
+        self.observe_inner(message, false)
+    }
+
+    fn observe_inner(&mut self, message: &str, create: bool) -> Option<ClusterId> {
         let (t, shape) = tokenize(message);
         if let Some(&id) = self.shapes.get(&shape) {
             return Some(self.root(id));
         }
-        let id = self.learn(message, &t);
+        let id = self.learn(message, &t, create);
         match id {
             Some(id) if self.shapes.len() < self.cfg.max_shapes => {
                 self.shapes.insert(shape, id);
@@ -175,14 +190,20 @@ impl PatternMiner {
         self.clusters.get(id as usize).map_or(id, |c| c.parent)
     }
 
-    /// The pattern hash of the (live cluster of) `id`: [`hash_template`] of [`Self::template`].
+    /// The pattern hash of the (live cluster of) `id`: the [`pattern_hash`] of its first message
+    /// while no position was learned, the [`learned_hash`] of its tokens and wildcards after.
     pub fn hash(&self, id: ClusterId) -> u64 {
         self.cluster(id).map_or(0, |c| c.hash)
     }
 
-    /// The template of the (live cluster of) `id`, learned wildcards included.
-    pub fn template(&self, id: ClusterId) -> &str {
-        self.cluster(id).map_or("", |c| &c.template)
+    /// Renders the template of (the live cluster of) `id`, given the masked [`crate::template`]
+    /// of any of its messages: learned variables become wildcards. The miner keeps no text
+    /// (memory), so the caller supplies it, for display.
+    pub fn render(&self, id: ClusterId, masked_template: &str) -> String {
+        match self.cluster(id) {
+            Some(c) if c.wild != 0 => render(masked_template, c.wild, c.tokens.len()),
+            _ => masked_template.to_owned(),
+        }
     }
 
     fn cluster(&self, id: ClusterId) -> Option<&Cluster> {
@@ -209,7 +230,7 @@ impl PatternMiner {
         let clusters: usize = self
             .clusters
             .iter()
-            .map(|c| c.tokens.len() * 8 + c.template.len())
+            .map(|c| c.tokens.len() * 8)
             .sum();
         let buckets: usize = self
             .buckets
@@ -237,7 +258,7 @@ impl PatternMiner {
         constants >= 1 && constants as f64 + 1e-9 >= self.cfg.min_constant_share * n as f64
     }
 
-    fn learn(&mut self, message: &str, t: &Tokens) -> Option<ClusterId> {
+    fn learn(&mut self, message: &str, t: &Tokens, create: bool) -> Option<ClusterId> {
         let n = t.len();
         let toks = &t.hashes[..n];
         let bucket = self.buckets.get(&(n as u8)).map(Vec::as_slice).unwrap_or(&[]);
@@ -307,16 +328,14 @@ impl PatternMiner {
             return Some(root);
         }
         // 3. A new cluster.
-        if self.clusters.len() >= self.cfg.max_clusters {
+        if !create || self.clusters.len() >= self.cfg.max_clusters {
             return None;
         }
         let id = self.clusters.len() as ClusterId;
-        let text = template(message);
         self.clusters.push(Cluster {
             tokens: toks.into(),
             wild: t.wild,
-            hash: hash_template(&text),
-            template: text.into(),
+            hash: pattern_hash(message),
             parent: id,
         });
         self.buckets.entry(n as u8).or_default().push(id);
@@ -353,8 +372,7 @@ impl PatternMiner {
                 *tok = 0;
             }
         }
-        c.template = render(&c.template, wild, n).into();
-        c.hash = hash_template(&c.template);
+        c.hash = learned_hash(&c.tokens, wild);
         self.absorb(root, n);
         for key in learned {
             if !self.keys.contains(&key) && self.keys.len() < MAX_KEYS {
@@ -434,6 +452,21 @@ impl PatternMiner {
             b.retain(|id| !merged.contains(id));
         }
     }
+}
+
+/// The hash of a template with learned variables: its token hashes, a fixed marker at each
+/// wildcard position, the token count and the wildcard positions. A pure function of what was
+/// learned, so two nodes that learned the same positions of the same kind of message agree.
+pub fn learned_hash(tokens: &[u64], wild: u64) -> u64 {
+    const WILD: u64 = 0x5eed_0f5a_17ed_c0de;
+    let mut h = 0x6c62_272e_07bb_0142u64 ^ wild.rotate_left(17) ^ (tokens.len() as u64);
+    for (p, &t) in tokens.iter().enumerate() {
+        let t = if wild >> p & 1 == 1 { WILD } else { t };
+        h = (h ^ t).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
 }
 
 /// `template` with the tokens at the positions of `wild` replaced by the wildcard; the last
