@@ -33,10 +33,16 @@ fn main() {
         let gr = loghub::ga(&loghub::learned_hashes(&s.raw, cfg), &s.truth);
         let gc = loghub::ga(&loghub::learned_hashes(&s.content, cfg), &s.truth);
         let gm = loghub::ga(
-            &s.raw.iter().map(|l| sonde_logs::pattern_hash(l)).collect::<Vec<_>>(),
+            &s.raw
+                .iter()
+                .map(|l| sonde_logs::pattern_hash(l))
+                .collect::<Vec<_>>(),
             &s.truth,
         );
-        println!("{:12} raw {gr:.3} content {gc:.3}  (masking only, raw {gm:.3})", s.name);
+        println!(
+            "{:12} raw {gr:.3} content {gc:.3}  (masking only, raw {gm:.3})",
+            s.name
+        );
         r += gr;
         c += gc;
     }
@@ -50,7 +56,11 @@ fn main() {
         debug(&systems, cfg);
         return;
     }
-    let grid = if std::env::var_os("FULL").is_some() { loghub::full_grid() } else { loghub::grid() };
+    let grid = if std::env::var_os("FULL").is_some() {
+        loghub::full_grid()
+    } else {
+        loghub::grid()
+    };
     for c in classes::cases() {
         if let Some(why) = classes::check(&c, cfg) {
             println!("failure class not handled: {why}");
@@ -60,18 +70,35 @@ fn main() {
     if std::env::var_os("GRID").is_some() {
         for (g, row) in grid.iter().zip(&scores) {
             let a = row.iter().fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
-            let per: Vec<String> = row.iter().map(|x| format!("{:.2}/{:.2}", x.0, x.1)).collect();
-            println!("K={} D={} share={}: raw {:.3} content {:.3}  {}", g.min_values, g.max_diff, g.min_constant_share, a.0 / n, a.1 / n, per.join(" "));
+            let per: Vec<String> = row
+                .iter()
+                .map(|x| format!("{:.2}/{:.2}", x.0, x.1))
+                .collect();
+            println!(
+                "K={} D={} share={}: raw {:.3} content {:.3}  {}",
+                g.min_values,
+                g.max_diff,
+                g.min_constant_share,
+                a.0 / n,
+                a.1 / n,
+                per.join(" ")
+            );
         }
     }
     let l = loghub::loso(&systems, &grid, &scores);
     println!("\nleave-one-system-out over {} configs:", grid.len());
     for (name, ci, r, c) in &l.rows {
         let g = grid[*ci];
-        let ins = scores[*ci].iter().fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
+        let ins = scores[*ci]
+            .iter()
+            .fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
         println!(
             "{name:12} chosen K={} D={} share={}: held-out raw {r:.3} content {c:.3} | same config in-sample avg raw {:.3} content {:.3}",
-            g.min_values, g.max_diff, g.min_constant_share, ins.0 / n, ins.1 / n
+            g.min_values,
+            g.max_diff,
+            g.min_constant_share,
+            ins.0 / n,
+            ins.1 / n
         );
     }
     println!(
@@ -83,7 +110,9 @@ fn main() {
         .enumerate()
         .map(|(i, row)| (i, row.iter().map(|x| x.0 + x.1).sum::<f64>()))
         .fold((0, f64::MIN), |a, b| if b.1 > a.1 + 1e-12 { b } else { a });
-    let ins = scores[best.0].iter().fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
+    let ins = scores[best.0]
+        .iter()
+        .fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
     println!(
         "in-sample best config {:?}: average raw {:.3} content {:.3}",
         grid[best.0],
@@ -102,21 +131,42 @@ fn debug(systems: &[loghub::System], cfg: MinerConfig) {
     let Some(s) = systems.iter().find(|s| s.name == name) else {
         return;
     };
-    let lines = if std::env::var_os("CONTENT").is_some() { &s.content } else { &s.raw };
+    let lines = if std::env::var_os("CONTENT").is_some() {
+        &s.content
+    } else {
+        &s.raw
+    };
     let pred = loghub::learned_hashes(lines, cfg);
     let mut by_truth: BTreeMap<&str, BTreeMap<u64, Vec<usize>>> = BTreeMap::new();
     let mut by_pred: BTreeMap<u64, std::collections::BTreeSet<&str>> = BTreeMap::new();
     for (i, (p, t)) in pred.iter().zip(&s.truth).enumerate() {
-        by_truth.entry(t).or_default().entry(*p).or_default().push(i);
+        by_truth
+            .entry(t)
+            .or_default()
+            .entry(*p)
+            .or_default()
+            .push(i);
         by_pred.entry(*p).or_default().insert(t);
     }
     for (t, groups) in &by_truth {
         let merged = groups.keys().any(|p| by_pred[p].len() > 1);
         if groups.len() > 1 || merged {
             let n: usize = groups.values().map(Vec::len).sum();
-            println!("== {t} ({n} lines) split into {} merged={merged}", groups.len());
+            println!(
+                "== {t} ({n} lines) split into {} merged={merged}",
+                groups.len()
+            );
             for (p, idx) in groups.iter().take(4) {
-                println!("   {p:016x} x{} others={:?}: {}", idx.len(), by_pred[p].iter().filter(|x| *x != t).take(3).collect::<Vec<_>>(), lines[idx[0]]);
+                println!(
+                    "   {p:016x} x{} others={:?}: {}",
+                    idx.len(),
+                    by_pred[p]
+                        .iter()
+                        .filter(|x| *x != t)
+                        .take(3)
+                        .collect::<Vec<_>>(),
+                    lines[idx[0]]
+                );
             }
         }
     }
@@ -135,14 +185,22 @@ fn halves(systems: &[loghub::System], cfg: MinerConfig) {
     let half = s.raw.len() / 2;
     let a = loghub::learned_hashes(&s.raw[..half], cfg);
     let b = loghub::learned_hashes(&s.raw[half..], cfg);
-    let mut t: BTreeMap<&str, (BTreeMap<u64, usize>, BTreeMap<u64, usize>, usize)> = BTreeMap::new();
+    type Halves = (BTreeMap<u64, usize>, BTreeMap<u64, usize>, usize);
+    let mut t: BTreeMap<&str, Halves> = BTreeMap::new();
     for (i, h) in a.iter().chain(&b).enumerate() {
         let e = t.entry(&s.truth[i]).or_default();
-        if i < half { *e.0.entry(*h).or_default() += 1 } else { *e.1.entry(*h).or_default() += 1 }
+        if i < half {
+            *e.0.entry(*h).or_default() += 1
+        } else {
+            *e.1.entry(*h).or_default() += 1
+        }
         e.2 = i;
     }
     for (k, (x, y, i)) in t {
-        if !x.is_empty() && !y.is_empty() && (x.keys().any(|k| !y.contains_key(k)) || y.keys().any(|k| !x.contains_key(k))) {
+        if !x.is_empty()
+            && !y.is_empty()
+            && (x.keys().any(|k| !y.contains_key(k)) || y.keys().any(|k| !x.contains_key(k)))
+        {
             println!("{k}: A {x:x?} B {y:x?}  {}", s.raw[i]);
         }
     }

@@ -48,7 +48,11 @@ impl PatternCounter {
     }
 
     /// As [`Self::new`] with an explicit miner configuration.
-    pub fn with_miner(max_patterns_per_level: usize, max_sample_len: usize, cfg: MinerConfig) -> Self {
+    pub fn with_miner(
+        max_patterns_per_level: usize,
+        max_sample_len: usize,
+        cfg: MinerConfig,
+    ) -> Self {
         PatternCounter {
             max_patterns: max_patterns_per_level,
             max_sample_len,
@@ -86,7 +90,8 @@ impl PatternCounter {
         }
         self.per_level_patterns[li] += 1;
         let sample = truncate(message.trim_end(), self.max_sample_len).into();
-        self.patterns.insert((level, id), Entry { sample, count: 1 });
+        self.patterns
+            .insert((level, id), Entry { sample, count: 1 });
     }
 
     /// Calls `f(level, hash, sample, count)` for every non-zero series: `Some(hash)` with its

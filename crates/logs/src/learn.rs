@@ -102,8 +102,8 @@ const MAX_KEYS: usize = 64;
 /// after one of these make a variable, as after a learned key.
 const SEED_KEYS: [&str; 24] = [
     "user", "User", "username", "login", "account", "group", "role", "tenant", "project",
-    "database", "Database", "db", "table", "schema", "queue", "Queue", "topic", "bucket",
-    "host", "Host", "hostname", "node", "service", "domain",
+    "database", "Database", "db", "table", "schema", "queue", "Queue", "topic", "bucket", "host",
+    "Host", "hostname", "node", "service", "domain",
 ];
 
 /// Token hashes of [`SEED_KEYS`], computed once.
@@ -227,11 +227,7 @@ impl PatternMiner {
 
     /// Approximate heap and inline bytes used.
     pub fn memory_bytes(&self) -> usize {
-        let clusters: usize = self
-            .clusters
-            .iter()
-            .map(|c| c.tokens.len() * 8)
-            .sum();
+        let clusters: usize = self.clusters.iter().map(|c| c.tokens.len() * 8).sum();
         let buckets: usize = self
             .buckets
             .values()
@@ -247,7 +243,11 @@ impl PatternMiner {
     /// Whether cluster `c` covers the tokens `t` (every position wild in `c` or equal), and
     /// keeps enough constants to cover anything but its own shape.
     fn covers(&self, c: &Cluster, t: &[u64]) -> bool {
-        c.tokens.iter().zip(t).enumerate().all(|(p, (a, b))| c.wild >> p & 1 == 1 || a == b)
+        c.tokens
+            .iter()
+            .zip(t)
+            .enumerate()
+            .all(|(p, (a, b))| c.wild >> p & 1 == 1 || a == b)
     }
 
     /// Whether a template of `n` tokens with wildcards `wild` keeps enough constants to cover
@@ -261,7 +261,11 @@ impl PatternMiner {
     fn learn(&mut self, message: &str, t: &Tokens, create: bool) -> Option<ClusterId> {
         let n = t.len();
         let toks = &t.hashes[..n];
-        let bucket = self.buckets.get(&(n as u8)).map(Vec::as_slice).unwrap_or(&[]);
+        let bucket = self
+            .buckets
+            .get(&(n as u8))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         // 1. A cluster that covers it: the most specific one.
         let mut best: Option<(ClusterId, usize)> = None;
         for &id in bucket {
@@ -310,16 +314,17 @@ impl PatternMiner {
             .min_by_key(|e| (std::cmp::Reverse(e.1), e.0.count_ones(), e.0))
             .copied();
         if let Some((diff, _, _)) = chosen {
-            let members: Vec<ClusterId> = bucket
-                .iter()
-                .copied()
-                .filter(|&id| {
-                    let c = &self.clusters[id as usize];
-                    c.tokens.iter().zip(toks).enumerate().all(|(p, (a, b))| {
-                        (diff >> p & 1 == 1) || c.wild >> p & 1 == 1 || a == b
+            let members: Vec<ClusterId> =
+                bucket
+                    .iter()
+                    .copied()
+                    .filter(|&id| {
+                        let c = &self.clusters[id as usize];
+                        c.tokens.iter().zip(toks).enumerate().all(|(p, (a, b))| {
+                            (diff >> p & 1 == 1) || c.wild >> p & 1 == 1 || a == b
+                        })
                     })
-                })
-                .collect();
+                    .collect();
             let wild = members
                 .iter()
                 .fold(diff | t.wild, |w, &id| w | self.clusters[id as usize].wild);
@@ -435,9 +440,11 @@ impl PatternMiner {
             .filter(|&id| {
                 let c = &self.clusters[id as usize];
                 id != root
-                    && c.tokens.iter().zip(r.tokens.iter()).enumerate().all(|(p, (a, b))| {
-                        r.wild >> p & 1 == 1 || (c.wild >> p & 1 == 0 && a == b)
-                    })
+                    && c.tokens
+                        .iter()
+                        .zip(r.tokens.iter())
+                        .enumerate()
+                        .all(|(p, (a, b))| r.wild >> p & 1 == 1 || (c.wild >> p & 1 == 0 && a == b))
             })
             .collect();
         if merged.is_empty() {

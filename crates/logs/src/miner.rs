@@ -341,7 +341,11 @@ fn token<S: Sink>(tok: &[u8], flags: u8, next: &[u8], prev: Prev, sink: &mut S) 
     if prev.ends_wild && prev.date_ctx && (is_unit(core) || is_zone(core)) {
         // "5 KB" and "5 B", "12:00 UTC": the unit or zone belongs to the number before it.
         let trail = if trail == b"," { &trail[..0] } else { trail };
-        let trail = if prev.paren { close_paren(trail) } else { trail };
+        let trail = if prev.paren {
+            close_paren(trail)
+        } else {
+            trail
+        };
         sink.literal(trail);
         return Prev {
             first: false,
@@ -376,7 +380,11 @@ fn token<S: Sink>(tok: &[u8], flags: u8, next: &[u8], prev: Prev, sink: &mut S) 
             paren: !closed && trail.is_empty(),
         };
     }
-    let trail = if prev.paren { close_paren(trail) } else { trail };
+    let trail = if prev.paren {
+        close_paren(trail)
+    } else {
+        trail
+    };
     // "<1 sec", ">500 ms": a comparison sign belongs to the number ("00:01" and "<1 sec" are
     // the same variable); an unclosed `<` or `>` only, so "<42>" stays a bracketed variable.
     let lead = if digit && matches!(lead, b"<" | b">") && !trail.contains(&b'>') {

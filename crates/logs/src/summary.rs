@@ -1,8 +1,8 @@
 //! The pure core of `sonde patterns`: a log in, its patterns out.
 
 use crate::decode::MultilineJoiner;
-use crate::level::{Level, detect_level};
 use crate::learn::{ClusterId, MinerConfig, PatternMiner};
+use crate::level::{Level, detect_level};
 use crate::miner::{hash_hex, template};
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};

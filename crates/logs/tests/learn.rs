@@ -43,7 +43,13 @@ fn final_hashes(m: &mut PatternMiner, lines: &[String]) -> Vec<u64> {
 
 #[test]
 fn a_position_becomes_variable_at_min_values_distinct_values() {
-    let hosts = ["db-primary", "db-replica", "cache-main", "search-node", "mq-broker"];
+    let hosts = [
+        "db-primary",
+        "db-replica",
+        "cache-main",
+        "search-node",
+        "mq-broker",
+    ];
     let lines: Vec<String> = hosts
         .iter()
         .map(|h| format!("Connection to {h} refused"))
@@ -104,7 +110,10 @@ fn a_key_learned_in_one_template_applies_to_others() {
     // after "via" suffice in another template.
     let mut m = PatternMiner::default();
     let routes = ["north", "south", "east", "west", "up"];
-    let mut lines: Vec<String> = routes.iter().map(|r| format!("packet sent via {r} link")).collect();
+    let mut lines: Vec<String> = routes
+        .iter()
+        .map(|r| format!("packet sent via {r} link"))
+        .collect();
     lines.push("reply lost via east gate".to_owned());
     lines.push("reply lost via west gate".to_owned());
     let h = final_hashes(&mut m, &lines);
@@ -118,14 +127,23 @@ type Series = BTreeMap<(Level, Option<u64>), (String, u64)>;
 fn series(c: &PatternCounter) -> Series {
     let mut m = BTreeMap::new();
     c.for_each(|l, h, s, n| {
-        assert!(m.insert((l, h), (s.to_owned(), n)).is_none(), "duplicate series");
+        assert!(
+            m.insert((l, h), (s.to_owned(), n)).is_none(),
+            "duplicate series"
+        );
     });
     m
 }
 
 #[test]
 fn counts_move_into_the_generalised_pattern_and_the_total_stays_exact() {
-    let hosts = ["db-primary", "db-replica", "cache-main", "search-node", "mq-broker"];
+    let hosts = [
+        "db-primary",
+        "db-replica",
+        "cache-main",
+        "search-node",
+        "mq-broker",
+    ];
     let mut c = PatternCounter::new(256, 1024);
     // Three messages each for four hosts: four patterns of 3.
     for _ in 0..3 {
@@ -137,7 +155,10 @@ fn counts_move_into_the_generalised_pattern_and_the_total_stays_exact() {
     let s = series(&c);
     assert_eq!(s.len(), 5);
     assert_eq!(
-        s[&(Level::Error, Some(pattern_hash("Connection to db-replica refused")))],
+        s[&(
+            Level::Error,
+            Some(pattern_hash("Connection to db-replica refused"))
+        )],
         ("Connection to db-replica refused".to_owned(), 3)
     );
     // The fifth host generalises the position: one pattern per level, every count carried
@@ -167,7 +188,11 @@ fn the_miner_is_bounded_and_unplaced_messages_are_counted() {
     let mut placed = 0;
     for i in 0..1000u32 {
         // Three words vary together: never generalised, so each is a new cluster.
-        let w: String = i.to_string().bytes().map(|b| (b'a' + b - b'0') as char).collect();
+        let w: String = i
+            .to_string()
+            .bytes()
+            .map(|b| (b'a' + b - b'0') as char)
+            .collect();
         let line = format!("alpha{w} bravo{w} charlie{w} delta");
         placed += usize::from(m.observe(&line).is_some());
     }
@@ -195,9 +220,15 @@ fn memory_of_silent_and_busy_miners() {
     let names = ["ann", "ben", "cat", "dan", "eve", "fay", "gus", "hal"];
     for i in 0..6000usize {
         let kind = i % 60;
-        let word: String = format!("{kind:02}").bytes().map(|b| (b'a' + b - b'0') as char).collect();
+        let word: String = format!("{kind:02}")
+            .bytes()
+            .map(|b| (b'a' + b - b'0') as char)
+            .collect();
         let msg = if kind < 20 {
-            format!("job{word} rejected for tenant {} after {i} ms", names[i % names.len()])
+            format!(
+                "job{word} rejected for tenant {} after {i} ms",
+                names[i % names.len()]
+            )
         } else {
             format!("disk{word} check failed on {i} sectors with status {word}")
         };
@@ -207,6 +238,8 @@ fn memory_of_silent_and_busy_miners() {
     assert_eq!(total, 6000);
     assert_eq!(busy.patterns(), 60);
     let busy_bytes = busy.memory_bytes();
-    println!("PatternCounter memory: silent {silent_bytes} bytes, busy (60 patterns) {busy_bytes} bytes");
+    println!(
+        "PatternCounter memory: silent {silent_bytes} bytes, busy (60 patterns) {busy_bytes} bytes"
+    );
     assert!(busy_bytes < 60 * 1024, "{busy_bytes}");
 }

@@ -122,7 +122,10 @@ fn hashes_agree_across_independently_fed_halves() {
     for s in &systems {
         for (what, lines) in [("raw", &s.raw), ("content", &s.content)] {
             let (a, b) = stable_share(s, lines, cfg);
-            eprintln!("{:12} {what:8} {a}/{b} lines hash as in the other half", s.name);
+            eprintln!(
+                "{:12} {what:8} {a}/{b} lines hash as in the other half",
+                s.name
+            );
             same += a;
             total += b;
         }

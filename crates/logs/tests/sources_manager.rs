@@ -412,3 +412,57 @@ fn memory_per_container_is_bounded_with_full_pattern_tables() {
     assert!(mem < 3 * 256 * (200 + 160) + 160 * 1024, "{mem}");
     assert!(m.stats().memory_bytes >= mem as u64);
 }
+
+/// Memory per container, silent and busy, through the whole manager (tailer, pipeline,
+/// counters). A silent container (its log file open, nothing written) must cost next to
+/// nothing: the read buffer is shared by the reader thread, the pattern tables allocate on the
+/// first message.
+#[test]
+fn memory_per_silent_and_busy_container() {
+    let root = tempfile::tempdir().unwrap();
+    let n = 200;
+    let m = LogManager::start(cfg(root.path()));
+    let baseline = m.stats().memory_bytes;
+    for i in 0..n {
+        let path = root.path().join(format!("c{i}.log"));
+        append(&path);
+        m.set_sources(
+            &format!("c{i}"),
+            vec![LogSpec::File(format!("/c{i}.log").into())],
+        );
+    }
+    wait_open(&m, n);
+    // The reader publishes its memory after each pass over the files.
+    std::thread::sleep(Duration::from_millis(300));
+    let silent = m.stats().memory_bytes - baseline;
+    let per_silent = silent / n;
+    println!("{n} silent containers: {silent} bytes, {per_silent} bytes each");
+    // One shared 64 KiB read buffer for all, plus under 1 KiB per container.
+    assert!(silent < 64 * 1024 + n * 1024, "{silent}");
+
+    // Busy: one container writes 60 kinds of warning (20 with a word variable), 100 each.
+    let mut w = append(&root.path().join("c0.log"));
+    let names = ["ann", "ben", "cat", "dan", "eve", "fay", "gus", "hal"];
+    let mut text = String::new();
+    for i in 0..6000usize {
+        let kind = i % 60;
+        let word: String = format!("{kind:02}")
+            .bytes()
+            .map(|b| (b'a' + b - b'0') as char)
+            .collect();
+        text += &if kind < 20 {
+            format!(
+                "WARN job{word} rejected for tenant {} after {i} ms\n",
+                names[i % 8]
+            )
+        } else {
+            format!("WARN disk{word} check failed on {i} sectors with status {word}\n")
+        };
+    }
+    w.write_all(text.as_bytes()).unwrap();
+    let got = wait_total(&m, "c0", 6000);
+    assert_eq!(got.len(), 60);
+    let busy = m.container_memory_bytes("c0");
+    println!("busy container (60 patterns, 6000 messages): {busy} bytes of counters");
+    assert!(busy < 64 * 1024, "{busy}");
+}

@@ -14,7 +14,13 @@ pub struct Case {
 
 const USERS: [&str; 6] = ["webmaster", "admin", "oracle", "postgres", "guest", "test"];
 const PEOPLE: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
-const HOSTS: [&str; 5] = ["db-primary", "db-replica", "cache-main", "search-node", "mq-broker"];
+const HOSTS: [&str; 5] = [
+    "db-primary",
+    "db-replica",
+    "cache-main",
+    "search-node",
+    "mq-broker",
+];
 const NODES: [&str; 5] = ["alpha", "bravo", "charlie", "delta", "echo"];
 
 fn lines(f: impl Fn(usize, &str) -> String, values: &[&str]) -> Vec<String> {

@@ -65,7 +65,10 @@ pub fn systems() -> Option<Vec<System>> {
             "LogHub data not found at {} (../shared/loghub beside the repository, or $SONDE_LOGHUB)",
             dir.display()
         );
-        assert!(!required(), "{why}, and SONDE_REQUIRE_DATA/SONDE_REQUIRE_PRIVILEGED is set");
+        assert!(
+            !required(),
+            "{why}, and SONDE_REQUIRE_DATA/SONDE_REQUIRE_PRIVILEGED is set"
+        );
         eprintln!("skipping: {why}");
         return None;
     }
@@ -98,7 +101,12 @@ pub fn systems() -> Option<Vec<System>> {
             raw,
         });
     }
-    assert_eq!(out.len(), 8, "expected the 8 LogHub-2k systems in {}", dir.display());
+    assert_eq!(
+        out.len(),
+        8,
+        "expected the 8 LogHub-2k systems in {}",
+        dir.display()
+    );
     Some(out)
 }
 
@@ -156,7 +164,10 @@ pub fn full_grid() -> Vec<MinerConfig> {
 /// [`full_grid`] that pass every failure class of the issue (tests/common/classes.rs, lines
 /// written for the test, not LogHub). Requirements first, then the data chooses among the rest.
 pub fn grid() -> Vec<MinerConfig> {
-    full_grid().into_iter().filter(|c| crate::classes::all_pass(*c)).collect()
+    full_grid()
+        .into_iter()
+        .filter(|c| crate::classes::all_pass(*c))
+        .collect()
 }
 
 /// GA of every (config, system) on raw lines and on content: `scores[c][s] = (raw, content)`.
