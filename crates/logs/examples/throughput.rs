@@ -74,4 +74,24 @@ fn main() {
         "PatternMiner learning",
         n / dt
     );
+    // Worst case for the learning miner: every line a new template that can never generalise
+    // (three words change together), so once the tables are full (the agent's caps for 256
+    // patterns per level) every line misses the template table and scans its bucket.
+    let worst: Vec<String> = (0..100_000u32)
+        .map(|i| {
+            let w: String = i.to_string().bytes().map(|b| (b'a' + b - b'0') as char).collect();
+            format!("alpha{w} bravo{w} charlie{w} delta echo")
+        })
+        .collect();
+    let mut c = sonde_logs::PatternCounter::new(256, 1024);
+    let t = cpu_ns();
+    for l in &worst {
+        c.observe(black_box(l), sonde_logs::Level::Error);
+    }
+    let dt = (cpu_ns() - t) as f64 / 1e9;
+    println!(
+        "{:28} {:>10.0} lines/s (cpu {dt:.3}s, 100,000 distinct unmergeable lines, cap 256)",
+        "PatternCounter worst case",
+        worst.len() as f64 / dt
+    );
 }
