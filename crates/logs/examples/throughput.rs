@@ -79,7 +79,11 @@ fn main() {
     // patterns per level) every line misses the template table and scans its bucket.
     let worst: Vec<String> = (0..100_000u32)
         .map(|i| {
-            let w: String = i.to_string().bytes().map(|b| (b'a' + b - b'0') as char).collect();
+            let w: String = i
+                .to_string()
+                .bytes()
+                .map(|b| (b'a' + b - b'0') as char)
+                .collect();
             format!("alpha{w} bravo{w} charlie{w} delta echo")
         })
         .collect();

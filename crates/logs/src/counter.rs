@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 /// Counts never move when the miner generalises: each message is counted once, in the cluster
 /// it was placed in, and [`Self::for_each`] adds up the clusters merged into one live pattern
 /// under that pattern's (new) hash. So a pattern's series can be renamed while the miner learns
-/// (its count carried over into the generalised pattern), and the total is always exact.
+/// (its count carried over into the generalised pattern), and the total is always exact. A
+/// merged pattern keeps its slot, so the per-level cap counts patterns ever kept at that level.
 /// Memory is bounded by the miner's caps (3 x and 4 x `max_patterns_per_level` clusters and
 /// templates) plus `3 * max_patterns_per_level * (max_sample_len + overhead)` whatever the input.
 #[derive(Debug, Clone)]
