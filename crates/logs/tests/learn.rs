@@ -243,3 +243,70 @@ fn memory_of_silent_and_busy_miners() {
     );
     assert!(busy_bytes < 60 * 1024, "{busy_bytes}");
 }
+
+/// Pseudo-random logs (xorshift, fixed seed) from a small vocabulary, 1 to 60 tokens (beyond
+/// the 48 compared positions), with keys, brackets, numbers and repeats, so that merges, learned
+/// keys, consolidation, tail folding and the caps all happen: no panic, every message counted
+/// exactly once, the caps held.
+#[test]
+fn random_logs_are_counted_exactly_once_within_bounds() {
+    const WORDS: [&str; 24] = [
+        "user", "alice", "bob", "carol", "to", "from", "failed", "ok", "[a b]", "(x)", "=", "k=v",
+        "db", "queue", "x1", "42", "host", "é", "\"q\"", "<1", "sec", "KB", "()", "node",
+    ];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let levels = [Level::Critical, Level::Error, Level::Warning, Level::Info];
+    for cap in [1usize, 8, 256] {
+        let mut c = PatternCounter::new(cap, 32);
+        let mut templates: Vec<Vec<&str>> = Vec::new();
+        let n = 20_000;
+        for _ in 0..n {
+            // Mostly repeats of earlier templates with one word changed, sometimes new ones.
+            let r = next();
+            let words = if !templates.is_empty() && r % 4 != 0 {
+                let mut t = templates[(r as usize / 4) % templates.len()].clone();
+                let p = (next() as usize) % t.len();
+                t[p] = WORDS[(next() as usize) % WORDS.len()];
+                t
+            } else {
+                let len = 1 + (next() as usize) % 60;
+                let t: Vec<&str> = (0..len)
+                    .map(|_| WORDS[(next() as usize) % WORDS.len()])
+                    .collect();
+                if templates.len() < 200 {
+                    templates.push(t.clone());
+                }
+                t
+            };
+            c.observe(&words.join(" "), levels[(next() as usize) % levels.len()]);
+        }
+        let mut total = 0;
+        let mut per_level = [0usize; 6];
+        c.for_each(|l, h, s, k| {
+            total += k;
+            if h.is_some() {
+                per_level[l as usize] += 1;
+            }
+            assert!(s.len() <= 32);
+        });
+        assert_eq!(total, n, "cap {cap}");
+        assert!(
+            per_level.iter().all(|&p| p <= cap),
+            "cap {cap}: {per_level:?}"
+        );
+        assert!(c.miner().clusters() <= 3 * cap);
+        println!(
+            "cap {cap}: {} patterns, {} clusters ({} live), {} bytes",
+            c.patterns(),
+            c.miner().clusters(),
+            c.miner().live_clusters(),
+            c.memory_bytes()
+        );
+    }
+}
