@@ -1,11 +1,12 @@
-//! The pattern miner: message -> template -> stable 64-bit hash. Pure and stateless.
+//! The masking layer of the pattern miner: message -> template -> stable 64-bit hash. Pure and
+//! stateless.
 //!
 //! A template is the message with its variable parts replaced by `<*>`. Variables are recognised
-//! by the shape of each whitespace-separated token alone (digits, key=value values, timestamps,
-//! hex ids ...), never by what other messages looked like. That is the one design choice that
-//! makes the hash a pure function of the message: the same kind of message gets the same hash on
-//! every node, after every restart and whatever order messages arrive in, which online
-//! clustering (Drain and its descendants) cannot promise. See docs/logs.md for the measurements.
+//! here by the shape of each whitespace-separated token alone (digits, key=value values,
+//! timestamps, hex ids ...), never by what other messages looked like, so this hash is a pure
+//! function of the message. Variables that only the data can reveal (word values such as user
+//! or host names) are learned on top of these templates by [`crate::learn::PatternMiner`], whose
+//! clusters keep this hash until they learn a position. See docs/logs.md for the measurements.
 //!
 //! `pattern_hash(m) == hash_template(&template(m))`, so anyone holding a template can recompute
 //! its hash; the hot path computes it while scanning, without allocating.
