@@ -369,7 +369,9 @@ fn docker_json_file_logs_are_counted_by_level_and_pattern() {
     // beginning, whenever the agent names the container.
     let agent = Agent::start(&["--docker-socket", socket, "--min-container-age", "0s"]);
     let name = format!("sonde-logs-e2e-{}", std::process::id());
-    // "ERROR"/"INFO" as upper-case words are the levels; `db-$i` (a digit) is the variable.
+    // "ERROR"/"INFO"/"WARN" as upper-case words are the levels; `db-$i` (a digit) is the
+    // variable. The replica name is a word-valued variable the miner learns at its fifth value:
+    // the four patterns seen before merge into one, their counts summed (docs/logs.md).
     d.run(&[
         "--name",
         &name,
@@ -377,7 +379,9 @@ fn docker_json_file_logs_are_counted_by_level_and_pattern() {
         "sh",
         "-c",
         "sleep 3; for i in $(seq 1 40); do echo \"ERROR connection to db-$i refused\"; done; \
-         for i in $(seq 1 25); do echo \"INFO request $i served\"; done; sleep 300",
+         for i in $(seq 1 25); do echo \"INFO request $i served\"; done; \
+         for h in alpha bravo charlie delta echo; do for k in 1 2 3; do \
+         echo \"WARN replica $h lagging behind\"; done; done; sleep 300",
     ])
     .unwrap_or_else(|e| panic!("docker run: {e}\n{}", d.daemon_logs()));
     let container = format!("/docker/{name}");
@@ -387,6 +391,7 @@ fn docker_json_file_logs_are_counted_by_level_and_pattern() {
         "stdout/stderr",
         vec![
             series("error", "#", "ERROR connection to db-1 refused", 40),
+            series("warning", "#", "WARN replica alpha lagging behind", 15),
             series("info", "", "", 25),
         ],
     );

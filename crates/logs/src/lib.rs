@@ -9,6 +9,7 @@
 
 mod counter;
 pub mod decode;
+pub mod learn;
 pub mod level;
 mod manager;
 pub mod miner;
@@ -16,6 +17,7 @@ pub mod source;
 mod summary;
 
 pub use counter::{PatternCounter, truncate};
+pub use learn::{ClusterId, MinerConfig, PatternMiner};
 pub use level::{Level, detect_level};
 pub use manager::{LogManager, LogManagerConfig, LogStats};
 pub use miner::{hash_hex, hash_template, pattern_hash, template};

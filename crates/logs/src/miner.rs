@@ -1,11 +1,12 @@
-//! The pattern miner: message -> template -> stable 64-bit hash. Pure and stateless.
+//! The masking layer of the pattern miner: message -> template -> stable 64-bit hash. Pure and
+//! stateless.
 //!
 //! A template is the message with its variable parts replaced by `<*>`. Variables are recognised
-//! by the shape of each whitespace-separated token alone (digits, key=value values, timestamps,
-//! hex ids ...), never by what other messages looked like. That is the one design choice that
-//! makes the hash a pure function of the message: the same kind of message gets the same hash on
-//! every node, after every restart and whatever order messages arrive in, which online
-//! clustering (Drain and its descendants) cannot promise. See docs/logs.md for the measurements.
+//! here by the shape of each whitespace-separated token alone (digits, key=value values,
+//! timestamps, hex ids ...), never by what other messages looked like, so this hash is a pure
+//! function of the message. Variables that only the data can reveal (word values such as user
+//! or host names) are learned on top of these templates by [`crate::learn::PatternMiner`], whose
+//! clusters keep this hash until they learn a position. See docs/logs.md for the measurements.
 //!
 //! `pattern_hash(m) == hash_template(&template(m))`, so anyone holding a template can recompute
 //! its hash; the hot path computes it while scanning, without allocating.
@@ -52,10 +53,16 @@ trait Sink {
     fn wildcard(&mut self) {
         self.literal(WILDCARD.as_bytes());
     }
+    /// The single space between two tokens (the only place a space is emitted, so a sink can
+    /// see token boundaries).
+    fn sep(&mut self) {
+        self.literal(b" ");
+    }
 }
 
 /// A streaming word-at-a-time hash: byte-wise FNV cost 4 cycles a byte (a multiply chain),
 /// this costs about one multiply per 8 bytes.
+#[derive(Clone, Copy)]
 struct HashSink {
     h: u64,
     acc: u64,
@@ -194,6 +201,9 @@ struct Prev {
     ends_wild: bool,
     /// The previous token was a date word or a variable (for "Sun Jul 10 ..." and time zones).
     date_ctx: bool,
+    /// A `(` opening a variable right after a variable was swallowed (an optional part such as
+    /// the "(18.4 KB)" of "18846 bytes (18.4 KB)"), so its `)` is swallowed too.
+    paren: bool,
 }
 
 fn walk<S: Sink>(msg: &[u8], sink: &mut S) {
@@ -209,6 +219,7 @@ fn walk<S: Sink>(msg: &[u8], sink: &mut S) {
         first: true,
         ends_wild: false,
         date_ctx: false,
+        paren: false,
     };
     while i < n {
         while i < n && is_space(msg[i]) {
@@ -233,6 +244,7 @@ fn walk<S: Sink>(msg: &[u8], sink: &mut S) {
                 first: false,
                 ends_wild: trail_start == i,
                 date_ctx: false,
+                paren: false,
             };
             continue;
         }
@@ -279,8 +291,14 @@ fn token<S: Sink>(tok: &[u8], flags: u8, next: &[u8], prev: Prev, sink: &mut S) 
         first: false,
         ends_wild: false,
         date_ctx: false,
+        paren: false,
     };
     if core.is_empty() {
+        if tok == b"()" && prev.ends_wild {
+            // An empty optional part after a variable: "from 1.2.3.4 ()" as "from 1.2.3.4
+            // (host.example)", whose group is swallowed into the variable before it.
+            return prev;
+        }
         if is_empty_pair(tok) {
             // "()", "[]", "\"\"": a variable that happened to be empty this time.
             emit_var(&tok[..1], &tok[1..], prev, sink);
@@ -310,6 +328,7 @@ fn token<S: Sink>(tok: &[u8], flags: u8, next: &[u8], prev: Prev, sink: &mut S) 
                 first: false,
                 ends_wild: trail.is_empty(),
                 date_ctx: false,
+                paren: false,
             };
         }
         sep(prev, sink);
@@ -323,11 +342,17 @@ fn token<S: Sink>(tok: &[u8], flags: u8, next: &[u8], prev: Prev, sink: &mut S) 
     if prev.ends_wild && prev.date_ctx && (is_unit(core) || is_zone(core)) {
         // "5 KB" and "5 B", "12:00 UTC": the unit or zone belongs to the number before it.
         let trail = if trail == b"," { &trail[..0] } else { trail };
+        let trail = if prev.paren {
+            close_paren(trail)
+        } else {
+            trail
+        };
         sink.literal(trail);
         return Prev {
             first: false,
             ends_wild: trail.is_empty(),
             date_ctx: false,
+            paren: false,
         };
     }
     let date = !digit && is_date_word(core) && (prev.date_ctx || next_is_date_part(next));
@@ -343,12 +368,43 @@ fn token<S: Sink>(tok: &[u8], flags: u8, next: &[u8], prev: Prev, sink: &mut S) 
     // A run of variables ("1 2 3", "Nov 9 12:01:01", "a1, b2") becomes one wildcard so that
     // lists of varying length share a template.
     let trail = if trail == b"," { &trail[..0] } else { trail };
+    if prev.ends_wild && digit && lead == b"(" {
+        // An optional part that is all variable right after a variable ("18846 bytes (18.4
+        // KB)" and "403 bytes") is part of that variable: the parenthesis is swallowed.
+        let closed = trail.first() == Some(&b')');
+        let trail = if closed { &trail[1..] } else { trail };
+        sink.literal(trail);
+        return Prev {
+            first: false,
+            ends_wild: trail.is_empty(),
+            date_ctx: true,
+            paren: !closed && trail.is_empty(),
+        };
+    }
+    let trail = if prev.paren {
+        close_paren(trail)
+    } else {
+        trail
+    };
+    // "<1 sec", ">500 ms": a comparison sign belongs to the number ("00:01" and "<1 sec" are
+    // the same variable); an unclosed `<` or `>` only, so "<42>" stays a bracketed variable.
+    let lead = if digit && matches!(lead, b"<" | b">") && !trail.contains(&b'>') {
+        &lead[..0]
+    } else {
+        lead
+    };
     emit_var(lead, trail, prev, sink);
     Prev {
         first: false,
         ends_wild: trail.is_empty(),
         date_ctx: date || digit,
+        paren: false,
     }
+}
+
+/// `trail` without the `)` that closes a swallowed parenthesis.
+fn close_paren(trail: &[u8]) -> &[u8] {
+    trail.strip_prefix(b")").unwrap_or(trail)
 }
 
 /// Whether `s` holds more openers than closers of the bracket `close` ends.
@@ -394,7 +450,7 @@ fn emit_var<S: Sink>(lead: &[u8], trail: &[u8], prev: Prev, sink: &mut S) {
 #[inline]
 fn sep<S: Sink>(prev: Prev, sink: &mut S) {
     if !prev.first {
-        sink.literal(b" ");
+        sink.sep();
     }
 }
 
@@ -547,4 +603,106 @@ fn is_dotted(core: &[u8]) -> bool {
 #[inline]
 fn is_ident(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c == b'$'
+}
+
+/// Most tokens of a template the learning miner compares position by position; tokens beyond
+/// fold into the last position (a long tail is compared as one unit).
+pub const MAX_TOKENS: usize = 48;
+
+/// A message's masked template as a sequence of token hashes: what the learning miner
+/// ([`crate::PatternMiner`]) compares. Lives on the stack; filled by [`tokenize`].
+#[derive(Clone, Copy)]
+pub struct Tokens {
+    pub(crate) hashes: [u64; MAX_TOKENS],
+    pub(crate) len: usize,
+    /// Bit `p`: token `p` is exactly a wildcard (`<*>`), a variable judged by its shape.
+    pub(crate) wild: u64,
+    cur: HashSink,
+    /// Bytes in the current token, and whether it is exactly one wildcard.
+    cur_len: u32,
+    cur_wild: bool,
+}
+
+impl Tokens {
+    fn new() -> Self {
+        Tokens {
+            hashes: [0; MAX_TOKENS],
+            len: 0,
+            wild: 0,
+            cur: HashSink::new(),
+            cur_len: 0,
+            cur_wild: false,
+        }
+    }
+
+    /// Number of tokens (at most [`MAX_TOKENS`]).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the template is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn end_token(&mut self) {
+        if self.cur_len == 0 {
+            return;
+        }
+        let h = std::mem::replace(&mut self.cur, HashSink::new()).finish();
+        if self.len < MAX_TOKENS {
+            self.hashes[self.len] = h;
+            if self.cur_wild {
+                self.wild |= 1 << self.len;
+            }
+            self.len += 1;
+        } else {
+            // Fold the tail into the last position; a folded position is never a pure wildcard.
+            let last = &mut self.hashes[MAX_TOKENS - 1];
+            *last = (*last ^ h).wrapping_mul(K1).rotate_left(29);
+            self.wild &= !(1 << (MAX_TOKENS - 1));
+        }
+        self.cur_len = 0;
+        self.cur_wild = false;
+    }
+
+    /// The shape key: a hash of the token sequence, equal for equal masked templates.
+    fn shape(&self) -> u64 {
+        let mut h = HashSink::new();
+        for &t in &self.hashes[..self.len] {
+            h.mix(t);
+        }
+        h.len = self.len as u64;
+        h.finish()
+    }
+}
+
+impl Sink for Tokens {
+    #[inline]
+    fn literal(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.cur.literal(bytes);
+        self.cur_len += bytes.len() as u32;
+        self.cur_wild = false;
+    }
+    fn wildcard(&mut self) {
+        self.cur.literal(WILDCARD.as_bytes());
+        self.cur_wild = self.cur_len == 0;
+        self.cur_len += WILDCARD.len() as u32;
+    }
+    fn sep(&mut self) {
+        self.end_token();
+    }
+}
+
+/// The tokens of `message`'s masked [`template`] (one walk, no allocation) and its shape key
+/// (a hash of the token sequence: equal templates have equal keys).
+pub fn tokenize(message: &str) -> (Tokens, u64) {
+    let mut t = Tokens::new();
+    walk(message.as_bytes(), &mut t);
+    t.end_token();
+    let shape = t.shape();
+    (t, shape)
 }

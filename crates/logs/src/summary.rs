@@ -1,8 +1,9 @@
 //! The pure core of `sonde patterns`: a log in, its patterns out.
 
 use crate::decode::MultilineJoiner;
+use crate::learn::{ClusterId, MinerConfig, PatternMiner};
 use crate::level::{Level, detect_level};
-use crate::miner::{hash_hex, pattern_hash, template};
+use crate::miner::{hash_hex, template};
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 
@@ -13,6 +14,14 @@ const MAX_LINES: usize = 1000;
 /// Distinct patterns the summary keeps; beyond, messages count as "unclassified".
 const MAX_PATTERNS: usize = 100_000;
 
+fn miner() -> PatternMiner {
+    PatternMiner::new(MinerConfig {
+        max_clusters: MAX_PATTERNS,
+        max_shapes: 4 * MAX_PATTERNS,
+        ..MinerConfig::default()
+    })
+}
+
 struct Pattern {
     count: u64,
     levels: [u64; 6],
@@ -20,24 +29,32 @@ struct Pattern {
     template: String,
 }
 
-/// Reads a log and writes its patterns.
+/// Reads a log and writes its patterns, mined by the learning [`PatternMiner`] (default
+/// configuration, the agent's).
 ///
 /// `per_line`: every input line is one message; writes one line per input line, in order, with
-/// its pattern hash as 16 hex digits and nothing else (for scripts and evaluations).
+/// its pattern hash as 16 hex digits and nothing else (for scripts and evaluations). The hash is
+/// the line's pattern after the whole input was learned (as the agent's counters report it once
+/// it has seen the log), so the output starts after the input ends and holds 8 bytes per line.
 /// Otherwise: multi-line messages are joined, and each pattern is written as
 /// `count level hash sample` then an indented `pattern: template` line, most frequent first.
 /// Invalid UTF-8 is replaced, never an error; only I/O errors are returned.
 pub fn summarize(mut input: impl BufRead, per_line: bool, mut out: impl Write) -> io::Result<()> {
     let mut line = Vec::with_capacity(4096);
+    let mut miner = miner();
     if per_line {
-        let mut hex = *b"0000000000000000\n";
+        let mut ids: Vec<Option<ClusterId>> = Vec::new();
         loop {
             line.clear();
             if input.read_until(b'\n', &mut line)? == 0 {
                 break;
             }
-            let text = String::from_utf8_lossy(trim_nl(&line));
-            let h = pattern_hash(&text);
+            ids.push(miner.observe(&String::from_utf8_lossy(trim_nl(&line))));
+        }
+        let mut hex = *b"0000000000000000\n";
+        for id in ids {
+            // Unplaced lines (the table full) share hash 0, as the agent's "unclassified".
+            let h = id.map_or(0, |id| miner.hash(id));
             for (i, d) in hex[..16].iter_mut().enumerate() {
                 *d = b"0123456789abcdef"[((h >> (60 - 4 * i)) & 0xf) as usize];
             }
@@ -45,7 +62,7 @@ pub fn summarize(mut input: impl BufRead, per_line: bool, mut out: impl Write) -
         }
         return out.flush();
     }
-    let mut patterns: HashMap<u64, Pattern> = HashMap::new();
+    let mut patterns: HashMap<ClusterId, Pattern> = HashMap::new();
     let mut unclassified = Pattern {
         count: 0,
         levels: [0; 6],
@@ -53,19 +70,16 @@ pub fn summarize(mut input: impl BufRead, per_line: bool, mut out: impl Write) -
         template: String::new(),
     };
     let mut joiner = MultilineJoiner::new(MAX_MESSAGE, MAX_LINES);
-    let mut add = |msg: String| {
+    let mut add = |msg: String, miner: &mut PatternMiner| {
         let level = detect_level(&msg);
-        let h = pattern_hash(&msg);
-        let full = patterns.len() >= MAX_PATTERNS;
-        let p = match patterns.get_mut(&h) {
-            Some(p) => p,
-            None if full => &mut unclassified,
-            None => patterns.entry(h).or_insert_with(|| Pattern {
+        let p = match miner.observe(&msg) {
+            Some(id) => patterns.entry(id).or_insert_with(|| Pattern {
                 count: 0,
                 levels: [0; 6],
                 sample: crate::counter::truncate(&msg, MAX_SAMPLE).to_owned(),
                 template: crate::counter::truncate(&template(&msg), MAX_SAMPLE).to_owned(),
             }),
+            None => &mut unclassified,
         };
         p.count += 1;
         p.levels[level as usize] += 1;
@@ -77,13 +91,38 @@ pub fn summarize(mut input: impl BufRead, per_line: bool, mut out: impl Write) -
         }
         let text = String::from_utf8_lossy(trim_nl(&line));
         if let Some(m) = joiner.push(&text) {
-            add(m);
+            add(m, &mut miner);
         }
     }
     if let Some(m) = joiner.flush() {
-        add(m);
+        add(m, &mut miner);
     }
-    let mut sorted: Vec<(&u64, &Pattern)> = patterns.iter().collect();
+    // Clusters merged while learning are one pattern now: add them up under the live one (the
+    // oldest cluster's sample and template, rendered with what was learned).
+    let mut merged: HashMap<u64, (ClusterId, Pattern)> = HashMap::new();
+    let mut ids: Vec<ClusterId> = patterns.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let Some(p) = patterns.remove(&id) else {
+            continue;
+        };
+        match merged.entry(miner.hash(id)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let q = &mut e.get_mut().1;
+                q.count += p.count;
+                for (a, b) in q.levels.iter_mut().zip(p.levels) {
+                    *a += b;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((id, p));
+            }
+        }
+    }
+    for (id, p) in merged.values_mut() {
+        p.template = miner.render(*id, &p.template);
+    }
+    let mut sorted: Vec<(&u64, &Pattern)> = merged.iter().map(|(h, (_, p))| (h, p)).collect();
     sorted.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
     let total: u64 = sorted.iter().map(|p| p.1.count).sum::<u64>() + unclassified.count;
     writeln!(out, "{} messages, {} patterns", total, sorted.len())?;

@@ -95,11 +95,14 @@ fn samples_are_truncated_on_char_boundaries_and_memory_is_bounded() {
         c.observe(&format!("{w} {}", "z".repeat(1000)), Level::Critical);
         c.observe(&format!("{w} warn"), Level::Warning);
     }
+    // Two-token messages never generalise (one constant of two is under the constant share),
+    // so these stay distinct patterns: the worst case.
     assert_eq!(c.patterns(), 512);
     let used = c.memory_bytes();
     assert!(used > empty);
-    // 512 patterns, each a sample of at most 200 bytes plus bookkeeping.
-    assert!(used < 512 * (200 + 128) + 64 * 1024, "memory {used}");
+    // 512 patterns, each a sample of at most 200 bytes plus bookkeeping, plus the miner's
+    // tables (768 clusters of 2 tokens, 1024 remembered templates).
+    assert!(used < 512 * (200 + 128) + 160 * 1024, "memory {used}");
 }
 
 #[test]

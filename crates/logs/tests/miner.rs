@@ -63,11 +63,23 @@ fn masks_variables_by_shape() {
             "estimated size 12 B, free 1.2 MB)",
             "estimated size <*> free <*>)",
         ),
-        // an empty pair is an empty variable
+        // an empty pair is an empty variable; after a variable, an optional part of it
+        ("call foo () returned", "call foo (<*>) returned"),
         (
             "connection from 1.2.3.4 () at x",
-            "connection from <*> (<*>) at x",
+            "connection from <*> at x",
         ),
+        (
+            "connection from 1.2.3.4 (host-1.example.net) at x",
+            "connection from <*> at x",
+        ),
+        // optional parts after a number, comparison signs on numbers
+        (
+            "18846 bytes (18.4 KB) sent, lifetime <1 sec",
+            "<*> sent, lifetime <*>",
+        ),
+        ("403 bytes sent, lifetime 00:01", "<*> sent, lifetime <*>"),
+        ("priority <42> set", "priority <<*>> set"),
         // level words are their own label
         (
             "2015-10-18 18:01:47,978 INFO [main] org.apache.Foo: Created app",

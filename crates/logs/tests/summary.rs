@@ -54,3 +54,39 @@ java.sql.SQLTimeoutException: timeout
         "multi-line message kept whole: {out}"
     );
 }
+
+#[test]
+fn learned_patterns_are_summed_and_rendered_with_their_variables() {
+    let hosts = [
+        "db-primary",
+        "db-replica",
+        "cache-main",
+        "search-node",
+        "mq-broker",
+    ];
+    let mut log = String::new();
+    for h in hosts {
+        log += &format!("Connection to {h} refused\nConnection to {h} refused\n");
+    }
+    let mut out = Vec::new();
+    summarize(log.as_bytes(), false, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "10 messages, 1 patterns", "{out}");
+    assert!(lines[1].trim_start().starts_with("10 "), "{out}");
+    assert!(
+        lines[1].ends_with("Connection to db-primary refused"),
+        "{out}"
+    );
+    assert!(
+        lines[2].trim_start() == "pattern: Connection to <*> refused",
+        "{out}"
+    );
+    // Per line: every line gets the learned pattern, the first ones included.
+    let mut out = Vec::new();
+    summarize(log.as_bytes(), true, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let hashes: Vec<&str> = out.lines().collect();
+    assert_eq!(hashes.len(), 10);
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{out}");
+}

@@ -176,7 +176,8 @@ impl Files {
         let now = Instant::now();
         let mut busy = false;
         let mut open = 0usize;
-        let mut memory = std::mem::size_of::<Self>();
+        // The tailers of this thread share one read buffer.
+        let mut memory = std::mem::size_of::<Self>() + crate::source::tail::CHUNK;
         for ((key, _), src) in self.sources.iter_mut() {
             let Source {
                 label,
