@@ -17,6 +17,7 @@ pub mod exposition;
 pub mod health;
 mod logs_sync;
 pub mod metadata;
+pub mod nat_bridge;
 pub mod net;
 pub mod render;
 pub mod self_metrics;
@@ -430,6 +431,9 @@ impl Registry {
             f.add(&[], value);
             f.finish(node, out);
         }
+        if let Some(nat) = &t.nat {
+            nat_bridge::render(nat, node, out);
+        }
     }
 
     /// Copies what a scrape needs out of the state, and updates the tracking gauges. Byte
@@ -444,7 +448,7 @@ impl Registry {
         // Active connections per container key and destination.
         let mut active: std::collections::HashMap<
             String,
-            std::collections::HashMap<std::net::SocketAddr, u64>,
+            std::collections::HashMap<(std::net::SocketAddr, std::net::SocketAddr), u64>,
         > = Default::default();
         if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
             // Connections first seen in this scrape's dump: place their process first (its
@@ -461,6 +465,7 @@ impl Registry {
                     c.pid,
                     &net::NetEvent::Connected {
                         dst: c.dst,
+                        actual: net.actual(c.src, c.dst),
                         duration: Duration::from_nanos(c.duration_ns),
                     },
                     now,
@@ -471,18 +476,19 @@ impl Registry {
                     d.pid,
                     &net::NetEvent::Bytes {
                         dst: d.dst,
+                        actual: net.actual(d.src, d.dst),
                         sent: d.sent,
                         received: d.received,
                     },
                     now,
                 );
             }
-            for ((pid, dst), n) in &t.active {
+            for ((pid, dst, actual), n) in &t.active {
                 if let Some(c) = state.container_of_pid(*pid) {
                     *active
                         .entry(c.cgroup_id.clone())
                         .or_default()
-                        .entry(*dst)
+                        .entry((*dst, *actual))
                         .or_default() += n;
                 }
             }

@@ -44,6 +44,8 @@ pub struct TracerSettings {
     pub enabled: bool,
     pub ephemeral_ports: RangeInclusive<u16>,
     pub public_networks: Vec<Cidr>,
+    /// NAT resolution from conntrack; None: `--disable-conntrack`.
+    pub conntrack: Option<sonde_nat::NatConfig>,
 }
 
 /// The running tracer and the state the scrape needs from it.
@@ -54,6 +56,8 @@ pub struct NetTracer {
     /// For placing a process first seen in a scrape-time dump (see [`NetTracer::place`]).
     procfs: PathBuf,
     clock: Option<ProcessClock>,
+    /// Where connections really went (DNAT), see crate::nat_bridge.
+    nat: Option<sonde_nat::Nat>,
 }
 
 impl std::fmt::Debug for NetTracer {
@@ -68,11 +72,13 @@ pub struct TracerScrape {
     /// Open connections seen for the first time (counted as connects now).
     pub connected: Vec<Connected>,
     pub bytes: Vec<ByteDelta>,
-    pub active: Vec<((u32, SocketAddr), u64)>,
+    /// Per (pid, destination, actual destination).
+    pub active: Vec<((u32, SocketAddr, SocketAddr), u64)>,
     pub lost: Vec<(&'static str, u64)>,
     pub tracked_connections: usize,
     pub table_overflow: u64,
     pub stale_connections: u64,
+    pub nat: Option<sonde_nat::NatStats>,
 }
 
 impl NetTracer {
@@ -112,6 +118,7 @@ impl NetTracer {
             })
             .unwrap_or(0);
         health.up("tracer");
+        let nat = crate::nat_bridge::start(settings.conntrack.as_ref(), health);
         Some((
             Arc::new(NetTracer {
                 tracer,
@@ -123,6 +130,7 @@ impl NetTracer {
                 ),
                 procfs: procfs.to_path_buf(),
                 clock: ProcessClock::new(procfs).ok(),
+                nat,
             }),
             stream,
         ))
@@ -144,11 +152,11 @@ impl NetTracer {
                 OpenUpdate::default()
             }
         };
-        let active = table
-            .active()
-            .into_iter()
-            .map(|((pid, _netns, dst), n)| ((pid, dst), n))
-            .collect();
+        let mut active = std::collections::HashMap::new();
+        for (pid, _netns, src, dst) in table.active_connections() {
+            *active.entry((pid, dst, self.actual(src, dst))).or_insert(0) += 1;
+        }
+        let active = active.into_iter().collect();
         TracerScrape {
             connected,
             bytes,
@@ -157,7 +165,13 @@ impl NetTracer {
             tracked_connections: table.len(),
             table_overflow: table.overflow(),
             stale_connections: table.stale(),
+            nat: self.nat.as_ref().map(sonde_nat::Nat::stats),
         }
+    }
+
+    /// Where the connection `src -> dst` really went (its NAT upstream, else `dst`).
+    pub fn actual(&self, src: SocketAddr, dst: SocketAddr) -> SocketAddr {
+        crate::nat_bridge::actual_destination(self.nat.as_ref(), src, dst)
     }
 
     /// The registry event that places `pid` in its cgroup, for a process first seen through
@@ -370,6 +384,7 @@ impl Bridge {
                         d.pid,
                         NetEvent::Closed {
                             dst: d.dst,
+                            actual: self.net.actual(d.src, d.dst),
                             connect_duration,
                             sent: d.sent,
                             received: d.received,
@@ -380,6 +395,7 @@ impl Bridge {
                         c.pid,
                         NetEvent::Connected {
                             dst: c.dst,
+                            actual: self.net.actual(c.src, c.dst),
                             duration: connect_duration.unwrap_or_default(),
                         },
                     ),
@@ -392,9 +408,14 @@ impl Bridge {
                 self.net_event(pid, NetEvent::ConnectFailed { dst });
             }
             KernelEvent::Retransmit {
-                pid, netns, dst, ..
+                pid,
+                netns,
+                src,
+                dst,
+                ..
             } if filter.is_destination(dst, netns) => {
-                self.net_event(pid, NetEvent::Retransmit { dst });
+                let actual = self.net.actual(src, dst);
+                self.net_event(pid, NetEvent::Retransmit { dst, actual });
             }
             _ => {} // Not a destination, or an ephemeral listener.
         }

@@ -47,6 +47,8 @@ pub struct ByteDelta {
     pub pid: u32,
     /// Network namespace of the socket.
     pub netns: u32,
+    /// Local address (with the destination, the key of a NAT lookup).
+    pub src: SocketAddr,
     /// Destination.
     pub dst: SocketAddr,
     /// Newly acknowledged bytes sent.
@@ -62,6 +64,8 @@ pub struct Connected {
     pub pid: u32,
     /// Network namespace of the socket.
     pub netns: u32,
+    /// Local address (with the destination, the key of a NAT lookup).
+    pub src: SocketAddr,
     /// Destination.
     pub dst: SocketAddr,
     /// connect() to ESTABLISHED; 0 if unknown (leave out of latency figures).
@@ -129,6 +133,7 @@ impl ConnectionTable {
             Event::ConnectOk {
                 pid,
                 netns,
+                src,
                 dst,
                 duration_ns,
                 ..
@@ -136,6 +141,7 @@ impl ConnectionTable {
                 connected: Some(Connected {
                     pid,
                     netns,
+                    src,
                     dst,
                     duration_ns,
                 }),
@@ -164,6 +170,7 @@ impl ConnectionTable {
                         Some(Connected {
                             pid,
                             netns,
+                            src,
                             dst,
                             duration_ns,
                         }),
@@ -175,6 +182,7 @@ impl ConnectionTable {
                     bytes: Some(ByteDelta {
                         pid,
                         netns,
+                        src,
                         dst,
                         sent: bytes_sent.saturating_sub(sent),
                         received: bytes_received.saturating_sub(received),
@@ -228,6 +236,7 @@ impl ConnectionTable {
                     out.connected.push(Connected {
                         pid: c.pid,
                         netns: c.netns,
+                        src: c.src,
                         dst: c.dst,
                         duration_ns: c.duration_ns,
                     });
@@ -238,6 +247,7 @@ impl ConnectionTable {
                 out.bytes.push(ByteDelta {
                     pid,
                     netns,
+                    src: c.src,
                     dst: c.dst,
                     sent,
                     received,
@@ -265,6 +275,15 @@ impl ConnectionTable {
             *m.entry((t.pid, t.netns, t.dst)).or_insert(0) += 1;
         }
         m
+    }
+
+    /// The connections the latest dump showed: (pid, netns, local address, destination), for
+    /// callers that key active connections by more than the destination (its NAT upstream).
+    pub fn active_connections(&self) -> impl Iterator<Item = (u32, u32, SocketAddr, SocketAddr)> {
+        self.conns
+            .values()
+            .filter(|t| t.seen == self.generation)
+            .map(|t| (t.pid, t.netns, t.src, t.dst))
     }
 
     /// Number of connections kept.
