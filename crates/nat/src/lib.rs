@@ -192,10 +192,18 @@ impl Nat {
         state.table.lookup(src, dst)
     }
 
-    /// Applies the events queued now (for callers about to make many lookups).
+    /// Applies the events queued now. A caller that handles connections in batches calls it
+    /// once per batch (after reading the batch), then [`Nat::lookup`] per connection: one
+    /// syscall per batch instead of one per untranslated connection.
     pub fn sync(&self) {
         let mut state = self.shared.lock();
         self.shared.drain(&mut state);
+    }
+
+    /// As [`Nat::actual_destination`] without applying queued events first: exact for every
+    /// connection whose first packet went out before the last [`Nat::sync`].
+    pub fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<SocketAddr> {
+        self.shared.lock().table.lookup(src, dst)
     }
 
     pub fn stats(&self) -> NatStats {

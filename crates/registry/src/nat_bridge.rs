@@ -41,10 +41,18 @@ pub fn start(config: Option<&NatConfig>, health: &Health) -> Option<Nat> {
     }
 }
 
-/// Where `src -> dst` really went: its conntrack upstream when translated, else `dst`.
+/// Where `src -> dst` really went: its conntrack upstream when translated, else `dst`. The
+/// caller has called [`sync`] since it learned of the connection (its conntrack entry was
+/// created at its first packet, so the event is queued by then).
 pub fn actual_destination(nat: Option<&Nat>, src: SocketAddr, dst: SocketAddr) -> SocketAddr {
-    nat.and_then(|n| n.actual_destination(src, dst))
-        .unwrap_or(dst)
+    nat.and_then(|n| n.lookup(src, dst)).unwrap_or(dst)
+}
+
+/// Applies the conntrack events queued now: once per batch of kernel events, and per scrape.
+pub fn sync(nat: Option<&Nat>) {
+    if let Some(n) = nat {
+        n.sync();
+    }
 }
 
 /// `sonde_conntrack_*` self-metrics.

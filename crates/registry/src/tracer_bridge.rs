@@ -141,6 +141,7 @@ impl NetTracer {
     /// connection's close record (the kernel deletes the entry before writing it) is always
     /// applied after a dump that showed the connection.
     pub fn scrape(&self) -> TracerScrape {
+        crate::nat_bridge::sync(self.nat.as_ref());
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let OpenUpdate { connected, bytes } = match self.tracer.open_connection_bytes() {
             Ok(mut snapshot) => {
@@ -241,6 +242,7 @@ pub async fn run_bridge(
                 // One lock of the connection table and one queue item per read of the ring,
                 // not one per event: per event, those atomics were most of the bridge's cost.
                 let net = bridge.net.clone();
+                crate::nat_bridge::sync(net.nat.as_ref());
                 let mut table = LazyTable { table: &net.table, guard: None };
                 for event in batch.drain(..) {
                     bridge.handle(event, &mut table);
