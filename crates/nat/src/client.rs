@@ -18,10 +18,6 @@ use crate::decode::{
 /// leaves room, and MSG_TRUNC tells if it ever did not fit.
 const RECV_BUF: usize = 64 * 1024;
 
-/// Datagrams read per drain at most, so a flood cannot hold the table lock for long; the rest
-/// stays queued for the next drain (or overflows into ENOBUFS, which is counted and resynced).
-const MAX_DATAGRAMS_PER_DRAIN: usize = 256;
-
 /// What one drain of the event socket saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
@@ -48,7 +44,11 @@ impl EventSocket {
     /// Subscribes to new and destroyed entries. Updates are not subscribed: a translation is
     /// fixed when the entry is created, and updates (one per TCP state change) would multiply
     /// the traffic, and so the risk of overflow, for nothing NAT resolution needs.
-    pub fn open(rcvbuf: usize) -> Result<EventSocket, Error> {
+    ///
+    /// With `kernel_filter`, only events of translated entries reach the socket
+    /// ([`crate::filter`]); if the kernel refuses the filter, every event does (a debug log),
+    /// which costs CPU, not correctness.
+    pub fn open(rcvbuf: usize, kernel_filter: bool) -> Result<EventSocket, Error> {
         let mut socket = new_socket()?;
         socket.bind_auto().map_err(|source| Error::Socket {
             step: "bind",
@@ -63,6 +63,9 @@ impl EventSocket {
                 })?;
         }
         set_rcvbuf(&socket, rcvbuf);
+        if kernel_filter && let Err(e) = attach_filter(&socket, &crate::filter::dst_nat_only()) {
+            tracing::debug!(error = %e, "Conntrack event filter refused; reading every event");
+        }
         Ok(EventSocket {
             socket,
             buf: Vec::with_capacity(RECV_BUF),
@@ -73,13 +76,15 @@ impl EventSocket {
         self.socket.as_raw_fd()
     }
 
-    /// Reads what is queued, without blocking, handing each message to `f`.
+    /// Reads what is queued, at most `max_datagrams`, without blocking, handing each message
+    /// to `f`.
     pub fn drain(
         &mut self,
+        max_datagrams: usize,
         mut f: impl FnMut(Result<Message, DecodeError>),
     ) -> Result<Drained, Error> {
         let mut out = Drained::default();
-        while out.datagrams < MAX_DATAGRAMS_PER_DRAIN {
+        while out.datagrams < max_datagrams {
             self.buf.clear();
             match self
                 .socket
@@ -168,6 +173,27 @@ pub fn dump(timeout: Duration, mut f: impl FnMut(&Entry)) -> Result<DumpStats, E
             }
         }
     }
+}
+
+fn attach_filter(socket: &Socket, program: &[libc::sock_filter]) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| io::Error::other("filter too long"))?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: valid fd; `prog` points at `program`, alive for the call (the kernel copies it).
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn new_socket() -> Result<Socket, Error> {

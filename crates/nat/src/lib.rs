@@ -8,6 +8,7 @@
 //! lost events (ENOBUFS) are counted and a new dump fills the gaps.
 //!
 //! - [`decode`]: ctnetlink messages (pure; unit-tested on captured kernel bytes).
+//! - [`filter`]: the socket filter that keeps untranslated connections' events in the kernel.
 //! - [`table`]: the bounded table (pure).
 //! - [`client`]: the sockets.
 //!
@@ -15,7 +16,10 @@
 
 pub mod client;
 pub mod decode;
+pub mod filter;
 pub mod table;
+#[cfg(test)]
+mod test_fixtures;
 
 use std::io;
 use std::net::SocketAddr;
@@ -91,6 +95,9 @@ pub struct NatConfig {
     pub rcvbuf: usize,
     /// Bound of one read of a dump.
     pub dump_timeout: Duration,
+    /// Attach [`filter::dst_nat_only`] to the event socket (off: every event reaches the
+    /// agent, as for benchmarks that compare).
+    pub kernel_filter: bool,
 }
 
 impl Default for NatConfig {
@@ -100,6 +107,7 @@ impl Default for NatConfig {
             grace: Duration::from_secs(30),
             rcvbuf: 8 << 20,
             dump_timeout: Duration::from_secs(5),
+            kernel_filter: true,
         }
     }
 }
@@ -152,12 +160,17 @@ impl std::fmt::Debug for Nat {
 
 /// How often the reader thread wakes without events (expiry, resync, stop).
 const POLL_PERIOD: Duration = Duration::from_millis(500);
+/// Datagrams the reader thread reads per hold of the lock, so lookups interleave with a flood.
+const THREAD_DRAIN: usize = 256;
+/// Datagrams a sync reads at most: everything queued (an 8 MiB buffer holds ~10,000 events),
+/// bounded so that a flood arriving faster than it is read cannot hold the caller forever.
+const SYNC_DRAIN: usize = 65_536;
 
 impl Nat {
     /// Subscribes to events, then dumps the table (in that order, so nothing falls between),
     /// and starts the reader thread. Fails where conntrack is absent or not permitted.
     pub fn start(config: NatConfig) -> Result<Nat, Error> {
-        let events = EventSocket::open(config.rcvbuf)?;
+        let events = EventSocket::open(config.rcvbuf, config.kernel_filter)?;
         let mut table = NatTable::new(config.table_size, config.grace);
         let dumped = client::dump(config.dump_timeout, |e| table.apply(e, Instant::now()))?;
         let shared = Arc::new(Shared {
@@ -187,7 +200,7 @@ impl Nat {
     pub fn actual_destination(&self, src: SocketAddr, dst: SocketAddr) -> Option<SocketAddr> {
         let mut state = self.shared.lock();
         if state.table.peek(src, dst).is_none() {
-            self.shared.drain(&mut state);
+            self.shared.drain(&mut state, SYNC_DRAIN);
         }
         state.table.lookup(src, dst)
     }
@@ -197,7 +210,7 @@ impl Nat {
     /// syscall per batch instead of one per untranslated connection.
     pub fn sync(&self) {
         let mut state = self.shared.lock();
-        self.shared.drain(&mut state);
+        self.shared.drain(&mut state, SYNC_DRAIN);
     }
 
     /// As [`Nat::actual_destination`] without applying queued events first: exact for every
@@ -232,11 +245,11 @@ impl Shared {
 
     /// Reads and applies what the event socket holds. Called with the lock held, so every
     /// message is applied in the order the kernel queued it.
-    fn drain(&self, state: &mut State) {
+    fn drain(&self, state: &mut State, max_datagrams: usize) {
         let now = Instant::now();
         let State { table, events } = state;
         let (mut n, mut errors) = (0u64, 0u64);
-        let result = events.drain(|msg| match msg {
+        let result = events.drain(max_datagrams, |msg| match msg {
             Ok(Message::Entry(e)) => {
                 n += 1;
                 table.apply(&e, now);
@@ -270,7 +283,7 @@ impl Shared {
         while !self.stop.load(Relaxed) {
             if poll_readable(fd_wait, POLL_PERIOD) {
                 let mut state = self.lock();
-                self.drain(&mut state);
+                self.drain(&mut state, THREAD_DRAIN);
             } else {
                 self.lock().table.expire(Instant::now());
             }
@@ -295,7 +308,7 @@ impl Shared {
                 let mut state = self.lock();
                 // Events queued during the dump are older than what follows them: apply them
                 // first, then fill only the gaps.
-                self.drain(&mut state);
+                self.drain(&mut state, SYNC_DRAIN);
                 for e in &found {
                     state.table.merge_dumped(e);
                 }
