@@ -4,7 +4,8 @@
 //! `destination` = the dialled address and `actual_destination` = the real upstream, with exact
 //! connect counts and bytes, for short connections (reported at their close) and held ones
 //! (reported by the scrape-time dump, active count included). With `--disable-conntrack` the
-//! `conntrack` subsystem is down and `actual_destination` falls back to `destination`.
+//! `conntrack` subsystem is down and `actual_destination` falls back to `destination`; the
+//! same without CAP_NET_ADMIN (the tracer still works), with a warning that says the fix.
 //!
 //! The client is this test binary re-run as a helper (ignored test `nat_helper`, selected by
 //! `SONDE_NAT_HELPER=1`), moved into the cgroup before the agent starts. Ports are outside the
@@ -18,8 +19,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use sonde_integration_tests::agent::sonde_binary;
 use sonde_integration_tests::cgroups::TestCgroup;
-use sonde_integration_tests::{Agent, Scrape, privileged};
+use sonde_integration_tests::{Agent, Scrape, privileged, tools};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const HELPER_ENV: &str = "SONDE_NAT_HELPER";
@@ -388,5 +390,57 @@ fn without_conntrack_actual_destination_is_the_dialled_one() {
     assert!(
         agent.log_text().contains("--disable-conntrack"),
         "one warning names the flag"
+    );
+}
+
+/// The one degradation this kernel lets us make real: root without CAP_NET_ADMIN. The tracer
+/// still loads; joining conntrack's event groups is refused (EPERM), the subsystem is down with
+/// a warning naming the fix, and connections count under `actual_destination` = `destination`.
+#[test]
+fn without_cap_net_admin_conntrack_is_down_with_the_fix() {
+    let test = "without_cap_net_admin_conntrack_is_down_with_the_fix";
+    if !privileged(test) {
+        return;
+    }
+    let Some(setpriv) = tools::require(test, "setpriv", "util-linux") else {
+        return;
+    };
+    const N: u64 = 5;
+    let mut t = setup("nocap");
+    let id = t.cg.path.clone();
+    let launcher = [
+        setpriv.into_os_string(),
+        "--bounding-set=-net_admin".into(),
+        "--inh-caps=-net_admin".into(),
+        "--".into(),
+        sonde_binary().into_os_string(),
+    ];
+    let agent = Agent::start_via(&launcher, &["--min-container-age", "0s"]);
+    let s = agent.scrape_until("the tracer up", TIMEOUT, |s| {
+        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
+    });
+    assert_eq!(
+        s.value("sonde_subsystem_up", &[("subsystem", "conntrack")]),
+        Some(0.0),
+        "{}",
+        agent.log_text()
+    );
+    let log = agent.log_text();
+    assert!(
+        log.contains("Operation not permitted") && log.contains("CAP_NET_ADMIN"),
+        "{log}"
+    );
+    t.helper.cmd(&format!("connect {N} {}", t.dialled));
+    let same: &[(&str, &str)] = &[
+        ("container_id", &id),
+        ("destination", &t.dialled),
+        ("actual_destination", &t.dialled),
+    ];
+    let s = agent.scrape_until("the connections", TIMEOUT, |s| {
+        val(s, "container_net_tcp_bytes_sent_total", same) >= (N * u64::from(8 + SEND)) as f64
+    });
+    assert_eq!(
+        val(&s, "container_net_tcp_successful_connects_total", same),
+        N as f64
     );
 }

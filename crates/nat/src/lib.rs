@@ -332,3 +332,23 @@ fn poll_readable(fd: i32, timeout: Duration) -> bool {
     let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
     rc > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR) != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_the_fix() {
+        let eperm = Error::Socket {
+            step: "subscribe to conntrack events of",
+            source: io::Error::from_raw_os_error(libc::EPERM),
+        };
+        assert!(eperm.reason().contains("CAP_NET_ADMIN"), "{}", eperm.reason());
+        let absent = Error::Refused {
+            source: io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+        };
+        assert!(absent.reason().contains("nf_conntrack_netlink"), "{}", absent.reason());
+        let other = Error::DumpTimeout(Duration::from_secs(5));
+        assert_eq!(other.reason(), other.to_string());
+    }
+}

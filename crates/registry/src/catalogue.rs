@@ -454,7 +454,7 @@ metric!(
     SONDE_CONNTRACK_EVENTS,
     "sonde_conntrack_events_total",
     Counter,
-    "Conntrack NEW and DESTROY event messages read from the kernel"
+    "Conntrack NEW and DESTROY event messages read from the kernel (a socket filter passes only translated connections' events)"
 );
 metric!(
     SONDE_CONNTRACK_EVENTS_LOST,
