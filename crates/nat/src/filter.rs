@@ -21,7 +21,8 @@ const MAX_ATTRS: usize = 6;
 const FIRST_ATTR: u32 = 20;
 
 // Classic BPF opcodes (linux/filter.h, linux/bpf_common.h).
-const LD_B_IND: u16 = 0x00 | 0x10 | 0x40;
+// BPF_LD (0) | BPF_B | BPF_IND.
+const LD_B_IND: u16 = 0x10 | 0x40;
 const LD_W_IND: u16 = 0x40;
 const LDX_IMM: u16 = 0x01;
 const ALU_ADD_K: u16 = 0x04;
