@@ -10,6 +10,7 @@
 //! other; this crate composes them.
 
 pub mod catalogue;
+pub mod cgroup_ids;
 pub mod container;
 pub mod delays;
 pub mod discovery;
@@ -19,10 +20,15 @@ mod logs_sync;
 pub mod metadata;
 pub mod nat_bridge;
 pub mod net;
+pub mod netns_ips;
 pub mod render;
+pub mod seeding;
 pub mod self_metrics;
 pub mod state;
 pub mod tracer_bridge;
+// Sonde's extensions (issue 20): node activity counters and per-container interfaces.
+pub mod interfaces;
+pub mod node_activity;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -111,7 +117,14 @@ struct Inner {
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
     logs: Option<Arc<sonde_logs::LogManager>>,
+    /// When the registry started, and whether it has been ready since (see `readiness`).
+    started: Instant,
+    ready: std::sync::atomic::AtomicBool,
 }
+
+/// Longest the agent reports "not ready" at start while containers of the start scan wait for
+/// their runtime's first answer (a runtime that never answers must not hold it forever).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends events to the registry without ever blocking: when the queue is full the event is
 /// dropped and counted in `sonde_events_dropped_total{queue="events"}`.
@@ -240,8 +253,12 @@ impl Registry {
             config.enable_delay_accounting,
             &health,
         );
-        let tracer =
-            tracer_bridge::NetTracer::start(&config.tracer, &config.node_paths.procfs, &health);
+        let tracer = tracer_bridge::NetTracer::start(
+            &config.tracer,
+            &config.node_paths.procfs,
+            cgroupfs.clone(),
+            &health,
+        );
         let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let logs = if config.logs.disabled {
             health.down("logs", "log parsing is off (--disable-log-parsing)");
@@ -263,6 +280,8 @@ impl Registry {
             health,
             events: events_tx.clone(),
             batched,
+            started: Instant::now(),
+            ready: std::sync::atomic::AtomicBool::new(false),
         });
 
         if let Some((net, stream)) = tracer {
@@ -278,7 +297,6 @@ impl Registry {
                 inner.config.node_paths.procfs.clone(),
                 inner.health.clone(),
                 bridge_stats,
-                inner.cgroupfs.clone(),
             ));
         }
         if let Some(manager) = logs {
@@ -343,6 +361,7 @@ impl Registry {
             &inner.node_labels,
             &mut families,
         );
+        node_activity::render_node_activity(&snapshot, &inner.node_labels, &mut families);
 
         let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
         let exported = self.exported_containers(tracer_scrape.as_ref());
@@ -358,6 +377,13 @@ impl Registry {
             &exported,
             &container_delays,
             inner.cgroupfs.as_ref(),
+            &inner.metrics,
+            &inner.node_labels,
+            &mut families,
+        );
+        interfaces::render_interfaces(
+            &exported,
+            &inner.config.node_paths.procfs,
             &inner.metrics,
             &inner.node_labels,
             &mut families,
@@ -453,38 +479,44 @@ impl Registry {
         if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
             // Connections first seen in this scrape's dump: place their process first (its
             // first report may be this one), then count the connect.
+            // A process gone before it could be read is placed by the cgroup the kernel saw
+            // it in at connect.
             let mut buf = String::new();
-            for c in &t.connected {
-                if c.pid != 0
-                    && !state.knows_pid(c.pid)
-                    && let Some(seen) = net.place(c.pid, &mut buf)
-                {
-                    state.apply(seen, now);
+            let mut apply = |state: &mut State, pid: u32, cgroup_id: u64, event: net::NetEvent| {
+                if pid != 0 && !state.knows_pid(pid) {
+                    if let Some(seen) = net.place(pid, &mut buf) {
+                        state.apply(seen, now);
+                    } else if let Some(path) = net.cgroup_path(cgroup_id) {
+                        state.apply_net_in_cgroup(pid, &path, &event, now);
+                        return;
+                    }
                 }
-                state.apply_net(
-                    c.pid,
-                    &net::NetEvent::Connected {
-                        dst: c.dst,
-                        actual: net.actual(c.src, c.dst),
-                        duration: Duration::from_nanos(c.duration_ns),
-                    },
-                    now,
-                );
+                state.apply_net(pid, &event, now);
+            };
+            for c in &t.connected {
+                let event = net::NetEvent::Connected {
+                    dst: c.dst,
+                    actual: net.actual(c.src, c.dst),
+                    duration: Duration::from_nanos(c.duration_ns),
+                };
+                apply(&mut state, c.pid, c.cgroup_id, event);
             }
             for d in &t.bytes {
-                state.apply_net(
-                    d.pid,
-                    &net::NetEvent::Bytes {
-                        dst: d.dst,
-                        actual: net.actual(d.src, d.dst),
-                        sent: d.sent,
-                        received: d.received,
-                    },
-                    now,
-                );
+                let event = net::NetEvent::Bytes {
+                    dst: d.dst,
+                    actual: net.actual(d.src, d.dst),
+                    sent: d.sent,
+                    received: d.received,
+                    segs_out: d.segs_out,
+                    segs_in: d.segs_in,
+                };
+                apply(&mut state, d.pid, d.cgroup_id, event);
             }
-            for ((pid, dst, actual), n) in &t.active {
-                if let Some(c) = state.container_of_pid(*pid) {
+            for ((pid, cgroup_path), dst, actual, n) in &t.active {
+                let container = state
+                    .container_of_pid(*pid)
+                    .or_else(|| state.container(cgroup_path.as_deref()?));
+                if let Some(c) = container {
                     *active
                         .entry(c.cgroup_id.clone())
                         .or_default()
@@ -514,10 +546,11 @@ impl Registry {
             .exported(&inner.config.filters, now)
             .into_iter()
             .filter_map(|c| {
+                let (restarts, oom_kills) = state.lifetime_counts(c);
                 Some(ExportedContainer {
                     app_id: c.app_id().to_owned(),
-                    restarts: c.restarts,
-                    oom_kills: c.oom_kills,
+                    restarts,
+                    oom_kills,
                     net: c.net.clone(),
                     active: active.remove(&c.cgroup_id).unwrap_or_default(),
                     key: c.cgroup_id.clone(),
@@ -532,6 +565,32 @@ impl Registry {
                 })
             })
             .collect()
+    }
+
+    /// Whether the first scrapes are whole: Ok once every container found at start has had
+    /// its runtime's first answer (named, skipped, or a failed lookup counted), or
+    /// [`READY_TIMEOUT`] after start; Err says what it waits for. Latches: containers that
+    /// appear later never make a running agent "not ready" again.
+    pub fn readiness(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let inner = &*self.inner;
+        if inner.ready.load(Relaxed) {
+            return Ok(());
+        }
+        let waiting = {
+            let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state
+                .containers()
+                .filter(|c| matches!(c.naming, container::Naming::Pending { attempts: 0, .. }))
+                .count()
+        };
+        if waiting == 0 || inner.started.elapsed() >= READY_TIMEOUT {
+            inner.ready.store(true, Relaxed);
+            return Ok(());
+        }
+        Err(format!(
+            "starting: {waiting} containers wait for their runtime's first answer"
+        ))
     }
 
     /// Runs `f` with read access to the state (for tests and debugging endpoints).

@@ -231,13 +231,23 @@ impl Resolver {
             tokio::spawn(async move {
                 let outcome = this.lookup(&req).await;
                 drop(permit);
-                // The registry task applies answers; if it is gone the agent is stopping.
-                let _ = events
-                    .send(Event::Metadata {
+                let event = if req.removal_check {
+                    Event::RemovalChecked {
+                        cgroup_id: req.cgroup_id,
+                        exists: match outcome {
+                            MetadataOutcome::Found { .. } => Some(true),
+                            MetadataOutcome::NotFound => Some(false),
+                            MetadataOutcome::Failed(_) => None,
+                        },
+                    }
+                } else {
+                    Event::Metadata {
                         cgroup_id: req.cgroup_id,
                         outcome,
-                    })
-                    .await;
+                    }
+                };
+                // The registry task applies answers; if it is gone the agent is stopping.
+                let _ = events.send(event).await;
             });
         }
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod server;
+mod tools;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +20,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Patterns { file, per_line }) => patterns(file, per_line),
+        Some(Command::Top { url, refresh }) => tools::top(&cli.agent, url, refresh),
+        Some(Command::Record {
+            url,
+            interval,
+            output,
+            containers,
+        }) => tools::record(&cli.agent, url, interval, output, containers),
         None | Some(Command::Run) => {
             init_logging(&cli.agent);
             run_agent(cli.agent)
@@ -121,7 +129,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         },
         tracer: sonde_registry::TracerSettings {
             enabled: !args.disable_ebpf,
-            ephemeral_ports: args.ephemeral_port_range.clone(),
+            ephemeral_ports: sonde_tracer::filter::EphemeralPorts::new(
+                args.ephemeral_port_range.clone(),
+            ),
             public_networks: args.track_public_network.clone(),
             conntrack: (!args.disable_conntrack).then(|| sonde_nat::NatConfig {
                 table_size: args.conntrack_table_size as usize,
