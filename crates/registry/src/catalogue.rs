@@ -540,6 +540,61 @@ metric!(
     Counter,
     "Total number of transmit errors of an interface of the container's network namespace"
 );
+// Push delivery (crates/push), rendered by the binary; label `protocol` (remote_write, otlp).
+metric!(
+    SONDE_PUSH_BATCHES,
+    "sonde_push_batches_total",
+    Counter,
+    "Gathers encoded and written to the push spool, by protocol"
+);
+metric!(
+    SONDE_PUSH_SAMPLES_SENT,
+    "sonde_push_samples_sent_total",
+    Counter,
+    "Samples (OTLP: data points) the push receiver accepted"
+);
+metric!(
+    SONDE_PUSH_SEND_FAILURES,
+    "sonde_push_send_failures_total",
+    Counter,
+    "Push requests that failed and are retried (network error, timeout, 5xx, 429)"
+);
+metric!(
+    SONDE_PUSH_BATCHES_REJECTED,
+    "sonde_push_batches_rejected_total",
+    Counter,
+    "Spooled batches the receiver refused for good (4xx other than 429), deleted unsent"
+);
+metric!(
+    SONDE_PUSH_BATCHES_DROPPED,
+    "sonde_push_batches_dropped_total",
+    Counter,
+    "Spooled batches deleted unsent because the spool reached --max-spool-size"
+);
+metric!(
+    SONDE_PUSH_SAMPLES_DROPPED,
+    "sonde_push_samples_dropped_total",
+    Counter,
+    "Samples in batches dropped or rejected"
+);
+metric!(
+    SONDE_PUSH_SPOOL_ERRORS,
+    "sonde_push_spool_errors_total",
+    Counter,
+    "Gathers that could not be encoded or written to the spool (disk full, permissions)"
+);
+metric!(
+    SONDE_PUSH_SPOOL_BYTES,
+    "sonde_push_spool_bytes",
+    Gauge,
+    "Bytes waiting in the push spool"
+);
+metric!(
+    SONDE_PUSH_SPOOL_BATCHES,
+    "sonde_push_spool_batches",
+    Gauge,
+    "Batches waiting in the push spool"
+);
 metric!(
     SONDE_CONNTRACK_LOOKUPS,
     "sonde_conntrack_lookups_total",

@@ -341,7 +341,24 @@ impl Registry {
         &self,
         extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
     ) -> Result<String, Error> {
-        let started = Instant::now();
+        exposition::encode_text(self.gather(extra)).map_err(Error::Encode)
+    }
+
+    /// Records how long one whole /metrics response took (render, encoding, compression):
+    /// the HTTP server measures it, since only it sees the response end to end.
+    pub fn observe_scrape(&self, elapsed: Duration) {
+        self.inner
+            .metrics
+            .scrape_duration
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Every metric family of a scrape, unencoded (the text renderer and push delivery both
+    /// start from it). Reads files: call it from a blocking context.
+    pub fn gather(
+        &self,
+        extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
+    ) -> Vec<prometheus::proto::MetricFamily> {
         let inner = &*self.inner;
         let mut families = Vec::with_capacity(64);
 
@@ -403,12 +420,12 @@ impl Registry {
                 .with_label_values(&[subsystem])
                 .set(i64::from(status.up));
         }
-        inner
-            .metrics
-            .scrape_duration
-            .observe(started.elapsed().as_secs_f64());
-        families.extend(inner.metrics.registry.gather());
-        exposition::encode_text(families).map_err(Error::Encode)
+        let mut own = inner.metrics.registry.gather();
+        // The prometheus crate adds a registry's labels in HashMap order, which changes from
+        // run to run; every other series ends with machine_id, system_uuid.
+        exposition::node_labels_last(&mut own);
+        families.extend(own);
+        families
     }
 
     fn render_tracer_self_metrics(

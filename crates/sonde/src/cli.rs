@@ -254,6 +254,57 @@ pub struct AgentArgs {
     /// without it disk delay reads zero).
     #[arg(long, env = "ENABLE_DELAY_ACCOUNTING", global = true)]
     pub enable_delay_accounting: bool,
+
+    // --- Push delivery (coroot's flags, plus OTLP) ---
+    /// Push metrics by Prometheus remote write to this URL (e.g.
+    /// http://prometheus:9090/api/v1/write), besides serving /metrics.
+    #[arg(long, env = "METRICS_ENDPOINT", global = true)]
+    pub metrics_endpoint: Option<String>,
+
+    /// Base URL of a Coroot collector: sets --metrics-endpoint to <url>/v1/metrics when it is
+    /// not given.
+    #[arg(long, env = "COLLECTOR_ENDPOINT", global = true)]
+    pub collector_endpoint: Option<String>,
+
+    /// Push metrics as OTLP/HTTP protobuf to this URL (e.g. http://collector:4318/v1/metrics).
+    #[arg(long, env = "OTLP_METRICS_ENDPOINT", global = true)]
+    pub otlp_metrics_endpoint: Option<String>,
+
+    /// Sent as the X-API-Key header with every push (Coroot's project key).
+    #[arg(long, env = "API_KEY", global = true, hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// How often metrics are gathered for push delivery.
+    #[arg(long, env = "SCRAPE_INTERVAL", default_value = "15s", value_parser = parse_push_interval, global = true)]
+    pub scrape_interval: Duration,
+
+    /// Where push delivery spools batches the receiver has not taken yet (kept across restarts).
+    #[arg(long, env = "WAL_DIR", default_value = "/tmp/sonde", global = true)]
+    pub wal_dir: PathBuf,
+
+    /// Bound on each push endpoint's spool (e.g. 500MB, 1GiB); the oldest batches go first.
+    #[arg(long, env = "MAX_SPOOL_SIZE", default_value = "500MB", value_parser = sonde_push::parse_size, global = true)]
+    pub max_spool_size: u64,
+
+    /// First retry delay after a failed push; doubles up to --push-retry-max.
+    #[arg(long, env = "SONDE_PUSH_RETRY_MIN", default_value = "1s", value_parser = parse_duration, hide = true, global = true)]
+    pub push_retry_min: Duration,
+
+    /// Longest retry delay of push delivery.
+    #[arg(long, env = "SONDE_PUSH_RETRY_MAX", default_value = "1m", value_parser = parse_duration, hide = true, global = true)]
+    pub push_retry_max: Duration,
+
+    /// Bound on one push request.
+    #[arg(long, env = "SONDE_PUSH_TIMEOUT", default_value = "30s", value_parser = parse_duration, hide = true, global = true)]
+    pub push_timeout: Duration,
+}
+
+fn parse_push_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("interval {s:?} is too short; use at least 100ms"));
+    }
+    Ok(d)
 }
 
 /// A duration of at least 10 ms (a zero interval would spin).
@@ -375,6 +426,12 @@ mod tests {
         assert_eq!(a.ephemeral_port_range, vec![1..=2, 5..=6]);
         let err = parse(&["--log-level", "loud"]).unwrap_err().to_string();
         assert!(err.contains("--log-level"), "{err}");
+        let err = parse(&["--max-spool-size", "lots"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--max-spool-size"), "{err}");
+        let err = parse(&["--scrape-interval", "0s"]).unwrap_err().to_string();
+        assert!(err.contains("--scrape-interval"), "{err}");
         assert!(parse(&["--no-such-flag"]).is_err());
     }
 

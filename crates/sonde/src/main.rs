@@ -2,6 +2,8 @@
 //! exports coroot-node-agent compatible Prometheus metrics.
 
 mod cli;
+mod process_metrics;
+mod push;
 mod server;
 mod tools;
 
@@ -98,6 +100,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     // Bind first: a port conflict is the most common start-up failure and must be said at once.
     let listener = server::bind(args.listen).await?;
+    let push_endpoints = push::endpoints(&args)?;
 
     let health = Health::new();
     let config = RegistryConfig {
@@ -141,21 +144,39 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     };
     let registry = Registry::start(config, health).context("cannot start the registry")?;
 
+    let push_slot = Arc::new(std::sync::OnceLock::new());
     let render_registry = registry.clone();
+    let render_slot = push_slot.clone();
     let render: server::Renderer = Arc::new(move || {
         render_registry
-            .render(|_, _| {})
+            .render(|node, out| push::extra_families(&render_slot, node, out))
             .map_err(anyhow::Error::from)
     });
+    push::start(&args, push_endpoints, &registry, push_slot);
+    let observe_registry = registry.clone();
+    let metrics = server::Metrics {
+        render,
+        observe: Arc::new(move |elapsed| observe_registry.observe_scrape(elapsed)),
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, render, shutdown_rx));
+    let server = tokio::spawn(server::serve(listener, metrics, shutdown_rx));
     tracing::info!("Serving /metrics and /healthz");
     wait_for_signal().await;
     tracing::info!("Shutting down");
     let _ = shutdown_tx.send(true);
     server.await.context("HTTP server task failed")??;
     Ok(())
+}
+
+/// The agent's own process_* families, added to every scrape and push.
+pub(crate) fn add_process_metrics(
+    node: &sonde_registry::NodeLabels,
+    out: &mut Vec<prometheus::proto::MetricFamily>,
+) {
+    if let Some(reading) = process_metrics::read() {
+        process_metrics::families(&reading, node, out);
+    }
 }
 
 /// The cloud subsystem's settings: DMI under the host root, coroot's override flags, and the
