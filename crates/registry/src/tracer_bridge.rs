@@ -71,6 +71,10 @@ impl std::fmt::Debug for NetTracer {
     }
 }
 
+/// Open connections of (pid, cgroup path the kernel saw at connect) to (destination, actual
+/// destination): how many.
+pub type ActiveCount = ((u32, Option<String>), SocketAddr, SocketAddr, u64);
+
 /// What a scrape learns from the tracer.
 #[derive(Debug, Default)]
 pub struct TracerScrape {
@@ -79,7 +83,7 @@ pub struct TracerScrape {
     pub bytes: Vec<ByteDelta>,
     /// Open connections per (pid, cgroup path the kernel saw at connect), destination and
     /// actual destination.
-    pub active: Vec<((u32, Option<String>), SocketAddr, SocketAddr, u64)>,
+    pub active: Vec<ActiveCount>,
     pub lost: Vec<(&'static str, u64)>,
     pub tracked_connections: usize,
     pub table_overflow: u64,
