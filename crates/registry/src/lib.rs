@@ -119,6 +119,7 @@ struct Inner {
     logs: Option<Arc<sonde_logs::LogManager>>,
     /// When the registry started, and whether it has been ready since (see `readiness`).
     started: Instant,
+    availability: Arc<RuntimeAvailability>,
     ready: std::sync::atomic::AtomicBool,
 }
 
@@ -281,6 +282,7 @@ impl Registry {
             events: events_tx.clone(),
             batched,
             started: Instant::now(),
+            availability: availability.clone(),
             ready: std::sync::atomic::AtomicBool::new(false),
         });
 
@@ -594,14 +596,26 @@ impl Registry {
         if inner.ready.load(Relaxed) {
             return Ok(());
         }
+        let timed_out = inner.started.elapsed() >= READY_TIMEOUT;
+        if !inner.availability.probed() && !timed_out {
+            return Err("starting: the container runtimes are being probed".into());
+        }
+        // Containers no runtime can name (theirs does not answer) are not waited for.
         let waiting = {
             let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
             state
                 .containers()
-                .filter(|c| matches!(c.naming, container::Naming::Pending { attempts: 0, .. }))
+                .filter(|c| match c.naming {
+                    container::Naming::Pending {
+                        attempts: 0,
+                        source,
+                        ..
+                    } => inner.availability.is_available(source),
+                    _ => false,
+                })
                 .count()
         };
-        if waiting == 0 || inner.started.elapsed() >= READY_TIMEOUT {
+        if waiting == 0 || timed_out {
             inner.ready.store(true, Relaxed);
             return Ok(());
         }

@@ -154,9 +154,11 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     });
     push::start(&args, push_endpoints, &registry, push_slot);
     let observe_registry = registry.clone();
+    let ready_registry = registry.clone();
     let metrics = server::Metrics {
         render,
         observe: Arc::new(move |elapsed| observe_registry.observe_scrape(elapsed)),
+        ready: Arc::new(move || ready_registry.readiness()),
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

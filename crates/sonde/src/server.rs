@@ -28,7 +28,12 @@ pub type Observer = Arc<dyn Fn(Duration) + Send + Sync>;
 pub struct Metrics {
     pub render: Renderer,
     pub observe: Observer,
+    /// Whether the agent is ready: `/healthz` answers 503 with the reason until it is.
+    pub ready: Readiness,
 }
+
+/// Ok when ready; Err with what the agent still waits for.
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -106,7 +111,12 @@ async fn handle(
                 Err(e) => error_response(format!("metrics renderer panicked: {e}")),
             }
         }
-        (true, "/healthz") => text(StatusCode::OK, "ok\n"),
+        // Not ready until the containers found at start are named (bounded: see
+        // `Registry::readiness`), so the first scrapes after a ready answer are whole.
+        (true, "/healthz") => match (metrics.ready)() {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
+        },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
 }

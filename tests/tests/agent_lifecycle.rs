@@ -1,5 +1,5 @@
-//! Processes that live a few milliseconds, through the real agent and a real dockerd: the
-//! workloads real nodes are full of and a long-lived test binary hides.
+//! Container life cycles through the real agent and a real dockerd, with processes that live a
+//! few milliseconds: the workloads real nodes are full of and a long-lived test binary hides.
 //! - A container whose only clients are a shell loop of busybox `nc`: every `nc` is gone
 //!   before its /proc could be read, so its connects are attributed from the cgroup id the
 //!   kernel recorded at connect(): N connects -> exactly N, bytes exact, nothing unattributed.
@@ -7,6 +7,8 @@
 //!   exactly 2 restarts and 3 OOM kills, though no run's process is ever read from /proc.
 //! - A container removed (`docker rm -f`) has its series gone at once, not after the agent's
 //!   grace period (120 s here), while a stopped one keeps them for that period.
+//! - The first scrape after `/healthz` says ready already has a container that ran before the
+//!   agent started (named, not held pending).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -238,4 +240,28 @@ fn a_removed_container_is_gone_at_once_and_a_stopped_one_stays() {
     });
     // ...and the stopped one (Docker still has it) is still exported.
     assert!(info(&s, &stopped), "{}", s.text);
+}
+
+#[test]
+fn the_first_scrape_after_ready_has_the_containers_found_at_start() {
+    let test = "the_first_scrape_after_ready_has_the_containers_found_at_start";
+    let Some(d) = dockerd(test) else { return };
+    let name = format!("sonde-early-{}", std::process::id());
+    d.run(&["--name", &name, IMAGE, "sleep", "300"]).unwrap();
+    // Agent::start returns at the first /healthz 200.
+    let agent = Agent::start(&[
+        "--docker-socket",
+        d.socket.to_str().expect("UTF-8 temp path"),
+        "--min-container-age",
+        "0s",
+    ]);
+    let s = agent.scrape();
+    assert!(
+        s.has(
+            "container_info",
+            &[("container_id", format!("/docker/{name}").as_str())]
+        ),
+        "the first scrape after ready misses the container\n{}",
+        s.text
+    );
 }
