@@ -595,3 +595,45 @@ metric!(
     Gauge,
     "Batches waiting in the push spool"
 );
+metric!(
+    SONDE_CONNTRACK_LOOKUPS,
+    "sonde_conntrack_lookups_total",
+    Counter,
+    "NAT lookups of TCP connections by result: hit (translated: actual_destination is the conntrack upstream) or miss (not translated, or unknown: actual_destination = destination)"
+);
+metric!(
+    SONDE_CONNTRACK_ENTRIES,
+    "sonde_conntrack_entries",
+    Gauge,
+    "Translated (DNAT) TCP connections held in the NAT table, including destroyed ones in their grace"
+);
+metric!(
+    SONDE_CONNTRACK_DROPPED,
+    "sonde_conntrack_entries_dropped_total",
+    Counter,
+    "NAT table entries dropped, oldest first, to stay within --conntrack-table-size"
+);
+metric!(
+    SONDE_CONNTRACK_EVENTS,
+    "sonde_conntrack_events_total",
+    Counter,
+    "Conntrack NEW and DESTROY event messages read from the kernel (a socket filter passes only translated connections' events)"
+);
+metric!(
+    SONDE_CONNTRACK_EVENTS_LOST,
+    "sonde_conntrack_events_lost_total",
+    Counter,
+    "Times the kernel dropped conntrack events because the agent's socket buffer was full (ENOBUFS; each is one or more events, followed by a resync dump)"
+);
+metric!(
+    SONDE_CONNTRACK_RESYNCS,
+    "sonde_conntrack_resyncs_total",
+    Counter,
+    "Dumps of the conntrack table made after lost events"
+);
+metric!(
+    SONDE_CONNTRACK_ERRORS,
+    "sonde_conntrack_errors_total",
+    Counter,
+    "Conntrack messages that could not be decoded, and failed resync dumps"
+);

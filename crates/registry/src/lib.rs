@@ -18,6 +18,7 @@ pub mod exposition;
 pub mod health;
 mod logs_sync;
 pub mod metadata;
+pub mod nat_bridge;
 pub mod net;
 pub mod netns_ips;
 pub mod render;
@@ -475,6 +476,9 @@ impl Registry {
             f.add(&[], value);
             f.finish(node, out);
         }
+        if let Some(nat) = &t.nat {
+            nat_bridge::render(nat, node, out);
+        }
     }
 
     /// Copies what a scrape needs out of the state, and updates the tracking gauges. Byte
@@ -489,7 +493,7 @@ impl Registry {
         // Active connections per container key and destination.
         let mut active: std::collections::HashMap<
             String,
-            std::collections::HashMap<std::net::SocketAddr, u64>,
+            std::collections::HashMap<(std::net::SocketAddr, std::net::SocketAddr), u64>,
         > = Default::default();
         if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
             // Connections first seen in this scrape's dump: place their process first (its
@@ -511,6 +515,7 @@ impl Registry {
             for c in &t.connected {
                 let event = net::NetEvent::Connected {
                     dst: c.dst,
+                    actual: net.actual(c.src, c.dst),
                     duration: Duration::from_nanos(c.duration_ns),
                 };
                 apply(&mut state, c.pid, c.cgroup_id, event);
@@ -518,6 +523,7 @@ impl Registry {
             for d in &t.bytes {
                 let event = net::NetEvent::Bytes {
                     dst: d.dst,
+                    actual: net.actual(d.src, d.dst),
                     sent: d.sent,
                     received: d.received,
                     segs_out: d.segs_out,
@@ -525,7 +531,7 @@ impl Registry {
                 };
                 apply(&mut state, d.pid, d.cgroup_id, event);
             }
-            for ((pid, cgroup_path), dst, n) in &t.active {
+            for ((pid, cgroup_path), dst, actual, n) in &t.active {
                 let container = state
                     .container_of_pid(*pid)
                     .or_else(|| state.container(cgroup_path.as_deref()?));
@@ -533,7 +539,7 @@ impl Registry {
                     *active
                         .entry(c.cgroup_id.clone())
                         .or_default()
-                        .entry(*dst)
+                        .entry((*dst, *actual))
                         .or_default() += n;
                 }
             }

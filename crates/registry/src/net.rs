@@ -17,11 +17,14 @@ pub const MAX_LISTENS: usize = 1024;
 /// How long a closed listener is still reported (with value 0).
 pub const CLOSED_LISTEN_RETENTION: Duration = Duration::from_secs(300);
 
-/// A TCP happening attributed to a process.
+/// A TCP happening attributed to a process. `dst` is the address the socket dialled, `actual`
+/// where the connection really went (its NAT upstream; `dst` when not translated). A failed
+/// connect has no upstream: it counts under (`dst`, `dst`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetEvent {
     Connected {
         dst: SocketAddr,
+        actual: SocketAddr,
         duration: Duration,
     },
     ConnectFailed {
@@ -29,10 +32,12 @@ pub enum NetEvent {
     },
     Retransmit {
         dst: SocketAddr,
+        actual: SocketAddr,
     },
     /// Bytes and segments of an open connection since they were last counted.
     Bytes {
         dst: SocketAddr,
+        actual: SocketAddr,
         sent: u64,
         received: u64,
         segs_out: u64,
@@ -43,6 +48,7 @@ pub enum NetEvent {
     /// plus `Bytes`, so the usual short connection costs one destination update.
     Closed {
         dst: SocketAddr,
+        actual: SocketAddr,
         connect_duration: Option<Duration>,
         sent: u64,
         received: u64,
@@ -112,8 +118,8 @@ impl Listen {
 /// The network state of one container.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerNet {
-    /// foldhash: looked up for every TCP event.
-    pub destinations: foldhash::HashMap<SocketAddr, DestinationStats>,
+    /// Keyed by (destination, actual destination); foldhash: looked up for every TCP event.
+    pub destinations: foldhash::HashMap<(SocketAddr, SocketAddr), DestinationStats>,
     pub listens: foldhash::HashMap<SocketAddr, Listen>,
     /// Events about destinations beyond MAX_DESTINATIONS, not counted.
     pub dropped_destinations: u64,
@@ -122,30 +128,35 @@ pub struct ContainerNet {
 impl ContainerNet {
     pub fn apply(&mut self, event: &NetEvent, now: Instant) {
         match *event {
-            NetEvent::Connected { dst, duration } => {
-                if let Some(d) = self.destination(dst) {
+            NetEvent::Connected {
+                dst,
+                actual,
+                duration,
+            } => {
+                if let Some(d) = self.destination((dst, actual)) {
                     d.successful_connects += 1;
                     d.connection_time_seconds += duration.as_secs_f64();
                 }
             }
             NetEvent::ConnectFailed { dst } => {
-                if let Some(d) = self.destination(dst) {
+                if let Some(d) = self.destination((dst, dst)) {
                     d.failed_connects += 1;
                 }
             }
-            NetEvent::Retransmit { dst } => {
-                if let Some(d) = self.destination(dst) {
+            NetEvent::Retransmit { dst, actual } => {
+                if let Some(d) = self.destination((dst, actual)) {
                     d.retransmits += 1;
                 }
             }
             NetEvent::Bytes {
                 dst,
+                actual,
                 sent,
                 received,
                 segs_out,
                 segs_in,
             } => {
-                if let Some(d) = self.destination(dst) {
+                if let Some(d) = self.destination((dst, actual)) {
                     d.bytes_sent += sent;
                     d.bytes_received += received;
                     d.packets_sent += segs_out;
@@ -154,13 +165,14 @@ impl ContainerNet {
             }
             NetEvent::Closed {
                 dst,
+                actual,
                 connect_duration,
                 sent,
                 received,
                 segs_out,
                 segs_in,
             } => {
-                if let Some(d) = self.destination(dst) {
+                if let Some(d) = self.destination((dst, actual)) {
                     if let Some(duration) = connect_duration {
                         d.successful_connects += 1;
                         d.connection_time_seconds += duration.as_secs_f64();
@@ -197,7 +209,7 @@ impl ContainerNet {
         }
     }
 
-    fn destination(&mut self, dst: SocketAddr) -> Option<&mut DestinationStats> {
+    fn destination(&mut self, dst: (SocketAddr, SocketAddr)) -> Option<&mut DestinationStats> {
         if self.destinations.len() >= MAX_DESTINATIONS && !self.destinations.contains_key(&dst) {
             self.dropped_destinations += 1;
             return None;
@@ -285,16 +297,24 @@ mod tests {
             n.apply(
                 &NetEvent::Connected {
                     dst: db,
+                    actual: db,
                     duration: Duration::from_millis(2),
                 },
                 now,
             );
         }
         n.apply(&NetEvent::ConnectFailed { dst: db }, now);
-        n.apply(&NetEvent::Retransmit { dst: db }, now);
+        n.apply(
+            &NetEvent::Retransmit {
+                dst: db,
+                actual: db,
+            },
+            now,
+        );
         n.apply(
             &NetEvent::Bytes {
                 dst: db,
+                actual: db,
                 sent: 10,
                 received: 20,
                 segs_out: 3,
@@ -305,6 +325,7 @@ mod tests {
         n.apply(
             &NetEvent::Bytes {
                 dst: db,
+                actual: db,
                 sent: 5,
                 received: 0,
                 segs_out: 1,
@@ -316,6 +337,7 @@ mod tests {
         n.apply(
             &NetEvent::Closed {
                 dst: db,
+                actual: db,
                 connect_duration: Some(Duration::from_millis(4)),
                 sent: 1,
                 received: 2,
@@ -327,6 +349,7 @@ mod tests {
         n.apply(
             &NetEvent::Closed {
                 dst: db,
+                actual: db,
                 connect_duration: None,
                 sent: 3,
                 received: 4,
@@ -335,13 +358,35 @@ mod tests {
             },
             now,
         );
-        let d = &n.destinations[&db];
+        let d = &n.destinations[&(db, db)];
         assert_eq!(d.successful_connects, 4);
         assert_eq!(d.failed_connects, 1);
         assert_eq!(d.retransmits, 1);
         assert_eq!((d.bytes_sent, d.bytes_received), (19, 26));
         assert_eq!((d.packets_sent, d.packets_received), (16, 19));
         assert!((d.connection_time_seconds - 0.010).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_translated_destination_counts_per_upstream() {
+        let now = Instant::now();
+        let mut n = ContainerNet::default();
+        let service = addr("10.96.0.10:80");
+        let (a, b) = (addr("10.1.0.1:8080"), addr("10.1.0.2:8080"));
+        for actual in [a, a, b] {
+            n.apply(
+                &NetEvent::Connected {
+                    dst: service,
+                    actual,
+                    duration: Duration::ZERO,
+                },
+                now,
+            );
+        }
+        n.apply(&NetEvent::ConnectFailed { dst: service }, now);
+        assert_eq!(n.destinations[&(service, a)].successful_connects, 2);
+        assert_eq!(n.destinations[&(service, b)].successful_connects, 1);
+        assert_eq!(n.destinations[&(service, service)].failed_connects, 1);
     }
 
     #[test]
@@ -357,7 +402,7 @@ mod tests {
         // Known destinations still count.
         let first = SocketAddr::from(([10, 0, 0, 0], 80));
         n.apply(&NetEvent::ConnectFailed { dst: first }, now);
-        assert_eq!(n.destinations[&first].failed_connects, 2);
+        assert_eq!(n.destinations[&(first, first)].failed_connects, 2);
     }
 
     #[test]

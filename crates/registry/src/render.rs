@@ -39,8 +39,8 @@ pub struct ExportedContainer {
     pub oom_kills: u64,
     /// TCP state (copied out at scrape).
     pub net: ContainerNet,
-    /// Active outbound connections per destination, now.
-    pub active: HashMap<SocketAddr, u64>,
+    /// Active outbound connections per (destination, actual destination), now.
+    pub active: HashMap<(SocketAddr, SocketAddr), u64>,
     pub image: String,
     pub cgroups: ProcessCgroups,
 }
@@ -319,9 +319,10 @@ pub fn render_containers(
     }
 }
 
-/// Network families of one container. `destination` and `actual_destination` are the same
-/// address: NAT (e.g. a Service IP to its pod) is not resolved yet. `app_id` is the
-/// container's Kubernetes workload (empty elsewhere).
+/// Network families of one container. `actual_destination` is where a connection really went
+/// (from conntrack: e.g. a Service IP's pod), `destination` where it was dialled; a failed
+/// connect has only the latter. `app_id` is the container's Kubernetes workload (empty
+/// elsewhere).
 fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
     let id = c.container_id.as_str();
     let mut addr = String::with_capacity(48);
@@ -344,16 +345,19 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
             if open { 1.0 } else { 0.0 },
         );
     }
-    for (dst, d) in &c.net.destinations {
+    let mut actual_addr = String::with_capacity(48);
+    for (key @ (dst, actual), d) in &c.net.destinations {
         addr.clear();
         let _ = write!(addr, "{dst}");
+        actual_addr.clear();
+        let _ = write!(actual_addr, "{actual}");
         let labels: &[(&str, &str)] = &[
             ("container_id", id),
             ("destination", &addr),
-            ("actual_destination", &addr),
+            ("actual_destination", &actual_addr),
             ("app_id", &c.app_id),
         ];
-        let active = c.active.get(dst).copied().unwrap_or(0);
+        let active = c.active.get(key).copied().unwrap_or(0);
         if d.successful_connects > 0 {
             fams.successful.add(labels, d.successful_connects as f64);
             fams.connection_time.add(labels, d.connection_time_seconds);
@@ -386,16 +390,18 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
     }
     // Open connections to a destination with nothing counted yet (a connection older than
     // the agent that has moved no byte since): active, with zero bytes.
-    for (dst, n) in &c.active {
-        if c.net.destinations.contains_key(dst) {
+    for (key @ (dst, actual), n) in &c.active {
+        if c.net.destinations.contains_key(key) {
             continue;
         }
         addr.clear();
         let _ = write!(addr, "{dst}");
+        actual_addr.clear();
+        let _ = write!(actual_addr, "{actual}");
         let labels: &[(&str, &str)] = &[
             ("container_id", id),
             ("destination", &addr),
-            ("actual_destination", &addr),
+            ("actual_destination", &actual_addr),
             ("app_id", &c.app_id),
         ];
         fams.active.add(labels, *n as f64);

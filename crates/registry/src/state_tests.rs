@@ -412,6 +412,7 @@ fn short_lived_processes_are_attributed_by_their_cgroup() {
     s.apply(seen(1, 1, 10, path), now);
     let closed = || NetEvent::Closed {
         dst: "10.0.0.5:80".parse().unwrap(),
+        actual: "10.0.0.5:80".parse().unwrap(),
         connect_duration: Some(Duration::from_millis(1)),
         sent: 10,
         received: 20,
@@ -437,7 +438,8 @@ fn short_lived_processes_are_attributed_by_their_cgroup() {
         }
     }
     let c = s.container(path).unwrap();
-    let d = &c.net.destinations[&"10.0.0.5:80".parse().unwrap()];
+    let dst: std::net::SocketAddr = "10.0.0.5:80".parse().unwrap();
+    let d = &c.net.destinations[&(dst, dst)];
     assert_eq!(d.successful_connects, 10);
     assert_eq!((d.bytes_sent, d.bytes_received), (100, 200));
     assert_eq!((d.packets_sent, d.packets_received), (40, 50));

@@ -44,6 +44,8 @@ pub struct TracerSettings {
     pub enabled: bool,
     pub ephemeral_ports: sonde_tracer::filter::EphemeralPorts,
     pub public_networks: Vec<Cidr>,
+    /// NAT resolution from conntrack; None: `--disable-conntrack`.
+    pub conntrack: Option<sonde_nat::NatConfig>,
 }
 
 /// The running tracer and the state the scrape needs from it.
@@ -59,6 +61,8 @@ pub struct NetTracer {
     cgroup_ids: Mutex<CgroupIds>,
     /// Listeners open before the agent, reported once when the bridge starts.
     seeded_listeners: Mutex<Vec<seeding::SeededListener>>,
+    /// Where connections really went (DNAT), see crate::nat_bridge.
+    nat: Option<sonde_nat::Nat>,
 }
 
 impl std::fmt::Debug for NetTracer {
@@ -67,18 +71,24 @@ impl std::fmt::Debug for NetTracer {
     }
 }
 
+/// Open connections of (pid, cgroup path the kernel saw at connect) to (destination, actual
+/// destination): how many.
+pub type ActiveCount = ((u32, Option<String>), SocketAddr, SocketAddr, u64);
+
 /// What a scrape learns from the tracer.
 #[derive(Debug, Default)]
 pub struct TracerScrape {
     /// Open connections seen for the first time (counted as connects now).
     pub connected: Vec<Connected>,
     pub bytes: Vec<ByteDelta>,
-    /// Open connections per (pid, cgroup path the kernel saw at connect) and destination.
-    pub active: Vec<((u32, Option<String>), SocketAddr, u64)>,
+    /// Open connections per (pid, cgroup path the kernel saw at connect), destination and
+    /// actual destination.
+    pub active: Vec<ActiveCount>,
     pub lost: Vec<(&'static str, u64)>,
     pub tracked_connections: usize,
     pub table_overflow: u64,
     pub stale_connections: u64,
+    pub nat: Option<sonde_nat::NatStats>,
 }
 
 impl NetTracer {
@@ -128,6 +138,7 @@ impl NetTracer {
         let mut table = ConnectionTable::new(capacity);
         // After the programs attached, so a socket is either seen here or by them.
         let seeded = seeding::seed(&mut tracer, &btf_path, procfs, &filter, &mut table);
+        let nat = crate::nat_bridge::start(settings.conntrack.as_ref(), health);
         Some((
             Arc::new(NetTracer {
                 tracer,
@@ -139,6 +150,7 @@ impl NetTracer {
                 // Seeded after the tracer started, so a cgroup made in between is in the
                 // walk or in a cgroup_mkdir event.
                 cgroup_ids: Mutex::new(CgroupIds::seeded(cgroupfs)),
+                nat,
             }),
             stream,
         ))
@@ -149,6 +161,7 @@ impl NetTracer {
     /// connection's close record (the kernel deletes the entry before writing it) is always
     /// applied after a dump that showed the connection.
     pub fn scrape(&self) -> TracerScrape {
+        crate::nat_bridge::sync(self.nat.as_ref());
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let OpenUpdate { connected, bytes } = match self.tracer.open_connection_bytes() {
             Ok(mut snapshot) => {
@@ -165,11 +178,21 @@ impl NetTracer {
                 .cgroup_ids
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            table
-                .active()
+            let mut by_key = std::collections::HashMap::new();
+            for (pid, cgroup_id, _netns, src, dst) in table.active_connections() {
+                *by_key
+                    .entry((pid, cgroup_id, dst, self.actual(src, dst)))
+                    .or_insert(0u64) += 1;
+            }
+            by_key
                 .into_iter()
-                .map(|((pid, cgroup_id, _netns, dst), n)| {
-                    ((pid, ids.resolve(cgroup_id).map(str::to_owned)), dst, n)
+                .map(|((pid, cgroup_id, dst, actual), n)| {
+                    (
+                        (pid, ids.resolve(cgroup_id).map(str::to_owned)),
+                        dst,
+                        actual,
+                        n,
+                    )
                 })
                 .collect()
         };
@@ -181,7 +204,13 @@ impl NetTracer {
             tracked_connections: table.len(),
             table_overflow: table.overflow(),
             stale_connections: table.stale(),
+            nat: self.nat.as_ref().map(sonde_nat::Nat::stats),
         }
+    }
+
+    /// Where the connection `src -> dst` really went (its NAT upstream, else `dst`).
+    pub fn actual(&self, src: SocketAddr, dst: SocketAddr) -> SocketAddr {
+        crate::nat_bridge::actual_destination(self.nat.as_ref(), src, dst)
     }
 
     /// The path of the cgroup the kernel knows by `id` (None for 0 and unknown ids).
@@ -285,6 +314,7 @@ pub async fn run_bridge(
                 // One lock of the connection table and one queue item per read of the ring,
                 // not one per event: per event, those atomics were most of the bridge's cost.
                 let net = bridge.net.clone();
+                crate::nat_bridge::sync(net.nat.as_ref());
                 let mut table = LazyTable { table: &net.table, guard: None };
                 for event in batch.drain(..) {
                     bridge.handle(event, &mut table);
@@ -440,6 +470,7 @@ impl Bridge {
                         d.cgroup_id,
                         NetEvent::Closed {
                             dst: d.dst,
+                            actual: self.net.actual(d.src, d.dst),
                             connect_duration,
                             sent: d.sent,
                             received: d.received,
@@ -454,6 +485,7 @@ impl Bridge {
                         c.cgroup_id,
                         NetEvent::Connected {
                             dst: c.dst,
+                            actual: self.net.actual(c.src, c.dst),
                             duration: connect_duration.unwrap_or_default(),
                         },
                         table,
@@ -473,11 +505,13 @@ impl Bridge {
             KernelEvent::Retransmit {
                 pid,
                 netns,
+                src,
                 dst,
                 cgroup_id,
                 ..
             } if filter.is_destination(dst, netns) => {
-                self.net_event(pid, cgroup_id, NetEvent::Retransmit { dst }, table);
+                let actual = self.net.actual(src, dst);
+                self.net_event(pid, cgroup_id, NetEvent::Retransmit { dst, actual }, table);
             }
             _ => {} // Not a destination, or an ephemeral listener.
         }

@@ -225,6 +225,16 @@ pub struct AgentArgs {
     #[arg(long, env = "DISABLE_EBPF", global = true)]
     pub disable_ebpf: bool,
 
+    /// Do not resolve NAT from conntrack: actual_destination is then the dialled destination
+    /// (Service IPs, published ports and DNAT rules are not followed to the real upstream).
+    #[arg(long, env = "DISABLE_CONNTRACK", global = true)]
+    pub disable_conntrack: bool,
+
+    /// Most translated (DNAT) connections kept for NAT resolution; the oldest are dropped
+    /// beyond it (sonde_conntrack_entries_dropped_total).
+    #[arg(long, env = "CONNTRACK_TABLE_SIZE", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=16_777_216), global = true)]
+    pub conntrack_table_size: u32,
+
     // --- Logs ---
     /// Patterns kept per container, log source and level (warning and above); new patterns
     /// beyond it count under one "unclassified" series.

@@ -136,6 +136,10 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 args.ephemeral_port_range.clone(),
             ),
             public_networks: args.track_public_network.clone(),
+            conntrack: (!args.disable_conntrack).then(|| sonde_nat::NatConfig {
+                table_size: args.conntrack_table_size as usize,
+                ..Default::default()
+            }),
         },
     };
     let registry = Registry::start(config, health).context("cannot start the registry")?;

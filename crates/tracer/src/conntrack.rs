@@ -49,6 +49,8 @@ pub struct ByteDelta {
     pub cgroup_id: u64,
     /// Network namespace of the socket.
     pub netns: u32,
+    /// Local address (with the destination, the key of a NAT lookup).
+    pub src: SocketAddr,
     /// Destination.
     pub dst: SocketAddr,
     /// Newly acknowledged bytes sent.
@@ -70,6 +72,8 @@ pub struct Connected {
     pub cgroup_id: u64,
     /// Network namespace of the socket.
     pub netns: u32,
+    /// Local address (with the destination, the key of a NAT lookup).
+    pub src: SocketAddr,
     /// Destination.
     pub dst: SocketAddr,
     /// connect() to ESTABLISHED; 0 if unknown (leave out of latency figures).
@@ -140,6 +144,7 @@ impl ConnectionTable {
             Event::ConnectOk {
                 pid,
                 netns,
+                src,
                 dst,
                 duration_ns,
                 cgroup_id,
@@ -149,6 +154,7 @@ impl ConnectionTable {
                     pid,
                     cgroup_id,
                     netns,
+                    src,
                     dst,
                     duration_ns,
                 }),
@@ -183,6 +189,7 @@ impl ConnectionTable {
                             pid,
                             cgroup_id,
                             netns,
+                            src,
                             dst,
                             duration_ns,
                         }),
@@ -195,6 +202,7 @@ impl ConnectionTable {
                         pid,
                         cgroup_id,
                         netns,
+                        src,
                         dst,
                         sent: bytes_sent.saturating_sub(sent),
                         received: bytes_received.saturating_sub(received),
@@ -304,6 +312,7 @@ impl ConnectionTable {
                             pid: c.pid,
                             cgroup_id: c.cgroup_id,
                             netns: c.netns,
+                            src: c.src,
                             dst: c.dst,
                             duration_ns: c.duration_ns,
                         });
@@ -323,6 +332,7 @@ impl ConnectionTable {
                     pid,
                     cgroup_id,
                     netns,
+                    src: c.src,
                     dst: c.dst,
                     sent,
                     received,
@@ -353,6 +363,18 @@ impl ConnectionTable {
             *m.entry((t.pid, t.cgroup_id, t.netns, t.dst)).or_insert(0) += 1;
         }
         m
+    }
+
+    /// The connections the latest dump showed: (pid, cgroup id, netns, local address,
+    /// destination), for callers that key active connections by more than the destination
+    /// (its NAT upstream).
+    pub fn active_connections(
+        &self,
+    ) -> impl Iterator<Item = (u32, u64, u32, SocketAddr, SocketAddr)> {
+        self.conns
+            .values()
+            .filter(|t| t.seen == self.generation)
+            .map(|t| (t.pid, t.cgroup_id, t.netns, t.src, t.dst))
     }
 
     /// Number of connections kept.

@@ -61,6 +61,7 @@ fn connected(dst: &str, duration_ns: u64) -> Connected {
         pid: 10,
         cgroup_id: 3,
         netns: 1,
+        src: a(S),
         dst: a(dst),
         duration_ns,
     }
@@ -210,7 +211,11 @@ fn a_close_for_another_connection_on_a_kept_socket_is_counted_whole() {
     let now = Instant::now();
     t.update_open(&[open(1, S, D, 50, 50)], now);
     let r = t.apply(&closed(1, "127.0.0.1:40009", D, 7, 8));
-    assert_eq!(r.connected, Some(connected(D, 7)));
+    let other = Connected {
+        src: a("127.0.0.1:40009"),
+        ..connected(D, 7)
+    };
+    assert_eq!(r.connected, Some(other));
     let d = r.bytes.unwrap();
     assert_eq!((d.sent, d.received), (7, 8));
     assert_eq!(t.len(), 1, "the kept connection is untouched");
