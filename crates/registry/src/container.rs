@@ -64,6 +64,9 @@ pub struct Container {
     pub log_path: Option<PathBuf>,
     /// How the runtime writes its logs ("json-file", "cri", ...).
     pub log_driver: Option<String>,
+    /// Host addresses the runtime publishes the container's ports on (Docker's docker-proxy):
+    /// exported as its listeners with `proxy="dockerd"`.
+    pub published_ports: Vec<std::net::SocketAddr>,
     /// Live processes. Bounded by the node's process count; emptied as processes exit.
     pub pids: HashSet<u32>,
     /// When its oldest known process started: the container's age for `--min-container-age`.

@@ -561,11 +561,29 @@ impl Registry {
             .metrics
             .processes_tracked
             .set(state.tracked_pids() as i64);
+        // The host's addresses (the agent runs in the host's network namespace), read only
+        // when a published port is bound to a wildcard.
+        let mut host_ips: Option<Vec<std::net::IpAddr>> = None;
         state
             .exported(&inner.config.filters, now)
             .into_iter()
             .filter_map(|c| {
                 let (restarts, oom_kills) = state.lifetime_counts(c);
+                let mut proxied_listens = Vec::new();
+                for a in &c.published_ports {
+                    let ips = if a.ip().is_unspecified() {
+                        host_ips.get_or_insert_with(|| {
+                            netns_ips::read_dir(&inner.config.node_paths.procfs.join("self/net"))
+                        })
+                    } else {
+                        &Vec::new()
+                    };
+                    for l in netns_ips::expand_host(*a, ips) {
+                        if !proxied_listens.contains(&l) {
+                            proxied_listens.push(l);
+                        }
+                    }
+                }
                 Some(ExportedContainer {
                     app_id: c.app_id().to_owned(),
                     restarts,
@@ -581,6 +599,7 @@ impl Registry {
                     container_id: c.container_id()?.to_owned(),
                     image: c.image.clone(),
                     cgroups: c.cgroups.clone(),
+                    proxied_listens,
                 })
             })
             .collect()

@@ -65,7 +65,24 @@ pub fn parse_if_inet6(text: &str) -> Vec<Ipv6Addr> {
 
 /// Reads the addresses of the network namespace `pid` is in (empty when it is gone).
 pub fn read(procfs: &Path, pid: u32) -> Vec<IpAddr> {
-    let dir = procfs.join(pid.to_string()).join("net");
+    read_dir(&procfs.join(pid.to_string()).join("net"))
+}
+
+/// The host-side addresses a published port bound to `addr` accepts on: a wildcard is every
+/// address of `host_ips` of its family (an IPv6 wildcard: both), others themselves.
+pub fn expand_host(addr: std::net::SocketAddr, host_ips: &[IpAddr]) -> Vec<std::net::SocketAddr> {
+    if !addr.ip().is_unspecified() || host_ips.is_empty() {
+        return vec![addr];
+    }
+    host_ips
+        .iter()
+        .filter(|ip| addr.is_ipv6() || ip.is_ipv4())
+        .map(|ip| std::net::SocketAddr::new(*ip, addr.port()))
+        .collect()
+}
+
+/// Reads the addresses from a `/proc/<pid>/net` directory.
+pub fn read_dir(dir: &Path) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = std::fs::read_to_string(dir.join("fib_trie"))
         .map(|t| parse_fib_trie_local(&t))
         .unwrap_or_default()
@@ -161,6 +178,29 @@ fd000000000000000000000000000007 02 40 00 80     eth0
         assert_eq!(
             parse_fib_trie_local(FIB_TRIE),
             vec![Ipv4Addr::new(10, 88, 0, 7), Ipv4Addr::LOCALHOST]
+        );
+    }
+
+    #[test]
+    fn published_wildcards_expand_to_the_hosts_addresses_of_their_family() {
+        let host: Vec<IpAddr> = vec![
+            "10.0.0.4".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            "fd00::4".parse().unwrap(),
+        ];
+        let strs =
+            |v: Vec<std::net::SocketAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            strs(expand_host("0.0.0.0:8080".parse().unwrap(), &host)),
+            ["10.0.0.4:8080", "127.0.0.1:8080"]
+        );
+        assert_eq!(
+            strs(expand_host("[::]:8080".parse().unwrap(), &host)),
+            ["10.0.0.4:8080", "127.0.0.1:8080", "[fd00::4]:8080"]
+        );
+        assert_eq!(
+            strs(expand_host("127.0.0.1:8080".parse().unwrap(), &host)),
+            ["127.0.0.1:8080"]
         );
     }
 

@@ -43,6 +43,9 @@ pub struct ExportedContainer {
     pub active: HashMap<(SocketAddr, SocketAddr), u64>,
     pub image: String,
     pub cgroups: ProcessCgroups,
+    /// Host-side listeners of published ports (a wildcard already expanded to the host's
+    /// addresses), exported with `proxy="dockerd"`.
+    pub proxied_listens: Vec<SocketAddr>,
 }
 
 /// Renders every node_* metric (except node_cloud_info, rendered with the cloud state).
@@ -343,6 +346,18 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
         fams.listen.add(
             &[("container_id", id), ("listen_addr", &addr), ("proxy", "")],
             if open { 1.0 } else { 0.0 },
+        );
+    }
+    for listen_addr in &c.proxied_listens {
+        addr.clear();
+        let _ = write!(addr, "{listen_addr}");
+        fams.listen.add(
+            &[
+                ("container_id", id),
+                ("listen_addr", &addr),
+                ("proxy", "dockerd"),
+            ],
+            1.0,
         );
     }
     let mut actual_addr = String::with_capacity(48);

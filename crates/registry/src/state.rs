@@ -486,6 +486,7 @@ impl State {
                 c.image = md.image.clone();
                 c.log_path = md.log_path.clone();
                 c.log_driver = md.log_driver.clone();
+                c.published_ports = md.published_ports.clone();
                 if let Naming::Named { container_id, .. } = &c.naming {
                     let (key, name) = (c.cgroup_id.clone(), container_id.clone());
                     self.adopt_name(name, key);
@@ -701,6 +702,7 @@ fn new_container(
         image: String::new(),
         log_path: None,
         log_driver: None,
+        published_ports: Vec::new(),
         pids: Default::default(),
         started_at: started,
         empty_since: None,

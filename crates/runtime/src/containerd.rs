@@ -328,6 +328,8 @@ pub(crate) fn metadata_from_container(c: &proto::Container) -> ContainerMetadata
         env,
         log_driver: log_path.as_ref().map(|_| CRI_LOG_FORMAT.to_owned()),
         log_path,
+        // Kubernetes publishes through Services and kube-proxy, not a proxy per container.
+        published_ports: Vec::new(),
     }
 }
 

@@ -226,7 +226,34 @@ pub fn metadata_from_inspect(c: &ContainerInspectResponse) -> ContainerMetadata 
         env,
         log_path,
         log_driver,
+        published_ports: published_ports(c),
     }
+}
+
+/// The host side of the container's published TCP ports (`NetworkSettings.Ports`:
+/// `"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]`); an empty `HostIp` is every
+/// address. Malformed bindings are skipped.
+fn published_ports(c: &ContainerInspectResponse) -> Vec<std::net::SocketAddr> {
+    let mut out: Vec<std::net::SocketAddr> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|(port, _)| port.ends_with("/tcp"))
+        .flat_map(|(_, bindings)| bindings.iter().flatten())
+        .filter_map(|b| {
+            let port: u16 = b.host_port.as_deref()?.parse().ok()?;
+            let ip: std::net::IpAddr = match b.host_ip.as_deref() {
+                None | Some("") => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                Some(ip) => ip.parse().ok()?,
+            };
+            Some(std::net::SocketAddr::new(ip, port))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ pub struct ContainerMetadata {
     pub log_path: Option<PathBuf>,
     /// Logging driver (Docker `HostConfig.LogConfig.Type`, e.g. "json-file", "journald").
     pub log_driver: Option<String>,
+    /// Host addresses Docker publishes the container's TCP ports on (`NetworkSettings.Ports`
+    /// bindings; `0.0.0.0` when bound to every address), sorted, once each: its listeners on
+    /// the host side, served by docker-proxy (`proxy="dockerd"`).
+    pub published_ports: Vec<std::net::SocketAddr>,
 }
 
 /// Keeps the [`NAMING_ENV_KEYS`] entries of `KEY=value` strings (the form Docker and OCI specs

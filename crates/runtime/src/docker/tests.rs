@@ -353,3 +353,29 @@ async fn a_restarted_daemon_is_found_again() {
     no_hang(c.inspect(ID)).await.unwrap();
     assert_eq!(second.paths(), [format!("/containers/{ID}/json")]);
 }
+
+#[test]
+fn published_tcp_ports_are_the_host_side_of_the_bindings() {
+    let md = decode("docker_inspect_plain.json");
+    assert_eq!(
+        md.published_ports,
+        vec![
+            "0.0.0.0:8080".parse().unwrap(),
+            "[::]:8080".parse().unwrap()
+        ]
+    );
+    // UDP is not a TCP listener; an empty HostIp is every address; garbage is skipped.
+    let resp: ContainerInspectResponse = serde_json::from_str(
+        r#"{"NetworkSettings": {"Ports": {
+            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+            "80/tcp": [{"HostIp": "", "HostPort": "8081"}, {"HostIp": "x", "HostPort": "1"}],
+            "443/tcp": [{"HostIp": "127.0.0.1", "HostPort": "not a port"}],
+            "9000/tcp": null
+        }}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        metadata_from_inspect(&resp).published_ports,
+        vec!["0.0.0.0:8081".parse().unwrap()]
+    );
+}
