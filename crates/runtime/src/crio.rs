@@ -111,6 +111,7 @@ pub fn metadata_from_crio_info(json: &[u8]) -> Result<ContainerMetadata, serde_j
         env: Vec::new(),
         log_driver: log_path.as_ref().map(|_| CRI_LOG_FORMAT.to_owned()),
         log_path,
+        volumes: BTreeMap::new(),
     })
 }
 

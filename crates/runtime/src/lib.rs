@@ -21,12 +21,14 @@ mod http_unix;
 mod naming;
 #[cfg(test)]
 mod test_support;
+mod volumes;
 
 pub use containerd::{ContainerdClient, K8S_NAMESPACE};
 pub use crio::{CRI_LOG_FORMAT, CrioClient, metadata_from_crio_info};
 pub use docker::{DockerClient, metadata_from_inspect};
 pub use error::{BoxError, Error};
 pub use naming::{NAMING_ENV_KEYS, Naming, k8s_app_id, name_container, name_container_at};
+pub use volumes::kubernetes_volume;
 
 /// Metadata about one container from its runtime, runtime-neutral.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,6 +45,9 @@ pub struct ContainerMetadata {
     pub log_path: Option<PathBuf>,
     /// Logging driver (Docker `HostConfig.LogConfig.Type`, e.g. "json-file", "journald").
     pub log_driver: Option<String>,
+    /// Container path -> volume name (Docker named volumes, Kubernetes persistent volumes),
+    /// the `volume` label of `container_resources_disk_*`. Only mounts that are volumes.
+    pub volumes: BTreeMap<String, String>,
 }
 
 /// Keeps the [`NAMING_ENV_KEYS`] entries of `KEY=value` strings (the form Docker and OCI specs
