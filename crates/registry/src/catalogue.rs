@@ -432,3 +432,71 @@ metric!(
     Gauge,
     "Whether a journal (/run/log/journal or /var/log/journal under the host root) is being read"
 );
+
+// Container volumes and disk I/O (resources.rs).
+metric!(
+    CONTAINER_DISK_SIZE,
+    "container_resources_disk_size_bytes",
+    Gauge,
+    "Total capacity of the volume"
+);
+metric!(
+    CONTAINER_DISK_USED,
+    "container_resources_disk_used_bytes",
+    Gauge,
+    "Used capacity of the volume"
+);
+metric!(
+    CONTAINER_DISK_RESERVED,
+    "container_resources_disk_reserved_bytes",
+    Gauge,
+    "Reserved capacity of the volume"
+);
+metric!(
+    CONTAINER_DISK_READS,
+    "container_resources_disk_reads_total",
+    Counter,
+    "Total number of reads completed successfully by the container"
+);
+metric!(
+    CONTAINER_DISK_READ_BYTES,
+    "container_resources_disk_read_bytes_total",
+    Counter,
+    "Total number of bytes read from the disk by the container"
+);
+metric!(
+    CONTAINER_DISK_WRITES,
+    "container_resources_disk_writes_total",
+    Counter,
+    "Total number of writes completed successfully by the container"
+);
+metric!(
+    CONTAINER_DISK_WRITTEN_BYTES,
+    "container_resources_disk_written_bytes_total",
+    Counter,
+    "Total number of bytes written to the disk by the container"
+);
+metric!(
+    CONTAINER_APPLICATION_TYPE,
+    "container_application_type",
+    Gauge,
+    "Type of the application running in the container (e.g. memcached, postgres, mysql)"
+);
+metric!(
+    SONDE_VOLUME_MOUNTS_DROPPED,
+    "sonde_volume_mounts_dropped_total",
+    Counter,
+    "Container data mounts not rendered because a container had more than 64 (counted per scrape)"
+);
+metric!(
+    SONDE_VOLUME_READ_ERRORS,
+    "sonde_volume_read_errors_total",
+    Counter,
+    "Failed or malformed reads of a container's mountinfo and statvfs of its mounts"
+);
+metric!(
+    SONDE_APPTYPE_UNCACHED,
+    "sonde_apptype_uncached_total",
+    Counter,
+    "Process application-type lookups not cached because the cache was full (counted per scrape)"
+);

@@ -19,6 +19,7 @@ mod logs_sync;
 pub mod metadata;
 pub mod net;
 pub mod render;
+pub mod resources;
 pub mod self_metrics;
 pub mod state;
 pub mod tracer_bridge;
@@ -110,6 +111,8 @@ struct Inner {
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
     logs: Option<Arc<sonde_logs::LogManager>>,
+    /// Volumes, disk I/O and application types (resources.rs).
+    resources: resources::Resources,
 }
 
 /// Sends events to the registry without ever blocking: when the queue is full the event is
@@ -249,7 +252,10 @@ impl Registry {
             health.up("logs");
             Some(Arc::new(sonde_logs::LogManager::start(config.logs.clone())))
         };
+        let resources =
+            resources::Resources::new(&config.node_paths.procfs, &config.node_paths.sysfs);
         let inner = Arc::new(Inner {
+            resources,
             logs: logs.clone(),
             net: tracer.as_ref().map(|(t, _)| t.clone()),
             bridge_stats: bridge_stats.clone(),
@@ -356,6 +362,14 @@ impl Registry {
         render::render_containers(
             &exported,
             &container_delays,
+            inner.cgroupfs.as_ref(),
+            &inner.metrics,
+            &inner.node_labels,
+            &mut families,
+        );
+        resources::render_resources(
+            &exported,
+            &inner.resources,
             inner.cgroupfs.as_ref(),
             &inner.metrics,
             &inner.node_labels,
@@ -523,6 +537,7 @@ impl Registry {
                     container_id: c.container_id()?.to_owned(),
                     image: c.image.clone(),
                     cgroups: c.cgroups.clone(),
+                    volumes: c.volumes.clone(),
                 })
             })
             .collect()

@@ -43,6 +43,8 @@ pub struct ExportedContainer {
     pub active: HashMap<SocketAddr, u64>,
     pub image: String,
     pub cgroups: ProcessCgroups,
+    /// Container path -> volume name (the `volume` label of the disk metrics).
+    pub volumes: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// Renders every node_* metric (except node_cloud_info, rendered with the cloud state).

@@ -337,6 +337,7 @@ impl State {
                 c.image = md.image.clone();
                 c.log_path = md.log_path.clone();
                 c.log_driver = md.log_driver.clone();
+                c.volumes = std::sync::Arc::new(md.volumes.clone());
             }
             MetadataOutcome::NotFound => {
                 c.naming = retry(source, attempts, now, "not found in the runtime".into());
@@ -461,6 +462,7 @@ fn new_container(
         restarts: 0,
         oom_kills: 0,
         net: Default::default(),
+        volumes: Default::default(),
     })
 }
 
