@@ -16,7 +16,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # to build images from, Prometheus and promtool, journald tools, the eBPF toolchain, network tools.
 PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io prometheus
           systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
-          procps coreutils)
+          procps coreutils
+          e2fsprogs mount redis-server nginx postgresql)
 
 install_packages() {
     local missing=()

@@ -74,6 +74,8 @@ pub struct RegistryConfig {
     pub tracer: TracerSettings,
     /// Log pattern mining (`disabled` for --disable-log-parsing).
     pub logs: sonde_logs::LogManagerConfig,
+    /// Volumes, disk I/O and application types.
+    pub resources: resources::ResourcesConfig,
 }
 
 /// Failure to start the registry.
@@ -252,8 +254,14 @@ impl Registry {
             health.up("logs");
             Some(Arc::new(sonde_logs::LogManager::start(config.logs.clone())))
         };
-        let resources =
-            resources::Resources::new(&config.node_paths.procfs, &config.node_paths.sysfs);
+        if let Some(fs) = &cgroupfs {
+            resources::warn_if_blkio_inactive(fs, &config.node_paths.procfs, &config.resources);
+        }
+        let resources = resources::Resources::new(
+            &config.node_paths.procfs,
+            &config.node_paths.sysfs,
+            config.resources.clone(),
+        );
         let inner = Arc::new(Inner {
             resources,
             logs: logs.clone(),

@@ -39,9 +39,23 @@ pub const APPTYPE_CHECKS: u8 = 3;
 /// (correct, only slower) and counted.
 pub const MAX_APPTYPE_CACHE: usize = 65_536;
 
+/// Disks whose v1 blkio accounting was switched on (at most this many are remembered).
+const MAX_ACTIVATED_DISKS: usize = 4096;
+
+/// Settings of this module, from the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct ResourcesConfig {
+    /// `--enable-blkio-accounting`: on cgroup v1 blkio, switch on per-cgroup I/O counting of the
+    /// disks container volumes live on (see [`CgroupFs::activate_blkio_stats`]).
+    pub enable_blkio_accounting: bool,
+}
+
 /// State kept between scrapes, and the counters of what went wrong.
 #[derive(Debug)]
 pub struct Resources {
+    config: ResourcesConfig,
+    /// Disks whose blkio accounting this agent switched on (or tried to).
+    activated: Mutex<std::collections::HashSet<(u32, u32)>>,
     procfs: PathBuf,
     devices: BlockDevices,
     apptypes: Mutex<HashMap<(u32, u64), AppTypeEntry>>,
@@ -61,8 +75,10 @@ struct AppTypeEntry {
 }
 
 impl Resources {
-    pub fn new(procfs: &Path, sysfs: &Path) -> Resources {
+    pub fn new(procfs: &Path, sysfs: &Path, config: ResourcesConfig) -> Resources {
         Resources {
+            config,
+            activated: Mutex::new(Default::default()),
             procfs: procfs.to_owned(),
             devices: BlockDevices::new(sysfs),
             apptypes: Mutex::new(HashMap::new()),
@@ -126,6 +142,32 @@ impl Resources {
         sonde_apptype::guess_by_exe(exe.as_os_str().as_bytes())
     }
 
+    /// Switches on v1 blkio accounting of a disk once (when enabled and needed).
+    fn activate(&self, fs: &CgroupFs, dev: (u32, u32)) {
+        if !self.config.enable_blkio_accounting || !fs.uses_v1_blkio() {
+            return;
+        }
+        let mut done = self
+            .activated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if done.contains(&dev) || done.len() >= MAX_ACTIVATED_DISKS {
+            return;
+        }
+        done.insert(dev);
+        match fs.activate_blkio_stats(dev.0, dev.1) {
+            Ok(_) => tracing::info!(
+                device = %format_args!("{}:{}", dev.0, dev.1),
+                "Switched on cgroup v1 blkio accounting (a rule with no limit)"
+            ),
+            Err(e) => tracing::warn!(
+                device = %format_args!("{}:{}", dev.0, dev.1),
+                error = %e,
+                "Cannot switch on cgroup v1 blkio accounting: container disk I/O of this disk stays absent"
+            ),
+        }
+    }
+
     /// The host's mount namespace (that of pid 1 in the procfs root).
     fn host_mnt_ns(&self) -> Option<u64> {
         std::fs::metadata(self.procfs.join("1/ns/mnt"))
@@ -171,6 +213,29 @@ impl Resources {
         }
         None
     }
+}
+
+/// At start: on cgroup v1 blkio with Linux >= 6.10 and `--enable-blkio-accounting` off,
+/// warns once that per-container disk I/O will be absent and how to fix it.
+pub fn warn_if_blkio_inactive(fs: &CgroupFs, procfs: &Path, config: &ResourcesConfig) {
+    if config.enable_blkio_accounting || !fs.uses_v1_blkio() {
+        return;
+    }
+    let release = std::fs::read_to_string(procfs.join("sys/kernel/osrelease")).unwrap_or_default();
+    if lazy_blk_throttle(&release) {
+        tracing::warn!(
+            kernel = release.trim(),
+            "cgroup v1 blkio counts a container's disk I/O only on disks with a throttle rule (Linux >= 6.10): container_resources_disk_{{reads,writes,read_bytes,written_bytes}}_total stay absent. Fix: start the agent with --enable-blkio-accounting (adds a rule with no limit per volume disk) or move the node to cgroup v2"
+        );
+    }
+}
+
+/// Whether a kernel release ("6.18.44-fc") sets up blk-throttle lazily (6.10 and later).
+fn lazy_blk_throttle(release: &str) -> bool {
+    let mut parts = release.trim().split(['.', '-']);
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (6, 10)
 }
 
 /// `write!` into a PathBuf as one more component (`write!` calls `write_str` in pieces, so the
@@ -266,6 +331,9 @@ pub fn render_resources(
                 Some(d) => (d.name.as_str(), (d.major, d.minor)),
                 None => ("", (m.major, m.minor)),
             };
+            if let Some(fs) = cgroupfs {
+                res.activate(fs, dev);
+            }
             let volume = c.volumes.get(&m.mount_point).map_or("", String::as_str);
             let labels: &[(&str, &str)] = &[
                 ("container_id", id),
@@ -394,7 +462,7 @@ mod tests {
     fn renders_volumes_io_and_types() {
         let tmp = tempfile::tempdir().unwrap();
         let (procfs, sysfs, cg) = host(tmp.path());
-        let res = Resources::new(&procfs, &sysfs);
+        let res = Resources::new(&procfs, &sysfs, ResourcesConfig::default());
         let cgfs = CgroupFs::detect(&cg).unwrap();
         let text = render(&res, &cgfs, &[container(&[("/data", "pgdata")])]);
         let l = r#"container_id="/docker/db",mount_point="/data",device="loop0",volume="pgdata",machine_id="",system_uuid="""#;
@@ -428,7 +496,7 @@ mod tests {
     fn an_unknown_process_is_settled_after_a_few_checks_and_forgotten_when_gone() {
         let tmp = tempfile::tempdir().unwrap();
         let (procfs, sysfs, cg) = host(tmp.path());
-        let res = Resources::new(&procfs, &sysfs);
+        let res = Resources::new(&procfs, &sysfs, ResourcesConfig::default());
         let cgfs = CgroupFs::detect(&cg).unwrap();
         for _ in 0..APPTYPE_CHECKS {
             render(&res, &cgfs, &[container(&[])]);
@@ -442,13 +510,45 @@ mod tests {
     }
 
     #[test]
+    fn kernels_with_lazy_blk_throttle() {
+        assert!(lazy_blk_throttle("6.18.44-fc-v1098\n"));
+        assert!(lazy_blk_throttle("6.10.0"));
+        assert!(!lazy_blk_throttle("6.9.12-arch1"));
+        assert!(!lazy_blk_throttle("5.15.0-105-generic"));
+        assert!(!lazy_blk_throttle("garbage"));
+    }
+
+    #[test]
+    fn blkio_accounting_is_switched_on_once_per_disk_when_enabled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (procfs, sysfs, cg) = host(tmp.path());
+        let rule = cg.join("blkio/blkio.throttle.read_bps_device");
+        let cgfs = CgroupFs::detect(&cg).unwrap();
+        let off = Resources::new(&procfs, &sysfs, ResourcesConfig::default());
+        render(&off, &cgfs, &[container(&[])]);
+        assert!(!rule.exists());
+        let on = Resources::new(
+            &procfs,
+            &sysfs,
+            ResourcesConfig {
+                enable_blkio_accounting: true,
+            },
+        );
+        render(&on, &cgfs, &[container(&[])]);
+        assert_eq!(std::fs::read_to_string(&rule).unwrap(), "7:0 0\n");
+        std::fs::remove_file(&rule).unwrap();
+        render(&on, &cgfs, &[container(&[])]);
+        assert!(!rule.exists(), "written once per disk");
+    }
+
+    #[test]
     fn host_namespace_processes_have_no_volumes() {
         let tmp = tempfile::tempdir().unwrap();
         let (procfs, sysfs, cg) = host(tmp.path());
         // Make pid 10's mount namespace the host's (the same file).
         fs::remove_file(procfs.join("10/ns/mnt")).unwrap();
         fs::hard_link(procfs.join("1/ns/mnt"), procfs.join("10/ns/mnt")).unwrap();
-        let res = Resources::new(&procfs, &sysfs);
+        let res = Resources::new(&procfs, &sysfs, ResourcesConfig::default());
         let cgfs = CgroupFs::detect(&cg).unwrap();
         let text = render(&res, &cgfs, &[container(&[])]);
         assert!(!text.contains("container_resources_disk"), "{text}");

@@ -216,6 +216,12 @@ pub struct AgentArgs {
     /// without it disk delay reads zero).
     #[arg(long, env = "ENABLE_DELAY_ACCOUNTING", global = true)]
     pub enable_delay_accounting: bool,
+
+    // --- Container resources ---
+    /// On cgroup v1 blkio with Linux >= 6.10, add a rule with no limit for each disk a container
+    /// volume lives on, so the kernel counts per-container disk I/O there (docs/cgroup-node.md).
+    #[arg(long, env = "ENABLE_BLKIO_ACCOUNTING", global = true)]
+    pub enable_blkio_accounting: bool,
 }
 
 fn parse_regex(s: &str) -> Result<Regex, String> {

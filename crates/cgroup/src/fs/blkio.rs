@@ -44,6 +44,31 @@ impl CgroupFs {
     }
 }
 
+impl CgroupFs {
+    /// Makes v1 blkio count I/O on disk `major:minor` for every cgroup, by writing a rule with
+    /// no limit ("MAJ:MIN 0") to the root's `blkio.throttle.read_bps_device`. Since Linux 6.10
+    /// blk-throttle sets a disk up, and with it the v1 `blkio.throttle.io_service*` counters,
+    /// only once some rule names it; a rule of 0 limits nothing. Ok(false) where v1 blkio is not
+    /// in use (v2's io.stat always counts).
+    pub fn activate_blkio_stats(&self, major: u32, minor: u32) -> Result<bool, Error> {
+        if self.layout == Layout::V2 {
+            return Ok(false);
+        }
+        let Some(mount) = self.v1_mount("blkio") else {
+            return Ok(false);
+        };
+        let path = mount.join("blkio.throttle.read_bps_device");
+        std::fs::write(&path, format!("{major}:{minor} 0\n"))
+            .map_err(|e| Error::from_io(path, e))?;
+        Ok(true)
+    }
+
+    /// Whether per-cgroup block I/O comes from v1 blkio here.
+    pub fn uses_v1_blkio(&self) -> bool {
+        self.layout != Layout::V2 && self.v1_mount("blkio").is_some()
+    }
+}
+
 fn io_v1(mut dir: CgDir) -> Result<Vec<DeviceIo>, Error> {
     let mut out: Vec<DeviceIo> = Vec::new();
     for (file, ops) in [
