@@ -231,11 +231,33 @@ fn spawn_in(cg: &TestCgroup, cmd: &str, log: &Path) -> Child {
         .unwrap()
 }
 
+/// A unit file written to the host's /run/systemd/system (the runtime unit directory; systemd
+/// is not running here), removed on drop.
+struct UnitFile(PathBuf);
+
+impl UnitFile {
+    fn write(name: &str, text: &str) -> UnitFile {
+        let dir = Path::new("/run/systemd/system");
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        UnitFile(path)
+    }
+}
+
+impl Drop for UnitFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The escaped unit name (without suffix) of a test service.
+fn unit_name(name: &str) -> String {
+    format!("sonde\\x2dapp\\x2d{name}\\x2d{}", std::process::id())
+}
+
 fn service(name: &str) -> (TestCgroup, String) {
-    let unit = format!(
-        "sonde\\x2dapp\\x2d{name}\\x2d{}.service",
-        std::process::id()
-    );
+    let unit = format!("{}.service", unit_name(name));
     let id = format!(
         "/system.slice/sonde-app-{name}-{}.service",
         std::process::id()
@@ -330,6 +352,22 @@ fn real_postgres_redis_and_nginx_have_their_types() {
         &tmp.path().join("nginx.log"),
     ));
 
+    // systemd facts from unit files: postgres as a timer-started oneshot job, redis as a
+    // notify service with no trigger, nginx with no unit file at all.
+    let _units = [
+        UnitFile::write(
+            &format!("{}.service", unit_name("pg")),
+            "[Service]\nType=oneshot\nExecStart=/usr/lib/postgresql/15/bin/postgres\n",
+        ),
+        UnitFile::write(
+            &format!("{}.timer", unit_name("pg")),
+            "[Timer]\nOnCalendar=hourly\n",
+        ),
+        UnitFile::write(
+            &format!("{}.service", unit_name("redis")),
+            "[Service]\nType=notify\nExecStart=/usr/bin/redis-server\n",
+        ),
+    ];
     let agent = Agent::start(&["--min-container-age", "0s"]);
     let cgs = [&pg_cg, &redis_cg, &nginx_cg];
     let describe = || {
@@ -392,6 +430,24 @@ fn real_postgres_redis_and_nginx_have_their_types() {
                 &[("container_id", id), ("application_type", app)]
             ),
             Some(1.0)
+        );
+    }
+    for (id, typ, trigger) in [
+        (&pg_id, "oneshot", format!("{}.timer", unit_name("pg"))),
+        (&redis_id, "notify", String::new()),
+        (&nginx_id, "", String::new()),
+    ] {
+        assert!(
+            s.has(
+                "container_info",
+                &[
+                    ("container_id", id),
+                    ("systemd_type", typ),
+                    ("systemd_triggered_by", &trigger)
+                ]
+            ),
+            "{id}: {typ} {trigger}\n{}",
+            s.text
         );
     }
     pg_cg.kill_children();

@@ -261,7 +261,8 @@ impl Registry {
             &config.node_paths.procfs,
             &config.node_paths.sysfs,
             config.resources.clone(),
-        );
+        )
+        .with_host_root(&config.node_paths.host_root);
         let inner = Arc::new(Inner {
             resources,
             logs: logs.clone(),
@@ -358,7 +359,8 @@ impl Registry {
         );
 
         let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
-        let exported = self.exported_containers(tracer_scrape.as_ref());
+        let mut exported = self.exported_containers(tracer_scrape.as_ref());
+        inner.resources.fill_systemd(&mut exported);
         if let Some(t) = &tracer_scrape {
             self.render_tracer_self_metrics(t, &mut families);
         }
@@ -546,6 +548,7 @@ impl Registry {
                     image: c.image.clone(),
                     cgroups: c.cgroups.clone(),
                     volumes: c.volumes.clone(),
+                    systemd: Default::default(),
                 })
             })
             .collect()

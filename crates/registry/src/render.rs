@@ -43,6 +43,8 @@ pub struct ExportedContainer {
     pub active: HashMap<SocketAddr, u64>,
     pub image: String,
     pub cgroups: ProcessCgroups,
+    /// systemd's Type= and trigger of a service (empty for other containers).
+    pub systemd: sonde_systemd::UnitInfo,
     /// Container path -> volume name (the `volume` label of the disk metrics).
     pub volumes: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
@@ -226,8 +228,8 @@ pub fn render_containers(
             &[
                 ("container_id", &c.container_id),
                 ("image", &c.image),
-                ("systemd_triggered_by", ""),
-                ("systemd_type", ""),
+                ("systemd_triggered_by", &c.systemd.triggered_by),
+                ("systemd_type", &c.systemd.unit_type),
             ],
             1.0,
         );

@@ -58,6 +58,9 @@ pub struct Resources {
     activated: Mutex<std::collections::HashSet<(u32, u32)>>,
     procfs: PathBuf,
     devices: BlockDevices,
+    /// systemd unit files under the host root, and what they said per container key.
+    units: sonde_systemd::UnitFiles,
+    systemd: Mutex<HashMap<String, sonde_systemd::UnitInfo>>,
     apptypes: Mutex<HashMap<(u32, u64), AppTypeEntry>>,
     /// Data mounts beyond [`MAX_MOUNTS_PER_CONTAINER`], per scrape.
     pub mounts_dropped: AtomicU64,
@@ -81,10 +84,37 @@ impl Resources {
             activated: Mutex::new(Default::default()),
             procfs: procfs.to_owned(),
             devices: BlockDevices::new(sysfs),
+            units: sonde_systemd::UnitFiles::new(Path::new("/")),
+            systemd: Mutex::new(HashMap::new()),
             apptypes: Mutex::new(HashMap::new()),
             mounts_dropped: AtomicU64::new(0),
             volume_errors: AtomicU64::new(0),
             apptype_uncached: AtomicU64::new(0),
+        }
+    }
+
+    /// Reads unit files under `host_root` (default "/") for systemd services.
+    pub fn with_host_root(mut self, host_root: &Path) -> Resources {
+        self.units = sonde_systemd::UnitFiles::new(host_root);
+        self
+    }
+
+    /// Sets `systemd` of every systemd-service container: looked up in the unit files once per
+    /// container (its unit does not change under it), forgotten with the container.
+    pub fn fill_systemd(&self, containers: &mut [ExportedContainer]) {
+        let mut cache = self.systemd.lock().unwrap_or_else(PoisonError::into_inner);
+        // Bounded by the exported containers: entries of vanished ones go at every scrape.
+        let live: std::collections::HashSet<&str> =
+            containers.iter().map(|c| c.key.as_str()).collect();
+        cache.retain(|key, _| live.contains(key.as_str()));
+        for c in containers.iter_mut() {
+            let Some(unit) = sonde_systemd::unit_of_cgroup(&c.key) else {
+                continue;
+            };
+            c.systemd = cache
+                .entry(c.key.clone())
+                .or_insert_with(|| self.units.info(unit).unwrap_or_default())
+                .clone();
         }
     }
 
@@ -438,6 +468,7 @@ mod tests {
             net: Default::default(),
             active: Default::default(),
             image: String::new(),
+            systemd: Default::default(),
             cgroups: sonde_cgroup::ProcessCgroups::parse(
                 "9:blkio:/docker/db\n4:memory:/docker/db\n",
             )
