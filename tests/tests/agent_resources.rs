@@ -454,3 +454,123 @@ fn real_postgres_redis_and_nginx_have_their_types() {
     redis_cg.kill_children();
     nginx_cg.kill_children();
 }
+
+/// The agent with a fake NVML (crates/gpu/tests/fake_nvml.c, built here with gcc) that reports
+/// GPU use for one process of a test service: the node's GPU and that container's share of it
+/// are exported; without NVML (this machine has no GPU) or with --disable-gpu-monitoring the
+/// subsystem is down and nothing GPU-related is exported.
+#[test]
+fn fake_gpu_is_reported_for_the_node_and_its_container() {
+    let test = "fake_gpu_is_reported_for_the_node_and_its_container";
+    if !privileged(test) || require(test, "gcc", "gcc").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("libnvidia-ml.so.1");
+    run(Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&lib)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/gpu/tests/fake_nvml.c")));
+    let (mut cg, id) = service("gpu");
+    let child = spawn_in(&cg, "sleep 1000", &tmp.path().join("sleep.log"));
+    let pid = child.id();
+    cg.own(child);
+
+    let launcher = [
+        std::ffi::OsString::from("env"),
+        format!("FAKE_NVML_PID={pid}").into(),
+        sonde_integration_tests::agent::sonde_binary().into_os_string(),
+    ];
+    let lib_arg = lib.to_str().unwrap();
+    let agent = Agent::start_via(
+        &launcher,
+        &["--min-container-age", "0s", "--nvml-library", lib_arg],
+    );
+    let gpu: &[(&str, &str)] = &[("container_id", &id), ("gpu_uuid", "GPU-fake-0")];
+    let s = agent.scrape_until("the container's GPU usage", TIMEOUT, |s| {
+        s.value("container_resources_gpu_usage_percent", gpu)
+            .is_some()
+    });
+    assert_eq!(
+        s.value("container_resources_gpu_usage_percent", gpu),
+        Some(42.0)
+    );
+    assert_eq!(
+        s.value("container_resources_gpu_memory_usage_percent", gpu),
+        Some(17.0)
+    );
+    let dev: &[(&str, &str)] = &[("gpu_uuid", "GPU-fake-0")];
+    assert_eq!(
+        s.value(
+            "node_gpu_info",
+            &[
+                ("gpu_uuid", "GPU-fake-0"),
+                ("name", "Fake Tesla T4"),
+                ("driver_version", "535.104.05")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("node_resources_gpu_memory_total_bytes", dev),
+        Some((16u64 << 30) as f64)
+    );
+    assert_eq!(
+        s.value("node_resources_gpu_memory_used_bytes", dev),
+        Some((1u64 << 30) as f64)
+    );
+    assert_eq!(
+        s.value("node_resources_gpu_power_usage_watts", dev),
+        Some(70.5)
+    );
+    assert_eq!(
+        s.value("node_resources_gpu_temperature_celsius", dev),
+        Some(55.0)
+    );
+    assert_eq!(
+        s.value("node_resources_gpu_utilization_percent_avg", dev),
+        Some(40.0)
+    );
+    assert_eq!(
+        s.value("node_resources_gpu_utilization_percent_peak", dev),
+        Some(70.0)
+    );
+    assert_eq!(
+        s.value("node_resources_gpu_memory_utilization_percent_avg", dev),
+        Some(15.0)
+    );
+    assert_eq!(
+        s.value("sonde_subsystem_up", &[("subsystem", "gpu")]),
+        Some(1.0)
+    );
+    drop(agent);
+
+    // Without --disable-gpu-monitoring the agent looks for the driver's NVML: only on a machine
+    // without one (as here) must it be down.
+    let has_nvml = [
+        "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+        "/usr/lib64/libnvidia-ml.so.1",
+        "/usr/lib/libnvidia-ml.so.1",
+        "/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists());
+    let cases: &[&[&str]] = if has_nvml {
+        &[&["--disable-gpu-monitoring"]]
+    } else {
+        &[&[], &["--disable-gpu-monitoring"]]
+    };
+    for extra in cases.iter().copied() {
+        let mut args = vec!["--min-container-age", "0s"];
+        args.extend_from_slice(extra);
+        let agent = Agent::start(&args);
+        let s = agent.scrape();
+        assert_eq!(
+            s.value("sonde_subsystem_up", &[("subsystem", "gpu")]),
+            Some(0.0),
+            "{extra:?}"
+        );
+        assert!(!s.text.contains("gpu_uuid"), "{extra:?}");
+    }
+    cg.kill_children();
+}

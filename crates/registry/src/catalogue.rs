@@ -500,3 +500,71 @@ metric!(
     Counter,
     "Process application-type lookups not cached because the cache was full (counted per scrape)"
 );
+
+// GPUs (gpu.rs).
+metric!(
+    NODE_GPU_INFO,
+    "node_gpu_info",
+    Gauge,
+    "Meta information about the GPU"
+);
+metric!(
+    NODE_GPU_MEMORY_TOTAL,
+    "node_resources_gpu_memory_total_bytes",
+    Gauge,
+    "Total memory available on the GPU in bytes"
+);
+metric!(
+    NODE_GPU_MEMORY_USED,
+    "node_resources_gpu_memory_used_bytes",
+    Gauge,
+    "GPU memory currently in use in bytes"
+);
+metric!(
+    NODE_GPU_MEMORY_UTILIZATION_AVG,
+    "node_resources_gpu_memory_utilization_percent_avg",
+    Gauge,
+    "Average GPU memory utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_MEMORY_UTILIZATION_PEAK,
+    "node_resources_gpu_memory_utilization_percent_peak",
+    Gauge,
+    "Peak GPU memory utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_UTILIZATION_AVG,
+    "node_resources_gpu_utilization_percent_avg",
+    Gauge,
+    "Average GPU core utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_UTILIZATION_PEAK,
+    "node_resources_gpu_utilization_percent_peak",
+    Gauge,
+    "Peak GPU core utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_TEMPERATURE,
+    "node_resources_gpu_temperature_celsius",
+    Gauge,
+    "Current temperature of the GPU in Celsius"
+);
+metric!(
+    NODE_GPU_POWER,
+    "node_resources_gpu_power_usage_watts",
+    Gauge,
+    "Current power usage of the GPU in watts"
+);
+metric!(
+    CONTAINER_GPU_USAGE,
+    "container_resources_gpu_usage_percent",
+    Gauge,
+    "Percent of GPU compute resources used by the container"
+);
+metric!(
+    CONTAINER_GPU_MEMORY_USAGE,
+    "container_resources_gpu_memory_usage_percent",
+    Gauge,
+    "Percent of GPU memory used by the container"
+);

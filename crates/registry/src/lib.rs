@@ -14,6 +14,7 @@ pub mod container;
 pub mod delays;
 pub mod discovery;
 pub mod exposition;
+pub mod gpu;
 pub mod health;
 mod logs_sync;
 pub mod metadata;
@@ -262,7 +263,12 @@ impl Registry {
             &config.node_paths.sysfs,
             config.resources.clone(),
         )
-        .with_host_root(&config.node_paths.host_root);
+        .with_host_root(&config.node_paths.host_root)
+        .with_gpu(gpu::start(
+            &config.resources,
+            &config.node_paths.host_root,
+            &health,
+        ));
         let inner = Arc::new(Inner {
             resources,
             logs: logs.clone(),

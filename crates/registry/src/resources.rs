@@ -48,6 +48,10 @@ pub struct ResourcesConfig {
     /// `--enable-blkio-accounting`: on cgroup v1 blkio, switch on per-cgroup I/O counting of the
     /// disks container volumes live on (see [`CgroupFs::activate_blkio_stats`]).
     pub enable_blkio_accounting: bool,
+    /// `--disable-gpu-monitoring`: do not load NVML.
+    pub disable_gpu_monitoring: bool,
+    /// `--nvml-library`: NVML's path instead of the driver's usual places under the host root.
+    pub nvml_library: Option<PathBuf>,
 }
 
 /// State kept between scrapes, and the counters of what went wrong.
@@ -61,6 +65,8 @@ pub struct Resources {
     /// systemd unit files under the host root, and what they said per container key.
     units: sonde_systemd::UnitFiles,
     systemd: Mutex<HashMap<String, sonde_systemd::UnitInfo>>,
+    /// NVML, when this node has it and GPU monitoring is on.
+    gpu: Option<Mutex<sonde_gpu::Nvml>>,
     apptypes: Mutex<HashMap<(u32, u64), AppTypeEntry>>,
     /// Data mounts beyond [`MAX_MOUNTS_PER_CONTAINER`], per scrape.
     pub mounts_dropped: AtomicU64,
@@ -86,6 +92,7 @@ impl Resources {
             devices: BlockDevices::new(sysfs),
             units: sonde_systemd::UnitFiles::new(Path::new("/")),
             systemd: Mutex::new(HashMap::new()),
+            gpu: None,
             apptypes: Mutex::new(HashMap::new()),
             mounts_dropped: AtomicU64::new(0),
             volume_errors: AtomicU64::new(0),
@@ -96,6 +103,12 @@ impl Resources {
     /// Reads unit files under `host_root` (default "/") for systemd services.
     pub fn with_host_root(mut self, host_root: &Path) -> Resources {
         self.units = sonde_systemd::UnitFiles::new(host_root);
+        self
+    }
+
+    /// Adds the GPU collector (see gpu.rs).
+    pub fn with_gpu(mut self, gpu: Option<Mutex<sonde_gpu::Nvml>>) -> Resources {
+        self.gpu = gpu;
         self
     }
 
@@ -382,6 +395,9 @@ pub fn render_resources(
             }
         }
     }
+    if let Some(nvml) = &res.gpu {
+        crate::gpu::render_gpu(nvml, containers, node, out);
+    }
     // Forget processes no exported container has any more.
     cache.retain(|_, e| e.seen);
     drop(cache);
@@ -563,6 +579,7 @@ mod tests {
             &sysfs,
             ResourcesConfig {
                 enable_blkio_accounting: true,
+                ..Default::default()
             },
         );
         render(&on, &cgfs, &[container(&[])]);

@@ -222,6 +222,14 @@ pub struct AgentArgs {
     /// volume lives on, so the kernel counts per-container disk I/O there (docs/cgroup-node.md).
     #[arg(long, env = "ENABLE_BLKIO_ACCOUNTING", global = true)]
     pub enable_blkio_accounting: bool,
+
+    /// Do not load NVML (no node_gpu_* or container_resources_gpu_* metrics).
+    #[arg(long, env = "DISABLE_GPU_MONITORING", global = true)]
+    pub disable_gpu_monitoring: bool,
+
+    /// Path of libnvidia-ml.so.1, instead of the NVIDIA driver's usual places under the host root.
+    #[arg(long, env = "NVML_LIBRARY", global = true)]
+    pub nvml_library: Option<PathBuf>,
 }
 
 fn parse_regex(s: &str) -> Result<Regex, String> {

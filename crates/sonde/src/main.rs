@@ -113,6 +113,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         enable_delay_accounting: args.enable_delay_accounting,
         resources: sonde_registry::resources::ResourcesConfig {
             enable_blkio_accounting: args.enable_blkio_accounting,
+            disable_gpu_monitoring: args.disable_gpu_monitoring,
+            nvml_library: args.nvml_library.clone(),
         },
         cloud: Some(sonde_cloud::spawn(cloud_config(&args))),
         logs: sonde_logs::LogManagerConfig {
