@@ -568,3 +568,23 @@ metric!(
     Gauge,
     "Percent of GPU memory used by the container"
 );
+
+// Upstream latency (latency.rs).
+metric!(
+    CONTAINER_NET_LATENCY,
+    "container_net_latency_seconds",
+    Gauge,
+    "Round-trip time between the container and a remote IP"
+);
+metric!(
+    SONDE_PINGER_TARGETS_DROPPED,
+    "sonde_pinger_targets_dropped_total",
+    Counter,
+    "Upstream addresses not pinged because of the per-container (32) or total (2048) bound (counted per scrape)"
+);
+metric!(
+    SONDE_PINGER_ERRORS,
+    "sonde_pinger_errors_total",
+    Counter,
+    "Ping rounds that failed in a container's network namespace (other than the container exiting)"
+);

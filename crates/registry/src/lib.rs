@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod exposition;
 pub mod gpu;
 pub mod health;
+pub mod latency;
 mod logs_sync;
 pub mod metadata;
 pub mod net;
@@ -264,6 +265,11 @@ impl Registry {
             config.resources.clone(),
         )
         .with_host_root(&config.node_paths.host_root)
+        .with_latency(latency::Latency::start(
+            &config.node_paths.procfs,
+            config.resources.disable_pinger,
+            &health,
+        ))
         .with_gpu(gpu::start(
             &config.resources,
             &config.node_paths.host_root,

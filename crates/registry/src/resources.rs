@@ -52,6 +52,8 @@ pub struct ResourcesConfig {
     pub disable_gpu_monitoring: bool,
     /// `--nvml-library`: NVML's path instead of the driver's usual places under the host root.
     pub nvml_library: Option<PathBuf>,
+    /// `--disable-pinger`: no ICMP, no container_net_latency_seconds.
+    pub disable_pinger: bool,
 }
 
 /// State kept between scrapes, and the counters of what went wrong.
@@ -67,6 +69,8 @@ pub struct Resources {
     systemd: Mutex<HashMap<String, sonde_systemd::UnitInfo>>,
     /// NVML, when this node has it and GPU monitoring is on.
     gpu: Option<Mutex<sonde_gpu::Nvml>>,
+    /// The upstream pinger (latency.rs).
+    latency: Option<crate::latency::Latency>,
     apptypes: Mutex<HashMap<(u32, u64), AppTypeEntry>>,
     /// Data mounts beyond [`MAX_MOUNTS_PER_CONTAINER`], per scrape.
     pub mounts_dropped: AtomicU64,
@@ -93,6 +97,7 @@ impl Resources {
             units: sonde_systemd::UnitFiles::new(Path::new("/")),
             systemd: Mutex::new(HashMap::new()),
             gpu: None,
+            latency: None,
             apptypes: Mutex::new(HashMap::new()),
             mounts_dropped: AtomicU64::new(0),
             volume_errors: AtomicU64::new(0),
@@ -109,6 +114,12 @@ impl Resources {
     /// Adds the GPU collector (see gpu.rs).
     pub fn with_gpu(mut self, gpu: Option<Mutex<sonde_gpu::Nvml>>) -> Resources {
         self.gpu = gpu;
+        self
+    }
+
+    /// Adds the pinger (see latency.rs).
+    pub fn with_latency(mut self, latency: Option<crate::latency::Latency>) -> Resources {
+        self.latency = latency;
         self
     }
 
@@ -394,6 +405,9 @@ pub fn render_resources(
                 written_bytes.add(labels, d.written_bytes as f64);
             }
         }
+    }
+    if let Some(latency) = &res.latency {
+        latency.render(containers, node, out);
     }
     if let Some(nvml) = &res.gpu {
         crate::gpu::render_gpu(nvml, containers, node, out);

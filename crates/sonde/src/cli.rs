@@ -223,6 +223,10 @@ pub struct AgentArgs {
     #[arg(long, env = "ENABLE_BLKIO_ACCOUNTING", global = true)]
     pub enable_blkio_accounting: bool,
 
+    /// Do not ping the containers' upstreams (no container_net_latency_seconds).
+    #[arg(long, env = "DISABLE_PINGER", global = true)]
+    pub disable_pinger: bool,
+
     /// Do not load NVML (no node_gpu_* or container_resources_gpu_* metrics).
     #[arg(long, env = "DISABLE_GPU_MONITORING", global = true)]
     pub disable_gpu_monitoring: bool,

@@ -115,6 +115,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             enable_blkio_accounting: args.enable_blkio_accounting,
             disable_gpu_monitoring: args.disable_gpu_monitoring,
             nvml_library: args.nvml_library.clone(),
+            disable_pinger: args.disable_pinger,
         },
         cloud: Some(sonde_cloud::spawn(cloud_config(&args))),
         logs: sonde_logs::LogManagerConfig {
