@@ -17,7 +17,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io prometheus
           systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
           procps coreutils
-          e2fsprogs mount redis-server nginx postgresql)
+          e2fsprogs mount redis-server nginx postgresql gcc)
 
 install_packages() {
     local missing=()
