@@ -416,8 +416,17 @@ fn real_postgres_redis_and_nginx_have_their_types() {
             )
         })
     });
-    // Exactly one type each: the helper shells and setpriv were exec'ed away.
+    // Exactly one type each: the helper shells and setpriv were exec'ed away. And no volumes:
+    // these services run in the host's mount namespace.
     for (id, app) in expected {
+        assert!(
+            !s.has(
+                "container_resources_disk_size_bytes",
+                &[("container_id", id)]
+            ),
+            "{id} has disk series\n{}",
+            s.text
+        );
         let by_id = [("container_id", id.as_str())];
         let types: Vec<&str> = s
             .find("container_application_type", &by_id)

@@ -222,10 +222,14 @@ impl Resources {
         }
     }
 
-    /// The host's mount namespace (that of pid 1 in the procfs root).
+    /// The host's mount namespace: pid 1's in the procfs root, else the agent's own (pid 1's
+    /// namespace links can be closed even to root, as on this project's VMs; an agent that
+    /// cannot read them runs in the host's namespace in every deployment sonde supports, and
+    /// one in a namespace of its own is given the host's /proc with pid 1 readable).
     fn host_mnt_ns(&self) -> Option<u64> {
-        std::fs::metadata(self.procfs.join("1/ns/mnt"))
-            .ok()
+        ["1/ns/mnt", "self/ns/mnt"]
+            .iter()
+            .find_map(|p| std::fs::metadata(self.procfs.join(p)).ok())
             .map(|m| m.ino())
     }
 
@@ -615,5 +619,14 @@ mod tests {
         let text = render(&res, &cgfs, &[container(&[])]);
         assert!(!text.contains("container_resources_disk"), "{text}");
         assert!(text.contains("postgres"));
+
+        // pid 1's namespace unreadable: the agent's own (`self`) is the host's.
+        fs::remove_file(procfs.join("1/ns/mnt")).unwrap();
+        let text = render(&res, &cgfs, &[container(&[])]);
+        assert!(text.contains("container_resources_disk"), "{text}");
+        fs::create_dir_all(procfs.join("self/ns")).unwrap();
+        fs::hard_link(procfs.join("10/ns/mnt"), procfs.join("self/ns/mnt")).unwrap();
+        let text = render(&res, &cgfs, &[container(&[])]);
+        assert!(!text.contains("container_resources_disk"), "{text}");
     }
 }
