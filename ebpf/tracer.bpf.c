@@ -6,6 +6,7 @@
  *   src/proc.c  task/task_newtask, sched/sched_process_exit, oom/mark_victim
  *   src/tcp.c   sock/inet_sock_set_state, tcp/tcp_retransmit_skb, scan_active
  *   src/cgroup.c  cgroup/cgroup_mkdir (cgroup v2 only)
+ *   src/seed.c  iter/tcp, run once at start (sockets older than the tracer)
  *
  * One compilation unit so every program shares the `events` ring buffer and
  * the `lost` counters: the loader polls a single fd.
@@ -21,6 +22,7 @@
 #include "src/proc.c"
 #include "src/tcp.c"
 #include "src/cgroup.c"
+#include "src/seed.c"
 
 /* GPL: bpf_probe_read_kernel (behind BPF_CORE_READ) is a GPL-only helper. */
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -16,7 +16,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # to build images from, Prometheus and promtool, journald tools, the eBPF toolchain, network tools.
 PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io prometheus
           systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
-          procps coreutils
+          procps coreutils tmux
+          binutils libc6-dev python3-venv
           e2fsprogs mount redis-server nginx postgresql gcc)
 
 install_packages() {
@@ -33,6 +34,8 @@ install_packages() {
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     install_packages
+    # Tools no Debian package has (OTLP reference protos, a Kubernetes schema validator, helm).
+    scripts/install-test-tools.sh
 else
     echo "== not root: privileged integration tests will skip (each says why)"
 fi
@@ -52,6 +55,11 @@ fi
 
 step "build the agent (integration tests run the real binary)"
 cargo build -p sonde --quiet
+
+step "static release binary for the image test (cached in /var/tmp/sonde-target-static)"
+SONDE_STATIC_BIN="$(scripts/build-static.sh | tail -n 1)"
+export SONDE_STATIC_BIN
+ls -l "$SONDE_STATIC_BIN"
 
 step "cargo test"
 # The exit status is cargo's, taken from PIPESTATUS before anything else runs (a `|| true`

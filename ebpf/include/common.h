@@ -35,10 +35,11 @@ struct proc_event {
 	__u32 ppid;      /* ProcessStart: tgid of the forking task */
 	__s32 exit_code; /* ProcessExit: raw wait status (code << 8 | signal) */
 	__u64 cgroup_id; /* ProcessStart: cgroup v2 id of the forking task;
+			  * ProcessExit: the exiting task's (its last cgroup);
 			  * OomKill: cgroup v2 id of the victim (see src/proc.c) */
 };
 
-/* 88 bytes. */
+/* 104 bytes. */
 struct tcp_event {
 	__u32 type;
 	__u32 pid;
@@ -52,6 +53,32 @@ struct tcp_event {
 	__u16 dport;
 	__u16 _pad[3];
 	__u8 saddr[16];    /* AF_INET: first 4 bytes */
+	__u8 daddr[16];
+	__u64 cgroup_id;   /* cgroup v2 id of the connecting (listening) task, taken
+			    * when it acted: attribution without /proc (0: unknown) */
+	__u32 segs_out;    /* ConnectionClosed: segments sent (tcp_sock.segs_out) */
+	__u32 segs_in;     /* ConnectionClosed: segments received (tcp_sock.segs_in) */
+};
+
+/*
+ * 88 bytes: one TCP socket that existed when the tracer started, written by
+ * the `seed_sockets` iterator (src/seed.c) to its seq_file, read once at
+ * start by crates/tracer/src/seed.rs.
+ */
+struct seed_record {
+	__u64 sock;           /* kernel socket address: the `active` map's key */
+	__u64 inode;          /* socket inode, to find the owning process */
+	__u64 bytes_sent;     /* as in tcp_event, at iteration time */
+	__u64 bytes_received;
+	__u32 netns;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 state;          /* TCP_ESTABLISHED ... TCP_LISTEN */
+	__u32 segs_out;
+	__u32 segs_in;
+	__u32 _pad;
+	__u8 saddr[16];       /* v4-mapped for AF_INET, as in tcp_event */
 	__u8 daddr[16];
 };
 
@@ -132,5 +159,32 @@ static __always_inline void emit(void *data, __u64 size, __u32 slot)
 	if (bpf_ringbuf_output(&events, data, size, wakeup_flags()) != 0)
 		count_lost(slot);
 }
+
+/*
+ * The wire format, pinned: crates/tracer/src/decode.rs reads these offsets
+ * (its constants and unit tests carry the same numbers), so a field moved here
+ * fails the eBPF build instead of being misread.
+ */
+_Static_assert(sizeof(struct proc_event) == 24, "proc_event size: see decode.rs");
+_Static_assert(__builtin_offsetof(struct proc_event, cgroup_id) == 16, "proc_event.cgroup_id");
+_Static_assert(sizeof(struct tcp_event) == 104, "tcp_event size: see decode.rs");
+_Static_assert(__builtin_offsetof(struct tcp_event, sock) == 8, "tcp_event.sock");
+_Static_assert(__builtin_offsetof(struct tcp_event, duration_ns) == 16, "tcp_event.duration_ns");
+_Static_assert(__builtin_offsetof(struct tcp_event, bytes_sent) == 24, "tcp_event.bytes_sent");
+_Static_assert(__builtin_offsetof(struct tcp_event, bytes_received) == 32, "tcp_event.bytes_received");
+_Static_assert(__builtin_offsetof(struct tcp_event, netns) == 40, "tcp_event.netns");
+_Static_assert(__builtin_offsetof(struct tcp_event, sport) == 46, "tcp_event.sport");
+_Static_assert(__builtin_offsetof(struct tcp_event, dport) == 48, "tcp_event.dport");
+_Static_assert(__builtin_offsetof(struct tcp_event, saddr) == 56, "tcp_event.saddr");
+_Static_assert(__builtin_offsetof(struct tcp_event, daddr) == 72, "tcp_event.daddr");
+_Static_assert(__builtin_offsetof(struct tcp_event, cgroup_id) == 88, "tcp_event.cgroup_id");
+_Static_assert(__builtin_offsetof(struct tcp_event, segs_out) == 96, "tcp_event.segs_out");
+_Static_assert(__builtin_offsetof(struct tcp_event, segs_in) == 100, "tcp_event.segs_in");
+_Static_assert(__builtin_offsetof(struct cgroup_event, path) == 16, "cgroup_event header");
+_Static_assert(sizeof(struct seed_record) == 88, "seed_record size: see seed.rs");
+_Static_assert(__builtin_offsetof(struct seed_record, netns) == 32, "seed_record.netns");
+_Static_assert(__builtin_offsetof(struct seed_record, segs_out) == 44, "seed_record.segs_out");
+_Static_assert(__builtin_offsetof(struct seed_record, saddr) == 56, "seed_record.saddr");
+_Static_assert(__builtin_offsetof(struct seed_record, daddr) == 72, "seed_record.daddr");
 
 #endif /* SONDE_COMMON_H */

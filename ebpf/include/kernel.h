@@ -220,6 +220,7 @@ struct sock_common {
 	__be32 skc_daddr;
 	__be32 skc_rcv_saddr;
 	__be16 skc_dport;
+	__u16 skc_num; /* local port, host order (src/seed.c: listeners) */
 	unsigned short skc_family;
 	volatile unsigned char skc_state; /* read by scan_active (src/tcp.c) */
 	possible_net_t skc_net;
@@ -228,9 +229,34 @@ struct sock_common {
 	unsigned long skc_flags; /* sk_flags; moved here from struct sock in 6.x */
 };
 
+struct inode {
+	unsigned long i_ino;
+};
+
+struct file {
+	struct inode *f_inode;
+};
+
+struct socket {
+	struct file *file;
+};
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol; /* a u16 since 5.6 (a bitfield before) */
+	struct socket *sk_socket; /* src/seed.c: the socket's inode, to find its owner */
+};
+
+/* The context of an `iter/tcp` program (src/seed.c). */
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+};
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
 };
 
 /* Local port in network order; unlike skc_num (inet_num) it is not cleared
@@ -260,6 +286,10 @@ struct tcp_sock {
 	/* Time (ns, CLOCK_MONOTONIC as bpf_ktime_get_ns) the kernel last
 	 * stamped the socket with, refreshed for each received segment (4.20+). */
 	__u64 tcp_clock_cache;
+	/* Segments sent and received, all kinds (4.6+; what tcp_info's
+	 * tcpi_segs_out/tcpi_segs_in and `ss -ti` show). */
+	__u32 segs_out;
+	__u32 segs_in;
 };
 
 #pragma clang attribute pop

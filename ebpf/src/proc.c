@@ -91,6 +91,10 @@ static __always_inline int process_exited(bool group_dead)
 	e.pid = bpf_get_current_pid_tgid() >> 32;
 	/* do_exit() stores the code in task->exit_code before the tracepoint. */
 	e.exit_code = BPF_CORE_READ(task, exit_code);
+	/* The cgroup the process ends in: a process that lived too briefly for
+	 * userspace to read /proc/<pid>/cgroup is still attributed (and counted
+	 * as a run of its container) from this. */
+	e.cgroup_id = bpf_get_current_cgroup_id();
 	emit(&e, sizeof(e), LOST_PROCESS_EXIT);
 	return 0;
 }

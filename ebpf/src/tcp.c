@@ -104,7 +104,7 @@ enum conn_state {
 	CONN_ACTIVE = 2,     /* established: every field set */
 };
 
-/* 80 bytes; decoded by crates/tracer/src/decode.rs decode_connection. */
+/* 96 bytes; decoded by crates/tracer/src/decode.rs decode_connection. */
 struct connection {
 	__u64 bytes_sent;     /* refreshed by scan_active and at close */
 	__u64 bytes_received;
@@ -118,11 +118,24 @@ struct connection {
 	__u8 daddr[16];
 	__u64 start_ns;       /* CLOSE -> SYN_SENT */
 	__u64 duration_ns;    /* connect() to ESTABLISHED; 0: unknown (see header) */
+	__u64 cgroup_id;      /* the connecting task's cgroup v2 id; 0: unknown */
+	__u32 segs_out;       /* refreshed by scan_active, like the bytes */
+	__u32 segs_in;
 };
+
+_Static_assert(sizeof(struct connection) == 96, "connection size: see decode.rs");
+_Static_assert(__builtin_offsetof(struct connection, pid) == 16, "connection.pid");
+_Static_assert(__builtin_offsetof(struct connection, sport) == 26, "connection.sport");
+_Static_assert(__builtin_offsetof(struct connection, state) == 30, "connection.state");
+_Static_assert(__builtin_offsetof(struct connection, saddr) == 32, "connection.saddr");
+_Static_assert(__builtin_offsetof(struct connection, duration_ns) == 72, "connection.duration_ns");
+_Static_assert(__builtin_offsetof(struct connection, cgroup_id) == 80, "connection.cgroup_id");
+_Static_assert(__builtin_offsetof(struct connection, segs_out) == 88, "connection.segs_out");
 
 struct listener {
 	__u32 pid;
 	__u32 netns;
+	__u64 cgroup_id;
 };
 
 struct {
@@ -171,6 +184,16 @@ static __always_inline void sock_bytes(__u64 sk, __u64 *sent, __u64 *received)
 		flags = BPF_CORE_READ((struct sock___old *)sk, sk_flags);
 	bytes_from_counters(BPF_CORE_READ(tp, bytes_sent), BPF_CORE_READ(tp, bytes_retrans),
 			    BPF_CORE_READ(tp, bytes_received), flags, sent, received);
+}
+
+/* Segments sent and received (all of them: handshake, pure ACKs and
+ * retransmissions included, as `ss -ti` shows segs_out/segs_in). */
+static __always_inline void sock_segs(__u64 sk, __u32 *out, __u32 *in)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	*out = BPF_CORE_READ(tp, segs_out);
+	*in = BPF_CORE_READ(tp, segs_in);
 }
 
 /* The same from a BTF pointer (tp_btf): plain loads instead of four probe
@@ -314,21 +337,25 @@ static __always_inline int on_listen(const struct transition *t, int newstate)
 		struct listener l = {};
 		l.pid = bpf_get_current_pid_tgid() >> 32;
 		l.netns = transition_netns(t);
+		l.cgroup_id = bpf_get_current_cgroup_id();
 		bpf_map_update_elem(&listeners, &sk, &l, BPF_ANY);
 		e.type = EVENT_LISTEN_OPEN;
 		e.pid = l.pid;
 		e.netns = l.netns;
+		e.cgroup_id = l.cgroup_id;
 	} else {
 		struct listener *l = bpf_map_lookup_elem(&listeners, &sk);
 		e.type = EVENT_LISTEN_CLOSE;
 		if (l) {
 			e.pid = l->pid;
 			e.netns = l->netns;
+			e.cgroup_id = l->cgroup_id;
 			bpf_map_delete_elem(&listeners, &sk);
 		} else {
 			/* Opened before the tracer started: close() runs in the owner. */
 			e.pid = bpf_get_current_pid_tgid() >> 32;
 			e.netns = transition_netns(t);
+			e.cgroup_id = bpf_get_current_cgroup_id();
 		}
 	}
 	emit(&e, sizeof(e), LOST_SOCK_STATE);
@@ -344,6 +371,7 @@ static __always_inline void emit_connect_ok(const struct connection *conn, __u64
 	e.sock = sk;
 	e.pid = conn->pid;
 	e.netns = conn->netns;
+	e.cgroup_id = conn->cgroup_id;
 	e.duration_ns = duration_ns;
 	e.family = conn->family;
 	e.sport = conn->sport;
@@ -374,7 +402,8 @@ static __always_inline void establish(const struct transition *t, struct tcp_soc
 	conn->state = CONN_ACTIVE;
 }
 
-static __always_inline void connect_failed(const struct transition *t, __u32 pid, __u32 netns)
+static __always_inline void connect_failed(const struct transition *t, __u32 pid, __u32 netns,
+					  __u64 cgroup_id)
 {
 	struct tcp_event e = {};
 	fill_addrs(&e, t, 0);
@@ -382,6 +411,7 @@ static __always_inline void connect_failed(const struct transition *t, __u32 pid
 	e.sock = t->key;
 	e.pid = pid;
 	e.netns = netns;
+	e.cgroup_id = cgroup_id;
 	emit(&e, sizeof(e), LOST_SOCK_STATE);
 }
 
@@ -392,6 +422,9 @@ static __always_inline int on_connect_start(const struct transition *t)
 	c.start_ns = bpf_ktime_get_ns();
 	c.pid = bpf_get_current_pid_tgid() >> 32;
 	c.netns = transition_netns(t);
+	/* The task's cgroup now, while it surely exists: attribution must not
+	 * depend on the process still being there when userspace reads this. */
+	c.cgroup_id = bpf_get_current_cgroup_id();
 	c.state = CONN_CONNECTING;
 	/* A failure here is counted; the connect is still reported at its
 	 * end, with pid 0 (see on_connect_done). */
@@ -411,8 +444,9 @@ static __always_inline int on_connect_done(const struct transition *t, int newst
 	if (conn && conn->state == CONN_CONNECTING) {
 		if (newstate == TCP_CLOSE) {
 			__u32 pid = conn->pid, netns = conn->netns;
+			__u64 cgroup_id = conn->cgroup_id;
 			bpf_map_delete_elem(&active, &sk);
-			connect_failed(t, pid, netns);
+			connect_failed(t, pid, netns, cgroup_id);
 			return 0;
 		}
 		struct tcp_sock *tp = transition_tcp_sock(t);
@@ -431,7 +465,7 @@ static __always_inline int on_connect_done(const struct transition *t, int newst
 	count_lost(LOST_TCP_UNTRACKED);
 	__u32 netns = transition_netns(t);
 	if (newstate == TCP_CLOSE) {
-		connect_failed(t, 0, netns);
+		connect_failed(t, 0, netns, 0);
 		return 0;
 	}
 	struct connection c = {};
@@ -463,8 +497,9 @@ static __always_inline int on_close(const struct transition *t, int oldstate)
 		count_lost(LOST_TCP_UNTRACKED);
 		if (oldstate == TCP_SYN_RECV) {
 			__u32 pid = conn->pid, netns = conn->netns;
+			__u64 cgroup_id = conn->cgroup_id;
 			bpf_map_delete_elem(&active, &sk);
-			connect_failed(t, pid, netns);
+			connect_failed(t, pid, netns, cgroup_id);
 			return 0;
 		}
 		establish(t, 0, conn);
@@ -497,11 +532,16 @@ static __always_inline int on_close(const struct transition *t, int oldstate)
 	e->_pad[2] = 0;
 	__builtin_memcpy(e->saddr, conn->saddr, sizeof(e->saddr));
 	__builtin_memcpy(e->daddr, conn->daddr, sizeof(e->daddr));
+	e->cgroup_id = conn->cgroup_id;
 	struct tcp_sock *tp = transition_tcp_sock(t);
-	if (tp)
+	if (tp) {
 		tcp_sock_bytes(tp, &e->bytes_sent, &e->bytes_received);
-	else
+		e->segs_out = tp->segs_out;
+		e->segs_in = tp->segs_in;
+	} else {
 		sock_bytes(sk, &e->bytes_sent, &e->bytes_received);
+		sock_segs(sk, &e->segs_out, &e->segs_in);
+	}
 	bpf_map_delete_elem(&active, &sk);
 	bpf_ringbuf_submit(e, wakeup_flags());
 	return 0;
@@ -563,6 +603,7 @@ static __always_inline struct connection *retransmit_conn(__u64 sk, struct tcp_e
 		return 0;
 	e->pid = conn->pid;
 	e->netns = conn->netns;
+	e->cgroup_id = conn->cgroup_id;
 	e->type = EVENT_RETRANSMIT;
 	e->sock = sk;
 	return conn;
@@ -697,6 +738,7 @@ static long scan_one(void *map, __u64 *key, struct connection *conn, void *data)
 	sock_bytes(sk, &sent, &received);
 	conn->bytes_sent = sent;
 	conn->bytes_received = received;
+	sock_segs(sk, &conn->segs_out, &conn->segs_in);
 	return 0;
 }
 

@@ -3,8 +3,11 @@
 //! Creates N real cgroups shaped like systemd services (a `sleep` in each), starts the release
 //! agent, scrapes it repeatedly, and prints the figures recorded in docs/benchmarks.md.
 //! Needs root. Run: cargo build --release -p sonde && cargo bench -p sonde-integration-tests --bench scrape
+//! (`SONDE_BIN=<binary>` runs another build, e.g. the static one of scripts/build-static.sh).
+//! A second table compares the response size and the agent's CPU with and without gzip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,24 @@ fn cpu_seconds(pid: u32) -> f64 {
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }
 
+/// GET /metrics asking for gzip; the body's length (compressed) in bytes.
+fn gzip_scrape(port: u16) -> usize {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.0\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let head_end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        String::from_utf8_lossy(&resp[..head_end]).contains("content-encoding: gzip"),
+        "no gzip response"
+    );
+    resp.len() - head_end
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -41,6 +62,7 @@ fn main() {
         "| containers | scrape p50 | scrape p99 | series | agent CPU per scrape | agent RSS |"
     );
     println!("|---|---|---|---|---|---|");
+    let mut gzip_rows = Vec::new();
     for n in sizes {
         let mut groups = Vec::with_capacity(n);
         for i in 0..n {
@@ -79,7 +101,33 @@ fn main() {
             cpu * 1e3,
             rss_kib as f64 / 1024.0
         );
+        let mut plain_bytes = 0;
+        let cpu_before = cpu_seconds(agent.pid());
+        for _ in 0..scrapes {
+            plain_bytes = agent.get("/metrics").1.len();
+        }
+        let plain_cpu = (cpu_seconds(agent.pid()) - cpu_before) / scrapes as f64;
+        let mut gz_bytes = 0;
+        let cpu_before = cpu_seconds(agent.pid());
+        for _ in 0..scrapes {
+            gz_bytes = gzip_scrape(agent.port);
+        }
+        let gz_cpu = (cpu_seconds(agent.pid()) - cpu_before) / scrapes as f64;
+        gzip_rows.push(format!(
+            "| {n} | {plain_bytes} | {gz_bytes} ({:.1}x smaller) | {:.1} ms | {:.1} ms |",
+            plain_bytes as f64 / gz_bytes as f64,
+            plain_cpu * 1e3,
+            gz_cpu * 1e3
+        ));
         drop(agent);
         drop(groups);
+    }
+    println!();
+    println!(
+        "| containers | response bytes, identity | response bytes, gzip | agent CPU per scrape, identity | agent CPU per scrape, gzip |"
+    );
+    println!("|---|---|---|---|---|");
+    for row in gzip_rows {
+        println!("{row}");
     }
 }

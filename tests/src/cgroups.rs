@@ -54,9 +54,12 @@ impl TestCgroup {
             let mut dir = h.clone();
             for part in path.trim_start_matches('/').split('/') {
                 dir.push(part);
-                if !dir.exists() {
-                    fs::create_dir(&dir)?;
-                    cg.created.push(dir.clone());
+                // Another test (or process) may make a shared parent such as system.slice at
+                // the same moment: that one is theirs, not ours to remove.
+                match fs::create_dir(&dir) {
+                    Ok(()) => cg.created.push(dir.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
                 }
             }
             cg.leaves.push(dir);

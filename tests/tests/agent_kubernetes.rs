@@ -363,25 +363,43 @@ fn pod_connections_carry_the_workload_app_id() {
         Duration::from_secs(60),
         |s| connects(s) >= 1.0,
     );
-    for l in &listeners {
-        assert_eq!(
-            s.value(
-                "container_net_tcp_listen_info",
-                &[
-                    ("container_id", container_id),
-                    ("listen_addr", l),
-                    ("proxy", "")
-                ],
-            ),
-            Some(1.0),
-            "listener {l} of {container_id} not reported:\n{}",
-            series_mentioning(&s, container_id)
-                .iter()
-                .filter(|x| x.name.starts_with("container_net_"))
-                .map(|x| format!("{x:?}\n"))
-                .collect::<String>()
+    // The app listens on a wildcard (0.0.0.0:8080 or [::]:8080) in the pod's own network
+    // namespace: exported as the pod's address, which is what clients dial and what the
+    // server matches `actual_destination` against; the wildcard and loopback never.
+    assert!(
+        listeners
+            .iter()
+            .all(|l| l.starts_with("0.0.0.0:") || l.starts_with("[::]:")),
+        "{listeners:?}"
+    );
+    let listen_series: Vec<String> = s
+        .find(
+            "container_net_tcp_listen_info",
+            &[("container_id", container_id)],
+        )
+        .map(|x| x.labels["listen_addr"].clone())
+        .collect();
+    assert!(
+        listen_series.contains(&destination),
+        "the wildcard listener is exported as the pod's {destination}: {listen_series:?}"
+    );
+    for l in &listen_series {
+        assert!(
+            !l.starts_with("0.0.0.0:") && !l.starts_with("[::]:") && !l.starts_with("127."),
+            "{l} is no service endpoint: {listen_series:?}"
         );
     }
+    assert_eq!(
+        s.value(
+            "container_net_tcp_listen_info",
+            &[
+                ("container_id", container_id),
+                ("listen_addr", &destination),
+                ("proxy", "")
+            ],
+        ),
+        Some(1.0)
+    );
     // Every network series of the app carries its workload, and only it; the sandbox (which
     // shares the network namespace but opens no socket) exports nothing.
     let net: Vec<_> = s
@@ -642,4 +660,63 @@ fn runtime_garbage_mid_run_holds_then_names() {
         Mode::Garbage,
         "error",
     );
+}
+
+/// The kubelet replaces a crashed container with a new one: new runtime id, new cgroup, same
+/// pod and container name. `/k8s/<ns>/<pod>/<container>` counts it as one restart, on one
+/// series per metric (Coroot's restart and CrashLoopBackOff inspections read exactly this).
+#[test]
+fn a_container_replaced_kubelet_style_is_one_restart_of_its_name() {
+    let _serial = serial();
+    let test = "a_container_replaced_kubelet_style_is_one_restart_of_its_name";
+    let Some(ctrd) = Containerd::new(test) else {
+        return;
+    };
+    require_containerd_flag(test);
+    let pod = ctrd.run_pod("crash-5d4b9c8f6d-q8w2e", "shop");
+    let agent = agent_for(ctrd.socket());
+    let first = ctrd.run_container(&pod, "app", &["sh", "-c", "sleep 12; exit 1"]);
+    let cid = "/k8s/shop/crash-5d4b9c8f6d-q8w2e/app";
+    if let Ok(p) = ctrd.cri().container_pid(&first) {
+        eprintln!(
+            "DEBUG cgroup {}",
+            std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap_or_default()
+        );
+    }
+    eprintln!("DEBUG first {first}");
+    assert_named(&agent, cid);
+    let cri = ctrd.cri();
+    sonde_integration_tests::wait_for("the first run's exit", Duration::from_secs(60), || {
+        let status = cri.container_status(&first).ok()?.status?;
+        (status.state == container_state::EXITED).then_some(())
+    });
+    // What the kubelet does next: the old container goes, a new one with the same name starts.
+    cri.remove_container(&first).unwrap();
+    let second = ctrd.run_container(&pod, "app", &["sleep", "300"]);
+    let pid = cri.container_pid(&second).unwrap();
+    let restarts = |s: &Scrape| {
+        s.samples
+            .iter()
+            .filter(|x| {
+                x.name == "container_restarts_total"
+                    && x.labels.get("container_id").map(String::as_str) == Some(cid)
+            })
+            .map(|x| x.value)
+            .collect::<Vec<_>>()
+    };
+    let s = agent.scrape_until("the replacement's restart", Duration::from_secs(60), |s| {
+        restarts(s).iter().any(|v| *v >= 1.0)
+    });
+    assert_eq!(
+        restarts(&s),
+        vec![1.0],
+        "one series, one restart\n{}",
+        s.text
+    );
+    assert!(
+        series_mentioning(&s, &second).is_empty(),
+        "runtime id leaked"
+    );
+    // The new run is the one exported: its memory is there (the process is alive).
+    assert!(cgroup_of(pid).contains(&second), "{}", cgroup_of(pid));
 }

@@ -216,6 +216,38 @@ impl CgroupFs {
         None
     }
 
+    /// Every unified-hierarchy cgroup as (id, path), for seeding an id -> path map once at
+    /// start (cgroups made later are learned from the tracer's cgroup_mkdir events). At most
+    /// `MAX_LOOKUP_DIRS` directories; empty without a unified hierarchy.
+    pub fn unified_cgroups(&self) -> Vec<(u64, String)> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(root) = self.unified.as_deref() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            if out.len() >= MAX_LOOKUP_DIRS {
+                break;
+            }
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            if let Ok(rel) = dir.strip_prefix(root) {
+                out.push((meta.ino(), format!("/{}", rel.to_string_lossy())));
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        out
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

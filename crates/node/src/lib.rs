@@ -101,6 +101,10 @@ pub struct NodeSnapshot {
     pub disks: Vec<DiskStats>,
     /// /proc/net/dev for the interfaces [`net::is_reported_interface`] accepts.
     pub interfaces: Vec<InterfaceStats>,
+    /// Kernel activity counters of /proc/stat (ctxt, intr, processes).
+    pub activity: Option<procfs::StatCounters>,
+    /// Paging and swapping counters of /proc/vmstat.
+    pub vmstat: Option<procfs::VmStat>,
     /// Everything that failed during this read.
     pub errors: Vec<Error>,
 }
@@ -196,7 +200,15 @@ pub fn read_snapshot_with(paths: &NodePaths, addresses: &dyn AddressSource) -> N
         let (cpu, cores) = procfs::parse_stat(&text);
         snap.cpu = keep(errors, cpu.map_err(|r| parse_error(&stat_path, r)));
         snap.logical_cores = keep(errors, cores.map_err(|r| parse_error(&stat_path, r)));
+        snap.activity = keep(
+            errors,
+            procfs::parse_stat_counters(&text).map_err(|r| parse_error(&stat_path, r)),
+        );
     }
+    snap.vmstat = keep(
+        errors,
+        parse_file(&proc.join("vmstat"), procfs::parse_vmstat),
+    );
     snap.memory = keep(
         errors,
         parse_file(&proc.join("meminfo"), procfs::parse_meminfo),

@@ -67,6 +67,108 @@ fn parse_cpu_line(rest: &str) -> Result<CpuTimes, String> {
     })
 }
 
+/// Kernel activity counters since boot, from /proc/stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatCounters {
+    /// `ctxt`: context switches.
+    pub context_switches: u64,
+    /// `intr`, first field: interrupts serviced (all sources).
+    pub interrupts: u64,
+    /// `processes`: forks (processes and threads created).
+    pub forks: u64,
+}
+
+/// /proc/stat: the `ctxt`, `intr` (total) and `processes` lines, all required.
+pub fn parse_stat_counters(text: &str) -> Result<StatCounters, String> {
+    let mut v: [Option<u64>; 3] = [None; 3];
+    for line in text.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let i = match fields.next() {
+            Some("ctxt") => 0,
+            Some("intr") => 1,
+            Some("processes") => 2,
+            _ => continue,
+        };
+        let value = fields.next().unwrap_or("");
+        v[i] = Some(value.parse().map_err(|_| {
+            format!(
+                "{:?} value {value:?} is not a number",
+                ["ctxt", "intr", "processes"][i]
+            )
+        })?);
+    }
+    let [Some(context_switches), Some(interrupts), Some(forks)] = v else {
+        let missing: Vec<&str> = ["ctxt", "intr", "processes"]
+            .iter()
+            .zip(v)
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        return Err(format!("no {} line", missing.join(", ")));
+    };
+    Ok(StatCounters {
+        context_switches,
+        interrupts,
+        forks,
+    })
+}
+
+/// Paging and swapping counters since boot, from /proc/vmstat (in pages for swap, in events for
+/// faults, as the kernel counts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VmStat {
+    /// `pgfault`: page faults, minor and major.
+    pub page_faults: u64,
+    /// `pgmajfault`: major page faults (the page had to be read from disk).
+    pub major_page_faults: u64,
+    /// `pswpin`: pages swapped in.
+    pub swap_in_pages: u64,
+    /// `pswpout`: pages swapped out.
+    pub swap_out_pages: u64,
+}
+
+/// /proc/vmstat: `pgfault`, `pgmajfault`, `pswpin` and `pswpout`, all required (every kernel
+/// since 2.6 writes them, swap or not).
+pub fn parse_vmstat(text: &str) -> Result<VmStat, String> {
+    const NAMES: [&str; 4] = ["pgfault", "pgmajfault", "pswpin", "pswpout"];
+    let mut v: [Option<u64>; 4] = [None; 4];
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(i) = NAMES.iter().position(|n| *n == key) else {
+            continue;
+        };
+        let value = value.trim();
+        v[i] = Some(
+            value
+                .parse()
+                .map_err(|_| format!("{key} {value:?} is not a number"))?,
+        );
+    }
+    let [
+        Some(page_faults),
+        Some(major_page_faults),
+        Some(swap_in_pages),
+        Some(swap_out_pages),
+    ] = v
+    else {
+        let missing: Vec<&str> = NAMES
+            .iter()
+            .zip(v)
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        return Err(format!("no {}", missing.join(", ")));
+    };
+    Ok(VmStat {
+        page_faults,
+        major_page_faults,
+        swap_in_pages,
+        swap_out_pages,
+    })
+}
+
 /// /proc/meminfo: MemTotal, MemFree, MemAvailable and Cached, all required (kB x 1024).
 pub fn parse_meminfo(text: &str) -> Result<MemInfo, String> {
     // [MemTotal, MemFree, MemAvailable, Cached]
@@ -193,6 +295,14 @@ pub struct NetDevCounters {
     pub tx_bytes: u64,
     /// Transmit packets.
     pub tx_packets: u64,
+    /// Receive errors (`errs`).
+    pub rx_errors: u64,
+    /// Received packets dropped (`drop`).
+    pub rx_dropped: u64,
+    /// Transmit errors (`errs`).
+    pub tx_errors: u64,
+    /// Packets dropped on transmit (`drop`).
+    pub tx_dropped: u64,
 }
 
 /// /proc/net/dev: every interface's counters (no filtering) and reasons for bad lines.
@@ -214,19 +324,27 @@ pub fn parse_net_dev(text: &str) -> (Vec<NetDevCounters>, Vec<String>) {
             bad.push(format!("short line {line:?}"));
             continue;
         }
-        let n = |i: usize| f[i].parse::<u64>();
-        match (n(0), n(1), n(8), n(9)) {
-            (Ok(rx_bytes), Ok(rx_packets), Ok(tx_bytes), Ok(tx_packets)) => {
-                out.push(NetDevCounters {
-                    name: name.to_owned(),
-                    rx_bytes,
-                    rx_packets,
-                    tx_bytes,
-                    tx_packets,
-                })
-            }
-            _ => bad.push(format!("{name}: non-numeric counters")),
+        // Receive: bytes packets errs drop ...; transmit (from field 8): the same four first.
+        let mut v = [0u64; 8];
+        let parsed = [0usize, 1, 2, 3, 8, 9, 10, 11]
+            .iter()
+            .zip(v.iter_mut())
+            .all(|(&i, slot)| f[i].parse().map(|n| *slot = n).is_ok());
+        if !parsed {
+            bad.push(format!("{name}: non-numeric counters"));
+            continue;
         }
+        out.push(NetDevCounters {
+            name: name.to_owned(),
+            rx_bytes: v[0],
+            rx_packets: v[1],
+            rx_errors: v[2],
+            rx_dropped: v[3],
+            tx_bytes: v[4],
+            tx_packets: v[5],
+            tx_errors: v[6],
+            tx_dropped: v[7],
+        });
     }
     (out, bad)
 }
@@ -269,6 +387,46 @@ procs_running 1
         assert!(cores.is_err());
         let (cpu, cores) = parse_stat("");
         assert!(cpu.is_err() && cores.is_err());
+    }
+
+    #[test]
+    fn stat_counters() {
+        assert_eq!(
+            parse_stat_counters(STAT),
+            Ok(StatCounters {
+                context_switches: 444_290,
+                interrupts: 271_484,
+                forks: 5000,
+            })
+        );
+        let missing = parse_stat_counters("cpu  1 2 3\nintr 5 0 0\n").unwrap_err();
+        assert!(
+            missing.contains("ctxt") && missing.contains("processes"),
+            "{missing}"
+        );
+        assert!(!missing.contains("intr"), "{missing}");
+        assert!(parse_stat_counters("ctxt x\nintr 1\nprocesses 2\n").is_err());
+        assert!(parse_stat_counters("ctxt\nintr 1\nprocesses 2\n").is_err());
+    }
+
+    #[test]
+    fn vmstat_real_format() {
+        let text = "nr_free_pages 5000\npgpgin 10\npswpin 3\npswpout 4\npgfault 22545128\npgmajfault 2004\npgfault_extra 9\n";
+        assert_eq!(
+            parse_vmstat(text),
+            Ok(VmStat {
+                page_faults: 22_545_128,
+                major_page_faults: 2004,
+                swap_in_pages: 3,
+                swap_out_pages: 4,
+            })
+        );
+        assert_eq!(
+            parse_vmstat("pgfault 1\npgmajfault 2\n").unwrap_err(),
+            "no pswpin, pswpout"
+        );
+        assert!(parse_vmstat("pgfault -1\npgmajfault 2\npswpin 0\npswpout 0\n").is_err());
+        assert!(parse_vmstat("").is_err());
     }
 
     #[test]
@@ -404,6 +562,7 @@ Inter-|   Receive                                                |  Transmit
                 rx_packets: 3539,
                 tx_bytes: 215_064,
                 tx_packets: 2154,
+                ..Default::default()
             }
         );
     }
@@ -419,5 +578,21 @@ Inter-|   Receive                                                |  Transmit
         assert_eq!(devs[3].name, "eth1");
         assert_eq!(devs[3].tx_bytes, 20);
         assert_eq!(bad.len(), 3, "{bad:?}");
+    }
+
+    #[test]
+    fn net_dev_errors_and_drops() {
+        let text = "Inter-|\n face |\n  eth0: 10 2 3 4 0 0 0 0 20 5 6 7 0 0 0 0\n";
+        let (devs, bad) = parse_net_dev(text);
+        assert!(bad.is_empty(), "{bad:?}");
+        let d = &devs[0];
+        assert_eq!(
+            (d.rx_bytes, d.rx_packets, d.rx_errors, d.rx_dropped),
+            (10, 2, 3, 4)
+        );
+        assert_eq!(
+            (d.tx_bytes, d.tx_packets, d.tx_errors, d.tx_dropped),
+            (20, 5, 6, 7)
+        );
     }
 }

@@ -63,7 +63,12 @@ fn fake_host(root: &Path) -> NodePaths {
     write(
         &proc,
         "stat",
-        "cpu  13667 0 5115 82653 626 0 72 83 0 0\ncpu0 6218 0 2022 42736 82 0 12 38 0 0\ncpu1 7449 0 3093 39916 543 0 59 45 0 0\nintr 1 0\nctxt 444290\n",
+        "cpu  13667 0 5115 82653 626 0 72 83 0 0\ncpu0 6218 0 2022 42736 82 0 12 38 0 0\ncpu1 7449 0 3093 39916 543 0 59 45 0 0\nintr 1 0\nctxt 444290\nprocesses 5000\n",
+    );
+    write(
+        &proc,
+        "vmstat",
+        "pswpin 0\npswpout 0\npgfault 22545128\npgmajfault 2004\n",
     );
     write(
         &proc,
@@ -248,7 +253,8 @@ fn each_part_fails_alone() {
     assert_eq!(snap.interfaces.len(), 4);
 
     let rendered: Vec<String> = snap.errors.iter().map(ToString::to_string).collect();
-    assert_eq!(snap.errors.len(), 5, "{rendered:#?}");
+    // /stat twice: its cpu line and its missing ctxt/intr/processes lines.
+    assert_eq!(snap.errors.len(), 6, "{rendered:#?}");
     let has = |file: &str| rendered.iter().any(|e| e.contains(file));
     for file in ["hostname", "uptime", "/stat", "meminfo", "diskstats"] {
         assert!(has(file), "no error for {file}: {rendered:#?}");
@@ -272,8 +278,8 @@ fn empty_roots_give_errors_not_panics() {
     let snap = read_snapshot_with(&paths, &addresses());
     assert!(snap.hostname.is_none() && snap.cpu.is_none() && snap.memory.is_none());
     assert!(snap.disks.is_empty() && snap.interfaces.is_empty());
-    // hostname, osrelease, uptime, stat, meminfo, diskstats, net/dev.
-    assert_eq!(snap.errors.len(), 7, "{:?}", snap.errors);
+    // hostname, osrelease, uptime, stat, vmstat, meminfo, diskstats, net/dev.
+    assert_eq!(snap.errors.len(), 8, "{:?}", snap.errors);
     assert_eq!(machine_id(&paths), None);
     assert_eq!(system_uuid(&paths), None);
 }

@@ -302,6 +302,18 @@ metric!(
     Counter,
     "Total number of bytes received from the peer"
 );
+metric!(
+    CONTAINER_NET_PACKETS_SENT,
+    "container_net_tcp_packets_sent_total",
+    Counter,
+    "Total number of TCP segments sent to the peer (all kinds, retransmissions included)"
+);
+metric!(
+    CONTAINER_NET_PACKETS_RECEIVED,
+    "container_net_tcp_packets_received_total",
+    Counter,
+    "Total number of TCP segments received from the peer (all kinds)"
+);
 
 // Logs.
 metric!(
@@ -587,4 +599,155 @@ metric!(
     "sonde_pinger_errors_total",
     Counter,
     "Ping rounds that failed in a container's network namespace (other than the container exiting)"
+);
+
+// Node activity (sonde's extension: the kernel counters node_exporter users know, from
+// /proc/stat and /proc/vmstat).
+metric!(
+    NODE_CONTEXT_SWITCHES,
+    "node_context_switches_total",
+    Counter,
+    "Total number of context switches"
+);
+metric!(
+    NODE_INTERRUPTS,
+    "node_intr_total",
+    Counter,
+    "Total number of interrupts serviced"
+);
+metric!(
+    NODE_FORKS,
+    "node_forks_total",
+    Counter,
+    "Total number of forks (processes and threads created)"
+);
+metric!(
+    NODE_PAGE_FAULTS,
+    "node_vmstat_pgfault_total",
+    Counter,
+    "Total number of page faults, minor and major"
+);
+metric!(
+    NODE_MAJOR_PAGE_FAULTS,
+    "node_vmstat_pgmajfault_total",
+    Counter,
+    "Total number of major page faults (the page was read from disk)"
+);
+metric!(
+    NODE_SWAP_IN,
+    "node_vmstat_pswpin_total",
+    Counter,
+    "Total number of pages swapped in"
+);
+metric!(
+    NODE_SWAP_OUT,
+    "node_vmstat_pswpout_total",
+    Counter,
+    "Total number of pages swapped out"
+);
+
+// Container network interfaces (sonde's extension: /proc/<pid>/net/dev of a process in the
+// container's own network namespace).
+metric!(
+    CONTAINER_NET_IF_RX_BYTES,
+    "container_net_interface_received_bytes_total",
+    Counter,
+    "Total number of bytes received by an interface of the container's network namespace"
+);
+metric!(
+    CONTAINER_NET_IF_TX_BYTES,
+    "container_net_interface_transmitted_bytes_total",
+    Counter,
+    "Total number of bytes transmitted by an interface of the container's network namespace"
+);
+metric!(
+    CONTAINER_NET_IF_RX_PACKETS,
+    "container_net_interface_received_packets_total",
+    Counter,
+    "Total number of packets received by an interface of the container's network namespace"
+);
+metric!(
+    CONTAINER_NET_IF_TX_PACKETS,
+    "container_net_interface_transmitted_packets_total",
+    Counter,
+    "Total number of packets transmitted by an interface of the container's network namespace"
+);
+metric!(
+    CONTAINER_NET_IF_RX_DROPPED,
+    "container_net_interface_received_dropped_total",
+    Counter,
+    "Total number of received packets dropped by an interface of the container's network namespace"
+);
+metric!(
+    CONTAINER_NET_IF_TX_DROPPED,
+    "container_net_interface_transmitted_dropped_total",
+    Counter,
+    "Total number of packets to transmit dropped by an interface of the container's network namespace"
+);
+metric!(
+    CONTAINER_NET_IF_RX_ERRORS,
+    "container_net_interface_received_errors_total",
+    Counter,
+    "Total number of receive errors of an interface of the container's network namespace"
+);
+metric!(
+    CONTAINER_NET_IF_TX_ERRORS,
+    "container_net_interface_transmitted_errors_total",
+    Counter,
+    "Total number of transmit errors of an interface of the container's network namespace"
+);
+// Push delivery (crates/push), rendered by the binary; label `protocol` (remote_write, otlp).
+metric!(
+    SONDE_PUSH_BATCHES,
+    "sonde_push_batches_total",
+    Counter,
+    "Gathers encoded and written to the push spool, by protocol"
+);
+metric!(
+    SONDE_PUSH_SAMPLES_SENT,
+    "sonde_push_samples_sent_total",
+    Counter,
+    "Samples (OTLP: data points) the push receiver accepted"
+);
+metric!(
+    SONDE_PUSH_SEND_FAILURES,
+    "sonde_push_send_failures_total",
+    Counter,
+    "Push requests that failed and are retried (network error, timeout, 5xx, 429)"
+);
+metric!(
+    SONDE_PUSH_BATCHES_REJECTED,
+    "sonde_push_batches_rejected_total",
+    Counter,
+    "Spooled batches the receiver refused for good (4xx other than 429), deleted unsent"
+);
+metric!(
+    SONDE_PUSH_BATCHES_DROPPED,
+    "sonde_push_batches_dropped_total",
+    Counter,
+    "Spooled batches deleted unsent because the spool reached --max-spool-size"
+);
+metric!(
+    SONDE_PUSH_SAMPLES_DROPPED,
+    "sonde_push_samples_dropped_total",
+    Counter,
+    "Samples in batches dropped or rejected"
+);
+metric!(
+    SONDE_PUSH_SPOOL_ERRORS,
+    "sonde_push_spool_errors_total",
+    Counter,
+    "Gathers that could not be encoded or written to the spool (disk full, permissions)"
+);
+metric!(
+    SONDE_PUSH_SPOOL_BYTES,
+    "sonde_push_spool_bytes",
+    Gauge,
+    "Bytes waiting in the push spool"
+);
+metric!(
+    SONDE_PUSH_SPOOL_BATCHES,
+    "sonde_push_spool_batches",
+    Gauge,
+    "Batches waiting in the push spool"
 );

@@ -72,6 +72,18 @@ pub struct Container {
     pub empty_since: Option<Instant>,
     /// Times all its processes were gone and it ran again (container_restarts_total).
     pub restarts: u64,
+    /// The cgroup directory (its inode, the kernel's cgroup v2 id) of the current run, when
+    /// a cgroup_mkdir event for the path was seen: a runtime restarting the container makes
+    /// the directory anew, so a new id is a new run (see `State::track`).
+    pub run_inode: Option<u64>,
+    /// The runtime that named the container: asked again, once it is empty, whether it still
+    /// exists (see `state/removal.rs`).
+    pub lookup_source: Option<MetadataSource>,
+    /// When an empty named container is next asked about (None: not empty, or no runtime),
+    /// and whether that question is in flight.
+    pub removal_check: Option<(Instant, bool)>,
+    /// The runtime said it no longer has the container: collected at the next housekeeping.
+    pub removed: bool,
     /// OOM kills of its processes (container_oom_kills_total).
     pub oom_kills: u64,
     /// TCP state from the tracer.

@@ -95,6 +95,24 @@ impl Family {
     }
 }
 
+/// Moves `machine_id` and `system_uuid` to the end of every series' labels, in that order
+/// (the order [`Family::finish`] gives), keeping the other labels' order.
+pub fn node_labels_last(families: &mut [MetricFamily]) {
+    let rank = |name: &str| match name {
+        "machine_id" => 1,
+        "system_uuid" => 2,
+        _ => 0,
+    };
+    for family in families {
+        for metric in family.mut_metric() {
+            let mut labels = metric.take_label();
+            // A stable sort by rank keeps the non-node labels where they were.
+            labels.sort_by_key(|l| rank(l.name()));
+            metric.set_label(labels);
+        }
+    }
+}
+
 /// Writes families in the Prometheus text format, sorted by name (stable output for diffing).
 pub fn encode_text(mut families: Vec<MetricFamily>) -> Result<String, prometheus::Error> {
     families.retain(|f| !f.get_metric().is_empty());
@@ -124,6 +142,27 @@ mod tests {
         assert!(text.contains(
             "container_resources_cpu_usage_seconds_total{container_id=\"/docker/web\",machine_id=\"m1\",system_uuid=\"\"} 1.5"
         ), "{text}");
+    }
+
+    #[test]
+    fn node_labels_move_last_in_order() {
+        let mut m = Metric::default();
+        m.set_label(vec![
+            label("system_uuid", "u"),
+            label("version", "1"),
+            label("machine_id", "m"),
+            label("a", "x"),
+        ]);
+        let mut f = MetricFamily::default();
+        f.set_metric(vec![m]);
+        let mut fams = vec![f];
+        node_labels_last(&mut fams);
+        let names: Vec<&str> = fams[0].get_metric()[0]
+            .get_label()
+            .iter()
+            .map(|l| l.name())
+            .collect();
+        assert_eq!(names, ["version", "a", "machine_id", "system_uuid"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! other; this crate composes them.
 
 pub mod catalogue;
+pub mod cgroup_ids;
 pub mod container;
 pub mod delays;
 pub mod discovery;
@@ -20,11 +21,16 @@ pub mod latency;
 mod logs_sync;
 pub mod metadata;
 pub mod net;
+pub mod netns_ips;
 pub mod render;
 pub mod resources;
+pub mod seeding;
 pub mod self_metrics;
 pub mod state;
 pub mod tracer_bridge;
+// Sonde's extensions (issue 20): node activity counters and per-container interfaces.
+pub mod interfaces;
+pub mod node_activity;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -117,7 +123,15 @@ struct Inner {
     logs: Option<Arc<sonde_logs::LogManager>>,
     /// Volumes, disk I/O and application types (resources.rs).
     resources: resources::Resources,
+    /// When the registry started, and whether it has been ready since (see `readiness`).
+    started: Instant,
+    availability: Arc<RuntimeAvailability>,
+    ready: std::sync::atomic::AtomicBool,
 }
+
+/// Longest the agent reports "not ready" at start while containers of the start scan wait for
+/// their runtime's first answer (a runtime that never answers must not hold it forever).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends events to the registry without ever blocking: when the queue is full the event is
 /// dropped and counted in `sonde_events_dropped_total{queue="events"}`.
@@ -246,8 +260,12 @@ impl Registry {
             config.enable_delay_accounting,
             &health,
         );
-        let tracer =
-            tracer_bridge::NetTracer::start(&config.tracer, &config.node_paths.procfs, &health);
+        let tracer = tracer_bridge::NetTracer::start(
+            &config.tracer,
+            &config.node_paths.procfs,
+            cgroupfs.clone(),
+            &health,
+        );
         let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let logs = if config.logs.disabled {
             health.down("logs", "log parsing is off (--disable-log-parsing)");
@@ -289,6 +307,9 @@ impl Registry {
             health,
             events: events_tx.clone(),
             batched,
+            started: Instant::now(),
+            availability: availability.clone(),
+            ready: std::sync::atomic::AtomicBool::new(false),
         });
 
         if let Some((net, stream)) = tracer {
@@ -304,7 +325,6 @@ impl Registry {
                 inner.config.node_paths.procfs.clone(),
                 inner.health.clone(),
                 bridge_stats,
-                inner.cgroupfs.clone(),
             ));
         }
         if let Some(manager) = logs {
@@ -349,7 +369,24 @@ impl Registry {
         &self,
         extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
     ) -> Result<String, Error> {
-        let started = Instant::now();
+        exposition::encode_text(self.gather(extra)).map_err(Error::Encode)
+    }
+
+    /// Records how long one whole /metrics response took (render, encoding, compression):
+    /// the HTTP server measures it, since only it sees the response end to end.
+    pub fn observe_scrape(&self, elapsed: Duration) {
+        self.inner
+            .metrics
+            .scrape_duration
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Every metric family of a scrape, unencoded (the text renderer and push delivery both
+    /// start from it). Reads files: call it from a blocking context.
+    pub fn gather(
+        &self,
+        extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
+    ) -> Vec<prometheus::proto::MetricFamily> {
         let inner = &*self.inner;
         let mut families = Vec::with_capacity(64);
 
@@ -369,6 +406,7 @@ impl Registry {
             &inner.node_labels,
             &mut families,
         );
+        node_activity::render_node_activity(&snapshot, &inner.node_labels, &mut families);
 
         let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
         let mut exported = self.exported_containers(tracer_scrape.as_ref());
@@ -385,6 +423,13 @@ impl Registry {
             &exported,
             &container_delays,
             inner.cgroupfs.as_ref(),
+            &inner.metrics,
+            &inner.node_labels,
+            &mut families,
+        );
+        interfaces::render_interfaces(
+            &exported,
+            &inner.config.node_paths.procfs,
             &inner.metrics,
             &inner.node_labels,
             &mut families,
@@ -412,12 +457,12 @@ impl Registry {
                 .with_label_values(&[subsystem])
                 .set(i64::from(status.up));
         }
-        inner
-            .metrics
-            .scrape_duration
-            .observe(started.elapsed().as_secs_f64());
-        families.extend(inner.metrics.registry.gather());
-        exposition::encode_text(families).map_err(Error::Encode)
+        let mut own = inner.metrics.registry.gather();
+        // The prometheus crate adds a registry's labels in HashMap order, which changes from
+        // run to run; every other series ends with machine_id, system_uuid.
+        exposition::node_labels_last(&mut own);
+        families.extend(own);
+        families
     }
 
     fn render_tracer_self_metrics(
@@ -485,36 +530,42 @@ impl Registry {
         if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
             // Connections first seen in this scrape's dump: place their process first (its
             // first report may be this one), then count the connect.
+            // A process gone before it could be read is placed by the cgroup the kernel saw
+            // it in at connect.
             let mut buf = String::new();
-            for c in &t.connected {
-                if c.pid != 0
-                    && !state.knows_pid(c.pid)
-                    && let Some(seen) = net.place(c.pid, &mut buf)
-                {
-                    state.apply(seen, now);
+            let mut apply = |state: &mut State, pid: u32, cgroup_id: u64, event: net::NetEvent| {
+                if pid != 0 && !state.knows_pid(pid) {
+                    if let Some(seen) = net.place(pid, &mut buf) {
+                        state.apply(seen, now);
+                    } else if let Some(path) = net.cgroup_path(cgroup_id) {
+                        state.apply_net_in_cgroup(pid, &path, &event, now);
+                        return;
+                    }
                 }
-                state.apply_net(
-                    c.pid,
-                    &net::NetEvent::Connected {
-                        dst: c.dst,
-                        duration: Duration::from_nanos(c.duration_ns),
-                    },
-                    now,
-                );
+                state.apply_net(pid, &event, now);
+            };
+            for c in &t.connected {
+                let event = net::NetEvent::Connected {
+                    dst: c.dst,
+                    duration: Duration::from_nanos(c.duration_ns),
+                };
+                apply(&mut state, c.pid, c.cgroup_id, event);
             }
             for d in &t.bytes {
-                state.apply_net(
-                    d.pid,
-                    &net::NetEvent::Bytes {
-                        dst: d.dst,
-                        sent: d.sent,
-                        received: d.received,
-                    },
-                    now,
-                );
+                let event = net::NetEvent::Bytes {
+                    dst: d.dst,
+                    sent: d.sent,
+                    received: d.received,
+                    segs_out: d.segs_out,
+                    segs_in: d.segs_in,
+                };
+                apply(&mut state, d.pid, d.cgroup_id, event);
             }
-            for ((pid, dst), n) in &t.active {
-                if let Some(c) = state.container_of_pid(*pid) {
+            for ((pid, cgroup_path), dst, n) in &t.active {
+                let container = state
+                    .container_of_pid(*pid)
+                    .or_else(|| state.container(cgroup_path.as_deref()?));
+                if let Some(c) = container {
                     *active
                         .entry(c.cgroup_id.clone())
                         .or_default()
@@ -544,10 +595,11 @@ impl Registry {
             .exported(&inner.config.filters, now)
             .into_iter()
             .filter_map(|c| {
+                let (restarts, oom_kills) = state.lifetime_counts(c);
                 Some(ExportedContainer {
                     app_id: c.app_id().to_owned(),
-                    restarts: c.restarts,
-                    oom_kills: c.oom_kills,
+                    restarts,
+                    oom_kills,
                     net: c.net.clone(),
                     active: active.remove(&c.cgroup_id).unwrap_or_default(),
                     key: c.cgroup_id.clone(),
@@ -564,6 +616,44 @@ impl Registry {
                 })
             })
             .collect()
+    }
+
+    /// Whether the first scrapes are whole: Ok once every container found at start has had
+    /// its runtime's first answer (named, skipped, or a failed lookup counted), or
+    /// [`READY_TIMEOUT`] after start; Err says what it waits for. Latches: containers that
+    /// appear later never make a running agent "not ready" again.
+    pub fn readiness(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let inner = &*self.inner;
+        if inner.ready.load(Relaxed) {
+            return Ok(());
+        }
+        let timed_out = inner.started.elapsed() >= READY_TIMEOUT;
+        if !inner.availability.probed() && !timed_out {
+            return Err("starting: the container runtimes are being probed".into());
+        }
+        // Containers no runtime can name (theirs does not answer) are not waited for.
+        let waiting = {
+            let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state
+                .containers()
+                .filter(|c| match c.naming {
+                    container::Naming::Pending {
+                        attempts: 0,
+                        source,
+                        ..
+                    } => inner.availability.is_available(source),
+                    _ => false,
+                })
+                .count()
+        };
+        if waiting == 0 || timed_out {
+            inner.ready.store(true, Relaxed);
+            return Ok(());
+        }
+        Err(format!(
+            "starting: {waiting} containers wait for their runtime's first answer"
+        ))
     }
 
     /// Runs `f` with read access to the state (for tests and debugging endpoints).

@@ -76,9 +76,16 @@ pub struct RuntimeAvailability {
     docker: AtomicBool,
     containerd: AtomicBool,
     crio: AtomicBool,
+    /// Every configured runtime was probed at least once (see `Registry::readiness`).
+    probed: AtomicBool,
 }
 
 impl RuntimeAvailability {
+    /// Whether the first probe of every runtime has answered (or timed out).
+    pub fn probed(&self) -> bool {
+        self.probed.load(Ordering::Relaxed)
+    }
+
     pub fn is_available(&self, source: MetadataSource) -> bool {
         match source {
             MetadataSource::Docker => self.docker.load(Ordering::Relaxed),
@@ -171,6 +178,7 @@ impl Resolver {
                 self.probe(MetadataSource::Crio, c.socket(), explicit, c.ping())
                     .await;
             }
+            self.availability.probed.store(true, Ordering::Relaxed);
         }
     }
 
@@ -231,13 +239,23 @@ impl Resolver {
             tokio::spawn(async move {
                 let outcome = this.lookup(&req).await;
                 drop(permit);
-                // The registry task applies answers; if it is gone the agent is stopping.
-                let _ = events
-                    .send(Event::Metadata {
+                let event = if req.removal_check {
+                    Event::RemovalChecked {
+                        cgroup_id: req.cgroup_id,
+                        exists: match outcome {
+                            MetadataOutcome::Found { .. } => Some(true),
+                            MetadataOutcome::NotFound => Some(false),
+                            MetadataOutcome::Failed(_) => None,
+                        },
+                    }
+                } else {
+                    Event::Metadata {
                         cgroup_id: req.cgroup_id,
                         outcome,
-                    })
-                    .await;
+                    }
+                };
+                // The registry task applies answers; if it is gone the agent is stopping.
+                let _ = events.send(event).await;
             });
         }
     }

@@ -6,7 +6,8 @@
 //! stops adding new ones (counted in `dropped_destinations`), and closed listeners are kept only
 //! for [`CLOSED_LISTEN_RETENTION`] (exported as 0, "recently closed", as coroot does).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most destinations tracked per container.
@@ -29,10 +30,13 @@ pub enum NetEvent {
     Retransmit {
         dst: SocketAddr,
     },
+    /// Bytes and segments of an open connection since they were last counted.
     Bytes {
         dst: SocketAddr,
         sent: u64,
         received: u64,
+        segs_out: u64,
+        segs_in: u64,
     },
     /// A connection's close record: its bytes not counted yet and, if no scrape counted it
     /// while it was open, its connect (`connect_duration`). One event rather than `Connected`
@@ -42,9 +46,16 @@ pub enum NetEvent {
         connect_duration: Option<Duration>,
         sent: u64,
         received: u64,
+        segs_out: u64,
+        segs_in: u64,
     },
+    /// `ns_ips`: for a wildcard address, the addresses of the listener's network namespace
+    /// (it is exported as those); `host_netns`: whether that namespace is the host's (a
+    /// loopback listener elsewhere is no service endpoint).
     ListenOpen {
         addr: SocketAddr,
+        ns_ips: Arc<[IpAddr]>,
+        host_netns: bool,
     },
     ListenClose {
         addr: SocketAddr,
@@ -60,13 +71,42 @@ pub struct DestinationStats {
     pub retransmits: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// TCP segments, all kinds (the kernel's per-socket segs_out/segs_in).
+    pub packets_sent: u64,
+    pub packets_received: u64,
 }
 
 /// A listening address: open, or closed at some moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     pub open: bool,
     pub closed_at: Option<Instant>,
+    /// See [`NetEvent::ListenOpen`].
+    pub ns_ips: Arc<[IpAddr]>,
+    pub host_netns: bool,
+}
+
+impl Listen {
+    /// The addresses to export for a listener on `addr`, as coroot-node-agent does: a
+    /// wildcard is its namespace's addresses (the wildcard itself when they could not be
+    /// read, so the listener is not lost); loopback only in the host namespace.
+    pub fn exported_addrs(&self, addr: SocketAddr) -> Vec<SocketAddr> {
+        let wildcard = addr.ip().is_unspecified();
+        let ips: Vec<IpAddr> = if wildcard && !self.ns_ips.is_empty() {
+            // An IPv4 wildcard accepts on IPv4 only; an IPv6 one (dual-stack) on both.
+            self.ns_ips
+                .iter()
+                .copied()
+                .filter(|ip| addr.is_ipv6() || ip.is_ipv4())
+                .collect()
+        } else {
+            vec![addr.ip()]
+        };
+        ips.into_iter()
+            .filter(|ip| self.host_netns || !ip.is_loopback())
+            .map(|ip| SocketAddr::new(ip, addr.port()))
+            .collect()
+    }
 }
 
 /// The network state of one container.
@@ -102,10 +142,14 @@ impl ContainerNet {
                 dst,
                 sent,
                 received,
+                segs_out,
+                segs_in,
             } => {
                 if let Some(d) = self.destination(dst) {
                     d.bytes_sent += sent;
                     d.bytes_received += received;
+                    d.packets_sent += segs_out;
+                    d.packets_received += segs_in;
                 }
             }
             NetEvent::Closed {
@@ -113,6 +157,8 @@ impl ContainerNet {
                 connect_duration,
                 sent,
                 received,
+                segs_out,
+                segs_in,
             } => {
                 if let Some(d) = self.destination(dst) {
                     if let Some(duration) = connect_duration {
@@ -121,15 +167,23 @@ impl ContainerNet {
                     }
                     d.bytes_sent += sent;
                     d.bytes_received += received;
+                    d.packets_sent += segs_out;
+                    d.packets_received += segs_in;
                 }
             }
-            NetEvent::ListenOpen { addr } => {
+            NetEvent::ListenOpen {
+                addr,
+                ref ns_ips,
+                host_netns,
+            } => {
                 if self.listens.len() < MAX_LISTENS || self.listens.contains_key(&addr) {
                     self.listens.insert(
                         addr,
                         Listen {
                             open: true,
                             closed_at: None,
+                            ns_ips: ns_ips.clone(),
+                            host_netns,
                         },
                     );
                 }
@@ -169,6 +223,59 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn open_listen(addr: SocketAddr) -> NetEvent {
+        NetEvent::ListenOpen {
+            addr,
+            ns_ips: Arc::from([]),
+            host_netns: true,
+        }
+    }
+
+    #[test]
+    fn wildcard_listeners_are_their_namespace_addresses_and_loopback_only_on_the_host() {
+        let ips: Arc<[IpAddr]> = Arc::from(vec![
+            "10.88.0.7".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            "fd00::7".parse().unwrap(),
+            "::1".parse().unwrap(),
+        ]);
+        let l = |host_netns| Listen {
+            open: true,
+            closed_at: None,
+            ns_ips: ips.clone(),
+            host_netns,
+        };
+        let strs = |v: Vec<SocketAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        // A container's own namespace: its addresses, never loopback.
+        assert_eq!(
+            strs(l(false).exported_addrs(addr("0.0.0.0:80"))),
+            ["10.88.0.7:80"]
+        );
+        assert_eq!(
+            strs(l(false).exported_addrs(addr("[::]:80"))),
+            ["10.88.0.7:80", "[fd00::7]:80"]
+        );
+        assert!(l(false).exported_addrs(addr("127.0.0.1:80")).is_empty());
+        assert_eq!(
+            strs(l(false).exported_addrs(addr("10.88.0.7:80"))),
+            ["10.88.0.7:80"]
+        );
+        // The host's namespace: loopback is a service endpoint there.
+        assert_eq!(
+            strs(l(true).exported_addrs(addr("0.0.0.0:80"))),
+            ["10.88.0.7:80", "127.0.0.1:80"]
+        );
+        // Addresses unknown (the process was gone): the wildcard itself, not nothing.
+        let unknown = Listen {
+            ns_ips: Arc::from([]),
+            ..l(false)
+        };
+        assert_eq!(
+            strs(unknown.exported_addrs(addr("0.0.0.0:80"))),
+            ["0.0.0.0:80"]
+        );
+    }
+
     #[test]
     fn counts_per_destination() {
         let now = Instant::now();
@@ -190,6 +297,8 @@ mod tests {
                 dst: db,
                 sent: 10,
                 received: 20,
+                segs_out: 3,
+                segs_in: 4,
             },
             now,
         );
@@ -198,6 +307,8 @@ mod tests {
                 dst: db,
                 sent: 5,
                 received: 0,
+                segs_out: 1,
+                segs_in: 1,
             },
             now,
         );
@@ -208,6 +319,8 @@ mod tests {
                 connect_duration: Some(Duration::from_millis(4)),
                 sent: 1,
                 received: 2,
+                segs_out: 5,
+                segs_in: 6,
             },
             now,
         );
@@ -217,6 +330,8 @@ mod tests {
                 connect_duration: None,
                 sent: 3,
                 received: 4,
+                segs_out: 7,
+                segs_in: 8,
             },
             now,
         );
@@ -225,6 +340,7 @@ mod tests {
         assert_eq!(d.failed_connects, 1);
         assert_eq!(d.retransmits, 1);
         assert_eq!((d.bytes_sent, d.bytes_received), (19, 26));
+        assert_eq!((d.packets_sent, d.packets_received), (16, 19));
         assert!((d.connection_time_seconds - 0.010).abs() < 1e-9);
     }
 
@@ -249,7 +365,7 @@ mod tests {
         let now = Instant::now();
         let mut n = ContainerNet::default();
         let a = addr("0.0.0.0:8080");
-        n.apply(&NetEvent::ListenOpen { addr: a }, now);
+        n.apply(&open_listen(a), now);
         n.apply(&NetEvent::ListenClose { addr: a }, now);
         assert!(!n.listens[&a].open);
         n.expire(now + Duration::from_secs(10));
@@ -257,7 +373,7 @@ mod tests {
         n.expire(now + CLOSED_LISTEN_RETENTION);
         assert!(n.listens.is_empty());
         // Reopened within the retention: open again.
-        n.apply(&NetEvent::ListenOpen { addr: a }, now);
+        n.apply(&open_listen(a), now);
         assert!(n.listens[&a].open);
     }
 }

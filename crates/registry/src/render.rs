@@ -185,6 +185,8 @@ struct ContainerFamilies {
     retransmits: Family,
     bytes_sent: Family,
     bytes_received: Family,
+    packets_sent: Family,
+    packets_received: Family,
 }
 
 /// Renders container_* resource metrics, reading each container's cgroup files now.
@@ -221,6 +223,8 @@ pub fn render_containers(
         retransmits: Family::new(&cat::CONTAINER_NET_RETRANSMITS),
         bytes_sent: Family::new(&cat::CONTAINER_NET_BYTES_SENT),
         bytes_received: Family::new(&cat::CONTAINER_NET_BYTES_RECEIVED),
+        packets_sent: Family::new(&cat::CONTAINER_NET_PACKETS_SENT),
+        packets_received: Family::new(&cat::CONTAINER_NET_PACKETS_RECEIVED),
     };
     for (i, c) in containers.iter().enumerate() {
         let id: &[(&str, &str)] = &[("container_id", &c.container_id)];
@@ -312,6 +316,8 @@ pub fn render_containers(
         fams.retransmits,
         fams.bytes_sent,
         fams.bytes_received,
+        fams.packets_sent,
+        fams.packets_received,
     ] {
         f.finish(node, out);
     }
@@ -323,12 +329,23 @@ pub fn render_containers(
 fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
     let id = c.container_id.as_str();
     let mut addr = String::with_capacity(48);
+    // Two listeners may expand to one address (0.0.0.0:80 and 10.0.0.7:80): one series, open
+    // if either is.
+    let mut listens: Vec<(SocketAddr, bool)> = Vec::with_capacity(c.net.listens.len());
     for (listen_addr, l) in &c.net.listens {
+        for a in l.exported_addrs(*listen_addr) {
+            match listens.iter_mut().find(|(x, _)| *x == a) {
+                Some((_, open)) => *open |= l.open,
+                None => listens.push((a, l.open)),
+            }
+        }
+    }
+    for (listen_addr, open) in listens {
         addr.clear();
         let _ = write!(addr, "{listen_addr}");
         fams.listen.add(
             &[("container_id", id), ("listen_addr", &addr), ("proxy", "")],
-            if l.open { 1.0 } else { 0.0 },
+            if open { 1.0 } else { 0.0 },
         );
     }
     for (dst, d) in &c.net.destinations {
@@ -340,11 +357,15 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
             ("actual_destination", &addr),
             ("app_id", &c.app_id),
         ];
+        let active = c.active.get(dst).copied().unwrap_or(0);
         if d.successful_connects > 0 {
             fams.successful.add(labels, d.successful_connects as f64);
             fams.connection_time.add(labels, d.connection_time_seconds);
-            // 0 once every connection closed, so "K open, then 0" reads as such.
-            let active = c.active.get(dst).copied().unwrap_or(0);
+        }
+        // 0 once every connection closed, so "K open, then 0" reads as such. A connection
+        // older than the agent has no connect here, only bytes and its active count.
+        let used = d.successful_connects > 0 || d.bytes_sent > 0 || d.bytes_received > 0;
+        if used || active > 0 {
             fams.active.add(labels, active as f64);
         }
         if d.failed_connects > 0 {
@@ -360,9 +381,35 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
         if d.retransmits > 0 {
             fams.retransmits.add(labels, d.retransmits as f64);
         }
-        if d.successful_connects > 0 || d.bytes_sent > 0 || d.bytes_received > 0 {
+        if used || active > 0 {
             fams.bytes_sent.add(labels, d.bytes_sent as f64);
             fams.bytes_received.add(labels, d.bytes_received as f64);
+            fams.packets_sent.add(labels, d.packets_sent as f64);
+            fams.packets_received.add(labels, d.packets_received as f64);
+        }
+    }
+    // Open connections to a destination with nothing counted yet (a connection older than
+    // the agent that has moved no byte since): active, with zero bytes.
+    for (dst, n) in &c.active {
+        if c.net.destinations.contains_key(dst) {
+            continue;
+        }
+        addr.clear();
+        let _ = write!(addr, "{dst}");
+        let labels: &[(&str, &str)] = &[
+            ("container_id", id),
+            ("destination", &addr),
+            ("actual_destination", &addr),
+            ("app_id", &c.app_id),
+        ];
+        fams.active.add(labels, *n as f64);
+        for f in [
+            &mut fams.bytes_sent,
+            &mut fams.bytes_received,
+            &mut fams.packets_sent,
+            &mut fams.packets_received,
+        ] {
+            f.add(labels, 0.0);
         }
     }
 }

@@ -50,7 +50,7 @@ impl SelfMetrics {
             scrape_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "sonde_scrape_duration_seconds",
-                    "Time spent rendering a /metrics response",
+                    "Time spent producing a whole /metrics response: rendering, encoding and compression",
                 )
                 .buckets(vec![
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

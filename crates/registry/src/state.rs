@@ -34,13 +34,37 @@ pub enum Event {
     OomKill { pid: u32 },
     /// The OOM killer chose a process that was gone before it could be placed; `cgroup_path`
     /// is its unified-hierarchy cgroup (from the kernel's cgroup id).
-    OomKillInCgroup { cgroup_path: String },
+    OomKillInCgroup { pid: u32, cgroup_path: String },
+    /// A process the bridge could not place (gone before its /proc could be read) exited in
+    /// this cgroup (the kernel's id of the cgroup it ended in): it ran there, so it counts as
+    /// a run of that container (a restart if the container was empty), and its late socket
+    /// events still find the container.
+    ProcessExitInCgroup { pid: u32, cgroup_path: String },
     /// A TCP happening of this process (from the tracer).
     Net { pid: u32, event: NetEvent },
+    /// A TCP happening of a process the bridge could not place; `cgroup_path` is the cgroup
+    /// the kernel saw the process in when it acted.
+    NetInCgroup {
+        pid: u32,
+        cgroup_path: String,
+        event: NetEvent,
+    },
     /// The answer to a metadata lookup started by [`State::due_lookups`].
     Metadata {
         cgroup_id: String,
         outcome: MetadataOutcome,
+    },
+    /// The answer to a removal check: whether the runtime still has the container (None: the
+    /// runtime could not be asked).
+    RemovalChecked {
+        cgroup_id: String,
+        exists: Option<bool>,
+    },
+    /// A cgroup directory was made (the tracer's cgroup_mkdir): `cgroup_inode` is its
+    /// kernel id. The latest directory of a container's path is its current run.
+    CgroupCreated {
+        cgroup_path: String,
+        cgroup_inode: u64,
     },
     /// Events applied in this order: one queue slot for what one read of the kernel's ring
     /// produced, so the queue's atomics are paid per batch, not per event
@@ -70,6 +94,9 @@ pub struct LookupRequest {
     pub runtime_id: String,
     /// containerd namespace for plain containerd containers (Kubernetes ones are in k8s.io).
     pub namespace: Option<String>,
+    /// Whether this asks if an empty container still exists (answered with
+    /// [`Event::RemovalChecked`]) rather than for its name.
+    pub removal_check: bool,
 }
 
 /// Which containers are exported.
@@ -94,9 +121,14 @@ impl Filters {
 
 #[derive(Debug)]
 struct PidEntry {
+    /// 0 for a process placed from the kernel's cgroup id alone (see `ghost_since`).
     start_ticks: u64,
     /// The container the process counts for, or None for processes outside containers.
     cgroup_id: Option<String>,
+    /// Placed from a kernel event's cgroup id, never read from /proc: forgotten after
+    /// [`GHOST_TTL`] unless its exit or a /proc scan comes first (the scan only reports
+    /// processes it saw, so a ghost whose exit event was lost would otherwise stay).
+    ghost_since: Option<Instant>,
 }
 
 /// All per-container state, keyed by cgroup id.
@@ -113,10 +145,43 @@ pub struct State {
     /// Container of recently exited processes: a process's sockets close after its exit event,
     /// and their last bytes still belong to its container.
     exited: foldhash::HashMap<u32, (String, Instant)>,
+    /// The latest cgroup directory (inode) made at each path, from cgroup_mkdir events.
+    cgroup_runs: foldhash::HashMap<String, u64>,
+    /// Per exported `container_id`: what its earlier cgroups counted (see [`Identity`]).
+    identities: HashMap<String, Identity>,
 }
+
+/// What a `container_id` keeps across cgroups. The kubelet replaces a crashed container with
+/// a new one (new runtime id, new cgroup, same pod and container name): the series are the
+/// name's, so its restarts and OOM kills must survive the cgroup. As Coroot does, a name is
+/// remembered for [`IDENTITY_RETENTION`] after its last cgroup is gone (CrashLoopBackOff waits
+/// up to 5 minutes between runs).
+#[derive(Debug, Default)]
+struct Identity {
+    /// The registry key of the cgroup carrying the name now.
+    key: String,
+    /// Restarts and OOM kills of the name's earlier cgroups, each replacement counted as one
+    /// restart.
+    carried_restarts: u64,
+    carried_oom_kills: u64,
+    /// The counts of `key`'s container when it was collected (None while it exists).
+    collected: Option<(u64, u64, Instant)>,
+}
+
+/// How long a `container_id` whose containers are all gone is remembered.
+const IDENTITY_RETENTION: Duration = Duration::from_secs(600);
+/// Bound of the remembered names (those gone longest are forgotten first when full).
+const MAX_IDENTITIES: usize = 65_536;
+
+/// Bound of `cgroup_runs` (cleared when exceeded: a restart is then counted by the older
+/// rule, "every process gone, then a new one").
+const MAX_CGROUP_RUNS: usize = 65_536;
 
 /// How long an exited process's container is remembered for its late socket events.
 const EXITED_RETENTION: Duration = Duration::from_secs(60);
+/// How long a process placed from a kernel cgroup id alone is kept without its exit or a
+/// /proc scan confirming it (scans run every 10 s by default).
+const GHOST_TTL: Duration = Duration::from_secs(30);
 /// Bound of that memory.
 const MAX_EXITED: usize = 65_536;
 
@@ -128,6 +193,8 @@ impl State {
             gc_grace,
             unattributed_events: 0,
             exited: foldhash::HashMap::default(),
+            cgroup_runs: foldhash::HashMap::default(),
+            identities: HashMap::new(),
         }
     }
 
@@ -173,8 +240,33 @@ impl State {
                 Some(c) => c.oom_kills += 1,
                 None => self.unattributed_events += 1,
             },
-            Event::OomKillInCgroup { cgroup_path } => self.oom_in_cgroup(&cgroup_path, now),
+            Event::OomKillInCgroup { pid, cgroup_path } => {
+                self.oom_in_cgroup(pid, &cgroup_path, now)
+            }
+            Event::ProcessExitInCgroup { pid, cgroup_path } => {
+                if !self.pids.contains_key(&pid) {
+                    self.place_ghost(pid, &cgroup_path, false, now);
+                }
+                self.process_gone(pid, now);
+            }
+            Event::RemovalChecked { cgroup_id, exists } => {
+                self.removal_checked(&cgroup_id, exists, now)
+            }
+            Event::CgroupCreated {
+                cgroup_path,
+                cgroup_inode,
+            } => {
+                if self.cgroup_runs.len() >= MAX_CGROUP_RUNS {
+                    self.cgroup_runs.clear();
+                }
+                self.cgroup_runs.insert(cgroup_path, cgroup_inode);
+            }
             Event::Net { pid, event } => self.apply_net(pid, &event, now),
+            Event::NetInCgroup {
+                pid,
+                cgroup_path,
+                event,
+            } => self.apply_net_in_cgroup(pid, &cgroup_path, &event, now),
             Event::Batch(events) => {
                 for event in events {
                     self.apply(event, now);
@@ -190,6 +282,48 @@ impl State {
             Some(c) => c.net.apply(event, now),
             None => self.unattributed_events += 1,
         }
+    }
+
+    /// Applies a TCP happening of `pid`, which the kernel saw in cgroup `path`: to the
+    /// process's container if the registry knows the process, else to the container of
+    /// `path` (the process is placed there until its exit event).
+    pub fn apply_net_in_cgroup(&mut self, pid: u32, path: &str, event: &NetEvent, now: Instant) {
+        if !self.knows_pid(pid) {
+            // A process that made a connection runs the container's own workload: the
+            // container exists in its runtime by now.
+            self.place_ghost(pid, path, true, now);
+        }
+        self.apply_net(pid, event, now);
+    }
+
+    /// Places `pid`, which could not be read from /proc, in the container of cgroup `path`
+    /// (a restart when its cgroup was made anew). A bare exit never makes a container the
+    /// registry never saw (`create` false): runtimes run short-lived helpers in cgroups that are
+    /// not containers yet (runc's parent stages, before the container is started in its
+    /// runtime), and a container made from them is looked up too early (seen with containerd's
+    /// CRI: never named). An OOM kill or a TCP event is the container's own workload.
+    fn place_ghost(&mut self, pid: u32, path: &str, create: bool, now: Instant) {
+        if pid == 0
+            || self.pids.contains_key(&pid)
+            || (!create && !self.containers.contains_key(path))
+        {
+            return;
+        }
+        let Ok(cgroups) = ProcessCgroups::parse(&format!("0::{path}\n")) else {
+            return;
+        };
+        let tracked = match cgroups.id() {
+            Some(id) => self.track(id, &cgroups, Duration::ZERO, pid, now),
+            None => None,
+        };
+        self.pids.insert(
+            pid,
+            PidEntry {
+                start_ticks: 0,
+                cgroup_id: tracked,
+                ghost_since: Some(now),
+            },
+        );
     }
 
     fn container_of_pid_mut(&mut self, pid: u32) -> Option<&mut Container> {
@@ -209,11 +343,15 @@ impl State {
         now: Instant,
     ) {
         let new_id = cgroups.id();
-        if let Some(entry) = self.pids.get(&pid)
-            && entry.start_ticks == start_ticks
+        if let Some(entry) = self.pids.get_mut(&pid)
+            && (entry.start_ticks == start_ticks || entry.ghost_since.is_some())
             && entry.cgroup_id.as_deref() == new_id.filter(|id| self.containers.contains_key(*id))
         {
-            return; // Nothing changed: the common case of a periodic scan.
+            // Nothing changed (the common case of a periodic scan), or a process placed
+            // from its cgroup id alone is confirmed where it was placed.
+            entry.start_ticks = start_ticks;
+            entry.ghost_since = None;
+            return;
         }
         // A new process, a reused pid, or a process that moved to another cgroup.
         self.process_gone(pid, now);
@@ -227,6 +365,7 @@ impl State {
             PidEntry {
                 start_ticks,
                 cgroup_id: tracked,
+                ghost_since: None,
             },
         );
     }
@@ -242,18 +381,35 @@ impl State {
         now: Instant,
     ) -> Option<String> {
         let started = now.checked_sub(age).unwrap_or(now);
+        let latest_run = self.cgroup_runs.get(id).copied();
         if let Some(c) = self.containers.get_mut(id) {
-            if c.empty_since.take().is_some() {
-                // Every process was gone and the same container runs again.
+            let was_empty = c.empty_since.take().is_some();
+            let restarted = match (latest_run, c.run_inode) {
+                // The runtime made the cgroup anew since this run began: a new run. Exact
+                // even when every process of a run is gone before /proc is read, and a
+                // runtime's helper process that comes and goes in the same directory is not
+                // a run of its own.
+                (Some(latest), Some(current)) => latest != current,
+                // Tracked since before any directory of the path was seen made (the agent
+                // started while it ran, or a /proc scan placed it before the bridge passed
+                // on the mkdir): a new run once every process of the old one was gone.
+                (Some(_), None) => was_empty,
+                // No cgroup_mkdir events (tracer off, no unified hierarchy): every process
+                // was gone and the same container runs again.
+                (None, _) => was_empty,
+            };
+            if restarted {
                 c.restarts += 1;
             }
+            c.run_inode = latest_run.or(c.run_inode);
             c.pids.insert(pid);
             if started < c.started_at {
                 c.started_at = started;
             }
             return Some(c.cgroup_id.clone());
         }
-        let container = new_container(id, cgroups, started, now)?;
+        let mut container = new_container(id, cgroups, started, now)?;
+        container.run_inode = latest_run;
         self.containers.insert(id.to_owned(), container);
         if let Some(c) = self.containers.get_mut(id) {
             c.pids.insert(pid);
@@ -261,25 +417,17 @@ impl State {
         Some(id.to_owned())
     }
 
-    /// An OOM kill in the cgroup at `path` whose process was gone before it could be placed
-    /// (a container whose only process was killed at once). The container is created, empty,
-    /// if the registry never saw it, so the kill is counted and the container is named and
-    /// exported for its grace period.
-    fn oom_in_cgroup(&mut self, path: &str, now: Instant) {
-        if !self.containers.contains_key(path) {
-            let Ok(cgroups) = ProcessCgroups::parse(&format!("0::{path}\n")) else {
-                self.unattributed_events += 1;
-                return;
-            };
-            let Some(mut container) = new_container(path, &cgroups, now, now) else {
-                self.unattributed_events += 1;
-                return;
-            };
-            container.empty_since = Some(now);
-            self.containers.insert(path.to_owned(), container);
+    /// An OOM kill of `pid` in the cgroup at `path`, a process that was gone before it could
+    /// be placed (a container whose only process was killed at once). The victim is placed
+    /// in its container (created if the registry never saw it, so the kill is counted and the
+    /// container is named and exported for its grace period) until its exit event.
+    fn oom_in_cgroup(&mut self, pid: u32, path: &str, now: Instant) {
+        if !self.knows_pid(pid) {
+            self.place_ghost(pid, path, true, now);
         }
-        if let Some(c) = self.containers.get_mut(path) {
-            c.oom_kills += 1;
+        match self.container_of_pid_mut(pid) {
+            Some(c) => c.oom_kills += 1,
+            None => self.unattributed_events += 1,
         }
     }
 
@@ -293,6 +441,7 @@ impl State {
             c.pids.remove(&pid);
             if c.pids.is_empty() {
                 c.empty_since = Some(now);
+                removal::schedule(c, now);
             }
             if self.exited.len() < MAX_EXITED {
                 self.exited.insert(pid, (id, now));
@@ -338,6 +487,10 @@ impl State {
                 c.log_path = md.log_path.clone();
                 c.log_driver = md.log_driver.clone();
                 c.volumes = std::sync::Arc::new(md.volumes.clone());
+                if let Naming::Named { container_id, .. } = &c.naming {
+                    let (key, name) = (c.cgroup_id.clone(), container_id.clone());
+                    self.adopt_name(name, key);
+                }
             }
             MetadataOutcome::NotFound => {
                 c.naming = retry(source, attempts, now, "not found in the runtime".into());
@@ -345,6 +498,62 @@ impl State {
             MetadataOutcome::Failed(error) => {
                 c.naming = retry(source, attempts, now, error);
             }
+        }
+    }
+
+    /// The cgroup `key` was named `name`: if another cgroup carried that name before (a
+    /// container replaced by the kubelet), this is a restart of the name, and what the earlier
+    /// cgroup counted carries over.
+    fn adopt_name(&mut self, name: String, key: String) {
+        if self.identities.len() >= MAX_IDENTITIES && !self.identities.contains_key(&name) {
+            // Full: forget the name gone longest (live names are never evicted this way,
+            // since every container has at most one).
+            let oldest = self
+                .identities
+                .iter()
+                .filter_map(|(n, i)| Some((i.collected?.2, n.clone())))
+                .min();
+            if let Some((_, n)) = oldest {
+                self.identities.remove(&n);
+            }
+        }
+        let previous = self
+            .identities
+            .get(&name)
+            .map(|i| (i.key.clone(), i.collected));
+        let identity = self.identities.entry(name).or_default();
+        match previous {
+            None => identity.key = key,
+            // The same cgroup still carrying its name (named again): nothing new.
+            Some((old_key, None)) if old_key == key => {}
+            // Another cgroup carried the name, or this one did and was collected since (a
+            // Docker container started again after its grace period): a new run.
+            Some((old_key, collected)) => {
+                let (restarts, oom_kills) = match collected {
+                    Some((r, o, _)) => (r, o),
+                    None => self
+                        .containers
+                        .get(&old_key)
+                        .map(|c| (c.restarts, c.oom_kills))
+                        .unwrap_or_default(),
+                };
+                identity.carried_restarts += restarts + 1;
+                identity.carried_oom_kills += oom_kills;
+                identity.key = key;
+                identity.collected = None;
+            }
+        }
+    }
+
+    /// Restarts and OOM kills to export for container `c` (its own plus what earlier cgroups
+    /// of the same `container_id` counted).
+    pub fn lifetime_counts(&self, c: &Container) -> (u64, u64) {
+        match c.container_id().and_then(|n| self.identities.get(n)) {
+            Some(i) if i.key == c.cgroup_id => (
+                i.carried_restarts + c.restarts,
+                i.carried_oom_kills + c.oom_kills,
+            ),
+            _ => (c.restarts, c.oom_kills),
         }
     }
 
@@ -357,6 +566,10 @@ impl State {
     ) -> Vec<LookupRequest> {
         let mut due = Vec::new();
         for c in self.containers.values_mut() {
+            if let Some(req) = removal::due(c, now, &available) {
+                due.push(req);
+                continue;
+            }
             if let Naming::Pending {
                 source,
                 next_attempt,
@@ -379,6 +592,7 @@ impl State {
                         }
                         _ => None,
                     },
+                    removal_check: false,
                 });
             }
         }
@@ -387,9 +601,13 @@ impl State {
 
     /// A lookup that could not be queued: make it due again on the next tick.
     pub fn lookup_not_started(&mut self, cgroup_id: &str) {
-        if let Some(c) = self.containers.get_mut(cgroup_id)
-            && let Naming::Pending { in_flight, .. } = &mut c.naming
-        {
+        let Some(c) = self.containers.get_mut(cgroup_id) else {
+            return;
+        };
+        if let Some((_, in_flight)) = &mut c.removal_check {
+            *in_flight = false;
+        }
+        if let Naming::Pending { in_flight, .. } = &mut c.naming {
             *in_flight = false;
         }
     }
@@ -404,9 +622,36 @@ impl State {
         }
         self.exited
             .retain(|_, (_, t)| now.saturating_duration_since(*t) < EXITED_RETENTION);
-        self.containers.retain(|_, c| match c.empty_since {
-            Some(t) => now.saturating_duration_since(t) < grace,
-            None => true,
+        let expired: Vec<u32> = self
+            .pids
+            .iter()
+            .filter(|(_, e)| {
+                e.ghost_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= GHOST_TTL)
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in expired {
+            self.process_gone(pid, now);
+        }
+        let identities = &mut self.identities;
+        self.containers.retain(|_, c| {
+            let keep = !c.removed
+                && match c.empty_since {
+                    Some(t) => now.saturating_duration_since(t) < grace,
+                    None => true,
+                };
+            if !keep
+                && let Some(i) = c.container_id().and_then(|n| identities.get_mut(n))
+                && i.key == c.cgroup_id
+            {
+                i.collected = Some((c.restarts, c.oom_kills, now));
+            }
+            keep
+        });
+        self.identities.retain(|_, i| {
+            i.collected
+                .is_none_or(|(_, _, t)| now.saturating_duration_since(t) < IDENTITY_RETENTION)
         });
         before - self.containers.len()
     }
@@ -447,6 +692,7 @@ fn new_container(
 ) -> Option<Container> {
     let kind = classify(id);
     let (naming, runtime_id) = initial_naming(&kind, now)?;
+    let lookup_source = naming_source(&naming);
     Some(Container {
         cgroup_id: id.to_owned(),
         cgroups: cgroups.clone(),
@@ -460,6 +706,10 @@ fn new_container(
         started_at: started,
         empty_since: None,
         restarts: 0,
+        run_inode: None,
+        lookup_source,
+        removal_check: None,
+        removed: false,
         oom_kills: 0,
         net: Default::default(),
         volumes: Default::default(),
@@ -516,6 +766,16 @@ fn retry(source: MetadataSource, attempts: u32, now: Instant, error: String) -> 
         last_error: Some(error),
     }
 }
+
+/// The runtime a pending container's name comes from.
+fn naming_source(naming: &Naming) -> Option<MetadataSource> {
+    match naming {
+        Naming::Pending { source, .. } => Some(*source),
+        _ => None,
+    }
+}
+
+mod removal;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -75,6 +75,7 @@ fn docker_container_is_held_until_named_then_exported() {
             source: MetadataSource::Docker,
             runtime_id: ID_A.into(),
             namespace: None,
+            removal_check: false,
         }]
     );
     assert!(
@@ -334,15 +335,22 @@ fn oom_kill_of_an_unseen_container_is_counted_and_named() {
     let now = Instant::now();
     let mut s = State::new(Duration::from_secs(30));
     let path = format!("/docker/{ID_A}");
-    s.apply(
-        Event::OomKillInCgroup {
-            cgroup_path: path.clone(),
-        },
-        now,
-    );
+    let oom = |pid| Event::OomKillInCgroup {
+        pid,
+        cgroup_path: path.clone(),
+    };
+    let exit = |pid| Event::ProcessExitInCgroup {
+        pid,
+        cgroup_path: path.clone(),
+    };
+    s.apply(oom(10), now);
     let c = s.container(&path).unwrap();
     assert_eq!(c.oom_kills, 1);
+    assert_eq!(c.pids.len(), 1, "the victim is placed until its exit");
+    s.apply(exit(10), now);
+    let c = s.container(&path).unwrap();
     assert!(c.pids.is_empty() && c.empty_since.is_some());
+    assert_eq!(c.restarts, 0, "one run so far");
     assert_eq!(
         s.due_lookups(now, |_| true).len(),
         1,
@@ -353,17 +361,10 @@ fn oom_kill_of_an_unseen_container_is_counted_and_named() {
         exported_names(&s, &filters(0), now),
         vec!["/docker/oom-victim"]
     );
-    // A second kill in the same container counts on the same series.
-    s.apply(
-        Event::OomKillInCgroup {
-            cgroup_path: path.clone(),
-        },
-        now,
-    );
-    assert_eq!(s.container(&path).unwrap().oom_kills, 2);
     // Not a container: counted as unattributed, nothing created.
     s.apply(
         Event::OomKillInCgroup {
+            pid: 99,
             cgroup_path: "/user.slice".into(),
         },
         now,
@@ -371,6 +372,119 @@ fn oom_kill_of_an_unseen_container_is_counted_and_named() {
     assert_eq!(s.unattributed_events, 1);
     // Dropped after the grace period like any empty container.
     assert_eq!(s.collect_garbage(now + Duration::from_secs(31)), 1);
+}
+
+#[test]
+fn a_container_killed_at_every_start_counts_each_run_and_each_kill() {
+    // Docker's restart policy restarts the same container (same cgroup path, a new
+    // directory) twice; each run's only process is OOM-killed before /proc is read.
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    for pid in [10, 11, 12] {
+        s.apply(
+            Event::OomKillInCgroup {
+                pid,
+                cgroup_path: path.clone(),
+            },
+            now,
+        );
+        s.apply(
+            Event::ProcessExitInCgroup {
+                pid,
+                cgroup_path: path.clone(),
+            },
+            now,
+        );
+    }
+    let c = s.container(&path).unwrap();
+    assert_eq!((c.restarts, c.oom_kills), (2, 3));
+    assert_eq!(s.unattributed_events, 0);
+}
+
+#[test]
+fn short_lived_processes_are_attributed_by_their_cgroup() {
+    // A container whose shell (pid 1, long-lived) runs `nc` in a loop: each nc is gone before
+    // /proc is read. Its socket may close after its exit (the usual case) or before.
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = "/system.slice/loop.service";
+    s.apply(seen(1, 1, 10, path), now);
+    let closed = || NetEvent::Closed {
+        dst: "10.0.0.5:80".parse().unwrap(),
+        connect_duration: Some(Duration::from_millis(1)),
+        sent: 10,
+        received: 20,
+        segs_out: 4,
+        segs_in: 5,
+    };
+    for pid in 100..110u32 {
+        let exit = Event::ProcessExitInCgroup {
+            pid,
+            cgroup_path: path.into(),
+        };
+        let net = Event::NetInCgroup {
+            pid,
+            cgroup_path: path.into(),
+            event: closed(),
+        };
+        if pid % 2 == 0 {
+            s.apply(exit, now);
+            s.apply(net, now);
+        } else {
+            s.apply(net, now);
+            s.apply(exit, now);
+        }
+    }
+    let c = s.container(path).unwrap();
+    let d = &c.net.destinations[&"10.0.0.5:80".parse().unwrap()];
+    assert_eq!(d.successful_connects, 10);
+    assert_eq!((d.bytes_sent, d.bytes_received), (100, 200));
+    assert_eq!((d.packets_sent, d.packets_received), (40, 50));
+    assert_eq!(c.restarts, 0, "the shell kept the container running");
+    assert_eq!(c.pids.len(), 1);
+    assert_eq!(s.unattributed_events, 0);
+}
+
+#[test]
+fn a_process_placed_by_cgroup_is_confirmed_by_proc_or_forgotten() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(300));
+    let path = "/system.slice/a.service";
+    s.apply(seen(1, 1, 10, path), now);
+    // Placed from a kernel event alone, then seen by the /proc scan: no restart, no churn.
+    s.apply(
+        Event::NetInCgroup {
+            pid: 7,
+            cgroup_path: path.into(),
+            event: NetEvent::ConnectFailed {
+                dst: "10.0.0.5:80".parse().unwrap(),
+            },
+        },
+        now,
+    );
+    s.apply(seen(7, 77, 0, path), now);
+    assert_eq!(s.start_ticks(7), Some(77));
+    // Another one whose exit event is lost: forgotten after the TTL, so the container can
+    // empty and be collected.
+    s.apply(
+        Event::NetInCgroup {
+            pid: 8,
+            cgroup_path: path.into(),
+            event: NetEvent::ConnectFailed {
+                dst: "10.0.0.5:80".parse().unwrap(),
+            },
+        },
+        now,
+    );
+    s.apply(Event::ProcessGone { pid: 1 }, now);
+    s.apply(Event::ProcessGone { pid: 7 }, now);
+    assert_eq!(s.container(path).unwrap().pids.len(), 1);
+    s.collect_garbage(now + GHOST_TTL);
+    let c = s.container(path).unwrap();
+    assert!(c.pids.is_empty() && c.empty_since.is_some());
+    assert_eq!(c.restarts, 0);
+    assert_eq!(s.unattributed_events, 0);
 }
 
 #[test]
@@ -392,4 +506,178 @@ fn a_restart_is_counted_when_every_process_was_gone() {
     s.apply(Event::ProcessGone { pid: 4 }, now);
     s.apply(seen(5, 5, 0, "/system.slice/a.service"), now);
     assert_eq!(s.container("/system.slice/a.service").unwrap().restarts, 2);
+}
+
+#[test]
+fn runs_are_counted_by_the_cgroup_directory_not_by_helper_processes() {
+    // Docker restarts a container twice. Each run makes /docker/<id> anew (a new inode);
+    // runc's short-lived helper exits in it before the entrypoint is placed from /proc.
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    let mut pid = 100;
+    for run in 0..3u64 {
+        s.apply(
+            Event::CgroupCreated {
+                cgroup_path: path.clone(),
+                cgroup_inode: 5000 + run,
+            },
+            now,
+        );
+        // runc's helper: comes and goes before anything else is seen.
+        s.apply(
+            Event::ProcessExitInCgroup {
+                pid,
+                cgroup_path: path.clone(),
+            },
+            now,
+        );
+        // The entrypoint, read from /proc, then gone.
+        s.apply(seen(pid + 1, pid as u64 + 1, 0, &path), now);
+        s.apply(Event::ProcessGone { pid: pid + 1 }, now);
+        pid += 2;
+    }
+    assert_eq!(s.container(&path).unwrap().restarts, 2);
+}
+
+#[test]
+fn a_kubernetes_container_replaced_by_the_kubelet_is_one_restart_of_its_name() {
+    // The kubelet replaces a crashed container: new runtime id, new cgroup, same pod and
+    // container name. The name's series count the replacement as a restart and keep the OOM
+    // kill the first cgroup counted; one series per name throughout.
+    let t0 = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let pod = [
+        ("io.kubernetes.pod.namespace", "shop"),
+        ("io.kubernetes.pod.name", "web-7d4b9c8f6d-x2x9q"),
+        ("io.kubernetes.container.name", "app"),
+    ];
+    let name = "/k8s/shop/web-7d4b9c8f6d-x2x9q/app";
+    let first = format!("/kubepods/besteffort/pod1/{ID_A}");
+    let second = format!("/kubepods/besteffort/pod1/{ID_B}");
+    s.apply(seen(10, 10, 0, &first), t0);
+    s.apply(found(&first, "app", &pod), t0);
+    s.apply(Event::OomKill { pid: 10 }, t0);
+    s.apply(Event::ProcessGone { pid: 10 }, t0);
+    let counts = |s: &State, now| -> Vec<(u64, u64)> {
+        s.exported(&filters(0), now)
+            .iter()
+            .map(|c| s.lifetime_counts(c))
+            .collect()
+    };
+    assert_eq!(counts(&s, t0), vec![(0, 1)]);
+    // CrashLoopBackOff: the old cgroup is collected before the new one starts.
+    let t1 = t0 + Duration::from_secs(31);
+    assert_eq!(s.collect_garbage(t1), 1);
+    let t2 = t0 + Duration::from_secs(120);
+    s.apply(seen(11, 11, 0, &second), t2);
+    s.apply(found(&second, "app", &pod), t2);
+    assert_eq!(exported_names(&s, &filters(0), t2), vec![name]);
+    assert_eq!(counts(&s, t2), vec![(1, 1)]);
+    // Replaced again while the previous one is still in its grace period.
+    s.apply(Event::ProcessGone { pid: 11 }, t2);
+    let third = format!("/kubepods/besteffort/pod1/{}", "ab".repeat(32));
+    s.apply(seen(12, 12, 0, &third), t2);
+    s.apply(found(&third, "app", &pod), t2);
+    assert_eq!(exported_names(&s, &filters(0), t2), vec![name]);
+    assert_eq!(counts(&s, t2), vec![(2, 1)]);
+    // A name gone for longer than the retention starts over.
+    s.apply(Event::ProcessGone { pid: 12 }, t2);
+    let t3 = t2 + Duration::from_secs(31);
+    s.collect_garbage(t3);
+    s.collect_garbage(t3 + IDENTITY_RETENTION);
+    let fourth = format!("/kubepods/besteffort/pod1/{}", "cd".repeat(32));
+    let t4 = t3 + IDENTITY_RETENTION + Duration::from_secs(1);
+    s.apply(seen(13, 13, 0, &fourth), t4);
+    s.apply(found(&fourth, "app", &pod), t4);
+    assert_eq!(counts(&s, t4), vec![(0, 0)]);
+}
+
+#[test]
+fn a_container_started_again_after_its_grace_period_is_a_restart_of_its_name() {
+    let t0 = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(10, 10, 0, &path), t0);
+    s.apply(found(&path, "web", &[]), t0);
+    s.apply(Event::ProcessGone { pid: 10 }, t0);
+    assert_eq!(s.collect_garbage(t0 + Duration::from_secs(31)), 1);
+    // `docker start web` two minutes later: the same cgroup path, a new registry entry.
+    let t1 = t0 + Duration::from_secs(120);
+    s.apply(seen(11, 11, 0, &path), t1);
+    s.apply(found(&path, "web", &[]), t1);
+    let counts: Vec<_> = s
+        .exported(&filters(0), t1)
+        .iter()
+        .map(|c| s.lifetime_counts(c))
+        .collect();
+    assert_eq!(counts, vec![(1, 0)]);
+    // Named again while running (a metadata refresh): no new restart.
+    s.apply(found(&path, "web", &[]), t1);
+    let counts: Vec<_> = s
+        .exported(&filters(0), t1)
+        .iter()
+        .map(|c| s.lifetime_counts(c))
+        .collect();
+    assert_eq!(counts, vec![(1, 0)]);
+}
+
+#[test]
+fn a_container_its_runtime_removed_is_dropped_without_waiting_for_the_grace_period() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(300));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(10, 10, 0, &path), now);
+    let _ = s.due_lookups(now, |_| true);
+    s.apply(found(&path, "web", &[]), now);
+    s.apply(Event::ProcessGone { pid: 10 }, now);
+    // Empty: its runtime is asked whether it still has it.
+    let due = s.due_lookups(now, |_| true);
+    assert_eq!(due.len(), 1);
+    assert!(due[0].removal_check);
+    assert!(s.due_lookups(now, |_| true).is_empty(), "in flight");
+    // Still there (stopped): kept, asked again later.
+    s.apply(
+        Event::RemovalChecked {
+            cgroup_id: path.clone(),
+            exists: Some(true),
+        },
+        now,
+    );
+    assert_eq!(s.collect_garbage(now), 0);
+    assert!(s.due_lookups(now, |_| true).is_empty());
+    let later = now + removal::RECHECK;
+    assert_eq!(s.due_lookups(later, |_| true).len(), 1);
+    // Removed: gone at the next housekeeping, long before the grace period.
+    s.apply(
+        Event::RemovalChecked {
+            cgroup_id: path.clone(),
+            exists: Some(false),
+        },
+        later,
+    );
+    assert_eq!(s.collect_garbage(later), 1);
+    assert!(s.container(&path).is_none());
+}
+
+#[test]
+fn a_container_running_again_is_not_asked_about_removal() {
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(300));
+    let path = format!("/docker/{ID_A}");
+    s.apply(seen(10, 10, 0, &path), now);
+    let _ = s.due_lookups(now, |_| true);
+    s.apply(found(&path, "web", &[]), now);
+    s.apply(Event::ProcessGone { pid: 10 }, now);
+    s.apply(seen(11, 11, 0, &path), now);
+    assert!(s.due_lookups(now, |_| true).is_empty());
+    // A late "removed" answer for a container running again changes nothing.
+    s.apply(
+        Event::RemovalChecked {
+            cgroup_id: path.clone(),
+            exists: Some(false),
+        },
+        now,
+    );
+    assert_eq!(s.collect_garbage(now), 0);
 }

@@ -13,7 +13,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -23,9 +22,12 @@ use sonde_tracer::filter::{Cidr, ConnectionFilter};
 use sonde_tracer::{Event as KernelEvent, EventStream, Tracer, TracerConfig};
 
 use crate::EventSender;
+use crate::cgroup_ids::CgroupIds;
 use crate::discovery::{ProcessClock, read_process};
 use crate::health::Health;
 use crate::net::NetEvent;
+use crate::netns_ips::NetnsIps;
+use crate::seeding;
 use crate::state::Event;
 
 /// How long after its start a new process's cgroup is read.
@@ -35,14 +37,12 @@ const NEW_PROCESS_SETTLE: Duration = Duration::from_millis(500);
 const MAX_PENDING_PROCESSES: usize = 65_536;
 /// Bound of the set of processes already announced to the registry.
 const MAX_ANNOUNCED: usize = 1 << 20;
-/// Bound of the cgroup id -> path memory (oldest forgotten first).
-const MAX_CGROUP_PATHS: usize = 65_536;
 
 /// Tracer settings from the CLI.
 #[derive(Debug, Clone)]
 pub struct TracerSettings {
     pub enabled: bool,
-    pub ephemeral_ports: RangeInclusive<u16>,
+    pub ephemeral_ports: sonde_tracer::filter::EphemeralPorts,
     pub public_networks: Vec<Cidr>,
 }
 
@@ -54,6 +54,11 @@ pub struct NetTracer {
     /// For placing a process first seen in a scrape-time dump (see [`NetTracer::place`]).
     procfs: PathBuf,
     clock: Option<ProcessClock>,
+    /// Kernel cgroup ids -> paths, for events of processes gone before /proc was read.
+    /// Used by the bridge and by the scrape (a connection first seen in a dump).
+    cgroup_ids: Mutex<CgroupIds>,
+    /// Listeners open before the agent, reported once when the bridge starts.
+    seeded_listeners: Mutex<Vec<seeding::SeededListener>>,
 }
 
 impl std::fmt::Debug for NetTracer {
@@ -68,7 +73,8 @@ pub struct TracerScrape {
     /// Open connections seen for the first time (counted as connects now).
     pub connected: Vec<Connected>,
     pub bytes: Vec<ByteDelta>,
-    pub active: Vec<((u32, SocketAddr), u64)>,
+    /// Open connections per (pid, cgroup path the kernel saw at connect) and destination.
+    pub active: Vec<((u32, Option<String>), SocketAddr, u64)>,
     pub lost: Vec<(&'static str, u64)>,
     pub tracked_connections: usize,
     pub table_overflow: u64,
@@ -81,6 +87,7 @@ impl NetTracer {
     pub fn start(
         settings: &TracerSettings,
         procfs: &std::path::Path,
+        cgroupfs: Option<sonde_cgroup::CgroupFs>,
         health: &Health,
     ) -> Option<(Arc<NetTracer>, EventStream)> {
         if !settings.enabled {
@@ -92,7 +99,8 @@ impl NetTracer {
         }
         let config = TracerConfig::default();
         let capacity = config.max_connections as usize;
-        let (tracer, stream) = match Tracer::start(config) {
+        let btf_path = config.btf_path.clone();
+        let (mut tracer, stream) = match Tracer::start(config) {
             Ok(t) => t,
             Err(e) => {
                 health.down(
@@ -112,17 +120,25 @@ impl NetTracer {
             })
             .unwrap_or(0);
         health.up("tracer");
+        let filter = ConnectionFilter::new(
+            settings.ephemeral_ports.clone(),
+            settings.public_networks.clone(),
+            host_netns,
+        );
+        let mut table = ConnectionTable::new(capacity);
+        // After the programs attached, so a socket is either seen here or by them.
+        let seeded = seeding::seed(&mut tracer, &btf_path, procfs, &filter, &mut table);
         Some((
             Arc::new(NetTracer {
                 tracer,
-                table: Mutex::new(ConnectionTable::new(capacity)),
-                filter: ConnectionFilter::new(
-                    settings.ephemeral_ports.clone(),
-                    settings.public_networks.clone(),
-                    host_netns,
-                ),
+                table: Mutex::new(table),
+                filter,
+                seeded_listeners: Mutex::new(seeded.listeners),
                 procfs: procfs.to_path_buf(),
                 clock: ProcessClock::new(procfs).ok(),
+                // Seeded after the tracer started, so a cgroup made in between is in the
+                // walk or in a cgroup_mkdir event.
+                cgroup_ids: Mutex::new(CgroupIds::seeded(cgroupfs)),
             }),
             stream,
         ))
@@ -144,11 +160,19 @@ impl NetTracer {
                 OpenUpdate::default()
             }
         };
-        let active = table
-            .active()
-            .into_iter()
-            .map(|((pid, _netns, dst), n)| ((pid, dst), n))
-            .collect();
+        let active = {
+            let mut ids = self
+                .cgroup_ids
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            table
+                .active()
+                .into_iter()
+                .map(|((pid, cgroup_id, _netns, dst), n)| {
+                    ((pid, ids.resolve(cgroup_id).map(str::to_owned)), dst, n)
+                })
+                .collect()
+        };
         TracerScrape {
             connected,
             bytes,
@@ -158,6 +182,15 @@ impl NetTracer {
             table_overflow: table.overflow(),
             stale_connections: table.stale(),
         }
+    }
+
+    /// The path of the cgroup the kernel knows by `id` (None for 0 and unknown ids).
+    pub fn cgroup_path(&self, id: u64) -> Option<String> {
+        self.cgroup_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .resolve(id)
+            .map(str::to_owned)
     }
 
     /// The registry event that places `pid` in its cgroup, for a process first seen through
@@ -190,7 +223,6 @@ pub async fn run_bridge(
     procfs: PathBuf,
     health: Health,
     stats: Arc<BridgeStats>,
-    cgroupfs: Option<sonde_cgroup::CgroupFs>,
 ) {
     let clock = match ProcessClock::new(&procfs) {
         Ok(c) => c,
@@ -203,6 +235,7 @@ pub async fn run_bridge(
         }
     };
     let mut bridge = Bridge {
+        netns_ips: NetnsIps::new(&procfs),
         net,
         events,
         procfs,
@@ -211,10 +244,35 @@ pub async fn run_bridge(
         pending: VecDeque::new(),
         buf: String::with_capacity(4096),
         stats,
-        cgroupfs,
-        cgroup_paths: CgroupPaths::default(),
         out: Vec::new(),
     };
+    // Listeners older than the agent, as if they had just opened.
+    let seeded = std::mem::take(
+        &mut *bridge
+            .net
+            .seeded_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    {
+        let net = bridge.net.clone();
+        let mut table = LazyTable {
+            table: &net.table,
+            guard: None,
+        };
+        for l in seeded {
+            bridge.handle(
+                KernelEvent::ListenOpen {
+                    pid: l.pid,
+                    netns: l.netns,
+                    addr: l.addr,
+                    cgroup_id: 0,
+                },
+                &mut table,
+            );
+        }
+    }
+    bridge.flush();
     let mut batch = Vec::with_capacity(1024);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -254,10 +312,8 @@ struct Bridge {
     pending: VecDeque<(Instant, u32)>,
     buf: String,
     stats: Arc<BridgeStats>,
-    /// For the rare lookup of a cgroup by the kernel's id.
-    cgroupfs: Option<sonde_cgroup::CgroupFs>,
-    /// Unified-hierarchy cgroups seen created: id -> path, bounded.
-    cgroup_paths: CgroupPaths,
+    /// Addresses of network namespaces, for wildcard listeners.
+    netns_ips: NetnsIps,
     /// Registry events of the batch being handled, in order; sent by `flush`.
     out: Vec<Event>,
 }
@@ -280,30 +336,6 @@ impl LazyTable<'_> {
     }
 }
 
-/// A bounded id -> path memory; the oldest entries are forgotten first.
-#[derive(Debug, Default)]
-struct CgroupPaths {
-    paths: std::collections::HashMap<u64, String>,
-    order: VecDeque<u64>,
-}
-
-impl CgroupPaths {
-    fn insert(&mut self, id: u64, path: String) {
-        if self.paths.insert(id, path).is_none() {
-            self.order.push_back(id);
-        }
-        while self.order.len() > MAX_CGROUP_PATHS {
-            if let Some(old) = self.order.pop_front() {
-                self.paths.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, id: u64) -> Option<&str> {
-        self.paths.get(&id).map(String::as_str)
-    }
-}
-
 impl Bridge {
     fn handle(&mut self, event: KernelEvent, table: &mut LazyTable<'_>) {
         let filter = &self.net.filter;
@@ -317,12 +349,34 @@ impl Bridge {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
-            KernelEvent::ProcessExit { pid, .. } => {
-                self.announced.remove(&pid);
-                self.out.push(Event::ProcessGone { pid });
+            KernelEvent::ProcessExit { pid, cgroup_id, .. } => {
+                if self.announced.remove(&pid) {
+                    self.out.push(Event::ProcessGone { pid });
+                    return;
+                }
+                // Never placed: gone before its /proc could be read (or before it settled).
+                // The cgroup it ended in still places it, as a run of that container.
+                table.release();
+                match self.net.cgroup_path(cgroup_id) {
+                    Some(cgroup_path) => {
+                        self.out
+                            .push(Event::ProcessExitInCgroup { pid, cgroup_path });
+                    }
+                    // The registry may still know it from the /proc scan.
+                    None => self.out.push(Event::ProcessGone { pid }),
+                }
             }
             KernelEvent::CgroupCreated { cgroup_id, path } => {
-                self.cgroup_paths.insert(cgroup_id, path);
+                // The registry counts a container's runs by its directory's id.
+                self.out.push(Event::CgroupCreated {
+                    cgroup_path: path.clone(),
+                    cgroup_inode: cgroup_id,
+                });
+                self.net
+                    .cgroup_ids
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(cgroup_id, path);
             }
             KernelEvent::OomKill { pid, cgroup_id } => {
                 // /proc, then maybe a walk of the cgroup hierarchy: not with the table held.
@@ -332,29 +386,44 @@ impl Bridge {
                 } else {
                     // Killed and gone before we could read its cgroup (a container whose only
                     // process was the victim), and runc may already have removed the cgroup
-                    // directory: the path remembered from its creation, else a walk of the
-                    // hierarchy (cgroups made before the tracer started).
-                    let path = self
-                        .cgroup_paths
-                        .get(cgroup_id)
-                        .map(str::to_owned)
-                        .or_else(|| {
-                            self.cgroupfs
-                                .as_ref()
-                                .and_then(|fs| fs.find_unified_by_id(cgroup_id))
-                        });
-                    match path {
-                        Some(cgroup_path) => self.out.push(Event::OomKillInCgroup { cgroup_path }),
+                    // directory: the path remembered from its creation or the start's walk.
+                    match self.net.cgroup_path(cgroup_id) {
+                        Some(cgroup_path) => {
+                            self.out.push(Event::OomKillInCgroup { pid, cgroup_path });
+                        }
                         // The registry may still know the pid from the /proc scan.
                         None => self.out.push(Event::OomKill { pid }),
                     }
                 }
             }
-            KernelEvent::ListenOpen { pid, addr, .. } if filter.is_tracked_listen(addr) => {
-                self.net_event(pid, NetEvent::ListenOpen { addr });
+            KernelEvent::ListenOpen {
+                pid,
+                addr,
+                cgroup_id,
+                netns,
+            } if filter.is_tracked_listen(addr) => {
+                let host_netns = filter.is_host_netns(netns);
+                let ns_ips = if addr.ip().is_unspecified() {
+                    // /proc reads: not with the table held. Listeners are rare.
+                    table.release();
+                    self.netns_ips.get(netns, pid, Instant::now())
+                } else {
+                    std::sync::Arc::from([])
+                };
+                let event = NetEvent::ListenOpen {
+                    addr,
+                    ns_ips,
+                    host_netns,
+                };
+                self.net_event(pid, cgroup_id, event, table);
             }
-            KernelEvent::ListenClose { pid, addr, .. } if filter.is_tracked_listen(addr) => {
-                self.net_event(pid, NetEvent::ListenClose { addr });
+            KernelEvent::ListenClose {
+                pid,
+                addr,
+                cgroup_id,
+                ..
+            } if filter.is_tracked_listen(addr) => {
+                self.net_event(pid, cgroup_id, NetEvent::ListenClose { addr }, table);
             }
             KernelEvent::ConnectOk { netns, dst, .. }
             | KernelEvent::ConnectionClosed { netns, dst, .. }
@@ -368,33 +437,47 @@ impl Bridge {
                     // A close: one event for its connect (if not counted yet) and its bytes.
                     (Some(d), _) => self.net_event(
                         d.pid,
+                        d.cgroup_id,
                         NetEvent::Closed {
                             dst: d.dst,
                             connect_duration,
                             sent: d.sent,
                             received: d.received,
+                            segs_out: d.segs_out,
+                            segs_in: d.segs_in,
                         },
+                        table,
                     ),
                     // A ConnectOk: the connect alone (the kernel keeps nothing to close).
                     (None, Some(c)) => self.net_event(
                         c.pid,
+                        c.cgroup_id,
                         NetEvent::Connected {
                             dst: c.dst,
                             duration: connect_duration.unwrap_or_default(),
                         },
+                        table,
                     ),
                     (None, None) => {}
                 }
             }
             KernelEvent::ConnectFailed {
-                pid, netns, dst, ..
+                pid,
+                netns,
+                dst,
+                cgroup_id,
+                ..
             } if filter.is_destination(dst, netns) => {
-                self.net_event(pid, NetEvent::ConnectFailed { dst });
+                self.net_event(pid, cgroup_id, NetEvent::ConnectFailed { dst }, table);
             }
             KernelEvent::Retransmit {
-                pid, netns, dst, ..
+                pid,
+                netns,
+                dst,
+                cgroup_id,
+                ..
             } if filter.is_destination(dst, netns) => {
-                self.net_event(pid, NetEvent::Retransmit { dst });
+                self.net_event(pid, cgroup_id, NetEvent::Retransmit { dst }, table);
             }
             _ => {} // Not a destination, or an ephemeral listener.
         }
@@ -409,8 +492,26 @@ impl Bridge {
         }
     }
 
-    fn net_event(&mut self, pid: u32, event: NetEvent) {
-        let _ = self.announce(pid);
+    /// Forwards a TCP happening of `pid`, which the kernel saw in cgroup `cgroup_id`: by pid
+    /// when the process can be placed from /proc (or is placed already), else by the cgroup
+    /// (a process gone before it could be read: a shell loop's `nc` or `curl`).
+    fn net_event(&mut self, pid: u32, cgroup_id: u64, event: NetEvent, table: &mut LazyTable<'_>) {
+        if pid == 0 || self.announced.contains(&pid) {
+            self.out.push(Event::Net { pid, event });
+            return;
+        }
+        // /proc and maybe a cgroup walk: not with the table held.
+        table.release();
+        if !self.announce(pid)
+            && let Some(cgroup_path) = self.net.cgroup_path(cgroup_id)
+        {
+            self.out.push(Event::NetInCgroup {
+                pid,
+                cgroup_path,
+                event,
+            });
+            return;
+        }
         self.out.push(Event::Net { pid, event });
     }
 
@@ -448,26 +549,5 @@ impl Bridge {
             self.announced.remove(&pid);
             let _ = self.announce(pid);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cgroup_paths_are_bounded_and_forget_the_oldest() {
-        let mut m = CgroupPaths::default();
-        for id in 0..(MAX_CGROUP_PATHS as u64 + 10) {
-            m.insert(id, format!("/c{id}"));
-        }
-        assert_eq!(m.paths.len(), MAX_CGROUP_PATHS);
-        assert_eq!(m.get(0), None);
-        assert_eq!(m.get(9), None);
-        assert_eq!(m.get(10), Some("/c10"));
-        // Re-inserting a known id does not grow the order queue.
-        m.insert(10, "/again".into());
-        assert_eq!(m.order.len(), MAX_CGROUP_PATHS);
-        assert_eq!(m.get(10), Some("/again"));
     }
 }

@@ -33,6 +33,33 @@ pub enum Command {
         #[arg(long)]
         per_line: bool,
     },
+    /// Live terminal view of the local agent's /metrics: containers by CPU and memory, and per
+    /// container its upstreams with connects, bytes/s and packets/s. Keys are listed at the
+    /// bottom of the screen.
+    Top {
+        /// The agent's metrics URL. Default: the --listen address (0.0.0.0 read as 127.0.0.1).
+        #[arg(long, env = "SONDE_URL")]
+        url: Option<String>,
+        /// Time between refreshes.
+        #[arg(long, env = "SONDE_TOP_REFRESH", default_value = "1s", value_parser = parse_interval)]
+        refresh: Duration,
+    },
+    /// Append node, container and per-process samples (CPU, memory, I/O, network) of the
+    /// local agent to a CSV file every interval, until SIGINT or SIGTERM.
+    Record {
+        /// The agent's metrics URL. Default: the --listen address (0.0.0.0 read as 127.0.0.1).
+        #[arg(long, env = "SONDE_URL")]
+        url: Option<String>,
+        /// Time between samples.
+        #[arg(long, env = "SONDE_RECORD_INTERVAL", default_value = "5s", value_parser = parse_interval)]
+        interval: Duration,
+        /// The CSV file: created with a header, or appended to when it has the same header.
+        #[arg(long, env = "SONDE_RECORD_OUTPUT")]
+        output: PathBuf,
+        /// Only containers whose container_id matches (and processes whose cgroup matches).
+        #[arg(long, env = "SONDE_RECORD_CONTAINERS", value_parser = parse_regex)]
+        containers: Option<Regex>,
+    },
 }
 
 /// Log verbosity.
@@ -189,9 +216,10 @@ pub struct AgentArgs {
     #[arg(long, env = "TRACK_PUBLIC_NETWORK", value_parser = parse_cidr, value_delimiter = ',', default_value = "0.0.0.0/0", global = true)]
     pub track_public_network: Vec<sonde_tracer::filter::Cidr>,
 
-    /// Ports of this range are ephemeral (client) ports, never destinations or listeners.
-    #[arg(long, env = "EPHEMERAL_PORT_RANGE", default_value = "32768-60999", value_parser = parse_ports, global = true)]
-    pub ephemeral_port_range: std::ops::RangeInclusive<u16>,
+    /// Ports of these ranges are ephemeral (client) ports, never destinations or listeners
+    /// (gRPC's 50051 always counts). Repeatable, or comma-separated: 32768-60999,10000-10100.
+    #[arg(long, env = "EPHEMERAL_PORT_RANGE", default_value = "32768-60999", value_parser = parse_ports, value_delimiter = ',', global = true)]
+    pub ephemeral_port_range: Vec<std::ops::RangeInclusive<u16>>,
 
     /// Do not load the eBPF tracer (no TCP, OOM and restart metrics; discovery polls /proc).
     #[arg(long, env = "DISABLE_EBPF", global = true)]
@@ -234,6 +262,65 @@ pub struct AgentArgs {
     /// Path of libnvidia-ml.so.1, instead of the NVIDIA driver's usual places under the host root.
     #[arg(long, env = "NVML_LIBRARY", global = true)]
     pub nvml_library: Option<PathBuf>,
+    // --- Push delivery (coroot's flags, plus OTLP) ---
+    /// Push metrics by Prometheus remote write to this URL (e.g.
+    /// http://prometheus:9090/api/v1/write), besides serving /metrics.
+    #[arg(long, env = "METRICS_ENDPOINT", global = true)]
+    pub metrics_endpoint: Option<String>,
+
+    /// Base URL of a Coroot collector: sets --metrics-endpoint to <url>/v1/metrics when it is
+    /// not given.
+    #[arg(long, env = "COLLECTOR_ENDPOINT", global = true)]
+    pub collector_endpoint: Option<String>,
+
+    /// Push metrics as OTLP/HTTP protobuf to this URL (e.g. http://collector:4318/v1/metrics).
+    #[arg(long, env = "OTLP_METRICS_ENDPOINT", global = true)]
+    pub otlp_metrics_endpoint: Option<String>,
+
+    /// Sent as the X-API-Key header with every push (Coroot's project key).
+    #[arg(long, env = "API_KEY", global = true, hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// How often metrics are gathered for push delivery.
+    #[arg(long, env = "SCRAPE_INTERVAL", default_value = "15s", value_parser = parse_push_interval, global = true)]
+    pub scrape_interval: Duration,
+
+    /// Where push delivery spools batches the receiver has not taken yet (kept across restarts).
+    #[arg(long, env = "WAL_DIR", default_value = "/tmp/sonde", global = true)]
+    pub wal_dir: PathBuf,
+
+    /// Bound on each push endpoint's spool (e.g. 500MB, 1GiB); the oldest batches go first.
+    #[arg(long, env = "MAX_SPOOL_SIZE", default_value = "500MB", value_parser = sonde_push::parse_size, global = true)]
+    pub max_spool_size: u64,
+
+    /// First retry delay after a failed push; doubles up to --push-retry-max.
+    #[arg(long, env = "SONDE_PUSH_RETRY_MIN", default_value = "1s", value_parser = parse_duration, hide = true, global = true)]
+    pub push_retry_min: Duration,
+
+    /// Longest retry delay of push delivery.
+    #[arg(long, env = "SONDE_PUSH_RETRY_MAX", default_value = "1m", value_parser = parse_duration, hide = true, global = true)]
+    pub push_retry_max: Duration,
+
+    /// Bound on one push request.
+    #[arg(long, env = "SONDE_PUSH_TIMEOUT", default_value = "30s", value_parser = parse_duration, hide = true, global = true)]
+    pub push_timeout: Duration,
+}
+
+fn parse_push_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("interval {s:?} is too short; use at least 100ms"));
+    }
+    Ok(d)
+}
+
+/// A duration of at least 10 ms (a zero interval would spin).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) {
+        return Err(format!("interval {s:?} is too short; use e.g. 1s or 5s"));
+    }
+    Ok(d)
 }
 
 fn parse_regex(s: &str) -> Result<Regex, String> {
@@ -330,8 +417,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--ephemeral-port-range"), "{err}");
+        // Several ranges, comma-separated or repeated.
+        let a = parse(&["--ephemeral-port-range", "32768-60999,10000-10100"])
+            .unwrap()
+            .agent;
+        assert_eq!(a.ephemeral_port_range, vec![32768..=60999, 10000..=10100]);
+        let a = parse(&[
+            "--ephemeral-port-range",
+            "1-2",
+            "--ephemeral-port-range",
+            "5-6",
+        ])
+        .unwrap()
+        .agent;
+        assert_eq!(a.ephemeral_port_range, vec![1..=2, 5..=6]);
         let err = parse(&["--log-level", "loud"]).unwrap_err().to_string();
         assert!(err.contains("--log-level"), "{err}");
+        let err = parse(&["--max-spool-size", "lots"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--max-spool-size"), "{err}");
+        let err = parse(&["--scrape-interval", "0s"]).unwrap_err().to_string();
+        assert!(err.contains("--scrape-interval"), "{err}");
         assert!(parse(&["--no-such-flag"]).is_err());
     }
 
@@ -352,6 +459,59 @@ mod tests {
                 per_line: false
             })
         ));
+    }
+
+    #[test]
+    fn top_and_record_subcommands() {
+        match parse(&["top"]).unwrap().command {
+            Some(Command::Top { url: None, refresh }) => {
+                assert_eq!(refresh, Duration::from_secs(1))
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&[
+            "record",
+            "--interval",
+            "2s",
+            "--output",
+            "r.csv",
+            "--containers",
+            "^/docker/",
+            "--url",
+            "127.0.0.1:9",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Record {
+                url,
+                interval,
+                output,
+                containers,
+            }) => {
+                assert_eq!(url.as_deref(), Some("127.0.0.1:9"));
+                assert_eq!(interval, Duration::from_secs(2));
+                assert_eq!(output, PathBuf::from("r.csv"));
+                assert!(containers.unwrap().is_match("/docker/abc"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["record"]).is_err(), "--output is required");
+        let err = parse(&["record", "--output", "x", "--interval", "0s"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--interval"), "{err}");
+        let err = parse(&["record", "--output", "x", "--containers", "("])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--containers"), "{err}");
+        // The agent's flags still work with and without a subcommand.
+        assert!(parse(&["--listen", "127.0.0.1:1", "top"]).is_ok());
+        assert!(
+            parse(&["--listen", "127.0.0.1:1"])
+                .unwrap()
+                .command
+                .is_none()
+        );
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! exports coroot-node-agent compatible Prometheus metrics.
 
 mod cli;
+mod process_metrics;
+mod push;
 mod server;
+mod tools;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +22,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Patterns { file, per_line }) => patterns(file, per_line),
+        Some(Command::Top { url, refresh }) => tools::top(&cli.agent, url, refresh),
+        Some(Command::Record {
+            url,
+            interval,
+            output,
+            containers,
+        }) => tools::record(&cli.agent, url, interval, output, containers),
         None | Some(Command::Run) => {
             init_logging(&cli.agent);
             run_agent(cli.agent)
@@ -90,6 +100,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     // Bind first: a port conflict is the most common start-up failure and must be said at once.
     let listener = server::bind(args.listen).await?;
+    let push_endpoints = push::endpoints(&args)?;
 
     let health = Health::new();
     let config = RegistryConfig {
@@ -127,27 +138,49 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         },
         tracer: sonde_registry::TracerSettings {
             enabled: !args.disable_ebpf,
-            ephemeral_ports: args.ephemeral_port_range.clone(),
+            ephemeral_ports: sonde_tracer::filter::EphemeralPorts::new(
+                args.ephemeral_port_range.clone(),
+            ),
             public_networks: args.track_public_network.clone(),
         },
     };
     let registry = Registry::start(config, health).context("cannot start the registry")?;
 
+    let push_slot = Arc::new(std::sync::OnceLock::new());
     let render_registry = registry.clone();
+    let render_slot = push_slot.clone();
     let render: server::Renderer = Arc::new(move || {
         render_registry
-            .render(|_, _| {})
+            .render(|node, out| push::extra_families(&render_slot, node, out))
             .map_err(anyhow::Error::from)
     });
+    push::start(&args, push_endpoints, &registry, push_slot);
+    let observe_registry = registry.clone();
+    let ready_registry = registry.clone();
+    let metrics = server::Metrics {
+        render,
+        observe: Arc::new(move |elapsed| observe_registry.observe_scrape(elapsed)),
+        ready: Arc::new(move || ready_registry.readiness()),
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, render, shutdown_rx));
+    let server = tokio::spawn(server::serve(listener, metrics, shutdown_rx));
     tracing::info!("Serving /metrics and /healthz");
     wait_for_signal().await;
     tracing::info!("Shutting down");
     let _ = shutdown_tx.send(true);
     server.await.context("HTTP server task failed")??;
     Ok(())
+}
+
+/// The agent's own process_* families, added to every scrape and push.
+pub(crate) fn add_process_metrics(
+    node: &sonde_registry::NodeLabels,
+    out: &mut Vec<prometheus::proto::MetricFamily>,
+) {
+    if let Some(reading) = process_metrics::read() {
+        process_metrics::families(&reading, node, out);
+    }
 }
 
 /// The cloud subsystem's settings: DMI under the host root, coroot's override flags, and the

@@ -145,6 +145,9 @@ fn main() {
                 bytes_sent: i,
                 bytes_received: i,
                 duration_ns: 1,
+                cgroup_id: 1,
+                segs_out: 3,
+                segs_in: 3,
             }
         })
         .collect();

@@ -40,11 +40,13 @@ use crate::decode::{ConnectionBytes, Event};
 /// record still waiting in the ring is always read first.
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
 
-/// Bytes to add to a destination's counters.
+/// Bytes and segments to add to a destination's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteDelta {
     /// Connecting process.
     pub pid: u32,
+    /// Cgroup v2 id of the connecting task at connect(); 0 if unknown.
+    pub cgroup_id: u64,
     /// Network namespace of the socket.
     pub netns: u32,
     /// Destination.
@@ -53,6 +55,10 @@ pub struct ByteDelta {
     pub sent: u64,
     /// Newly received bytes.
     pub received: u64,
+    /// Newly sent segments.
+    pub segs_out: u64,
+    /// Newly received segments.
+    pub segs_in: u64,
 }
 
 /// A successful outbound connect, counted once per connection.
@@ -60,6 +66,8 @@ pub struct ByteDelta {
 pub struct Connected {
     /// Connecting process; 0 if unknown (attribute to no container).
     pub pid: u32,
+    /// Cgroup v2 id of the connecting task at connect(); 0 if unknown.
+    pub cgroup_id: u64,
     /// Network namespace of the socket.
     pub netns: u32,
     /// Destination.
@@ -89,11 +97,14 @@ pub struct OpenUpdate {
 #[derive(Debug, Clone)]
 struct Tracked {
     pid: u32,
+    cgroup_id: u64,
     netns: u32,
     src: SocketAddr,
     dst: SocketAddr,
     sent: u64,
     received: u64,
+    segs_out: u32,
+    segs_in: u32,
     /// The dump generation that last showed this connection.
     seen: u64,
     /// First dump that did not show it, while it is missing.
@@ -131,10 +142,12 @@ impl ConnectionTable {
                 netns,
                 dst,
                 duration_ns,
+                cgroup_id,
                 ..
             } => Applied {
                 connected: Some(Connected {
                     pid,
+                    cgroup_id,
                     netns,
                     dst,
                     duration_ns,
@@ -150,12 +163,17 @@ impl ConnectionTable {
                 duration_ns,
                 bytes_sent,
                 bytes_received,
+                cgroup_id,
+                segs_out,
+                segs_in,
             } => {
                 let known = match self.conns.get(&sock) {
-                    Some(t) if t.src == src && t.dst == dst => Some((t.sent, t.received)),
+                    Some(t) if t.src == src && t.dst == dst => {
+                        Some((t.sent, t.received, t.segs_out, t.segs_in))
+                    }
                     _ => None,
                 };
-                let (connected, (sent, received)) = match known {
+                let (connected, (sent, received, counted_out, counted_in)) = match known {
                     Some(counted) => {
                         self.conns.remove(&sock);
                         (None, counted)
@@ -163,26 +181,62 @@ impl ConnectionTable {
                     None => (
                         Some(Connected {
                             pid,
+                            cgroup_id,
                             netns,
                             dst,
                             duration_ns,
                         }),
-                        (0, 0),
+                        (0, 0, 0, 0),
                     ),
                 };
                 Applied {
                     connected,
                     bytes: Some(ByteDelta {
                         pid,
+                        cgroup_id,
                         netns,
                         dst,
                         sent: bytes_sent.saturating_sub(sent),
                         received: bytes_received.saturating_sub(received),
+                        segs_out: u64::from(segs_out.saturating_sub(counted_out)),
+                        segs_in: u64::from(segs_in.saturating_sub(counted_in)),
                     }),
                 }
             }
             _ => Applied::default(),
         }
+    }
+
+    /// Takes an outbound connection that was open before the tracer started
+    /// ([`crate::seed`]) as counted up to `c`'s byte and segment totals: its later bytes
+    /// count from here, and it is never counted as a connect (that happened before). It is
+    /// active until a dump no longer shows it. False when the table is full (counted in
+    /// overflow) or already holds that socket.
+    pub fn adopt(&mut self, c: &ConnectionBytes) -> bool {
+        if self.conns.len() >= self.capacity {
+            self.overflow += 1;
+            return false;
+        }
+        if self.conns.contains_key(&c.sock) {
+            return false;
+        }
+        self.conns.insert(
+            c.sock,
+            Tracked {
+                pid: c.pid,
+                cgroup_id: c.cgroup_id,
+                netns: c.netns,
+                src: c.src,
+                dst: c.dst,
+                sent: c.bytes_sent,
+                received: c.bytes_received,
+                segs_out: c.segs_out,
+                segs_in: c.segs_in,
+                seen: self.generation,
+                missing_since: None,
+            },
+        );
+        true
     }
 
     /// Applies a scrape-time dump of the kernel's open connections, made at `now`.
@@ -191,56 +245,89 @@ impl ConnectionTable {
         let generation = self.generation;
         let mut out = OpenUpdate::default();
         for c in snapshot {
-            let (sent, received, pid, netns) = match self.conns.get_mut(&c.sock) {
-                Some(t) if t.src == c.src && t.dst == c.dst => {
-                    let delta = (
-                        c.bytes_sent.saturating_sub(t.sent),
-                        c.bytes_received.saturating_sub(t.received),
-                    );
-                    t.sent = t.sent.max(c.bytes_sent);
-                    t.received = t.received.max(c.bytes_received);
-                    t.seen = generation;
-                    t.missing_since = None;
-                    (delta.0, delta.1, t.pid, t.netns)
-                }
-                // The socket's previous connection is still kept: its close is
-                // still in the ring. This one is counted later.
-                Some(_) => continue,
-                None => {
-                    if self.conns.len() >= self.capacity {
-                        // Counted as a whole at its close instead.
-                        self.overflow += 1;
-                        continue;
+            let (sent, received, segs_out, segs_in, pid, cgroup_id, netns) =
+                match self.conns.get_mut(&c.sock) {
+                    Some(t) if t.src == c.src && t.dst == c.dst => {
+                        let delta = (
+                            c.bytes_sent.saturating_sub(t.sent),
+                            c.bytes_received.saturating_sub(t.received),
+                        );
+                        // Like the bytes, never backwards (a stale read adds nothing). The
+                        // kernel's segment counters are u32s: one that wraps (2^32 segments,
+                        // terabytes on one connection) loses that connection's later segments.
+                        let segs = (
+                            u64::from(c.segs_out.saturating_sub(t.segs_out)),
+                            u64::from(c.segs_in.saturating_sub(t.segs_in)),
+                        );
+                        t.sent = t.sent.max(c.bytes_sent);
+                        t.received = t.received.max(c.bytes_received);
+                        t.segs_out = t.segs_out.max(c.segs_out);
+                        t.segs_in = t.segs_in.max(c.segs_in);
+                        t.seen = generation;
+                        t.missing_since = None;
+                        (
+                            delta.0,
+                            delta.1,
+                            segs.0,
+                            segs.1,
+                            t.pid,
+                            t.cgroup_id,
+                            t.netns,
+                        )
                     }
-                    self.conns.insert(
-                        c.sock,
-                        Tracked {
+                    // The socket's previous connection is still kept: its close is
+                    // still in the ring. This one is counted later.
+                    Some(_) => continue,
+                    None => {
+                        if self.conns.len() >= self.capacity {
+                            // Counted as a whole at its close instead.
+                            self.overflow += 1;
+                            continue;
+                        }
+                        self.conns.insert(
+                            c.sock,
+                            Tracked {
+                                pid: c.pid,
+                                cgroup_id: c.cgroup_id,
+                                netns: c.netns,
+                                src: c.src,
+                                dst: c.dst,
+                                sent: c.bytes_sent,
+                                received: c.bytes_received,
+                                segs_out: c.segs_out,
+                                segs_in: c.segs_in,
+                                seen: generation,
+                                missing_since: None,
+                            },
+                        );
+                        out.connected.push(Connected {
                             pid: c.pid,
+                            cgroup_id: c.cgroup_id,
                             netns: c.netns,
-                            src: c.src,
                             dst: c.dst,
-                            sent: c.bytes_sent,
-                            received: c.bytes_received,
-                            seen: generation,
-                            missing_since: None,
-                        },
-                    );
-                    out.connected.push(Connected {
-                        pid: c.pid,
-                        netns: c.netns,
-                        dst: c.dst,
-                        duration_ns: c.duration_ns,
-                    });
-                    (c.bytes_sent, c.bytes_received, c.pid, c.netns)
-                }
-            };
-            if sent > 0 || received > 0 {
+                            duration_ns: c.duration_ns,
+                        });
+                        (
+                            c.bytes_sent,
+                            c.bytes_received,
+                            u64::from(c.segs_out),
+                            u64::from(c.segs_in),
+                            c.pid,
+                            c.cgroup_id,
+                            c.netns,
+                        )
+                    }
+                };
+            if sent > 0 || received > 0 || segs_out > 0 || segs_in > 0 {
                 out.bytes.push(ByteDelta {
                     pid,
+                    cgroup_id,
                     netns,
                     dst: c.dst,
                     sent,
                     received,
+                    segs_out,
+                    segs_in,
                 });
             }
         }
@@ -258,11 +345,12 @@ impl ConnectionTable {
         out
     }
 
-    /// Active connections per (pid, netns, destination): those the latest dump showed.
-    pub fn active(&self) -> HashMap<(u32, u32, SocketAddr), u64> {
+    /// Active connections per (pid, cgroup id, netns, destination): those the latest dump
+    /// showed.
+    pub fn active(&self) -> HashMap<(u32, u64, u32, SocketAddr), u64> {
         let mut m = HashMap::new();
         for t in self.conns.values().filter(|t| t.seen == self.generation) {
-            *m.entry((t.pid, t.netns, t.dst)).or_insert(0) += 1;
+            *m.entry((t.pid, t.cgroup_id, t.netns, t.dst)).or_insert(0) += 1;
         }
         m
     }

@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 /// Size of `struct proc_event`.
 pub const PROC_EVENT_SIZE: usize = 24;
 /// Size of `struct tcp_event`.
-pub const TCP_EVENT_SIZE: usize = 88;
+pub const TCP_EVENT_SIZE: usize = 104;
 /// Size of `struct connection`, the value of the `active` map.
-pub const CONNECTION_VALUE_SIZE: usize = 80;
+pub const CONNECTION_VALUE_SIZE: usize = 96;
 /// Size of the header of `struct cgroup_event`; the path bytes follow it.
 pub const CGROUP_EVENT_HEADER_SIZE: usize = 16;
 /// Longest path [`Event::CgroupCreated`] carries, in bytes (`CGROUP_PATH_MAX`
@@ -42,8 +42,14 @@ pub enum Event {
     /// The last thread of a process exited. `exit_code` is the shell/Docker
     /// convention: the exit status (0-255) for a normal exit, 128 + signal
     /// number for a process killed by a signal (137 for SIGKILL, as after an
-    /// OOM kill).
-    ProcessExit { pid: u32, exit_code: i32 },
+    /// OOM kill). `cgroup_id` is the cgroup v2 id of the cgroup the process
+    /// ended in (read in the exiting task): a process too short-lived for its
+    /// `/proc/<pid>/cgroup` to be read is still attributed from it.
+    ProcessExit {
+        pid: u32,
+        exit_code: i32,
+        cgroup_id: u64,
+    },
     /// The OOM killer chose this task as its victim (exactly once per kill).
     /// `pid` is the victim's process id. `cgroup_id` is the cgroup v2 id (the
     /// inode number of the cgroup's directory in the unified hierarchy, as
@@ -53,17 +59,21 @@ pub enum Event {
     /// same memcg subtree (usually the victim itself). Resolve it without
     /// /proc: the victim may be gone by the time the event is read.
     OomKill { pid: u32, cgroup_id: u64 },
-    /// A socket started listening.
+    /// A socket started listening. `cgroup_id`: the listening task's cgroup
+    /// v2 id (in every TCP event: the acting task's, taken when it acted; 0 when
+    /// unknown, like `pid`).
     ListenOpen {
         pid: u32,
         netns: u32,
         addr: SocketAddr,
+        cgroup_id: u64,
     },
     /// A listening socket was closed.
     ListenClose {
         pid: u32,
         netns: u32,
         addr: SocketAddr,
+        cgroup_id: u64,
     },
     /// An outbound connect succeeded but the kernel could not keep the
     /// connection in its `active` map (a failed insert, counted in
@@ -79,6 +89,7 @@ pub enum Event {
         src: SocketAddr,
         dst: SocketAddr,
         duration_ns: u64,
+        cgroup_id: u64,
     },
     /// An outbound connect failed (refused, timed out, unreachable). `pid` 0:
     /// the connecting process is unknown (see [`Event::ConnectOk`]).
@@ -88,6 +99,7 @@ pub enum Event {
         sock: u64,
         src: SocketAddr,
         dst: SocketAddr,
+        cgroup_id: u64,
     },
     /// A tracked outbound connection reached CLOSE: the one record the kernel
     /// writes per connection. `duration_ns` is its connect duration (0:
@@ -96,7 +108,9 @@ pub enum Event {
     /// totals over the whole connection: sent = payload transmitted once
     /// (retransmissions excluded), received = payload received in order (what
     /// the application could read). If no scrape-time dump showed the
-    /// connection, this is also its connect ([`crate::conntrack`]).
+    /// connection, this is also its connect ([`crate::conntrack`]). Segments
+    /// are the socket's totals of all kinds (handshake, pure ACKs and
+    /// retransmissions included), as `ss -ti` shows `segs_out`/`segs_in`.
     ConnectionClosed {
         pid: u32,
         netns: u32,
@@ -106,6 +120,9 @@ pub enum Event {
         duration_ns: u64,
         bytes_sent: u64,
         bytes_received: u64,
+        cgroup_id: u64,
+        segs_out: u32,
+        segs_in: u32,
     },
     /// A segment of a tracked outbound connection was retransmitted.
     Retransmit {
@@ -114,6 +131,7 @@ pub enum Event {
         sock: u64,
         src: SocketAddr,
         dst: SocketAddr,
+        cgroup_id: u64,
     },
     /// A cgroup was created in the unified (cgroup v2) hierarchy; v1
     /// hierarchies are not reported. `cgroup_id` is its cgroup v2 id (the inode
@@ -146,6 +164,12 @@ pub struct ConnectionBytes {
     pub bytes_received: u64,
     /// connect() to ESTABLISHED; 0 if unknown.
     pub duration_ns: u64,
+    /// Cgroup v2 id of the connecting task at connect(); 0 if unknown.
+    pub cgroup_id: u64,
+    /// Segments sent so far (all kinds, as `ss -ti` segs_out).
+    pub segs_out: u32,
+    /// Segments received so far.
+    pub segs_in: u32,
 }
 
 /// Why a record could not be decoded.
@@ -159,19 +183,19 @@ pub enum DecodeError {
     UnknownType { kind: u32, len: usize },
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
+pub(crate) fn u16_at(b: &[u8], off: usize) -> u16 {
     let mut a = [0u8; 2];
     a.copy_from_slice(&b[off..off + 2]);
     u16::from_ne_bytes(a)
 }
 
-fn u32_at(b: &[u8], off: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[off..off + 4]);
     u32::from_ne_bytes(a)
 }
 
-fn u64_at(b: &[u8], off: usize) -> u64 {
+pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[off..off + 8]);
     u64::from_ne_bytes(a)
@@ -179,7 +203,7 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 
 /// IPv4 sockets carry v4-mapped addresses (`::ffff:a.b.c.d`) in the 16 bytes;
 /// dual-stack IPv6 sockets talking to IPv4 do too. Both come out as IPv4.
-fn addr_at(b: &[u8], off: usize, port: u16) -> SocketAddr {
+pub(crate) fn addr_at(b: &[u8], off: usize, port: u16) -> SocketAddr {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[off..off + 16]);
     let ip = Ipv6Addr::from(a);
@@ -234,6 +258,7 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                 EVENT_PROCESS_EXIT => Event::ProcessExit {
                     pid,
                     exit_code: exit_code_from_status(u32_at(b, 12) as i32),
+                    cgroup_id: u64_at(b, 16),
                 },
                 _ => Event::OomKill {
                     pid,
@@ -248,16 +273,19 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
             let netns = u32_at(b, 40);
             let src = addr_at(b, 56, u16_at(b, 46));
             let dst = addr_at(b, 72, u16_at(b, 48));
+            let cgroup_id = u64_at(b, 88);
             Ok(match kind {
                 EVENT_LISTEN_OPEN => Event::ListenOpen {
                     pid,
                     netns,
                     addr: src,
+                    cgroup_id,
                 },
                 EVENT_LISTEN_CLOSE => Event::ListenClose {
                     pid,
                     netns,
                     addr: src,
+                    cgroup_id,
                 },
                 EVENT_CONNECT_OK => Event::ConnectOk {
                     pid,
@@ -266,6 +294,7 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     src,
                     dst,
                     duration_ns: u64_at(b, 16),
+                    cgroup_id,
                 },
                 EVENT_CONNECT_FAILED => Event::ConnectFailed {
                     pid,
@@ -273,6 +302,7 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     sock,
                     src,
                     dst,
+                    cgroup_id,
                 },
                 EVENT_CONNECTION_CLOSED => Event::ConnectionClosed {
                     pid,
@@ -283,6 +313,9 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     duration_ns: u64_at(b, 16),
                     bytes_sent: u64_at(b, 24),
                     bytes_received: u64_at(b, 32),
+                    cgroup_id,
+                    segs_out: u32_at(b, 96),
+                    segs_in: u32_at(b, 100),
                 },
                 _ => Event::Retransmit {
                     pid,
@@ -290,6 +323,7 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     sock,
                     src,
                     dst,
+                    cgroup_id,
                 },
             })
         }
@@ -327,6 +361,9 @@ pub fn decode_connection(sock: u64, v: &[u8]) -> Result<Option<ConnectionBytes>,
         bytes_sent: u64_at(v, 0),
         bytes_received: u64_at(v, 8),
         duration_ns: u64_at(v, 72),
+        cgroup_id: u64_at(v, 80),
+        segs_out: u32_at(v, 88),
+        segs_in: u32_at(v, 92),
     }))
 }
 

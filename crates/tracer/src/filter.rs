@@ -3,8 +3,9 @@
 //! `Retransmit`, `ConnectionClosed` and listen events.
 //!
 //! Rules, in order:
-//! 1. A destination port inside the ephemeral range (`--ephemeral-port-range`,
-//!    default 32768-60999) is not a service but the client side of some other
+//! 1. A destination port inside the ephemeral ranges (`--ephemeral-port-range`,
+//!    default 32768-60999; several ranges may be given; gRPC's 50051 is always a
+//!    service port) is not a service but the client side of some other
 //!    connection: skipped. Listening sockets on ephemeral ports are skipped too
 //!    (they are mostly short-lived RPC callbacks, and would make label values
 //!    unbounded).
@@ -122,10 +123,36 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// Well-known service ports that lie inside the kernel's default ephemeral range and are
+/// still services, never client ports: gRPC's 50051.
+pub const WELL_KNOWN_IN_EPHEMERAL: &[u16] = &[50051];
+
+/// The ephemeral (client) ports: one or more ranges (`--ephemeral-port-range`, repeatable or
+/// comma-separated), less [`WELL_KNOWN_IN_EPHEMERAL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EphemeralPorts(Vec<RangeInclusive<u16>>);
+
+impl EphemeralPorts {
+    pub fn new(ranges: Vec<RangeInclusive<u16>>) -> Self {
+        EphemeralPorts(ranges)
+    }
+
+    /// Whether `port` is a client port, never a service.
+    pub fn contains(&self, port: u16) -> bool {
+        !WELL_KNOWN_IN_EPHEMERAL.contains(&port) && self.0.iter().any(|r| r.contains(&port))
+    }
+}
+
+impl From<RangeInclusive<u16>> for EphemeralPorts {
+    fn from(r: RangeInclusive<u16>) -> Self {
+        EphemeralPorts(vec![r])
+    }
+}
+
 /// Decides which endpoints are destinations; see the module docs for the rules.
 #[derive(Debug, Clone)]
 pub struct ConnectionFilter {
-    ephemeral_ports: RangeInclusive<u16>,
+    ephemeral_ports: EphemeralPorts,
     public_networks: Vec<Cidr>,
     host_netns: u32,
 }
@@ -133,12 +160,12 @@ pub struct ConnectionFilter {
 impl ConnectionFilter {
     /// `host_netns` is the inode of the host network namespace ([`host_netns`]).
     pub fn new(
-        ephemeral_ports: RangeInclusive<u16>,
+        ephemeral_ports: impl Into<EphemeralPorts>,
         public_networks: Vec<Cidr>,
         host_netns: u32,
     ) -> Self {
         ConnectionFilter {
-            ephemeral_ports,
+            ephemeral_ports: ephemeral_ports.into(),
             public_networks,
             host_netns,
         }
@@ -161,7 +188,7 @@ impl ConnectionFilter {
     /// Whether `dst`, reached from a socket in network namespace `netns`, is a destination.
     pub fn is_destination(&self, dst: SocketAddr, netns: u32) -> bool {
         let ip = dst.ip();
-        if dst.port() == 0 || ip.is_unspecified() || self.ephemeral_ports.contains(&dst.port()) {
+        if dst.port() == 0 || ip.is_unspecified() || self.ephemeral_ports.contains(dst.port()) {
             return false;
         }
         if ip.is_loopback() {
@@ -170,9 +197,14 @@ impl ConnectionFilter {
         is_private(ip) || self.public_networks.iter().any(|n| n.contains(ip))
     }
 
+    /// Whether `netns` is the host's network namespace.
+    pub fn is_host_netns(&self, netns: u32) -> bool {
+        netns == self.host_netns
+    }
+
     /// Whether a listening socket on `addr` is reported (not on an ephemeral port).
     pub fn is_tracked_listen(&self, addr: SocketAddr) -> bool {
-        addr.port() != 0 && !self.ephemeral_ports.contains(&addr.port())
+        addr.port() != 0 && !self.ephemeral_ports.contains(addr.port())
     }
 }
 

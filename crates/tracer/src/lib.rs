@@ -19,6 +19,7 @@ mod sys;
 pub mod conntrack;
 pub mod decode;
 pub mod filter;
+pub mod seed;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -163,6 +164,13 @@ pub enum Error {
         /// The syscall error.
         #[source]
         source: std::io::Error,
+    },
+    /// The socket iterator that finds sockets older than the tracer could not run (needs
+    /// kernel >= 5.9 with iter/tcp).
+    #[error("listing the TCP sockets open before the tracer failed: {reason}")]
+    Seed {
+        /// The verifier, attach or read error.
+        reason: String,
     },
     /// Waiting on the ring buffer failed.
     #[error("polling the eBPF ring buffer failed")]

@@ -91,7 +91,7 @@ struct LostWarn {
 
 /// The loaded and attached programs. Dropping it detaches everything.
 pub struct Tracer {
-    ebpf: Ebpf,
+    pub(crate) ebpf: Ebpf,
     lost: PerCpuArray<MapData, u64>,
     /// The loaded function behind each [`PROGRAMS`] slot (the OOM slot may be
     /// the raw tracepoint variant), for its kernel `recursion_misses`.

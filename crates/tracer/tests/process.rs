@@ -61,14 +61,25 @@ async fn start_and_exit(program: SockState) {
     assert!(
         matches!(starts[0], Event::ProcessStart { ppid, cgroup_id, .. } if *ppid == std::process::id() && *cgroup_id != 0)
     );
+    let &Event::ProcessStart {
+        cgroup_id: parent_cgroup,
+        ..
+    } = starts[0]
+    else {
+        unreachable!()
+    };
     let exits: Vec<_> = events
         .iter()
         .filter(|e| matches!(e, Event::ProcessExit { .. }))
         .collect();
     assert_eq!(
         exits,
-        vec![&Event::ProcessExit { pid, exit_code: 3 }],
-        "one exit per process, with its code"
+        vec![&Event::ProcessExit {
+            pid,
+            exit_code: 3,
+            cgroup_id: parent_cgroup
+        }],
+        "one exit per process, with its code and the cgroup it ended in (never moved)"
     );
 }
 
@@ -117,7 +128,9 @@ async fn threads(program: SockState) {
         "{events:?}"
     );
     assert!(
-        events.contains(&Event::ProcessExit { pid, exit_code: 5 }),
+        events.iter().any(
+            |e| matches!(e, Event::ProcessExit { pid: p, exit_code: 5, cgroup_id } if *p == pid && *cgroup_id != 0)
+        ),
         "{events:?}"
     );
 }
@@ -216,7 +229,8 @@ async fn oom_kill_is_reported_exactly_once() {
     assert!(
         events.contains(&Event::ProcessExit {
             pid,
-            exit_code: 137
+            exit_code: 137,
+            cgroup_id: unified_id
         }),
         "{events:?}"
     );

@@ -10,7 +10,7 @@ use std::thread;
 
 use sonde_tracer::conntrack::ConnectionTable;
 use sonde_tracer::{Event, EventStream, Tracer, TracerConfig};
-use support::{SockState, collect, privileged, start_with};
+use support::{SockState, collect, own_cgroup_v2_id, privileged, start_with, tcp_segments};
 
 fn me() -> u32 {
     std::process::id()
@@ -296,7 +296,17 @@ async fn open_connection_bytes(program: SockState) {
     }
 
     let pid = me();
+    let cgroup = own_cgroup_v2_id();
     let mut table = ConnectionTable::new(1024);
+    // The kernel's own segment counts around the dump (a delayed ACK may leave in between).
+    let segs = |clients: &[TcpStream]| -> std::collections::HashMap<_, _> {
+        use std::os::fd::AsRawFd;
+        clients
+            .iter()
+            .map(|c| (c.local_addr().unwrap(), tcp_segments(c.as_raw_fd())))
+            .collect()
+    };
+    let segs_before = segs(&clients);
     // Scrape time: the connections are still open, and the dump is how
     // userspace learns them (no record was written when they opened).
     let open: Vec<_> = tracer
@@ -305,9 +315,17 @@ async fn open_connection_bytes(program: SockState) {
         .into_iter()
         .filter(|c| c.dst == addr)
         .collect();
+    let segs_after = segs(&clients);
     assert_eq!(open.len(), K, "{open:?}");
     for c in &open {
         assert_eq!(c.pid, pid);
+        assert_eq!(c.cgroup_id, cgroup, "the connecting task's cgroup v2 id");
+        let (before, after) = (segs_before[&c.src], segs_after[&c.src]);
+        assert!(
+            (before.0..=after.0).contains(&c.segs_out) && (before.1..=after.1).contains(&c.segs_in),
+            "segments {:?} are the kernel's tcp_info counts {before:?}..{after:?}",
+            (c.segs_out, c.segs_in)
+        );
         assert!(c.duration_ns > 0, "the connect's duration: {c:?}");
         let (w, r) = expect[&c.src];
         let within = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.01;
@@ -339,7 +357,7 @@ async fn open_connection_bytes(program: SockState) {
     let active: u64 = table
         .active()
         .iter()
-        .filter(|((p, _, d), _)| *p == pid && *d == addr)
+        .filter(|((p, _, _, d), _)| *p == pid && *d == addr)
         .map(|(_, n)| n)
         .sum();
     assert_eq!(active, K as u64, "active connections while held open");
@@ -367,12 +385,24 @@ async fn open_connection_bytes(program: SockState) {
             src,
             bytes_sent,
             bytes_received,
+            cgroup_id,
+            segs_out,
+            segs_in,
             ..
         } = e
         else {
             unreachable!()
         };
         assert_eq!(*p, pid);
+        assert_eq!(*cgroup_id, cgroup);
+        // At least what tcp_info showed while open, plus the close's few (FIN, ACKs).
+        let (out0, in0) = segs_after[src];
+        assert!(
+            (out0..=out0 + 3).contains(segs_out) && (in0..=in0 + 3).contains(segs_in),
+            "segments at close {:?} vs {:?} while open",
+            (segs_out, segs_in),
+            (out0, in0)
+        );
         let Some(&(w, r)) = expect.get(src) else {
             panic!("close of {src} ({e:?}) is one of the clients' sockets {expect:?}")
         };

@@ -14,6 +14,7 @@ fn ok(sock: u64, src: &str, dst: &str) -> Event {
         src: a(src),
         dst: a(dst),
         duration_ns: 5,
+        cgroup_id: 3,
     }
 }
 
@@ -27,7 +28,16 @@ fn closed(sock: u64, src: &str, dst: &str, sent: u64, recv: u64) -> Event {
         duration_ns: 7,
         bytes_sent: sent,
         bytes_received: recv,
+        cgroup_id: 3,
+        segs_out: segs(sent),
+        segs_in: segs(recv),
     }
+}
+
+/// Segment counts that follow the byte counts (one segment per 10 bytes, plus the
+/// handshake's), so each test of bytes checks segments the same way.
+fn segs(bytes: u64) -> u32 {
+    2 + (bytes / 10) as u32
 }
 
 fn open(sock: u64, src: &str, dst: &str, sent: u64, recv: u64) -> ConnectionBytes {
@@ -40,12 +50,16 @@ fn open(sock: u64, src: &str, dst: &str, sent: u64, recv: u64) -> ConnectionByte
         bytes_sent: sent,
         bytes_received: recv,
         duration_ns: 9,
+        cgroup_id: 3,
+        segs_out: segs(sent),
+        segs_in: segs(recv),
     }
 }
 
 fn connected(dst: &str, duration_ns: u64) -> Connected {
     Connected {
         pid: 10,
+        cgroup_id: 3,
         netns: 1,
         dst: a(dst),
         duration_ns,
@@ -109,11 +123,33 @@ fn dump_then_close_counts_the_connect_once_and_each_byte_once() {
 }
 
 #[test]
-fn a_connection_with_no_bytes_yet_is_connected_without_a_delta() {
+fn a_connection_with_no_bytes_yet_is_connected_with_its_handshake_segments_only() {
     let mut t = ConnectionTable::new(10);
-    let u = t.update_open(&[open(1, S, D, 0, 0)], Instant::now());
+    let now = Instant::now();
+    let u = t.update_open(&[open(1, S, D, 0, 0)], now);
     assert_eq!(u.connected.len(), 1);
-    assert!(u.bytes.is_empty());
+    assert_eq!(u.bytes.len(), 1);
+    let d = u.bytes[0];
+    assert_eq!((d.sent, d.received, d.segs_out, d.segs_in), (0, 0, 2, 2));
+    // Nothing new at the next dump: no delta at all.
+    assert!(t.update_open(&[open(1, S, D, 0, 0)], now).bytes.is_empty());
+}
+
+#[test]
+fn segments_are_counted_once_like_bytes() {
+    let mut t = ConnectionTable::new(10);
+    let now = Instant::now();
+    let mut total = (0, 0);
+    for (sent, recv) in [(100, 30), (250, 30)] {
+        for d in t.update_open(&[open(4, S, D, sent, recv)], now).bytes {
+            total.0 += d.segs_out;
+            total.1 += d.segs_in;
+        }
+    }
+    let d = t.apply(&closed(4, S, D, 400, 45)).bytes.unwrap();
+    total.0 += d.segs_out;
+    total.1 += d.segs_in;
+    assert_eq!(total, (u64::from(segs(400)), u64::from(segs(45))));
 }
 
 #[test]
@@ -125,14 +161,14 @@ fn active_is_what_the_latest_dump_showed_per_destination() {
     let c3 = open(3, "127.0.0.1:40003", "127.0.0.1:9090", 0, 0);
     t.update_open(&[c1.clone(), c2.clone(), c3], now);
     let act = t.active();
-    assert_eq!(act[&(10, 1, a(D))], 2);
-    assert_eq!(act[&(10, 1, a("127.0.0.1:9090"))], 1);
+    assert_eq!(act[&(10, 3, 1, a(D))], 2);
+    assert_eq!(act[&(10, 3, 1, a("127.0.0.1:9090"))], 1);
     // 1 closed (record read); 3 gone from the kernel, its record not read yet.
     t.apply(&closed(1, "127.0.0.1:40001", D, 0, 0));
     t.update_open(&[c2], now);
     let act = t.active();
-    assert_eq!(act[&(10, 1, a(D))], 1);
-    assert!(!act.contains_key(&(10, 1, a("127.0.0.1:9090"))));
+    assert_eq!(act[&(10, 3, 1, a(D))], 1);
+    assert!(!act.contains_key(&(10, 3, 1, a("127.0.0.1:9090"))));
     assert_eq!(t.len(), 2, "3 is kept until its close arrives");
     let r = t.apply(&closed(3, "127.0.0.1:40003", "127.0.0.1:9090", 4, 0));
     assert_eq!(r.connected, None, "counted once, by the first dump");
@@ -235,4 +271,25 @@ fn a_connection_whose_close_never_comes_is_dropped_after_a_while() {
     t.update_open(&[open(2, S, D, 1, 1)], start + STALE_AFTER / 2);
     t.update_open(&[], start + STALE_AFTER);
     assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn an_adopted_connection_counts_bytes_from_adoption_and_is_no_connect() {
+    let mut t = ConnectionTable::new(10);
+    let now = Instant::now();
+    // Open before the tracer: 100 sent, 30 received so far.
+    assert!(t.adopt(&open(5, S, D, 100, 30)));
+    assert!(!t.adopt(&open(5, S, D, 100, 30)), "once");
+    assert_eq!(t.active()[&(10, 3, 1, a(D))], 1, "active at once");
+    let u = t.update_open(&[open(5, S, D, 150, 30)], now);
+    assert!(
+        u.connected.is_empty(),
+        "its connect happened before the agent"
+    );
+    assert_eq!((u.bytes[0].sent, u.bytes[0].received), (50, 0));
+    let r = t.apply(&closed(5, S, D, 170, 40));
+    assert_eq!(r.connected, None);
+    let d = r.bytes.unwrap();
+    assert_eq!((d.sent, d.received), (20, 10));
+    assert!(t.is_empty());
 }

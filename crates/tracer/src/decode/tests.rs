@@ -39,7 +39,16 @@ fn tcp_record(
     b[48..50].copy_from_slice(&dport.to_ne_bytes());
     b[56..72].copy_from_slice(&saddr);
     b[72..88].copy_from_slice(&daddr);
+    // The tail: cgroup id and segment counts, derived from the pid so each test
+    // checks they are read from their own offsets.
+    b[88..96].copy_from_slice(&cgroup_of(pid).to_ne_bytes());
+    b[96..100].copy_from_slice(&(pid + 11).to_ne_bytes());
+    b[100..104].copy_from_slice(&(pid + 13).to_ne_bytes());
     b
+}
+
+fn cgroup_of(pid: u32) -> u64 {
+    0x1_0000_0000 + u64::from(pid)
 }
 
 fn proc_record(kind: u32, pid: u32, ppid: u32, status: i32, cgroup: u64) -> Vec<u8> {
@@ -70,15 +79,17 @@ fn process_events() {
         decode(&proc_record(2, 100, 0, 3 << 8, 0)).unwrap(),
         Event::ProcessExit {
             pid: 100,
-            exit_code: 3
+            exit_code: 3,
+            cgroup_id: 0
         }
     );
     // Killed by SIGKILL (status 9): 128 + 9, as Docker reports it.
     assert_eq!(
-        decode(&proc_record(2, 100, 0, 9, 0)).unwrap(),
+        decode(&proc_record(2, 100, 0, 9, 0x77)).unwrap(),
         Event::ProcessExit {
             pid: 100,
-            exit_code: 137
+            exit_code: 137,
+            cgroup_id: 0x77
         }
     );
     // The cgroup id sits where ProcessStart's does (offset 16).
@@ -147,6 +158,7 @@ fn tcp_events_v4_mapped() {
             src: sa([127, 0, 0, 1], 40000),
             dst: sa([10, 1, 2, 3], 8080),
             duration_ns: 1500,
+            cgroup_id: cgroup_of(42),
         }
     );
     let r = tcp_record(8, 42, 1, 700, 1000, 2000, 5, 40000, 8080, s, d);
@@ -161,6 +173,9 @@ fn tcp_events_v4_mapped() {
             duration_ns: 700,
             bytes_sent: 1000,
             bytes_received: 2000,
+            cgroup_id: cgroup_of(42),
+            segs_out: 53,
+            segs_in: 55,
         }
     );
     let r = tcp_record(4, 9, 1, 0, 0, 0, 5, 80, 0, v4_mapped([0, 0, 0, 0]), [0; 16]);
@@ -169,7 +184,8 @@ fn tcp_events_v4_mapped() {
         Event::ListenOpen {
             pid: 9,
             netns: 5,
-            addr: sa([0, 0, 0, 0], 80)
+            addr: sa([0, 0, 0, 0], 80),
+            cgroup_id: cgroup_of(9),
         }
     );
     assert!(matches!(
@@ -199,6 +215,7 @@ fn tcp_event_ipv6() {
             sock: 2,
             src: SocketAddr::new(IpAddr::V6(s), 50000),
             dst: SocketAddr::new(IpAddr::V6(d), 443),
+            cgroup_id: cgroup_of(1),
         }
     );
 }
@@ -278,6 +295,9 @@ fn connection_value() {
     v[48..64].copy_from_slice(&v4_mapped([127, 0, 0, 2]));
     v[64..72].copy_from_slice(&99u64.to_ne_bytes()); // start_ns: not decoded
     v[72..80].copy_from_slice(&4321u64.to_ne_bytes()); // duration_ns
+    v[80..88].copy_from_slice(&0xc6u64.to_ne_bytes()); // cgroup_id
+    v[88..92].copy_from_slice(&31u32.to_ne_bytes()); // segs_out
+    v[92..96].copy_from_slice(&37u32.to_ne_bytes()); // segs_in
     // Still connecting: skipped.
     v[30..32].copy_from_slice(&1u16.to_ne_bytes());
     assert_eq!(decode_connection(9, &v).unwrap(), None);
@@ -293,9 +313,12 @@ fn connection_value() {
             bytes_sent: 1234,
             bytes_received: 5678,
             duration_ns: 4321,
+            cgroup_id: 0xc6,
+            segs_out: 31,
+            segs_in: 37,
         })
     );
-    assert!(decode_connection(9, &v[..79]).is_err());
+    assert!(decode_connection(9, &v[..95]).is_err());
 }
 
 /// Builds a `struct cgroup_event` the way the C side submits it: the header,

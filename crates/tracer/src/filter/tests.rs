@@ -143,3 +143,23 @@ fn host_netns_reads_pid1_link_from_injected_root() {
     let empty = tempfile::tempdir().unwrap();
     assert!(host_netns(empty.path()).is_err());
 }
+
+#[test]
+fn several_ephemeral_ranges_and_grpc_is_always_a_service() {
+    let f = ConnectionFilter::new(
+        EphemeralPorts::new(vec![
+            parse_port_range("32768-60999").unwrap(),
+            parse_port_range("10000-10010").unwrap(),
+        ]),
+        vec![],
+        HOST,
+    );
+    let d = |port| SocketAddr::from(([10, 0, 0, 1], port));
+    assert!(!f.is_destination(d(10005), HOST));
+    assert!(!f.is_destination(d(40000), HOST));
+    assert!(f.is_destination(d(10011), HOST));
+    // 50051 (gRPC) lies in the default ephemeral range and is still a service.
+    assert!(f.is_destination(d(50051), HOST));
+    assert!(f.is_tracked_listen(d(50051)));
+    assert!(!f.is_tracked_listen(d(50052)));
+}

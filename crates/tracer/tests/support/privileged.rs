@@ -88,3 +88,45 @@ pub async fn collect(
         }
     }
 }
+
+/// This process's cgroup v2 id, as `bpf_get_current_cgroup_id()` reports it: the inode of
+/// its unified-hierarchy cgroup directory (`/sys/fs/cgroup/unified` on hybrid hosts, the
+/// root itself on pure v2).
+pub fn own_cgroup_v2_id() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a unified-hierarchy line in /proc/self/cgroup");
+    let root = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/unified"
+    };
+    std::fs::metadata(format!("{root}{path}")).unwrap().ino()
+}
+
+/// The kernel's segment counters of a TCP socket (`tcpi_segs_out`, `tcpi_segs_in` of
+/// `struct tcp_info`, what `ss -ti` shows), read with getsockopt(TCP_INFO).
+pub fn tcp_segments(fd: std::os::fd::RawFd) -> (u32, u32) {
+    // Offsets in the uapi struct tcp_info (stable: fields are only ever appended).
+    const SEGS_OUT: usize = 136;
+    const SEGS_IN: usize = 140;
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the buffer and its length are valid for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt(TCP_INFO)");
+    assert!(len as usize >= SEGS_IN + 4, "tcp_info of {len} bytes");
+    let at = |o: usize| u32::from_ne_bytes([info[o], info[o + 1], info[o + 2], info[o + 3]]);
+    (at(SEGS_OUT), at(SEGS_IN))
+}
