@@ -17,7 +17,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io prometheus
           systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
           procps coreutils tmux
-          binutils libc6-dev python3-venv)
+          binutils libc6-dev python3-venv
+          e2fsprogs mount redis-server nginx postgresql gcc)
 
 install_packages() {
     local missing=()

@@ -5,7 +5,10 @@
 //! systemd keeps them in v1), on V2 from the unified hierarchy. PSI only exists in the unified
 //! hierarchy. If a process lacks the v1 line for a controller, the unified path is tried.
 
+mod blkio;
 mod parse;
+
+pub use blkio::DeviceIo;
 
 use std::fs;
 use std::io;

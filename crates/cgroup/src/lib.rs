@@ -14,7 +14,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use classify::{ContainerKind, Runtime, classify};
-pub use fs::{CgroupFs, CpuStat, Layout, MemoryStat, Pressure, PressureResource};
+pub use fs::{CgroupFs, CpuStat, DeviceIo, Layout, MemoryStat, Pressure, PressureResource};
 pub use proc_cgroups::ProcessCgroups;
 
 /// Errors of this crate. [`Error::NotFound`] means "the cgroup (or process) is gone", which is

@@ -445,6 +445,162 @@ metric!(
     "Whether a journal (/run/log/journal or /var/log/journal under the host root) is being read"
 );
 
+// Container volumes and disk I/O (resources.rs).
+metric!(
+    CONTAINER_DISK_SIZE,
+    "container_resources_disk_size_bytes",
+    Gauge,
+    "Total capacity of the volume"
+);
+metric!(
+    CONTAINER_DISK_USED,
+    "container_resources_disk_used_bytes",
+    Gauge,
+    "Used capacity of the volume"
+);
+metric!(
+    CONTAINER_DISK_RESERVED,
+    "container_resources_disk_reserved_bytes",
+    Gauge,
+    "Reserved capacity of the volume"
+);
+metric!(
+    CONTAINER_DISK_READS,
+    "container_resources_disk_reads_total",
+    Counter,
+    "Total number of reads completed successfully by the container"
+);
+metric!(
+    CONTAINER_DISK_READ_BYTES,
+    "container_resources_disk_read_bytes_total",
+    Counter,
+    "Total number of bytes read from the disk by the container"
+);
+metric!(
+    CONTAINER_DISK_WRITES,
+    "container_resources_disk_writes_total",
+    Counter,
+    "Total number of writes completed successfully by the container"
+);
+metric!(
+    CONTAINER_DISK_WRITTEN_BYTES,
+    "container_resources_disk_written_bytes_total",
+    Counter,
+    "Total number of bytes written to the disk by the container"
+);
+metric!(
+    CONTAINER_APPLICATION_TYPE,
+    "container_application_type",
+    Gauge,
+    "Type of the application running in the container (e.g. memcached, postgres, mysql)"
+);
+metric!(
+    SONDE_VOLUME_MOUNTS_DROPPED,
+    "sonde_volume_mounts_dropped_total",
+    Counter,
+    "Container data mounts not rendered because a container had more than 64 (counted per scrape)"
+);
+metric!(
+    SONDE_VOLUME_READ_ERRORS,
+    "sonde_volume_read_errors_total",
+    Counter,
+    "Failed or malformed reads of a container's mountinfo and statvfs of its mounts"
+);
+metric!(
+    SONDE_APPTYPE_UNCACHED,
+    "sonde_apptype_uncached_total",
+    Counter,
+    "Process application-type lookups not cached because the cache was full (counted per scrape)"
+);
+
+// GPUs (gpu.rs).
+metric!(
+    NODE_GPU_INFO,
+    "node_gpu_info",
+    Gauge,
+    "Meta information about the GPU"
+);
+metric!(
+    NODE_GPU_MEMORY_TOTAL,
+    "node_resources_gpu_memory_total_bytes",
+    Gauge,
+    "Total memory available on the GPU in bytes"
+);
+metric!(
+    NODE_GPU_MEMORY_USED,
+    "node_resources_gpu_memory_used_bytes",
+    Gauge,
+    "GPU memory currently in use in bytes"
+);
+metric!(
+    NODE_GPU_MEMORY_UTILIZATION_AVG,
+    "node_resources_gpu_memory_utilization_percent_avg",
+    Gauge,
+    "Average GPU memory utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_MEMORY_UTILIZATION_PEAK,
+    "node_resources_gpu_memory_utilization_percent_peak",
+    Gauge,
+    "Peak GPU memory utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_UTILIZATION_AVG,
+    "node_resources_gpu_utilization_percent_avg",
+    Gauge,
+    "Average GPU core utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_UTILIZATION_PEAK,
+    "node_resources_gpu_utilization_percent_peak",
+    Gauge,
+    "Peak GPU core utilization (percentage) over the collection interval"
+);
+metric!(
+    NODE_GPU_TEMPERATURE,
+    "node_resources_gpu_temperature_celsius",
+    Gauge,
+    "Current temperature of the GPU in Celsius"
+);
+metric!(
+    NODE_GPU_POWER,
+    "node_resources_gpu_power_usage_watts",
+    Gauge,
+    "Current power usage of the GPU in watts"
+);
+metric!(
+    CONTAINER_GPU_USAGE,
+    "container_resources_gpu_usage_percent",
+    Gauge,
+    "Percent of GPU compute resources used by the container"
+);
+metric!(
+    CONTAINER_GPU_MEMORY_USAGE,
+    "container_resources_gpu_memory_usage_percent",
+    Gauge,
+    "Percent of GPU memory used by the container"
+);
+
+// Upstream latency (latency.rs).
+metric!(
+    CONTAINER_NET_LATENCY,
+    "container_net_latency_seconds",
+    Gauge,
+    "Round-trip time between the container and a remote IP"
+);
+metric!(
+    SONDE_PINGER_TARGETS_DROPPED,
+    "sonde_pinger_targets_dropped_total",
+    Counter,
+    "Upstream addresses not pinged because of the per-container (32) or total (2048) bound (counted per scrape)"
+);
+metric!(
+    SONDE_PINGER_ERRORS,
+    "sonde_pinger_errors_total",
+    Counter,
+    "Ping rounds that failed in a container's network namespace (other than the container exiting)"
+);
+
 // Node activity (sonde's extension: the kernel counters node_exporter users know, from
 // /proc/stat and /proc/vmstat).
 metric!(

@@ -91,6 +91,8 @@ pub struct Container {
     pub oom_kills: u64,
     /// TCP state from the tracer.
     pub net: ContainerNet,
+    /// Container path -> volume name, from the runtime (shared with scrapes, rarely changed).
+    pub volumes: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl Container {

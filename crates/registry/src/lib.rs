@@ -15,13 +15,16 @@ pub mod container;
 pub mod delays;
 pub mod discovery;
 pub mod exposition;
+pub mod gpu;
 pub mod health;
+pub mod latency;
 mod logs_sync;
 pub mod metadata;
 pub mod nat_bridge;
 pub mod net;
 pub mod netns_ips;
 pub mod render;
+pub mod resources;
 pub mod seeding;
 pub mod self_metrics;
 pub mod state;
@@ -80,6 +83,8 @@ pub struct RegistryConfig {
     pub tracer: TracerSettings,
     /// Log pattern mining (`disabled` for --disable-log-parsing).
     pub logs: sonde_logs::LogManagerConfig,
+    /// Volumes, disk I/O and application types.
+    pub resources: resources::ResourcesConfig,
 }
 
 /// Failure to start the registry.
@@ -117,6 +122,8 @@ struct Inner {
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
     logs: Option<Arc<sonde_logs::LogManager>>,
+    /// Volumes, disk I/O and application types (resources.rs).
+    resources: resources::Resources,
     /// When the registry started, and whether it has been ready since (see `readiness`).
     started: Instant,
     availability: Arc<RuntimeAvailability>,
@@ -268,7 +275,27 @@ impl Registry {
             health.up("logs");
             Some(Arc::new(sonde_logs::LogManager::start(config.logs.clone())))
         };
+        if let Some(fs) = &cgroupfs {
+            resources::warn_if_blkio_inactive(fs, &config.node_paths.procfs, &config.resources);
+        }
+        let resources = resources::Resources::new(
+            &config.node_paths.procfs,
+            &config.node_paths.sysfs,
+            config.resources.clone(),
+        )
+        .with_host_root(&config.node_paths.host_root)
+        .with_latency(latency::Latency::start(
+            &config.node_paths.procfs,
+            config.resources.disable_pinger,
+            &health,
+        ))
+        .with_gpu(gpu::start(
+            &config.resources,
+            &config.node_paths.host_root,
+            &health,
+        ));
         let inner = Arc::new(Inner {
+            resources,
             logs: logs.clone(),
             net: tracer.as_ref().map(|(t, _)| t.clone()),
             bridge_stats: bridge_stats.clone(),
@@ -383,7 +410,8 @@ impl Registry {
         node_activity::render_node_activity(&snapshot, &inner.node_labels, &mut families);
 
         let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
-        let exported = self.exported_containers(tracer_scrape.as_ref());
+        let mut exported = self.exported_containers(tracer_scrape.as_ref());
+        inner.resources.fill_systemd(&mut exported);
         if let Some(t) = &tracer_scrape {
             self.render_tracer_self_metrics(t, &mut families);
         }
@@ -403,6 +431,14 @@ impl Registry {
         interfaces::render_interfaces(
             &exported,
             &inner.config.node_paths.procfs,
+            &inner.metrics,
+            &inner.node_labels,
+            &mut families,
+        );
+        resources::render_resources(
+            &exported,
+            &inner.resources,
+            inner.cgroupfs.as_ref(),
             &inner.metrics,
             &inner.node_labels,
             &mut families,
@@ -600,6 +636,8 @@ impl Registry {
                     image: c.image.clone(),
                     cgroups: c.cgroups.clone(),
                     proxied_listens,
+                    volumes: c.volumes.clone(),
+                    systemd: Default::default(),
                 })
             })
             .collect()

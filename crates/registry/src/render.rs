@@ -46,6 +46,10 @@ pub struct ExportedContainer {
     /// Host-side listeners of published ports (a wildcard already expanded to the host's
     /// addresses), exported with `proxy="dockerd"`.
     pub proxied_listens: Vec<SocketAddr>,
+    /// systemd's Type= and trigger of a service (empty for other containers).
+    pub systemd: sonde_systemd::UnitInfo,
+    /// Container path -> volume name (the `volume` label of the disk metrics).
+    pub volumes: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// Renders every node_* metric (except node_cloud_info, rendered with the cloud state).
@@ -231,8 +235,8 @@ pub fn render_containers(
             &[
                 ("container_id", &c.container_id),
                 ("image", &c.image),
-                ("systemd_triggered_by", ""),
-                ("systemd_type", ""),
+                ("systemd_triggered_by", &c.systemd.triggered_by),
+                ("systemd_type", &c.systemd.unit_type),
             ],
             1.0,
         );

@@ -487,6 +487,7 @@ impl State {
                 c.log_path = md.log_path.clone();
                 c.log_driver = md.log_driver.clone();
                 c.published_ports = md.published_ports.clone();
+                c.volumes = std::sync::Arc::new(md.volumes.clone());
                 if let Naming::Named { container_id, .. } = &c.naming {
                     let (key, name) = (c.cgroup_id.clone(), container_id.clone());
                     self.adopt_name(name, key);
@@ -713,6 +714,7 @@ fn new_container(
         removed: false,
         oom_kills: 0,
         net: Default::default(),
+        volumes: Default::default(),
     })
 }
 

@@ -276,6 +276,15 @@ fn decode_frame<M: prost::Message + Default>(data: &[u8]) -> Result<M, crate::Bo
 #[serde(default)]
 struct Spec {
     process: SpecProcess,
+    mounts: Vec<SpecMount>,
+}
+
+/// An OCI spec mount: Kubernetes PVs are bind mounts whose source is under the kubelet's dir.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SpecMount {
+    destination: String,
+    source: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -304,12 +313,23 @@ struct CriMetadataInner {
 /// (naming keys only); `log_path` from the CRI metadata extension (Kubernetes containers only).
 /// Undecodable spec or extension JSON is ignored (the rest is still useful).
 pub(crate) fn metadata_from_container(c: &proto::Container) -> ContainerMetadata {
-    let env = c
+    let spec = c
         .spec
         .as_ref()
-        .and_then(|s| serde_json::from_slice::<Spec>(&s.value).ok())
+        .and_then(|s| serde_json::from_slice::<Spec>(&s.value).ok());
+    let env = spec
+        .as_ref()
         .map(|s| naming_env(s.process.env.iter().map(String::as_str)))
         .unwrap_or_default();
+    let volumes = spec
+        .iter()
+        .flat_map(|s| &s.mounts)
+        .filter(|m| !m.destination.is_empty())
+        .filter_map(|m| {
+            let v = crate::volumes::kubernetes_volume(&m.source)?;
+            Some((m.destination.clone(), v.to_owned()))
+        })
+        .collect();
     let log_path = c
         .extensions
         .get(CRI_METADATA_EXTENSION)
@@ -330,6 +350,7 @@ pub(crate) fn metadata_from_container(c: &proto::Container) -> ContainerMetadata
         log_path,
         // Kubernetes publishes through Services and kube-proxy, not a proxy per container.
         published_ports: Vec::new(),
+        volumes,
     }
 }
 

@@ -112,6 +112,7 @@ pub fn metadata_from_crio_info(json: &[u8]) -> Result<ContainerMetadata, serde_j
         log_driver: log_path.as_ref().map(|_| CRI_LOG_FORMAT.to_owned()),
         log_path,
         published_ports: Vec::new(),
+        volumes: BTreeMap::new(),
     })
 }
 

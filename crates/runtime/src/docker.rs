@@ -219,6 +219,20 @@ pub fn metadata_from_inspect(c: &ContainerInspectResponse) -> ContainerMetadata 
         .as_deref()
         .filter(|p| !p.is_empty() && log_driver.as_deref() == Some("json-file"))
         .map(PathBuf::from);
+    let volumes = c
+        .mounts
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let dst = m.destination.as_deref().filter(|d| !d.is_empty())?;
+            let volume = crate::volumes::docker_volume(
+                m.typ.as_deref(),
+                m.name.as_deref(),
+                m.source.as_deref().unwrap_or(""),
+            )?;
+            Some((dst.to_owned(), volume))
+        })
+        .collect();
     ContainerMetadata {
         name,
         image,
@@ -227,6 +241,7 @@ pub fn metadata_from_inspect(c: &ContainerInspectResponse) -> ContainerMetadata 
         log_path,
         log_driver,
         published_ports: published_ports(c),
+        volumes,
     }
 }
 

@@ -21,12 +21,14 @@ mod http_unix;
 mod naming;
 #[cfg(test)]
 mod test_support;
+mod volumes;
 
 pub use containerd::{ContainerdClient, K8S_NAMESPACE};
 pub use crio::{CRI_LOG_FORMAT, CrioClient, metadata_from_crio_info};
 pub use docker::{DockerClient, metadata_from_inspect};
 pub use error::{BoxError, Error};
 pub use naming::{NAMING_ENV_KEYS, Naming, k8s_app_id, name_container, name_container_at};
+pub use volumes::kubernetes_volume;
 
 /// Metadata about one container from its runtime, runtime-neutral.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,6 +49,9 @@ pub struct ContainerMetadata {
     /// bindings; `0.0.0.0` when bound to every address), sorted, once each: its listeners on
     /// the host side, served by docker-proxy (`proxy="dockerd"`).
     pub published_ports: Vec<std::net::SocketAddr>,
+    /// Container path -> volume name (Docker named volumes, Kubernetes persistent volumes),
+    /// the `volume` label of `container_resources_disk_*`. Only mounts that are volumes.
+    pub volumes: BTreeMap<String, String>,
 }
 
 /// Keeps the [`NAMING_ENV_KEYS`] entries of `KEY=value` strings (the form Docker and OCI specs

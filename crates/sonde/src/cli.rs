@@ -255,6 +255,23 @@ pub struct AgentArgs {
     #[arg(long, env = "ENABLE_DELAY_ACCOUNTING", global = true)]
     pub enable_delay_accounting: bool,
 
+    // --- Container resources ---
+    /// On cgroup v1 blkio with Linux >= 6.10, add a rule with no limit for each disk a container
+    /// volume lives on, so the kernel counts per-container disk I/O there (docs/cgroup-node.md).
+    #[arg(long, env = "ENABLE_BLKIO_ACCOUNTING", global = true)]
+    pub enable_blkio_accounting: bool,
+
+    /// Do not ping the containers' upstreams (no container_net_latency_seconds).
+    #[arg(long, env = "DISABLE_PINGER", global = true)]
+    pub disable_pinger: bool,
+
+    /// Do not load NVML (no node_gpu_* or container_resources_gpu_* metrics).
+    #[arg(long, env = "DISABLE_GPU_MONITORING", global = true)]
+    pub disable_gpu_monitoring: bool,
+
+    /// Path of libnvidia-ml.so.1, instead of the NVIDIA driver's usual places under the host root.
+    #[arg(long, env = "NVML_LIBRARY", global = true)]
+    pub nvml_library: Option<PathBuf>,
     // --- Push delivery (coroot's flags, plus OTLP) ---
     /// Push metrics by Prometheus remote write to this URL (e.g.
     /// http://prometheus:9090/api/v1/write), besides serving /metrics.

@@ -122,6 +122,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         event_queue: args.event_queue_size,
         version,
         enable_delay_accounting: args.enable_delay_accounting,
+        resources: sonde_registry::resources::ResourcesConfig {
+            enable_blkio_accounting: args.enable_blkio_accounting,
+            disable_gpu_monitoring: args.disable_gpu_monitoring,
+            nvml_library: args.nvml_library.clone(),
+            disable_pinger: args.disable_pinger,
+        },
         cloud: Some(sonde_cloud::spawn(cloud_config(&args))),
         logs: sonde_logs::LogManagerConfig {
             max_patterns_per_level: args.log_patterns_per_container as usize,

@@ -78,6 +78,27 @@ fn cri_container_metadata() {
 }
 
 #[test]
+fn volumes_from_the_spec_mounts() {
+    let mut c = cri_container();
+    c.spec.as_mut().unwrap().value = br#"{"process":{"env":[]},"mounts":[
+        {"destination":"/proc","type":"proc","source":"proc"},
+        {"destination":"/var/lib/postgresql/data","type":"bind","source":"/var/lib/kubelet/pods/8f2e/volumes/kubernetes.io~csi/pvc-4f1e2a3b-1c2d-4e5f-8a9b-0123456789ab/mount"},
+        {"destination":"/var/run/secrets/kubernetes.io/serviceaccount","type":"bind","source":"/var/lib/kubelet/pods/8f2e/volumes/kubernetes.io~projected/kube-api-access-x"},
+        {"destination":"/etc/hosts","type":"bind","source":"/var/lib/kubelet/pods/8f2e/etc-hosts"}]}"#
+        .to_vec();
+    let md = metadata_from_container(&c);
+    assert_eq!(
+        md.volumes.into_iter().collect::<Vec<_>>(),
+        [(
+            "/var/lib/postgresql/data".to_owned(),
+            "pvc-4f1e2a3b-1c2d-4e5f-8a9b-0123456789ab".to_owned()
+        )]
+    );
+    // The fixtures without mounts have none.
+    assert!(metadata_from_container(&cri_container()).volumes.is_empty());
+}
+
+#[test]
 fn plain_container_env_from_spec_and_bad_json_ignored() {
     let mut c = cri_container();
     c.labels.clear();

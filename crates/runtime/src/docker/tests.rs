@@ -379,3 +379,33 @@ fn published_tcp_ports_are_the_host_side_of_the_bindings() {
         vec!["0.0.0.0:8081".parse().unwrap()]
     );
 }
+
+#[test]
+fn volumes_are_named_docker_volumes_and_kubernetes_pvs() {
+    let resp: ContainerInspectResponse = serde_json::from_str(
+        r#"{"Name":"/db","Config":{"Image":"postgres"},"Mounts":[
+        {"Type":"volume","Name":"pgdata","Source":"/var/lib/docker/volumes/pgdata/_data","Destination":"/var/lib/postgresql/data","Driver":"local","RW":true},
+        {"Type":"bind","Source":"/var/lib/kubelet/pods/1/volumes/kubernetes.io~csi/pvc-4f1e2a3b-1c2d-4e5f-8a9b-0123456789ab/mount","Destination":"/data","RW":true},
+        {"Type":"bind","Source":"/srv/www","Destination":"/www","RW":false},
+        {"Type":"tmpfs","Destination":"/tmp"}]}"#,
+    )
+    .unwrap();
+    let md = metadata_from_inspect(&resp);
+    assert_eq!(
+        md.volumes.into_iter().collect::<Vec<_>>(),
+        [
+            (
+                "/data".to_owned(),
+                "pvc-4f1e2a3b-1c2d-4e5f-8a9b-0123456789ab".to_owned()
+            ),
+            ("/var/lib/postgresql/data".to_owned(), "pgdata".to_owned()),
+        ]
+    );
+    // The existing fixtures: a plain bind mount and a config map are no volumes.
+    assert!(decode("docker_inspect_plain.json").volumes.is_empty());
+    assert!(
+        decode("docker_inspect_k8s_dockershim.json")
+            .volumes
+            .is_empty()
+    );
+}
