@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 # Builds are cached outside the clone so a fresh checkout does not rebuild everything.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/sonde-target}"
+# A fresh clone gains nothing from incremental builds, which double the target's size.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # Debian packages the integration tests use (ENVIRONMENT.md): container runtimes and a busybox
