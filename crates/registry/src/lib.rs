@@ -420,10 +420,19 @@ impl Registry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .update(&exported, &inner.metrics);
+        let zone = render::Zone::from_cloud(
+            inner
+                .config
+                .cloud
+                .as_ref()
+                .and_then(sonde_cloud::CloudHandle::current)
+                .as_ref(),
+        );
         render::render_containers(
             &exported,
             &container_delays,
             inner.cgroupfs.as_ref(),
+            &zone,
             &inner.metrics,
             &inner.node_labels,
             &mut families,

@@ -192,6 +192,29 @@ struct ContainerFamilies {
     packets_received: Family,
 }
 
+/// The node's availability zone and region, from the cloud probe (empty while unknown).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Zone {
+    pub az: String,
+    pub region: String,
+}
+
+impl Zone {
+    /// From the cloud probe's last answer, if any.
+    pub fn from_cloud(info: Option<&sonde_cloud::CloudInfo>) -> Zone {
+        info.map(|i| Zone {
+            az: i.availability_zone.clone(),
+            region: i.region.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// Whether either is known (then both labels are set, one possibly empty).
+    pub fn known(&self) -> bool {
+        !self.az.is_empty() || !self.region.is_empty()
+    }
+}
+
 /// Renders container_* resource metrics, reading each container's cgroup files now.
 /// A container whose cgroup vanished since the registry listed it is skipped silently; any other
 /// read failure is counted in `sonde_cgroup_read_errors_total{resource}`.
@@ -199,6 +222,7 @@ pub fn render_containers(
     containers: &[ExportedContainer],
     delays: &[Option<ContainerDelays>],
     cgroupfs: Option<&CgroupFs>,
+    zone: &Zone,
     metrics: &SelfMetrics,
     node: &NodeLabels,
     out: &mut Vec<MetricFamily>,
@@ -242,7 +266,7 @@ pub fn render_containers(
         );
         fams.restarts.add(id, c.restarts as f64);
         fams.oom_kills.add(id, c.oom_kills as f64);
-        render_net(c, &mut fams);
+        render_net(c, zone, &mut fams);
         if let Some(Some(d)) = delays.get(i) {
             fams.cpu_delay.add(id, d.cpu_delay_seconds);
             fams.disk_delay.add(id, d.disk_delay_seconds);
@@ -330,8 +354,11 @@ pub fn render_containers(
 /// (from conntrack: e.g. a Service IP's pod), `destination` where it was dialled; a failed
 /// connect has only the latter. `app_id` is the container's Kubernetes workload (empty
 /// elsewhere).
-fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
+fn render_net(c: &ExportedContainer, zone: &Zone, fams: &mut ContainerFamilies) {
     let id = c.container_id.as_str();
+    // The node's zone and region ride on the connection series once the cloud probe knows
+    // them (the server weighs cross-zone traffic with them); before, the labels are absent.
+    let zone_labels = zone.known() as usize * 2;
     let mut addr = String::with_capacity(48);
     // Two listeners may expand to one address (0.0.0.0:80 and 10.0.0.7:80): one series, open
     // if either is.
@@ -370,12 +397,15 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
         let _ = write!(addr, "{dst}");
         actual_addr.clear();
         let _ = write!(actual_addr, "{actual}");
-        let labels: &[(&str, &str)] = &[
+        let all = [
             ("container_id", id),
             ("destination", &addr),
             ("actual_destination", &actual_addr),
             ("app_id", &c.app_id),
+            ("az", &zone.az),
+            ("region", &zone.region),
         ];
+        let labels: &[(&str, &str)] = &all[..4 + zone_labels];
         let active = c.active.get(key).copied().unwrap_or(0);
         if d.successful_connects > 0 {
             fams.successful.add(labels, d.successful_connects as f64);
@@ -388,14 +418,15 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
             fams.active.add(labels, active as f64);
         }
         if d.failed_connects > 0 {
-            fams.failed.add(
-                &[
-                    ("container_id", id),
-                    ("destination", &addr),
-                    ("app_id", &c.app_id),
-                ],
-                d.failed_connects as f64,
-            );
+            let all = [
+                ("container_id", id),
+                ("destination", &addr),
+                ("app_id", &c.app_id),
+                ("az", &zone.az),
+                ("region", &zone.region),
+            ];
+            fams.failed
+                .add(&all[..3 + zone_labels], d.failed_connects as f64);
         }
         if d.retransmits > 0 {
             fams.retransmits.add(labels, d.retransmits as f64);
@@ -417,12 +448,15 @@ fn render_net(c: &ExportedContainer, fams: &mut ContainerFamilies) {
         let _ = write!(addr, "{dst}");
         actual_addr.clear();
         let _ = write!(actual_addr, "{actual}");
-        let labels: &[(&str, &str)] = &[
+        let all = [
             ("container_id", id),
             ("destination", &addr),
             ("actual_destination", &actual_addr),
             ("app_id", &c.app_id),
+            ("az", &zone.az),
+            ("region", &zone.region),
         ];
+        let labels: &[(&str, &str)] = &all[..4 + zone_labels];
         fams.active.add(labels, *n as f64);
         for f in [
             &mut fams.bytes_sent,
