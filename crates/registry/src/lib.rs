@@ -23,10 +23,13 @@ pub mod metadata;
 pub mod nat_bridge;
 pub mod net;
 pub mod netns_ips;
+pub mod readiness;
 pub mod render;
 pub mod resources;
 pub mod seeding;
 pub mod self_metrics;
+mod tracer_metrics;
+pub use readiness::READY_TIMEOUT;
 pub mod state;
 pub mod tracer_bridge;
 // Sonde's extensions (issue 20): node activity counters and per-container interfaces.
@@ -129,10 +132,6 @@ struct Inner {
     availability: Arc<RuntimeAvailability>,
     ready: std::sync::atomic::AtomicBool,
 }
-
-/// Longest the agent reports "not ready" at start while containers of the start scan wait for
-/// their runtime's first answer (a runtime that never answers must not hold it forever).
-pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends events to the registry without ever blocking: when the queue is full the event is
 /// dropped and counted in `sonde_events_dropped_total{queue="events"}`.
@@ -475,57 +474,6 @@ impl Registry {
         families
     }
 
-    fn render_tracer_self_metrics(
-        &self,
-        t: &tracer_bridge::TracerScrape,
-        out: &mut Vec<prometheus::proto::MetricFamily>,
-    ) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let node = &self.inner.node_labels;
-        let mut f = exposition::Family::new(&catalogue::SONDE_EBPF_EVENTS_LOST);
-        for (program, n) in &t.lost {
-            f.add(&[("program", program)], *n as f64);
-        }
-        f.finish(node, out);
-        let stats = &self.inner.bridge_stats;
-        let unattributed = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unattributed_events;
-        for (def, value) in [
-            (
-                &catalogue::SONDE_EBPF_DECODE_ERRORS,
-                stats.decode_errors.load(Relaxed) as f64,
-            ),
-            (
-                &catalogue::SONDE_NEW_PROCESSES_DROPPED,
-                stats.pending_dropped.load(Relaxed) as f64,
-            ),
-            (&catalogue::SONDE_EVENTS_UNATTRIBUTED, unattributed as f64),
-            (
-                &catalogue::SONDE_TCP_CONNECTIONS_TRACKED,
-                t.tracked_connections as f64,
-            ),
-            (
-                &catalogue::SONDE_TCP_TABLE_OVERFLOW,
-                t.table_overflow as f64,
-            ),
-            (
-                &catalogue::SONDE_TCP_CONNECTIONS_STALE,
-                t.stale_connections as f64,
-            ),
-        ] {
-            let mut f = exposition::Family::new(def);
-            f.add(&[], value);
-            f.finish(node, out);
-        }
-        if let Some(nat) = &t.nat {
-            nat_bridge::render(nat, node, out);
-        }
-    }
-
     /// Copies what a scrape needs out of the state, and updates the tracking gauges. Byte
     /// counts of open connections read by this scrape are applied first.
     fn exported_containers(
@@ -650,44 +598,6 @@ impl Registry {
                 })
             })
             .collect()
-    }
-
-    /// Whether the first scrapes are whole: Ok once every container found at start has had
-    /// its runtime's first answer (named, skipped, or a failed lookup counted), or
-    /// [`READY_TIMEOUT`] after start; Err says what it waits for. Latches: containers that
-    /// appear later never make a running agent "not ready" again.
-    pub fn readiness(&self) -> Result<(), String> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let inner = &*self.inner;
-        if inner.ready.load(Relaxed) {
-            return Ok(());
-        }
-        let timed_out = inner.started.elapsed() >= READY_TIMEOUT;
-        if !inner.availability.probed() && !timed_out {
-            return Err("starting: the container runtimes are being probed".into());
-        }
-        // Containers no runtime can name (theirs does not answer) are not waited for.
-        let waiting = {
-            let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state
-                .containers()
-                .filter(|c| match c.naming {
-                    container::Naming::Pending {
-                        attempts: 0,
-                        source,
-                        ..
-                    } => inner.availability.is_available(source),
-                    _ => false,
-                })
-                .count()
-        };
-        if waiting == 0 || timed_out {
-            inner.ready.store(true, Relaxed);
-            return Ok(());
-        }
-        Err(format!(
-            "starting: {waiting} containers wait for their runtime's first answer"
-        ))
     }
 
     /// Runs `f` with read access to the state (for tests and debugging endpoints).
