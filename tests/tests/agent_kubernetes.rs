@@ -677,13 +677,6 @@ fn a_container_replaced_kubelet_style_is_one_restart_of_its_name() {
     let agent = agent_for(ctrd.socket());
     let first = ctrd.run_container(&pod, "app", &["sh", "-c", "sleep 12; exit 1"]);
     let cid = "/k8s/shop/crash-5d4b9c8f6d-q8w2e/app";
-    if let Ok(p) = ctrd.cri().container_pid(&first) {
-        eprintln!(
-            "DEBUG cgroup {}",
-            std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap_or_default()
-        );
-    }
-    eprintln!("DEBUG first {first}");
     assert_named(&agent, cid);
     let cri = ctrd.cri();
     sonde_integration_tests::wait_for("the first run's exit", Duration::from_secs(60), || {
