@@ -26,6 +26,8 @@ enum event_type {
 	EVENT_CONNECTION_CLOSED = 8,
 	EVENT_RETRANSMIT = 9,
 	EVENT_CGROUP_CREATED = 10,
+	EVENT_L7_DATA = 11,
+	EVENT_L7_CLOSE = 12,
 };
 
 /* 24 bytes. */
@@ -116,7 +118,9 @@ enum lost_slot {
 	LOST_RETRANSMIT = 4,
 	LOST_TCP_UNTRACKED = 5,
 	LOST_CGROUP_MKDIR = 6, /* after tcp_untracked: the TCP programs keep their slots */
-	LOST_SLOTS = 8,
+	LOST_L7_EVENT = 7,     /* l7_event (data, close, TLS) dropped: ring full */
+	LOST_L7_SOCKETS = 8,   /* sockets not registered for L7 (map update failed) */
+	LOST_SLOTS = 16,
 };
 
 /*
@@ -161,6 +165,88 @@ static __always_inline void emit(void *data, __u64 size, __u32 slot)
 }
 
 /*
+ * L7 (application protocols), see src/l7.c and docs/l7.md.
+ *
+ * enum l7_protocol: the numbers of crates/l7 `Protocol` (and coroot's).
+ * L7_NONE marks a socket whose first request-direction data matched no
+ * protocol: it is never looked at again.
+ */
+enum l7_protocol {
+	L7_UNKNOWN = 0,
+	L7_HTTP = 1,
+	L7_POSTGRES = 2,
+	L7_REDIS = 3,
+	L7_MEMCACHED = 4,
+	L7_MYSQL = 5,
+	L7_MONGO = 6,
+	L7_KAFKA = 7,
+	L7_CASSANDRA = 8,
+	L7_RABBITMQ = 9,
+	L7_NATS = 10,
+	L7_HTTP2 = 11,
+	L7_DUBBO2 = 12,
+	L7_DNS = 13,
+	L7_CLICKHOUSE = 14,
+	L7_ZOOKEEPER = 15,
+	L7_FOUNDATIONDB = 16,
+	L7_NONE = 255,
+};
+
+/* Payload bytes copied per read/write: crates/l7 PAYLOAD_MAX. */
+#define L7_PAYLOAD_MAX 512
+
+enum l7_direction { L7_EGRESS = 0, L7_INGRESS = 1 };
+enum l7_role { L7_CLIENT = 1, L7_SERVER = 2 };
+/* l7_event.flags */
+#define L7_FLAG_TLS 1 /* plaintext from a TLS library's uprobe, not the socket's bytes */
+
+/*
+ * Variable size: 96-byte header + payload_len bytes (<= L7_PAYLOAD_MAX).
+ * EVENT_L7_DATA: one read or write on a classified socket.
+ * EVENT_L7_CLOSE: the socket's fd was closed (no payload; size 0).
+ */
+struct l7_event {
+	__u32 type;        /* EVENT_L7_DATA / EVENT_L7_CLOSE */
+	__u32 pid;         /* tgid */
+	__u64 fd;
+	__u64 conn_ts;     /* ktime when the socket was registered: (pid, fd, conn_ts) is one connection */
+	__u64 ts_ns;       /* ktime: write at syscall entry, read at syscall exit */
+	__u64 cgroup_id;   /* cgroup v2 id of the acting task */
+	__u32 size;        /* bytes the call moved (write: asked; read: returned) */
+	__u16 payload_len; /* bytes of payload that follow the header */
+	__u8 direction;    /* enum l7_direction */
+	__u8 role;         /* enum l7_role */
+	__u8 protocol;     /* enum l7_protocol, as the kernel classified the socket */
+	__u8 flags;        /* L7_FLAG_* */
+	__u16 family;      /* AF_INET / AF_INET6 */
+	__u16 sport;       /* local port, host order */
+	__u16 dport;       /* peer port, host order */
+	__u32 netns;
+	__u32 _pad;
+	__u8 saddr[16];    /* local address (v4-mapped for AF_INET, as tcp_event) */
+	__u8 daddr[16];    /* peer address: for a client, what it connected to (before DNAT) */
+	__u8 payload[L7_PAYLOAD_MAX];
+};
+#define L7_EVENT_HEADER 96
+
+/*
+ * TLS plaintext hand-off (src/tls.c fills it, src/l7.c consumes it): a TLS
+ * library call in progress on this thread, keyed by pid_tgid. While an
+ * SSL_write/Go Write is in progress, the socket write it makes ships the
+ * plaintext instead of the ciphertext; an SSL_read's socket read names the fd
+ * its plaintext is shipped for when the read returns.
+ */
+struct l7_tls_call {
+	__u64 buf;       /* user pointer to the plaintext */
+	__u64 ssl;       /* SSL* (OpenSSL) or *tls.Conn (Go): the fd cache's key */
+	__u32 len;       /* write: plaintext length */
+	__u32 fd;        /* read: the fd its socket read used (learned in sys_enter_read*) */
+	__u8 is_write;
+	__u8 fd_known;
+	__u8 _pad[6];
+};
+
+/*
  * The wire format, pinned: crates/tracer/src/decode.rs reads these offsets
  * (its constants and unit tests carry the same numbers), so a field moved here
  * fails the eBPF build instead of being misread.
@@ -186,5 +272,11 @@ _Static_assert(__builtin_offsetof(struct seed_record, netns) == 32, "seed_record
 _Static_assert(__builtin_offsetof(struct seed_record, segs_out) == 44, "seed_record.segs_out");
 _Static_assert(__builtin_offsetof(struct seed_record, saddr) == 56, "seed_record.saddr");
 _Static_assert(__builtin_offsetof(struct seed_record, daddr) == 72, "seed_record.daddr");
+_Static_assert(__builtin_offsetof(struct l7_event, payload) == L7_EVENT_HEADER, "l7_event header: see crates/tracer/src/l7.rs");
+_Static_assert(__builtin_offsetof(struct l7_event, size) == 40, "l7_event.size");
+_Static_assert(__builtin_offsetof(struct l7_event, family) == 50, "l7_event.family");
+_Static_assert(__builtin_offsetof(struct l7_event, netns) == 56, "l7_event.netns");
+_Static_assert(__builtin_offsetof(struct l7_event, saddr) == 64, "l7_event.saddr");
+_Static_assert(__builtin_offsetof(struct l7_event, daddr) == 80, "l7_event.daddr");
 
 #endif /* SONDE_COMMON_H */
