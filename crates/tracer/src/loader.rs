@@ -114,7 +114,7 @@ fn is_eperm(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
 
-fn verifier_excerpt(e: &ProgramError) -> String {
+pub(crate) fn verifier_excerpt(e: &ProgramError) -> String {
     let text = e.to_string();
     // The useful part of a verifier log is its end (the failing instruction and
     // the reason); keep the last lines, bounded.
