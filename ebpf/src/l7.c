@@ -94,7 +94,9 @@ struct l7_sock {
 	__u8 role;
 	__u8 protocol; /* enum l7_protocol, L7_TLS_CIPHER, or L7_UNKNOWN until classified */
 	__u8 shipped;  /* a record was emitted: a close must be reported */
-	__u8 _pad[7];
+	__u8 tls;      /* plaintext came from a TLS probe (src/tls.c): the socket's
+			* own bytes are ciphertext and never shipped */
+	__u8 _pad[6];
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
@@ -406,6 +408,8 @@ static __always_inline struct l7_sock *l7_lookup(struct l7_sock_key *k, __u32 fd
  * data is to be shipped. */
 static __always_inline int l7_ready(struct l7_sock *s, __u8 direction, __u64 ubuf, __u32 size)
 {
+	if (s->tls)
+		return 0;
 	if (s->protocol != L7_UNKNOWN)
 		return s->protocol != L7_TLS_CIPHER;
 	__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
@@ -436,6 +440,10 @@ static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, _
 			return;
 		s->protocol = p;
 	}
+	/* From now on the syscall path ships nothing of this socket: its
+	 * ClientHello (a Go Write ships its plaintext before the handshake it
+	 * starts), records and close_notify are ciphertext. */
+	s->tls = 1;
 	l7_emit(&k, s, direction, size, ubuf, size, L7_FLAG_TLS, bpf_ktime_get_ns());
 }
 
