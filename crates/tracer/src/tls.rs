@@ -19,6 +19,7 @@
 //! is counted by reason ([`TlsStats::skipped`]) and logged once.
 
 mod elf;
+mod host;
 mod procmaps;
 mod uprobe;
 
@@ -248,15 +249,55 @@ impl TlsAttacher {
             if self.files.contains_key(&c.key) {
                 continue;
             }
-            self.consider(pid, &dir, c);
+            let target = match c.kind {
+                Kind::Exe => dir.join("exe"),
+                Kind::LibSsl => dir.join("root").join(c.path.trim_start_matches('/')),
+            };
+            self.consider(pid, target, c);
         }
     }
 
-    fn consider(&mut self, pid: u32, dir: &Path, c: Candidate) {
-        let target = match c.kind {
-            Kind::Exe => dir.join("exe"),
-            Kind::LibSsl => dir.join("root").join(c.path.trim_start_matches('/')),
-        };
+    /// Probes the OpenSSL libraries in the host's usual library directories
+    /// (through `/proc/1/root`), whether or not a process maps them yet: a
+    /// short-lived process (a `curl` or a script making one request) may load
+    /// libssl, do its TLS and exit between two scans. Files found are keyed as
+    /// `/proc/<pid>/maps` would show them (see [`host::mapped_key`]), so a
+    /// later scan of a process mapping them does not probe them twice.
+    pub fn scan_host_libraries(&mut self) {
+        // The host's root as pid 1 sees it (an agent in a container with the
+        // host's pid namespace), and the agent's own (pid 1's may be closed
+        // to it, as in a VM whose init is another user's).
+        for root in [self.config.proc_root.join("1/root"), PathBuf::from("/")] {
+            self.scan_libraries_under(&root);
+        }
+    }
+
+    fn scan_libraries_under(&mut self, root: &Path) {
+        for path in host::libssl_files(root) {
+            let key = match host::mapped_key(&path) {
+                Ok(k) => k,
+                Err(e) => {
+                    debug!(path = %path.display(), error = %e, "TLS: cannot map a host library to key it");
+                    continue;
+                }
+            };
+            if self.files.contains_key(&key) {
+                continue;
+            }
+            let shown = path
+                .strip_prefix(root)
+                .map(|p| Path::new("/").join(p))
+                .unwrap_or_else(|_| path.clone());
+            let c = Candidate {
+                key,
+                path: shown.to_string_lossy().into_owned(),
+                kind: Kind::LibSsl,
+            };
+            self.consider(0, path, c);
+        }
+    }
+
+    fn consider(&mut self, pid: u32, target: PathBuf, c: Candidate) {
         let inspection = elf::inspect(&target, c.kind == Kind::LibSsl);
         let result = match &inspection {
             Inspection::NotTls => {

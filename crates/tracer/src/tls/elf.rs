@@ -149,7 +149,10 @@ fn inspect_openssl<'a, R: object::ReadRef<'a>>(elf: &object::File<'a, R>) -> Ins
     Inspection::OpenSsl(o)
 }
 
-fn inspect_go<'a, R: object::ReadRef<'a>>(elf: &object::File<'a, R>, version: String) -> Inspection {
+fn inspect_go<'a, R: object::ReadRef<'a>>(
+    elf: &object::File<'a, R>,
+    version: String,
+) -> Inspection {
     let mut write = None;
     let mut read = None;
     let mut any = false;

@@ -62,6 +62,11 @@ pub(crate) fn is_libssl(path: &str) -> bool {
     name == "libssl.so" || name.starts_with("libssl.so.")
 }
 
+/// The file key of one maps line, if it maps a file.
+pub(crate) fn key_of_line(line: &str) -> Option<FileKey> {
+    parse_line(line).map(|(key, _)| key)
+}
+
 /// `start-end perms offset major:minor inode path` -> (key, path) for a
 /// line that maps a file.
 fn parse_line(line: &str) -> Option<(FileKey, &str)> {
@@ -128,7 +133,12 @@ mod tests {
                     1840001
                 ),
                 ("/opt/app/lib/libssl.so.1.1", Kind::LibSsl, 0x2e, 99),
-                ("/srv/my data/libssl.so", Kind::LibSsl, 0xfd << 32 | 1, 1840004),
+                (
+                    "/srv/my data/libssl.so",
+                    Kind::LibSsl,
+                    0xfd << 32 | 1,
+                    1840004
+                ),
             ]
         );
     }
