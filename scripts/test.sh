@@ -20,7 +20,8 @@ PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io p
           systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
           procps coreutils tmux
           binutils libc6-dev python3-venv
-          e2fsprogs mount redis-server nginx postgresql gcc)
+          e2fsprogs mount redis-server nginx postgresql gcc
+          golang-go openssl python3)
 
 install_packages() {
     local missing=()

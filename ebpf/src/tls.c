@@ -7,7 +7,7 @@
  *   OpenSSL (libssl.so.1.1, libssl.so.3), C ABI:
  *     SSL_write, SSL_write_ex   entry: tls_ssl_write_enter;  return: tls_ssl_write_ret
  *     SSL_read                  entry: tls_ssl_read_enter;   return: tls_ssl_read_ret
- *     SSL_read_ex               entry: tls_ssl_read_ex_enter; return: tls_ssl_read_ex_ret
+ *     SSL_read_ex               entry: tls_ssl_readx_enter; return: tls_ssl_readx_ret
  *   Go crypto/tls (Go >= 1.17, register ABI, amd64):
  *     crypto/tls.(*Conn).Write  entry: tls_go_write_enter
  *     crypto/tls.(*Conn).Read   entry: tls_go_read_enter; every RET: tls_go_read_ret
@@ -156,8 +156,8 @@ int tls_ssl_read_enter(struct tls_regs *regs)
 	return 0;
 }
 
-SEC("uprobe/tls_ssl_read_ex_enter")
-int tls_ssl_read_ex_enter(struct tls_regs *regs)
+SEC("uprobe/tls_ssl_readx_enter")
+int tls_ssl_readx_enter(struct tls_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 out = regs->cx; /* size_t *readbytes, the 4th argument */
@@ -183,8 +183,8 @@ int tls_ssl_read_ret(struct tls_regs *regs)
 	return 0;
 }
 
-SEC("uretprobe/tls_ssl_read_ex_ret")
-int tls_ssl_read_ex_ret(struct tls_regs *regs)
+SEC("uretprobe/tls_ssl_readx_ret")
+int tls_ssl_readx_ret(struct tls_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 *out = bpf_map_lookup_elem(&tls_read_ex_out, &id);
