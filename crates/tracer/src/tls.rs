@@ -21,12 +21,13 @@
 mod elf;
 mod host;
 mod procmaps;
+mod rescan;
 mod uprobe;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aya::programs::{ProgramFd, UProbe};
 use tracing::{debug, info, warn};
@@ -34,6 +35,7 @@ use tracing::{debug, info, warn};
 pub use elf::SkipReason;
 use elf::{GoOffsets, Inspection, OpenSslOffsets};
 use procmaps::{Candidate, FileKey, Kind};
+use rescan::RescanQueue;
 use uprobe::UprobePmu;
 
 use crate::loader::verifier_excerpt;
@@ -64,15 +66,6 @@ enum Prog {
     GoReadEnter,
     GoReadRet,
 }
-
-/// When a scanned process is looked at again: a process is usually first
-/// seen at fork, before it execs its program, and loads libssl later still
-/// (Python imports `ssl` on demand).
-const RESCAN_AFTER: [Duration; 3] = [
-    Duration::from_millis(200),
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-];
 
 /// TLS attacher settings.
 #[derive(Debug, Clone)]
@@ -135,7 +128,7 @@ pub struct TlsAttacher {
     config: TlsConfig,
     files: HashMap<FileKey, FileState>,
     targets: usize,
-    rescans: VecDeque<(Instant, u32, usize)>,
+    rescans: RescanQueue,
     stats: TlsStats,
 }
 
@@ -184,13 +177,14 @@ impl Tracer {
                 })?;
             progs.push(fd);
         }
+        let rescans = RescanQueue::new(config.max_pending_rescans);
         Ok(TlsAttacher {
             progs,
             pmu,
             config,
             files: HashMap::new(),
             targets: 0,
-            rescans: VecDeque::new(),
+            rescans,
             stats: TlsStats::default(),
         })
     }
@@ -202,32 +196,17 @@ impl TlsAttacher {
     /// shortly (it may not have exec'd or loaded libssl yet).
     pub fn scan_process(&mut self, pid: u32) {
         self.scan(pid);
-        if self.rescans.len() >= self.config.max_pending_rescans {
+        if !self.rescans.push(pid, Instant::now()) {
             self.stats.rescans_dropped += 1;
-            return;
         }
-        self.rescans
-            .push_back((Instant::now() + RESCAN_AFTER[0], pid, 0));
     }
 
     /// Rescans the processes whose time has come (see [`Self::scan_process`]).
     /// Call it every few hundred milliseconds; cheap when nothing is due.
     pub fn rescan_due(&mut self, now: Instant) {
-        // The queue is in due order only per stage; take every due entry.
-        let mut i = 0;
-        while i < self.rescans.len() {
-            let (due, pid, stage) = self.rescans[i];
-            if due > now {
-                i += 1;
-                continue;
-            }
-            self.rescans.remove(i);
-            if !self.config.proc_root.join(pid.to_string()).exists() {
-                continue;
-            }
-            self.scan(pid);
-            if let Some(delay) = RESCAN_AFTER.get(stage + 1) {
-                self.rescans.push_back((now + *delay, pid, stage + 1));
+        for pid in self.rescans.take_due(now) {
+            if self.config.proc_root.join(pid.to_string()).exists() {
+                self.scan(pid);
             }
         }
     }
