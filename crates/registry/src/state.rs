@@ -142,6 +142,10 @@ pub struct State {
     /// Kernel events about processes the registry could not place in a container (they ran
     /// outside containers, or exited before they could be looked up).
     pub unattributed_events: u64,
+    /// `--max-fqdns-per-container`: DNS domains a container gets its own label for.
+    pub max_fqdns_per_container: usize,
+    /// What DNS answers said, node-wide (`ip_to_fqdn`).
+    pub ip_to_fqdn: crate::l7::IpToFqdn,
     /// Container of recently exited processes: a process's sockets close after its exit event,
     /// and their last bytes still belong to its container.
     exited: foldhash::HashMap<u32, (String, Instant)>,
@@ -192,6 +196,8 @@ impl State {
             pids: foldhash::HashMap::default(),
             gc_grace,
             unattributed_events: 0,
+            max_fqdns_per_container: 50,
+            ip_to_fqdn: crate::l7::IpToFqdn::default(),
             exited: foldhash::HashMap::default(),
             cgroup_runs: foldhash::HashMap::default(),
             identities: HashMap::new(),
@@ -278,9 +284,38 @@ impl State {
     /// Applies a TCP happening to the container of `pid` (also used for scrape-time byte
     /// counts, which do not go through the event queue).
     pub fn apply_net(&mut self, pid: u32, event: &NetEvent, now: Instant) {
-        match self.container_of_pid_mut(pid) {
-            Some(c) => c.net.apply(event, now),
-            None => self.unattributed_events += 1,
+        let max_fqdns = self.max_fqdns_per_container;
+        let answers = match self.container_of_pid_mut(pid) {
+            Some(c) => match event {
+                NetEvent::L7 {
+                    dst,
+                    actual,
+                    inbound,
+                    request,
+                    opted_out,
+                } => {
+                    // One opted-out process opts its container out (they share an environment).
+                    if *opted_out == Some(true) {
+                        c.net.l7.opted_out = true;
+                    }
+                    if c.net.l7.opted_out {
+                        None
+                    } else {
+                        c.net.l7.apply(request, *dst, *actual, *inbound, max_fqdns)
+                    }
+                }
+                _ => {
+                    c.net.apply(event, now);
+                    None
+                }
+            },
+            None => {
+                self.unattributed_events += 1;
+                None
+            }
+        };
+        if let Some(answers) = answers {
+            self.ip_to_fqdn.learn(answers);
         }
     }
 
