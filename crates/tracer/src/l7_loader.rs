@@ -4,9 +4,14 @@
 //! unset) or a verifier that refuses one of them leaves the rest of the tracer
 //! running, with the reason in [`crate::Tracer::l7_error`].
 
-use aya::Ebpf;
-use aya::programs::TracePoint;
-use tracing::warn;
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf};
+use tracing::{info, warn};
+
+/// The preferred attachment: one tp_btf program per direction on the raw syscall
+/// tracepoints (ebpf/src/l7.c explains why it is cheaper).
+pub(crate) const L7_BTF_PROGRAMS: [(&str, &str); 2] =
+    [("l7_sys_enter", "sys_enter"), ("l7_sys_exit", "sys_exit")];
 
 /// (program function, syscall tracepoint). Lifecycle first, so a socket is
 /// registered before its reads and writes are looked at.
@@ -31,9 +36,53 @@ pub(crate) const L7_PROGRAMS: [(&str, &str); 18] = [
     ("l7_exit_recvmsg", "sys_exit_recvmsg"),
 ];
 
-/// Loads and attaches every L7 program; on the first failure unloads the ones
-/// already attached and returns the reason.
-pub(crate) fn attach(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, String> {
+/// Attaches the tp_btf pair when the kernel allows it, else the classic
+/// per-syscall programs; on failure nothing of L7 stays attached.
+pub(crate) fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<Vec<&'static str>, String> {
+    if let Some(btf) = btf {
+        match attach_btf(ebpf, btf) {
+            Ok(names) => return Ok(names),
+            Err(reason) => {
+                info!(reason = %reason, "tp_btf raw syscall tracepoints unavailable for L7; using the per-syscall tracepoints (higher cost per read and write)")
+            }
+        }
+    }
+    attach_classic(ebpf)
+}
+
+fn attach_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<Vec<&'static str>, String> {
+    let mut attached = Vec::new();
+    for (name, tracepoint) in L7_BTF_PROGRAMS {
+        let result = ebpf
+            .program_mut(name)
+            .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())
+            .ok_or_else(|| format!("program {name} missing from the object"))
+            .and_then(|prog| {
+                prog.load(tracepoint, btf)
+                    .map_err(|e| format!("{name}: {}", super::loader::verifier_excerpt(&e)))?;
+                prog.attach()
+                    .map(|_| ())
+                    .map_err(|e| format!("tp_btf/{tracepoint}: {e}"))
+            });
+        match result {
+            Ok(()) => attached.push(name),
+            Err(reason) => {
+                for n in attached.iter().chain(std::iter::once(&name)) {
+                    if let Some(p) = ebpf
+                        .program_mut(n)
+                        .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())
+                    {
+                        let _ = p.unload();
+                    }
+                }
+                return Err(reason);
+            }
+        }
+    }
+    Ok(attached)
+}
+
+fn attach_classic(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, String> {
     let mut attached = Vec::new();
     let mut failure = None;
     for (name, tracepoint) in L7_PROGRAMS {
