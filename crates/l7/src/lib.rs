@@ -14,6 +14,8 @@
 
 mod config;
 mod http1;
+mod postgres;
+mod redis;
 mod session;
 #[cfg(test)]
 mod testutil;

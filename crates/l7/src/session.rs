@@ -6,8 +6,8 @@
 //! yet take the explicit `Unsupported` path: their chunks are counted in
 //! [`SessionStats::unsupported_chunks`], never guessed at.
 
-use crate::http1::Http1;
 use crate::{Chunk, Config, Direction, Protocol, Request, Role, SessionStats};
+use crate::{http1::Http1, postgres::Postgres, redis::Redis};
 use std::collections::VecDeque;
 
 /// Requests waiting for their response, per connection (HTTP/1 pipelining,
@@ -30,6 +30,8 @@ pub(crate) struct Switch {
 
 enum Parser {
     Http1(Box<Http1>),
+    Postgres(Box<Postgres>),
+    Redis(Box<Redis>),
     Unsupported,
 }
 
@@ -45,9 +47,9 @@ impl Session {
     pub fn new(protocol: Protocol, role: Role) -> Session {
         let parser = match protocol {
             Protocol::Http => Parser::Http1(Box::default()),
+            Protocol::Postgres => Parser::Postgres(Box::default()),
+            Protocol::Redis => Parser::Redis(Box::default()),
             Protocol::Http2
-            | Protocol::Postgres
-            | Protocol::Redis
             | Protocol::Dns
             | Protocol::Memcached
             | Protocol::Mysql
@@ -83,6 +85,14 @@ impl Session {
         };
         let switch = match &mut self.parser {
             Parser::Http1(p) => p.feed(chunk, is_request, &mut ctx),
+            Parser::Postgres(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
+            Parser::Redis(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
             Parser::Unsupported => {
                 ctx.stats.unsupported_chunks += 1;
                 None
@@ -135,8 +145,14 @@ impl<T> Fifo<T> {
     pub fn front(&self) -> Option<&T> {
         self.q.front()
     }
+    pub fn front_mut(&mut self) -> Option<&mut T> {
+        self.q.front_mut()
+    }
     pub fn back_mut(&mut self) -> Option<&mut T> {
         self.q.back_mut()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.q.iter()
     }
     pub fn len(&self) -> usize {
         self.q.len()

@@ -146,3 +146,39 @@ fn http1_python_http_server_close_delimited() {
         assert_eq!(st, SessionStats::default());
     }
 }
+
+fn ok_failed(out: &[Request]) -> String {
+    out.iter()
+        .map(|r| match r.status {
+            Status::Ok => 'o',
+            Status::Failed => 'F',
+            s => panic!("{s:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn redis_resp2_resp3_pipeline() {
+    for role in [Role::Client, Role::Server] {
+        for split in [0, 50, 3] {
+            let (out, st) = replay("redis.txt", Protocol::Redis, role, split);
+            // SET GET GET(nil) INCR(err) HELLO3 | PING SET INCR LPUSH(WRONGTYPE) DEL | SET big, GET big
+            assert_eq!(ok_failed(&out), "oooFooooFooo", "{role:?} split {split}");
+            assert!(out.iter().all(|r| r.protocol == Protocol::Redis));
+            assert_eq!(st, SessionStats::default(), "{role:?} split {split}");
+        }
+    }
+}
+
+#[test]
+fn postgres_simple_and_extended() {
+    for role in [Role::Client, Role::Server] {
+        for split in [0, 40, 5] {
+            let (out, st) = replay("postgres.txt", Protocol::Postgres, role, split);
+            // Q ok, Q error, Q two statements (one request), Execute, batch of
+            // two Executes, failing Execute. SSLRequest/startup: no request.
+            assert_eq!(ok_failed(&out), "oFooooF", "{role:?} split {split}");
+            assert_eq!(st, SessionStats::default(), "{role:?} split {split}");
+        }
+    }
+}
