@@ -13,6 +13,7 @@
 //! See docs/l7.md for the design and the contract with the kernel.
 
 mod config;
+mod dns;
 mod http1;
 mod postgres;
 mod redis;

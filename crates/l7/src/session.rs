@@ -7,7 +7,7 @@
 //! [`SessionStats::unsupported_chunks`], never guessed at.
 
 use crate::{Chunk, Config, Direction, Protocol, Request, Role, SessionStats};
-use crate::{http1::Http1, postgres::Postgres, redis::Redis};
+use crate::{dns::Dns, http1::Http1, postgres::Postgres, redis::Redis};
 use std::collections::VecDeque;
 
 /// Requests waiting for their response, per connection (HTTP/1 pipelining,
@@ -32,6 +32,7 @@ enum Parser {
     Http1(Box<Http1>),
     Postgres(Box<Postgres>),
     Redis(Box<Redis>),
+    Dns(Box<Dns>),
     Unsupported,
 }
 
@@ -49,8 +50,8 @@ impl Session {
             Protocol::Http => Parser::Http1(Box::default()),
             Protocol::Postgres => Parser::Postgres(Box::default()),
             Protocol::Redis => Parser::Redis(Box::default()),
+            Protocol::Dns => Parser::Dns(Box::default()),
             Protocol::Http2
-            | Protocol::Dns
             | Protocol::Memcached
             | Protocol::Mysql
             | Protocol::Mongo
@@ -90,6 +91,10 @@ impl Session {
                 None
             }
             Parser::Redis(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
+            Parser::Dns(p) => {
                 p.feed(chunk, is_request, &mut ctx);
                 None
             }
@@ -150,6 +155,10 @@ impl<T> Fifo<T> {
     }
     pub fn back_mut(&mut self) -> Option<&mut T> {
         self.q.back_mut()
+    }
+    pub fn remove_where(&mut self, f: impl Fn(&T) -> bool) -> Option<T> {
+        let i = self.q.iter().position(f)?;
+        self.q.remove(i)
     }
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.q.iter()

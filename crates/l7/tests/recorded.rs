@@ -182,3 +182,61 @@ fn postgres_simple_and_extended() {
         }
     }
 }
+
+fn dns_summary(out: &[Request]) -> Vec<String> {
+    out.iter()
+        .map(|r| {
+            let d = r.dns.as_ref().expect("dns detail");
+            let rcode = match r.status {
+                Status::Dns(c) => c,
+                s => panic!("{s:?}"),
+            };
+            let ips: Vec<String> = d.answers.iter().map(|a| a.to_string()).collect();
+            format!(
+                "{} {} rcode={} [{}]",
+                d.qtype,
+                d.domain,
+                rcode,
+                ips.join(",")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dns_udp_dnsmasq() {
+    let (out, st) = replay("dns_udp.txt", Protocol::Dns, Role::Client, 0);
+    assert_eq!(
+        dns_summary(&out),
+        vec![
+            "1 svc.test rcode=0 [10.1.2.3]",
+            "28 dual.test rcode=0 [fd00::7]",
+            "1 dual.test rcode=0 [10.9.8.7]",
+            "1 nope.invalid rcode=3 []",
+            "1 svc.test rcode=0 [10.1.2.3]",
+            "1 dual.test rcode=0 [10.9.8.7]",
+        ]
+    );
+    // The two back-to-back queries: each answered one record after the second was sent.
+    assert_eq!(out[4].duration_ns, 2000);
+    assert_eq!(out[5].duration_ns, 2000);
+    assert_eq!(st, SessionStats::default());
+}
+
+#[test]
+fn dns_tcp_dnsmasq() {
+    // Split into 2-byte reads too (the transport is told by the first chunk:
+    // a 2-byte read or a length matching the rest, so not 1-byte pieces).
+    for split in [0, 2] {
+        let (out, st) = replay("dns_tcp.txt", Protocol::Dns, Role::Client, split);
+        assert_eq!(
+            dns_summary(&out),
+            vec![
+                "1 svc.test rcode=0 [10.1.2.3]",
+                "28 dual.test rcode=0 [fd00::7]"
+            ],
+            "split {split}"
+        );
+        assert_eq!(st, SessionStats::default());
+    }
+}
