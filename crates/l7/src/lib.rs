@@ -14,7 +14,9 @@
 
 mod config;
 mod dns;
+mod hpack;
 mod http1;
+mod http2;
 mod postgres;
 mod redis;
 mod session;

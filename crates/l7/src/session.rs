@@ -7,7 +7,7 @@
 //! [`SessionStats::unsupported_chunks`], never guessed at.
 
 use crate::{Chunk, Config, Direction, Protocol, Request, Role, SessionStats};
-use crate::{dns::Dns, http1::Http1, postgres::Postgres, redis::Redis};
+use crate::{dns::Dns, http1::Http1, http2::Http2, postgres::Postgres, redis::Redis};
 use std::collections::VecDeque;
 
 /// Requests waiting for their response, per connection (HTTP/1 pipelining,
@@ -26,10 +26,12 @@ pub(crate) struct Ctx<'a> {
 /// HTTP/2 connection preface).
 pub(crate) struct Switch {
     pub offset: usize,
+    pub http2: Box<Http2>,
 }
 
 enum Parser {
     Http1(Box<Http1>),
+    Http2(Box<Http2>),
     Postgres(Box<Postgres>),
     Redis(Box<Redis>),
     Dns(Box<Dns>),
@@ -51,8 +53,8 @@ impl Session {
             Protocol::Postgres => Parser::Postgres(Box::default()),
             Protocol::Redis => Parser::Redis(Box::default()),
             Protocol::Dns => Parser::Dns(Box::default()),
-            Protocol::Http2
-            | Protocol::Memcached
+            Protocol::Http2 => Parser::Http2(Box::default()),
+            Protocol::Memcached
             | Protocol::Mysql
             | Protocol::Mongo
             | Protocol::Kafka
@@ -86,6 +88,10 @@ impl Session {
         };
         let switch = match &mut self.parser {
             Parser::Http1(p) => p.feed(chunk, is_request, &mut ctx),
+            Parser::Http2(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
             Parser::Postgres(p) => {
                 p.feed(chunk, is_request, &mut ctx);
                 None
@@ -104,10 +110,19 @@ impl Session {
             }
         };
         if let Some(sw) = switch {
-            // HTTP/2 parser: next commit; it takes over at `sw.offset`.
-            let _ = sw.offset;
             self.protocol = Protocol::Http2;
-            self.parser = Parser::Unsupported;
+            let mut h2 = sw.http2;
+            let off = sw.offset.min(chunk.payload.len());
+            let rest = Chunk {
+                ts_ns: chunk.ts_ns,
+                direction: chunk.direction,
+                size: chunk.size.saturating_sub(off as u32),
+                payload: &chunk.payload[off..],
+            };
+            if rest.size > 0 {
+                h2.feed(&rest, is_request, &mut ctx);
+            }
+            self.parser = Parser::Http2(h2);
         }
     }
 

@@ -76,6 +76,11 @@ fn replay(
         stats.unmatched_responses += st.unmatched_responses;
         stats.resyncs += st.resyncs;
         stats.unproven_requests += st.unproven_requests;
+        stats.pending_overflow += st.pending_overflow;
+        stats.unsupported_chunks += st.unsupported_chunks;
+        stats.hpack_errors += st.hpack_errors;
+        stats.reset_streams += st.reset_streams;
+        stats.excluded += st.excluded;
     }
     (out, stats)
 }
@@ -239,4 +244,34 @@ fn dns_tcp_dnsmasq() {
         );
         assert_eq!(st, SessionStats::default());
     }
+}
+
+fn sorted_statuses(out: &[Request]) -> Vec<String> {
+    let mut v: Vec<String> = out.iter().map(|r| format!("{:?}", r.status)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn http2_nginx_with_grpc_statuses() {
+    let want = vec![
+        "Grpc(0)",
+        "Grpc(14)",
+        "Grpc(5)",
+        "Http(200)",
+        "Http(200)",
+        "Http(404)",
+        "Http(500)",
+    ];
+    for role in [Role::Client, Role::Server] {
+        for split in [0, 100, 9] {
+            let (out, st) = replay("http2_nginx.txt", Protocol::Http2, role, split);
+            assert_eq!(sorted_statuses(&out), want, "{role:?} split {split}");
+            assert!(out.iter().all(|r| r.protocol == Protocol::Http2));
+            assert_eq!(st, SessionStats::default(), "{role:?} split {split}");
+        }
+    }
+    // Classified as HTTP/1 first: the preface switches the session.
+    let (out, _) = replay("http2_nginx.txt", Protocol::Http, Role::Client, 0);
+    assert_eq!(sorted_statuses(&out), want);
 }
