@@ -17,6 +17,7 @@ mod dns;
 mod hpack;
 mod http1;
 mod http2;
+pub mod labels;
 mod postgres;
 mod redis;
 mod session;
