@@ -161,7 +161,10 @@ impl Http1 {
             || (vis < H2_PREFACE.len() && vis >= 4 && H2_PREFACE.starts_with(data))
         {
             // Prior-knowledge HTTP/2 on a connection classified as HTTP.
-            return Some(Switch { offset: 0 });
+            return Some(Switch {
+                offset: 0,
+                http2: Box::default(),
+            });
         }
         let mut pos = 0usize;
         while pos < size {
@@ -330,8 +333,12 @@ impl Http1 {
                         pos += n;
                         if h.switching {
                             if let Some(p) = self.pending_h2c.take() {
-                                let _ = (p.ts, p.excluded);
-                                return Some(Switch { offset: pos });
+                                return Some(Switch {
+                                    offset: pos,
+                                    http2: Box::new(crate::http2::Http2::upgraded(
+                                        p.ts, p.excluded,
+                                    )),
+                                });
                             }
                             self.resp = Body::Upgraded;
                             self.req = Body::Upgraded;

@@ -13,7 +13,13 @@
 //! See docs/l7.md for the design and the contract with the kernel.
 
 mod config;
+mod dns;
+mod hpack;
 mod http1;
+mod http2;
+pub mod labels;
+mod postgres;
+mod redis;
 mod session;
 #[cfg(test)]
 mod testutil;

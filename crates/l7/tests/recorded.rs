@@ -76,6 +76,11 @@ fn replay(
         stats.unmatched_responses += st.unmatched_responses;
         stats.resyncs += st.resyncs;
         stats.unproven_requests += st.unproven_requests;
+        stats.pending_overflow += st.pending_overflow;
+        stats.unsupported_chunks += st.unsupported_chunks;
+        stats.hpack_errors += st.hpack_errors;
+        stats.reset_streams += st.reset_streams;
+        stats.excluded += st.excluded;
     }
     (out, stats)
 }
@@ -145,4 +150,128 @@ fn http1_python_http_server_close_delimited() {
         assert_eq!(http_codes(&out), vec![200, 404], "{role:?}");
         assert_eq!(st, SessionStats::default());
     }
+}
+
+fn ok_failed(out: &[Request]) -> String {
+    out.iter()
+        .map(|r| match r.status {
+            Status::Ok => 'o',
+            Status::Failed => 'F',
+            s => panic!("{s:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn redis_resp2_resp3_pipeline() {
+    for role in [Role::Client, Role::Server] {
+        for split in [0, 50, 3] {
+            let (out, st) = replay("redis.txt", Protocol::Redis, role, split);
+            // SET GET GET(nil) INCR(err) HELLO3 | PING SET INCR LPUSH(WRONGTYPE) DEL | SET big, GET big
+            assert_eq!(ok_failed(&out), "oooFooooFooo", "{role:?} split {split}");
+            assert!(out.iter().all(|r| r.protocol == Protocol::Redis));
+            assert_eq!(st, SessionStats::default(), "{role:?} split {split}");
+        }
+    }
+}
+
+#[test]
+fn postgres_simple_and_extended() {
+    for role in [Role::Client, Role::Server] {
+        for split in [0, 40, 5] {
+            let (out, st) = replay("postgres.txt", Protocol::Postgres, role, split);
+            // Q ok, Q error, Q two statements (one request), Execute, batch of
+            // two Executes, failing Execute. SSLRequest/startup: no request.
+            assert_eq!(ok_failed(&out), "oFooooF", "{role:?} split {split}");
+            assert_eq!(st, SessionStats::default(), "{role:?} split {split}");
+        }
+    }
+}
+
+fn dns_summary(out: &[Request]) -> Vec<String> {
+    out.iter()
+        .map(|r| {
+            let d = r.dns.as_ref().expect("dns detail");
+            let rcode = match r.status {
+                Status::Dns(c) => c,
+                s => panic!("{s:?}"),
+            };
+            let ips: Vec<String> = d.answers.iter().map(|a| a.to_string()).collect();
+            format!(
+                "{} {} rcode={} [{}]",
+                d.qtype,
+                d.domain,
+                rcode,
+                ips.join(",")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dns_udp_dnsmasq() {
+    let (out, st) = replay("dns_udp.txt", Protocol::Dns, Role::Client, 0);
+    assert_eq!(
+        dns_summary(&out),
+        vec![
+            "1 svc.test rcode=0 [10.1.2.3]",
+            "28 dual.test rcode=0 [fd00::7]",
+            "1 dual.test rcode=0 [10.9.8.7]",
+            "1 nope.invalid rcode=3 []",
+            "1 svc.test rcode=0 [10.1.2.3]",
+            "1 dual.test rcode=0 [10.9.8.7]",
+        ]
+    );
+    // The two back-to-back queries: each answered one record after the second was sent.
+    assert_eq!(out[4].duration_ns, 2000);
+    assert_eq!(out[5].duration_ns, 2000);
+    assert_eq!(st, SessionStats::default());
+}
+
+#[test]
+fn dns_tcp_dnsmasq() {
+    // Split into 2-byte reads too (the transport is told by the first chunk:
+    // a 2-byte read or a length matching the rest, so not 1-byte pieces).
+    for split in [0, 2] {
+        let (out, st) = replay("dns_tcp.txt", Protocol::Dns, Role::Client, split);
+        assert_eq!(
+            dns_summary(&out),
+            vec![
+                "1 svc.test rcode=0 [10.1.2.3]",
+                "28 dual.test rcode=0 [fd00::7]"
+            ],
+            "split {split}"
+        );
+        assert_eq!(st, SessionStats::default());
+    }
+}
+
+fn sorted_statuses(out: &[Request]) -> Vec<String> {
+    let mut v: Vec<String> = out.iter().map(|r| format!("{:?}", r.status)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn http2_nginx_with_grpc_statuses() {
+    let want = vec![
+        "Grpc(0)",
+        "Grpc(14)",
+        "Grpc(5)",
+        "Http(200)",
+        "Http(200)",
+        "Http(404)",
+        "Http(500)",
+    ];
+    for role in [Role::Client, Role::Server] {
+        for split in [0, 100, 9] {
+            let (out, st) = replay("http2_nginx.txt", Protocol::Http2, role, split);
+            assert_eq!(sorted_statuses(&out), want, "{role:?} split {split}");
+            assert!(out.iter().all(|r| r.protocol == Protocol::Http2));
+            assert_eq!(st, SessionStats::default(), "{role:?} split {split}");
+        }
+    }
+    // Classified as HTTP/1 first: the preface switches the session.
+    let (out, _) = replay("http2_nginx.txt", Protocol::Http, Role::Client, 0);
+    assert_eq!(sorted_statuses(&out), want);
 }
