@@ -153,3 +153,77 @@ fn http_requests_on_both_ends_with_the_classic_syscall_tracepoints() {
         "http_requests_on_both_ends_with_the_classic_syscall_tracepoints",
     );
 }
+
+/// A server that accepts in its parent process and serves in a forked child, as Postgres does:
+/// the child's requests are seen on the socket it inherited.
+const FORKING_SERVER: &str = r#"
+import os, socket, sys
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+print(l.getsockname()[1], flush=True)
+c, _ = l.accept()
+pid = os.fork()
+if pid == 0:
+    buf = b""
+    served = 0
+    while served < 3:
+        d = c.recv(4096)
+        if not d: break
+        buf += d
+        while b"\r\n\r\n" in buf:
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            st = b"404 Not Found" if head.startswith(b"GET /missing") else b"200 OK"
+            c.sendall(b"HTTP/1.1 " + st + b"\r\nContent-Length: 5\r\n\r\nhello")
+            served += 1
+    os._exit(0)
+c.close()
+print(pid, flush=True)
+os.waitpid(pid, 0)
+"#;
+
+#[test]
+fn a_forked_child_serving_an_inherited_socket_is_seen() {
+    let test = "a_forked_child_serving_an_inherited_socket_is_seen";
+    if !privileged(test) {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let (tracer, mut stream) = start_with(SockState::TpBtf);
+    assert!(tracer.l7_attached(), "{:?}", tracer.l7_error());
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", FORKING_SERVER])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    let paths = ["/a", "/missing", "/b"];
+    let longest = client(port, &paths);
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let child: u32 = line.trim().parse().unwrap();
+    server.wait().unwrap();
+    let events = rt.block_on(collect(
+        &mut stream,
+        |e| ours(e, child, port),
+        |kept| kept.len() >= paths.len(),
+    ));
+    let statuses: Vec<Status> = events
+        .iter()
+        .map(|e| match e {
+            Event::L7Request { role, request, .. } => {
+                assert_eq!(*role, Role::Server, "{e:?}");
+                assert!(Duration::from_nanos(request.duration_ns) <= longest);
+                request.status
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [Status::Http(200), Status::Http(404), Status::Http(200)],
+        "{events:?}"
+    );
+}
