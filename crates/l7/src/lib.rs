@@ -169,3 +169,9 @@ pub struct SessionStats {
     /// Requests dropped because too many were waiting for a response (bound).
     pub pending_overflow: u64,
 }
+
+// Issue 16's protocols: one parser per file, framing shared in `framer`.
+mod framer;
+mod mysql;
+#[cfg(test)]
+mod testutil;
