@@ -27,6 +27,21 @@ pub(crate) enum FrameError {
     Unseen,
 }
 
+/// Counts a framing error (garbage is a parse error; bytes the kernel did
+/// not copy are expected, not counted) and says whether the stream lost its
+/// place, in which case the caller forgets what it was waiting for: a
+/// response matched after a loss could be another request's.
+pub(crate) fn lost_place(r: Result<(), FrameError>, stats: &mut crate::SessionStats) -> bool {
+    match r {
+        Ok(()) => false,
+        Err(FrameError::Garbage) => {
+            stats.parse_errors += 1;
+            true
+        }
+        Err(FrameError::Unseen) => true,
+    }
+}
+
 /// What a protocol says about a message head.
 pub(crate) enum Len {
     /// The message's total length in bytes, head included.
@@ -189,6 +204,11 @@ impl<T> Inflight<T> {
         let i = self.q.iter().position(matches)?;
         self.q.drain(..i);
         self.q.pop_front().map(|v| (v, i))
+    }
+
+    /// Index (0 = oldest) of the first request `matches` accepts.
+    pub(crate) fn position(&self, matches: impl Fn(&T) -> bool) -> Option<usize> {
+        self.q.iter().position(matches)
     }
 
     pub(crate) fn len(&self) -> usize {

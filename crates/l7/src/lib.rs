@@ -172,6 +172,8 @@ pub struct SessionStats {
 
 // Issue 16's protocols: one parser per file, framing shared in `framer`.
 mod framer;
+mod lines;
+mod memcached;
 mod mysql;
 #[cfg(test)]
 mod testutil;
