@@ -171,9 +171,12 @@ pub struct SessionStats {
 }
 
 // Issue 16's protocols: one parser per file, framing shared in `framer`.
+mod amqp;
 mod framer;
 mod lines;
 mod memcached;
 mod mysql;
+mod nats;
+mod zookeeper;
 #[cfg(test)]
 mod testutil;
