@@ -175,6 +175,7 @@ mod amqp;
 mod framer;
 mod lines;
 mod memcached;
+mod mongo;
 mod mysql;
 mod nats;
 mod zookeeper;
