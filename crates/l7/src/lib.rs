@@ -173,6 +173,7 @@ pub struct SessionStats {
 // Issue 16's protocols: one parser per file, framing shared in `framer`.
 mod amqp;
 mod framer;
+mod kafka;
 mod lines;
 mod memcached;
 mod mongo;
