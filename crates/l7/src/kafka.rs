@@ -108,9 +108,9 @@ impl KafkaState {
                     stats.pending_overflow += 1;
                 }
             });
-            if lost_place(r, stats) {
-                self.inflight.clear();
-            }
+            // Matched by id: a request lost with the place is never
+            // answered by another's response, so what waits stays.
+            lost_place(r, stats);
         } else {
             let inflight = &mut self.inflight;
             let r = self.responses.feed(chunk, 4, message_len, |h, _, ts| {
@@ -120,9 +120,9 @@ impl KafkaState {
                     None => stats.unmatched_responses += 1,
                 }
             });
-            if lost_place(r, stats) {
-                self.inflight.clear();
-            }
+            // Matched by id: a request lost with the place is never
+            // answered by another's response, so what waits stays.
+            lost_place(r, stats);
         }
     }
 }

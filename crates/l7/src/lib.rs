@@ -172,6 +172,8 @@ pub struct SessionStats {
 
 // Issue 16's protocols: one parser per file, framing shared in `framer`.
 mod amqp;
+mod cassandra;
+mod dubbo2;
 mod framer;
 mod kafka;
 mod lines;

@@ -102,9 +102,9 @@ impl MongoState {
                     stats.pending_overflow += 1;
                 }
             });
-            if lost_place(r, stats) {
-                self.inflight.clear();
-            }
+            // Matched by id: a request lost with the place is never
+            // answered by another's response, so what waits stays.
+            lost_place(r, stats);
         } else {
             let (inflight, exhaust) = (&mut self.inflight, &mut self.exhaust);
             let r = self.responses.feed(chunk, 4, message_len, |h, _, ts| {
@@ -121,9 +121,9 @@ impl MongoState {
                 }
                 *exhaust = more.then_some(request_id);
             });
-            if lost_place(r, stats) {
-                self.inflight.clear();
-            }
+            // Matched by id: a request lost with the place is never
+            // answered by another's response, so what waits stays.
+            lost_place(r, stats);
         }
     }
 }

@@ -65,9 +65,9 @@ impl ZookeeperState {
                     stats.pending_overflow += 1;
                 }
             });
-            if lost_place(r, stats) {
-                self.inflight.clear();
-            }
+            // Matched by id: a request lost with the place is never
+            // answered by another's response, so what waits stays.
+            lost_place(r, stats);
         } else {
             let (inflight, seen, connecting) = (&mut self.inflight, &mut self.seen_response, &mut self.connecting);
             let r = self.responses.feed(chunk, 4, packet_len, |h, _, ts| {
@@ -93,9 +93,9 @@ impl ZookeeperState {
                     None => stats.unmatched_responses += 1,
                 }
             });
-            if lost_place(r, stats) {
-                self.inflight.clear();
-            }
+            // Matched by id: a request lost with the place is never
+            // answered by another's response, so what waits stays.
+            lost_place(r, stats);
         }
     }
 }
