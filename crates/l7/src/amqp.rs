@@ -35,7 +35,13 @@ fn frame_len(h: &[u8]) -> Len {
 }
 
 impl AmqpState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if role == Role::Server {
             return;
         }
@@ -48,8 +54,18 @@ impl AmqpState {
             Direction::Ingress => Method::Consume,
         };
         let r = framer.feed(chunk, 7, frame_len, |h, _, _| {
-            if h[0] == FRAME_METHOD && h.len() >= 11 && be_u16(h, 7) == CLASS_BASIC && wanted.contains(&be_u16(h, 9)) {
-                out.push(Request { protocol: Protocol::Rabbitmq, status: Status::Ok, duration_ns: 0, method, dns: None });
+            if h[0] == FRAME_METHOD
+                && h.len() >= 11
+                && be_u16(h, 7) == CLASS_BASIC
+                && wanted.contains(&be_u16(h, 9))
+            {
+                out.push(Request {
+                    protocol: Protocol::Rabbitmq,
+                    status: Status::Ok,
+                    duration_ns: 0,
+                    method,
+                    dns: None,
+                });
             }
         });
         lost_place(r, stats);
@@ -63,15 +79,33 @@ mod tests {
 
     #[test]
     fn recorded_publisher_and_consumer() {
-        let (out, stats) = run(include_str!("../fixtures/amqp-publish.txt"), Role::Client, AmqpState::feed);
-        assert_eq!(out.iter().filter(|r| r.method == Method::Produce).count(), 5);
+        let (out, stats) = run(
+            include_str!("../fixtures/amqp-publish.txt"),
+            Role::Client,
+            AmqpState::feed,
+        );
+        assert_eq!(
+            out.iter().filter(|r| r.method == Method::Produce).count(),
+            5
+        );
         assert_eq!(out.len(), 5);
         assert_eq!(stats, SessionStats::default());
-        let (out, stats) = run(include_str!("../fixtures/amqp-consume.txt"), Role::Client, AmqpState::feed);
-        assert_eq!(out.iter().filter(|r| r.method == Method::Consume).count(), 5);
+        let (out, stats) = run(
+            include_str!("../fixtures/amqp-consume.txt"),
+            Role::Client,
+            AmqpState::feed,
+        );
+        assert_eq!(
+            out.iter().filter(|r| r.method == Method::Consume).count(),
+            5
+        );
         assert_eq!(out.len(), 5);
         assert_eq!(stats, SessionStats::default());
-        let (out, _) = run(include_str!("../fixtures/amqp-publish.txt"), Role::Server, AmqpState::feed);
+        let (out, _) = run(
+            include_str!("../fixtures/amqp-publish.txt"),
+            Role::Server,
+            AmqpState::feed,
+        );
         assert!(out.is_empty());
     }
 
@@ -80,7 +114,12 @@ mod tests {
         let mut s = AmqpState::default();
         let (mut out, mut st) = (Vec::new(), SessionStats::default());
         let b = b"GET / HTTP/1.1\r\n\r\n";
-        let c = Chunk { ts_ns: 1, direction: Direction::Egress, size: b.len() as u32, payload: b };
+        let c = Chunk {
+            ts_ns: 1,
+            direction: Direction::Egress,
+            size: b.len() as u32,
+            payload: b,
+        };
         s.feed(Role::Client, &c, &mut out, &mut st);
         assert_eq!((out.len(), st.parse_errors), (0, 1));
     }

@@ -32,7 +32,11 @@ fn envelope_len(response: bool) -> impl Fn(&[u8]) -> Len {
             return Len::Garbage;
         }
         let n = u64::from(be_u32(h, 5));
-        if n > ENVELOPE_MAX { Len::Garbage } else { Len::Total(9 + n) }
+        if n > ENVELOPE_MAX {
+            Len::Garbage
+        } else {
+            Len::Total(9 + n)
+        }
     }
 }
 
@@ -51,37 +55,61 @@ pub(crate) struct CassandraState {
 }
 
 impl CassandraState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if is_request(role, chunk) {
             let inflight = &mut self.inflight;
-            let r = self.requests.feed(chunk, 9, envelope_len(false), |h, _, ts| {
-                let counted = matches!(h[4], OP_QUERY | OP_PREPARE | OP_EXECUTE | OP_BATCH);
-                // A stream id reused before its answer: the old request is lost.
-                let stream = be_u16(h, 2);
-                let _ = inflight.take(|w| w.stream == stream);
-                if inflight.push(Waiting { ts_ns: ts, stream, counted }) {
-                    stats.pending_overflow += 1;
-                }
-            });
+            let r = self
+                .requests
+                .feed(chunk, 9, envelope_len(false), |h, _, ts| {
+                    let counted = matches!(h[4], OP_QUERY | OP_PREPARE | OP_EXECUTE | OP_BATCH);
+                    // A stream id reused before its answer: the old request is lost.
+                    let stream = be_u16(h, 2);
+                    let _ = inflight.take(|w| w.stream == stream);
+                    if inflight.push(Waiting {
+                        ts_ns: ts,
+                        stream,
+                        counted,
+                    }) {
+                        stats.pending_overflow += 1;
+                    }
+                });
             // Matched by id: a request lost with the place is never
             // answered by another's response, so what waits stays.
             lost_place(r, stats);
         } else {
             let inflight = &mut self.inflight;
-            let r = self.responses.feed(chunk, 9, envelope_len(true), |h, _, ts| {
-                let stream = be_u16(h, 2);
-                if h[4] == OP_EVENT {
-                    return;
-                }
-                match inflight.take(|w| w.stream == stream) {
-                    Some(w) if w.counted => {
-                        let status = if h[4] == OP_ERROR { Status::Failed } else { Status::Ok };
-                        out.push(completed(Protocol::Cassandra, status, w.ts_ns, ts, Method::Unknown));
+            let r = self
+                .responses
+                .feed(chunk, 9, envelope_len(true), |h, _, ts| {
+                    let stream = be_u16(h, 2);
+                    if h[4] == OP_EVENT {
+                        return;
                     }
-                    Some(_) => {}
-                    None => stats.unmatched_responses += 1,
-                }
-            });
+                    match inflight.take(|w| w.stream == stream) {
+                        Some(w) if w.counted => {
+                            let status = if h[4] == OP_ERROR {
+                                Status::Failed
+                            } else {
+                                Status::Ok
+                            };
+                            out.push(completed(
+                                Protocol::Cassandra,
+                                status,
+                                w.ts_ns,
+                                ts,
+                                Method::Unknown,
+                            ));
+                        }
+                        Some(_) => {}
+                        None => stats.unmatched_responses += 1,
+                    }
+                });
             // Matched by id: a request lost with the place is never
             // answered by another's response, so what waits stays.
             lost_place(r, stats);
@@ -105,7 +133,12 @@ pub(crate) mod tests {
     }
 
     fn c(dir: Direction, ts: u64, b: &[u8]) -> Chunk<'_> {
-        Chunk { ts_ns: ts, direction: dir, size: b.len() as u32, payload: &b[..b.len().min(512)] }
+        Chunk {
+            ts_ns: ts,
+            direction: dir,
+            size: b.len() as u32,
+            payload: &b[..b.len().min(512)],
+        }
     }
 
     #[test]
@@ -114,21 +147,69 @@ pub(crate) mod tests {
             let mut s = CassandraState::default();
             let (mut out, mut st) = (Vec::new(), SessionStats::default());
             let startup = envelope(v, 0, 0x01, b"\x00\x01\x00\x0bCQL_VERSION\x00\x053.0.0");
-            s.feed(Role::Client, &c(Direction::Egress, 1, &startup), &mut out, &mut st);
-            s.feed(Role::Client, &c(Direction::Ingress, 2, &envelope(v | 0x80, 0, 0x02, b"")), &mut out, &mut st);
+            s.feed(
+                Role::Client,
+                &c(Direction::Egress, 1, &startup),
+                &mut out,
+                &mut st,
+            );
+            s.feed(
+                Role::Client,
+                &c(Direction::Ingress, 2, &envelope(v | 0x80, 0, 0x02, b"")),
+                &mut out,
+                &mut st,
+            );
             let mut q = envelope(v, 1, OP_QUERY, b"\x00\x00\x00\x08SELECT 1\x00\x01\x00");
-            q.extend(envelope(v, 2, OP_QUERY, b"\x00\x00\x00\x06SELEC 1\x00\x01\x00"));
-            q.extend(envelope(v, 3, OP_PREPARE, b"\x00\x00\x00\x0fSELECT * FROM t"));
-            s.feed(Role::Client, &c(Direction::Egress, 10, &q), &mut out, &mut st);
+            q.extend(envelope(
+                v,
+                2,
+                OP_QUERY,
+                b"\x00\x00\x00\x06SELEC 1\x00\x01\x00",
+            ));
+            q.extend(envelope(
+                v,
+                3,
+                OP_PREPARE,
+                b"\x00\x00\x00\x0fSELECT * FROM t",
+            ));
+            s.feed(
+                Role::Client,
+                &c(Direction::Egress, 10, &q),
+                &mut out,
+                &mut st,
+            );
             // Answers out of order, with a schema-change event in between.
-            let mut r = envelope(v | 0x80, 2, OP_ERROR, b"\x00\x00\x20\x00\x00\x0bsyntax err!");
+            let mut r = envelope(
+                v | 0x80,
+                2,
+                OP_ERROR,
+                b"\x00\x00\x20\x00\x00\x0bsyntax err!",
+            );
             r.extend(envelope(v | 0x80, -1, OP_EVENT, b"\x00\x0dSCHEMA_CHANGE"));
             r.extend(envelope(v | 0x80, 3, 0x08, b"\x00\x00\x00\x04\x00\x02ab"));
-            s.feed(Role::Client, &c(Direction::Ingress, 15, &r), &mut out, &mut st);
-            s.feed(Role::Client, &c(Direction::Ingress, 18, &envelope(v | 0x80, 1, 0x08, b"\x00\x00\x00\x01")), &mut out, &mut st);
+            s.feed(
+                Role::Client,
+                &c(Direction::Ingress, 15, &r),
+                &mut out,
+                &mut st,
+            );
+            s.feed(
+                Role::Client,
+                &c(
+                    Direction::Ingress,
+                    18,
+                    &envelope(v | 0x80, 1, 0x08, b"\x00\x00\x00\x01"),
+                ),
+                &mut out,
+                &mut st,
+            );
             assert_eq!(st, SessionStats::default());
             let got: Vec<_> = out.iter().map(|r| (r.status, r.duration_ns)).collect();
-            assert_eq!(got, vec![(Status::Failed, 5), (Status::Ok, 5), (Status::Ok, 8)], "v{v}");
+            assert_eq!(
+                got,
+                vec![(Status::Failed, 5), (Status::Ok, 5), (Status::Ok, 8)],
+                "v{v}"
+            );
         }
     }
 
@@ -136,7 +217,16 @@ pub(crate) mod tests {
     fn garbage_counts() {
         let mut s = CassandraState::default();
         let (mut out, mut st) = (Vec::new(), SessionStats::default());
-        s.feed(Role::Client, &c(Direction::Egress, 1, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(
+                Direction::Egress,
+                1,
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            ),
+            &mut out,
+            &mut st,
+        );
         assert_eq!((out.len(), st.parse_errors), (0, 1));
     }
 }

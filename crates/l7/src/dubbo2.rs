@@ -43,7 +43,13 @@ pub(crate) struct Dubbo2State {
 }
 
 impl Dubbo2State {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if is_request(role, chunk) {
             let inflight = &mut self.inflight;
             let r = self.requests.feed(chunk, 16, message_len, |h, _, ts| {
@@ -56,7 +62,10 @@ impl Dubbo2State {
                 if flags & FLAG_TWO_WAY == 0 || flags & FLAG_EVENT != 0 {
                     return;
                 }
-                if inflight.push(Waiting { ts_ns: ts, id: be_u64(h, 4) }) {
+                if inflight.push(Waiting {
+                    ts_ns: ts,
+                    id: be_u64(h, 4),
+                }) {
                     stats.pending_overflow += 1;
                 }
             });
@@ -73,8 +82,18 @@ impl Dubbo2State {
                 let id = be_u64(h, 4);
                 match inflight.take(|w| w.id == id) {
                     Some(w) => {
-                        let status = if h[3] == STATUS_OK { Status::Ok } else { Status::Failed };
-                        out.push(completed(Protocol::Dubbo2, status, w.ts_ns, ts, Method::Unknown));
+                        let status = if h[3] == STATUS_OK {
+                            Status::Ok
+                        } else {
+                            Status::Failed
+                        };
+                        out.push(completed(
+                            Protocol::Dubbo2,
+                            status,
+                            w.ts_ns,
+                            ts,
+                            Method::Unknown,
+                        ));
                     }
                     None => stats.unmatched_responses += 1,
                 }
@@ -101,7 +120,12 @@ pub(crate) mod tests {
     }
 
     fn c(dir: Direction, ts: u64, b: &[u8]) -> Chunk<'_> {
-        Chunk { ts_ns: ts, direction: dir, size: b.len() as u32, payload: &b[..b.len().min(512)] }
+        Chunk {
+            ts_ns: ts,
+            direction: dir,
+            size: b.len() as u32,
+            payload: &b[..b.len().min(512)],
+        }
     }
 
     #[test]
@@ -113,17 +137,41 @@ pub(crate) mod tests {
             };
             let mut s = Dubbo2State::default();
             let (mut out, mut st) = (Vec::new(), SessionStats::default());
-            let mut w = message(0xc0, 0, 1, b"\x052.0.2\x30\x1eorg.apache.dubbo.demo.DemoService");
+            let mut w = message(
+                0xc0,
+                0,
+                1,
+                b"\x052.0.2\x30\x1eorg.apache.dubbo.demo.DemoService",
+            );
             w.extend(message(0xc0, 0, 2, &[0x4e; 700]));
             w.extend(message(0xe0, 0, 3, b"N")); // heartbeat
             w.extend(message(0x80, 0, 4, b"oneway"));
             s.feed(role, &c(req_dir, 100, &w), &mut out, &mut st);
-            s.feed(role, &c(resp_dir, 105, &message(0x20, 20, 3, b"N")), &mut out, &mut st);
-            s.feed(role, &c(resp_dir, 110, &message(0, 70, 2, b"\x91")), &mut out, &mut st);
-            s.feed(role, &c(resp_dir, 120, &message(0, 20, 1, b"\x91\x05hello")), &mut out, &mut st);
+            s.feed(
+                role,
+                &c(resp_dir, 105, &message(0x20, 20, 3, b"N")),
+                &mut out,
+                &mut st,
+            );
+            s.feed(
+                role,
+                &c(resp_dir, 110, &message(0, 70, 2, b"\x91")),
+                &mut out,
+                &mut st,
+            );
+            s.feed(
+                role,
+                &c(resp_dir, 120, &message(0, 20, 1, b"\x91\x05hello")),
+                &mut out,
+                &mut st,
+            );
             assert_eq!(st, SessionStats::default());
             let got: Vec<_> = out.iter().map(|r| (r.status, r.duration_ns)).collect();
-            assert_eq!(got, vec![(Status::Failed, 10), (Status::Ok, 20)], "{role:?}");
+            assert_eq!(
+                got,
+                vec![(Status::Failed, 10), (Status::Ok, 20)],
+                "{role:?}"
+            );
         }
     }
 }

@@ -73,7 +73,15 @@ pub(crate) struct Framer<const N: usize> {
 
 impl<const N: usize> Default for Framer<N> {
     fn default() -> Self {
-        Framer { head: [0; N], have: 0, total: 0, consumed: 0, delivered: false, synced: true, start_ns: 0 }
+        Framer {
+            head: [0; N],
+            have: 0,
+            total: 0,
+            consumed: 0,
+            delivered: false,
+            synced: true,
+            start_ns: 0,
+        }
     }
 }
 
@@ -86,6 +94,7 @@ impl<const N: usize> Framer<N> {
     }
 
     /// True when no message is part-way through (the next byte starts one).
+    #[cfg(test)]
     pub(crate) fn at_boundary(&self) -> bool {
         self.consumed == 0
     }
@@ -125,13 +134,18 @@ impl<const N: usize> Framer<N> {
                 self.synced = false;
                 return Err(FrameError::Unseen);
             }
-            let want = if self.total == 0 { len_bytes } else { (self.total.min(N as u64)) as usize };
+            let want = if self.total == 0 {
+                len_bytes
+            } else {
+                (self.total.min(N as u64)) as usize
+            };
             let take = ((want - self.have) as u64).min(visible - pos) as usize;
             if self.consumed == 0 {
                 self.start_ns = chunk.ts_ns;
             }
             let start = pos as usize;
-            self.head[self.have..self.have + take].copy_from_slice(&chunk.payload[start..start + take]);
+            self.head[self.have..self.have + take]
+                .copy_from_slice(&chunk.payload[start..start + take]);
             self.have += take;
             self.consumed += take as u64;
             pos += take as u64;
@@ -211,6 +225,7 @@ impl<T> Inflight<T> {
         self.q.iter().position(matches)
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.q.len()
     }
@@ -263,14 +278,21 @@ pub(crate) fn completed(
     end_ns: u64,
     method: crate::Method,
 ) -> crate::Request {
-    crate::Request { protocol, status, duration_ns: end_ns.saturating_sub(start_ns), method, dns: None }
+    crate::Request {
+        protocol,
+        status,
+        duration_ns: end_ns.saturating_sub(start_ns),
+        method,
+        dns: None,
+    }
 }
 
 /// Which way a chunk goes for the parser: request or response bytes.
 pub(crate) fn is_request(role: crate::Role, chunk: &Chunk) -> bool {
     matches!(
         (role, chunk.direction),
-        (crate::Role::Client, crate::Direction::Egress) | (crate::Role::Server, crate::Direction::Ingress)
+        (crate::Role::Client, crate::Direction::Egress)
+            | (crate::Role::Server, crate::Direction::Ingress)
     )
 }
 
@@ -280,7 +302,12 @@ mod tests {
     use crate::Direction;
 
     fn chunk(b: &[u8], size: u32) -> Chunk<'_> {
-        Chunk { ts_ns: 1, direction: Direction::Egress, size, payload: b }
+        Chunk {
+            ts_ns: 1,
+            direction: Direction::Egress,
+            size,
+            payload: b,
+        }
     }
 
     // 2-byte big-endian length of the body that follows.
@@ -294,22 +321,33 @@ mod tests {
         let mut seen = Vec::new();
         // Two messages in one chunk, the second split across chunks.
         let a = [0, 3, b'a', b'b', b'c', 0, 5, b'x'];
-        f.feed(&chunk(&a, a.len() as u32), 2, len2, |h, t, _| seen.push((h.to_vec(), t))).unwrap();
+        f.feed(&chunk(&a, a.len() as u32), 2, len2, |h, t, _| {
+            seen.push((h.to_vec(), t))
+        })
+        .unwrap();
         assert_eq!(seen, vec![(vec![0, 3, b'a', b'b'], 5)]);
         let b = [b'y', b'z', b'w', b'v'];
-        f.feed(&chunk(&b, 4), 2, len2, |h, t, _| seen.push((h.to_vec(), t))).unwrap();
+        f.feed(&chunk(&b, 4), 2, len2, |h, t, _| seen.push((h.to_vec(), t)))
+            .unwrap();
         assert_eq!(seen[1], (vec![0, 5, b'x', b'y'], 7));
         assert!(f.at_boundary());
         // A message whose body is mostly unseen: skipped by count.
         let c = [0, 200, 1, 2];
-        f.feed(&chunk(&c, 202), 2, len2, |h, t, _| seen.push((h.to_vec(), t))).unwrap();
+        f.feed(&chunk(&c, 202), 2, len2, |h, t, _| {
+            seen.push((h.to_vec(), t))
+        })
+        .unwrap();
         assert_eq!(seen[2].1, 202);
         assert!(f.at_boundary());
         // A head in unseen bytes: lost, then resynchronised.
         let d = [0, 1, 9];
-        assert_eq!(f.feed(&chunk(&d, 10), 2, len2, |_, _, _| {}), Err(FrameError::Unseen));
+        assert_eq!(
+            f.feed(&chunk(&d, 10), 2, len2, |_, _, _| {}),
+            Err(FrameError::Unseen)
+        );
         let e = [0, 0];
-        f.feed(&chunk(&e, 2), 2, len2, |h, t, _| seen.push((h.to_vec(), t))).unwrap();
+        f.feed(&chunk(&e, 2), 2, len2, |h, t, _| seen.push((h.to_vec(), t)))
+            .unwrap();
         assert_eq!(seen[3], (vec![0, 0], 2));
     }
 

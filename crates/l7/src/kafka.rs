@@ -26,7 +26,11 @@ const HEAD: usize = 160;
 
 fn message_len(h: &[u8]) -> Len {
     let n = u64::from(be_u32(h, 0));
-    if !(4..=MESSAGE_MAX).contains(&n) { Len::Garbage } else { Len::Total(4 + n) }
+    if !(4..=MESSAGE_MAX).contains(&n) {
+        Len::Garbage
+    } else {
+        Len::Total(4 + n)
+    }
 }
 
 /// An unsigned varint (flexible versions' compact lengths and tag counts).
@@ -87,7 +91,13 @@ pub(crate) struct KafkaState {
 }
 
 impl KafkaState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if is_request(role, chunk) {
             let inflight = &mut self.inflight;
             let r = self.requests.feed(chunk, 4, message_len, |h, _, ts| {
@@ -104,7 +114,11 @@ impl KafkaState {
                 if key == API_PRODUCE && produce_acks(h, version) == Some(0) {
                     return;
                 }
-                if inflight.push(Waiting { ts_ns: ts, correlation_id: corr, method }) {
+                if inflight.push(Waiting {
+                    ts_ns: ts,
+                    correlation_id: corr,
+                    method,
+                }) {
                     stats.pending_overflow += 1;
                 }
             });
@@ -116,7 +130,13 @@ impl KafkaState {
             let r = self.responses.feed(chunk, 4, message_len, |h, _, ts| {
                 let corr = be_u32(h, 4);
                 match inflight.take_in_order(|w| w.correlation_id == corr) {
-                    Some((w, _)) => out.push(completed(Protocol::Kafka, Status::Ok, w.ts_ns, ts, w.method)),
+                    Some((w, _)) => out.push(completed(
+                        Protocol::Kafka,
+                        Status::Ok,
+                        w.ts_ns,
+                        ts,
+                        w.method,
+                    )),
                     None => stats.unmatched_responses += 1,
                 }
             });
@@ -157,7 +177,12 @@ pub(crate) mod tests {
     }
 
     fn c(dir: Direction, ts: u64, b: &[u8]) -> Chunk<'_> {
-        Chunk { ts_ns: ts, direction: dir, size: b.len() as u32, payload: &b[..b.len().min(512)] }
+        Chunk {
+            ts_ns: ts,
+            direction: dir,
+            size: b.len() as u32,
+            payload: &b[..b.len().min(512)],
+        }
     }
 
     #[test]
@@ -174,20 +199,50 @@ pub(crate) mod tests {
         let mut all = p3.clone();
         all.extend(&p9);
         all.extend(&p0);
-        s.feed(Role::Client, &c(Direction::Egress, 10, &all), &mut out, &mut st);
-        s.feed(Role::Client, &c(Direction::Egress, 11, &f), &mut out, &mut st);
-        s.feed(Role::Client, &c(Direction::Egress, 12, &m), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Direction::Egress, 10, &all),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Direction::Egress, 11, &f),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Direction::Egress, 12, &m),
+            &mut out,
+            &mut st,
+        );
         // A consumer reads the 4-byte size first, then the rest.
         for (corr, ts) in [(1u32, 20u64), (2, 21), (4, 22), (5, 23)] {
             let r = response(corr, &[0; 40]);
-            s.feed(Role::Client, &c(Direction::Ingress, ts, &r[..4]), &mut out, &mut st);
-            s.feed(Role::Client, &c(Direction::Ingress, ts, &r[4..]), &mut out, &mut st);
+            s.feed(
+                Role::Client,
+                &c(Direction::Ingress, ts, &r[..4]),
+                &mut out,
+                &mut st,
+            );
+            s.feed(
+                Role::Client,
+                &c(Direction::Ingress, ts, &r[4..]),
+                &mut out,
+                &mut st,
+            );
         }
         assert_eq!(st, SessionStats::default());
         let got: Vec<_> = out.iter().map(|r| (r.method, r.duration_ns)).collect();
         assert_eq!(
             got,
-            vec![(Method::Produce, 10), (Method::Produce, 11), (Method::Consume, 11), (Method::Unknown, 11)]
+            vec![
+                (Method::Produce, 10),
+                (Method::Produce, 11),
+                (Method::Consume, 11),
+                (Method::Unknown, 11)
+            ]
         );
     }
 
@@ -195,8 +250,18 @@ pub(crate) mod tests {
     fn garbage_and_unmatched() {
         let mut s = KafkaState::default();
         let (mut out, mut st) = (Vec::new(), SessionStats::default());
-        s.feed(Role::Client, &c(Direction::Egress, 1, b"GET / HTTP/1.1\r\n\r\n"), &mut out, &mut st);
-        s.feed(Role::Client, &c(Direction::Ingress, 2, &response(9, &[1, 2])), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Direction::Egress, 1, b"GET / HTTP/1.1\r\n\r\n"),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Direction::Ingress, 2, &response(9, &[1, 2])),
+            &mut out,
+            &mut st,
+        );
         assert_eq!(out.len(), 0);
         assert_eq!((st.parse_errors, st.unmatched_responses), (1, 1));
     }

@@ -170,10 +170,13 @@ pub struct SessionStats {
     pub pending_overflow: u64,
 }
 
-// Issue 16's protocols: one parser per file, framing shared in `framer`.
+// Issue 16's protocols: one parser per file, framing shared in `framer`
+// and `lines`, one entry point (`Parser16`) for the session's dispatch.
 mod amqp;
 mod cassandra;
+mod clickhouse;
 mod dubbo2;
+mod foundationdb;
 mod framer;
 mod kafka;
 mod lines;
@@ -181,6 +184,8 @@ mod memcached;
 mod mongo;
 mod mysql;
 mod nats;
-mod zookeeper;
+mod parsers16;
 #[cfg(test)]
 mod testutil;
+mod zookeeper;
+pub use parsers16::Parser16;

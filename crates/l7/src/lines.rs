@@ -34,7 +34,13 @@ pub(crate) struct Lines {
 
 impl Default for Lines {
     fn default() -> Self {
-        Lines { buf: [0; LINE_MAX], len: 0, skip: 0, synced: true, start_ns: 0 }
+        Lines {
+            buf: [0; LINE_MAX],
+            len: 0,
+            skip: 0,
+            synced: true,
+            start_ns: 0,
+        }
     }
 }
 
@@ -128,7 +134,10 @@ pub(crate) fn dec(tok: &[u8]) -> Option<u64> {
 pub(crate) fn tokens<const N: usize>(line: &[u8]) -> ([&[u8]; N], usize) {
     let mut t: [&[u8]; N] = [&[]; N];
     let mut n = 0;
-    for tok in line.split(|&b| b == b' ' || b == b'\t').filter(|t| !t.is_empty()) {
+    for tok in line
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|t| !t.is_empty())
+    {
         if n < N {
             t[n] = tok;
         }
@@ -147,20 +156,47 @@ mod tests {
         let mut l = Lines::default();
         let seen = std::cell::RefCell::new(Vec::<Vec<u8>>::new());
         let b = b"set k 0 0 5\r\nhel";
-        let c = Chunk { ts_ns: 1, direction: Direction::Egress, size: b.len() as u32, payload: b };
+        let c = Chunk {
+            ts_ns: 1,
+            direction: Direction::Egress,
+            size: b.len() as u32,
+            payload: b,
+        };
         let mut f = |line: &[u8], _| {
             seen.borrow_mut().push(line.to_vec());
-            if line.starts_with(b"set") { LineVerdict::Data(7) } else { LineVerdict::Data(0) }
+            if line.starts_with(b"set") {
+                LineVerdict::Data(7)
+            } else {
+                LineVerdict::Data(0)
+            }
         };
         l.feed(&c, &mut f).unwrap();
         let b = b"lo\r\nget k\r";
-        let c = Chunk { ts_ns: 2, direction: Direction::Egress, size: b.len() as u32, payload: b };
+        let c = Chunk {
+            ts_ns: 2,
+            direction: Direction::Egress,
+            size: b.len() as u32,
+            payload: b,
+        };
         l.feed(&c, &mut f).unwrap();
         let b = b"\n";
-        let c = Chunk { ts_ns: 3, direction: Direction::Egress, size: 1, payload: b };
+        let c = Chunk {
+            ts_ns: 3,
+            direction: Direction::Egress,
+            size: 1,
+            payload: b,
+        };
         l.feed(&c, &mut f).unwrap();
-        assert_eq!(*seen.borrow(), vec![b"set k 0 0 5".to_vec(), b"get k".to_vec()]);
-        let c = Chunk { ts_ns: 4, direction: Direction::Egress, size: 100, payload: b"get" };
+        assert_eq!(
+            *seen.borrow(),
+            vec![b"set k 0 0 5".to_vec(), b"get k".to_vec()]
+        );
+        let c = Chunk {
+            ts_ns: 4,
+            direction: Direction::Egress,
+            size: 100,
+            payload: b"get",
+        };
         assert_eq!(l.feed(&c, &mut f), Err(FrameError::Unseen));
     }
 }

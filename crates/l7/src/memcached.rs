@@ -21,7 +21,9 @@
 //! unknown, so 0). Status: 0 (no error), 1 (key not found), 2 (exists) and
 //! 5 (not stored) are `ok` as their text twins are; others `failed`.
 
-use crate::framer::{lost_place, FrameError, Framer, Inflight, Len, be_u16, be_u32, completed, is_request};
+use crate::framer::{
+    FrameError, Framer, Inflight, Len, be_u16, be_u32, completed, is_request, lost_place,
+};
 use crate::lines::{LineVerdict, Lines, dec, tokens};
 use crate::{Chunk, Method, Protocol, Request, Role, SessionStats, Status};
 
@@ -39,7 +41,13 @@ enum Mode {
 }
 
 impl MemcachedState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if let Mode::Unknown = self.mode {
             if !is_request(role, chunk) || chunk.payload.is_empty() {
                 return;
@@ -86,11 +94,21 @@ struct Text {
 }
 
 fn has_flag(line_tokens: &[&[u8]], n: usize, flag: u8) -> bool {
-    line_tokens.iter().take(n).skip(2).any(|t| t.first() == Some(&flag))
+    line_tokens
+        .iter()
+        .take(n)
+        .skip(2)
+        .any(|t| t.first() == Some(&flag))
 }
 
 impl Text {
-    fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         let r = if is_request(role, chunk) {
             let inflight = &mut self.inflight;
             self.requests.feed(chunk, |line, ts| {
@@ -115,12 +133,20 @@ impl Text {
                         Some(d) => (false, Expect::One, Some(d + 2)),
                         None => return LineVerdict::Garbage,
                     },
-                    b"mg" | b"md" | b"ma" | b"me" if has_flag(&t, n, b'q') => return LineVerdict::Data(0),
+                    b"mg" | b"md" | b"ma" | b"me" if has_flag(&t, n, b'q') => {
+                        return LineVerdict::Data(0);
+                    }
                     // Anything else gets one line: a result, or ERROR.
                     w if w.iter().all(|b| b.is_ascii_graphic()) => (false, Expect::One, None),
                     _ => return LineVerdict::Garbage,
                 };
-                if !noreply && inflight.push(Waiting { ts_ns: ts, counted, expect }) {
+                if !noreply
+                    && inflight.push(Waiting {
+                        ts_ns: ts,
+                        counted,
+                        expect,
+                    })
+                {
                     stats.pending_overflow += 1;
                 }
                 LineVerdict::Data(data.unwrap_or(0))
@@ -150,12 +176,15 @@ impl Text {
                         (Status::Ok, LineVerdict::Data(0))
                     }
                     b"VA" => (Status::Ok, value_block(t[1])),
-                    b"ERROR" | b"CLIENT_ERROR" | b"SERVER_ERROR" => (Status::Failed, LineVerdict::Data(0)),
-                    b"END" | b"STORED" | b"NOT_STORED" | b"EXISTS" | b"NOT_FOUND" | b"DELETED" | b"TOUCHED"
-                    | b"OK" | b"VERSION" | b"HD" | b"NF" | b"NS" | b"EX" | b"EN" | b"MN" | b"ME" | b"RESET" => {
+                    b"ERROR" | b"CLIENT_ERROR" | b"SERVER_ERROR" => {
+                        (Status::Failed, LineVerdict::Data(0))
+                    }
+                    b"END" | b"STORED" | b"NOT_STORED" | b"EXISTS" | b"NOT_FOUND" | b"DELETED"
+                    | b"TOUCHED" | b"OK" | b"VERSION" | b"HD" | b"NF" | b"NS" | b"EX" | b"EN"
+                    | b"MN" | b"ME" | b"RESET" => (Status::Ok, LineVerdict::Data(0)),
+                    w if !w.is_empty() && w.iter().all(u8::is_ascii_digit) => {
                         (Status::Ok, LineVerdict::Data(0))
                     }
-                    w if !w.is_empty() && w.iter().all(u8::is_ascii_digit) => (Status::Ok, LineVerdict::Data(0)),
                     _ => return LineVerdict::Garbage,
                 };
                 if matches!(data, LineVerdict::Garbage) {
@@ -167,7 +196,13 @@ impl Text {
                             *multi = false;
                         }
                         if w.counted {
-                            out.push(completed(Protocol::Memcached, status, w.ts_ns, ts, Method::Unknown));
+                            out.push(completed(
+                                Protocol::Memcached,
+                                status,
+                                w.ts_ns,
+                                ts,
+                                Method::Unknown,
+                            ));
                         }
                     }
                     None => stats.unmatched_responses += 1,
@@ -232,54 +267,81 @@ fn binary_len(magic: u8) -> impl Fn(&[u8]) -> Len {
 }
 
 impl Binary {
-    fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         let inflight = &mut self.inflight;
         let r: Result<(), FrameError> = if is_request(role, chunk) {
-            self.requests.feed(chunk, 12, binary_len(MAGIC_REQUEST), |h, _, ts| {
-                let op = h[1];
-                let (counted, quiet) = binary_op(op);
-                if op == OP_QUITQ {
-                    return;
-                }
-                let w = BinWaiting { ts_ns: ts, opaque: be_u32(h, 12), counted, quiet };
-                if inflight.push(w) {
-                    stats.pending_overflow += 1;
-                }
-            })
-        } else {
-            self.responses.feed(chunk, 12, binary_len(MAGIC_RESPONSE), |h, total, ts| {
-                let opaque = be_u32(h, 12);
-                let Some(i) = inflight.position(|w| w.opaque == opaque) else {
-                    // A stat request is answered by many responses.
-                    if h[1] != OP_STAT {
-                        stats.unmatched_responses += 1;
+            self.requests
+                .feed(chunk, 12, binary_len(MAGIC_REQUEST), |h, _, ts| {
+                    let op = h[1];
+                    let (counted, quiet) = binary_op(op);
+                    if op == OP_QUITQ {
+                        return;
                     }
-                    return;
-                };
-                // Responses come in request order: the quiet requests
-                // before this one succeeded silently.
-                for _ in 0..i {
-                    if let Some(q) = inflight.pop_front()
-                        && q.counted
-                        && q.quiet
-                    {
-                        out.push(completed(Protocol::Memcached, Status::Ok, 0, 0, Method::Unknown));
-                    }
-                }
-                let Some(w) = inflight.pop_front() else { return };
-                if h[1] == OP_STAT && total > 24 {
-                    // Not the last stat (the last has no key): keep waiting.
-                    let _ = inflight.push(w);
-                    return;
-                }
-                if w.counted {
-                    let status = match be_u16(h, 6) {
-                        0 | 1 | 2 | 5 => Status::Ok,
-                        _ => Status::Failed,
+                    let w = BinWaiting {
+                        ts_ns: ts,
+                        opaque: be_u32(h, 12),
+                        counted,
+                        quiet,
                     };
-                    out.push(completed(Protocol::Memcached, status, w.ts_ns, ts, Method::Unknown));
-                }
-            })
+                    if inflight.push(w) {
+                        stats.pending_overflow += 1;
+                    }
+                })
+        } else {
+            self.responses
+                .feed(chunk, 12, binary_len(MAGIC_RESPONSE), |h, total, ts| {
+                    let opaque = be_u32(h, 12);
+                    let Some(i) = inflight.position(|w| w.opaque == opaque) else {
+                        // A stat request is answered by many responses.
+                        if h[1] != OP_STAT {
+                            stats.unmatched_responses += 1;
+                        }
+                        return;
+                    };
+                    // Responses come in request order: the quiet requests
+                    // before this one succeeded silently.
+                    for _ in 0..i {
+                        if let Some(q) = inflight.pop_front()
+                            && q.counted
+                            && q.quiet
+                        {
+                            out.push(completed(
+                                Protocol::Memcached,
+                                Status::Ok,
+                                0,
+                                0,
+                                Method::Unknown,
+                            ));
+                        }
+                    }
+                    let Some(w) = inflight.pop_front() else {
+                        return;
+                    };
+                    if h[1] == OP_STAT && total > 24 {
+                        // Not the last stat (the last has no key): keep waiting.
+                        let _ = inflight.push(w);
+                        return;
+                    }
+                    if w.counted {
+                        let status = match be_u16(h, 6) {
+                            0 | 1 | 2 | 5 => Status::Ok,
+                            _ => Status::Failed,
+                        };
+                        out.push(completed(
+                            Protocol::Memcached,
+                            status,
+                            w.ts_ns,
+                            ts,
+                            Method::Unknown,
+                        ));
+                    }
+                })
         };
         if lost_place(r, stats) {
             self.inflight.clear();

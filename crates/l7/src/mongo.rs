@@ -37,7 +37,11 @@ const HEAD: usize = 64;
 
 fn message_len(h: &[u8]) -> Len {
     let n = u64::from(le_u32(h, 0));
-    if !(16..=MESSAGE_MAX).contains(&n) { Len::Garbage } else { Len::Total(n) }
+    if !(16..=MESSAGE_MAX).contains(&n) {
+        Len::Garbage
+    } else {
+        Len::Total(n)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,14 +81,23 @@ fn reply_status(h: &[u8], op: u32) -> Status {
     let failed = match op {
         // [flagBits: u32][section kind: u8 = 0][document]
         OP_MSG if h.get(20) == Some(&0) => first_ok(h.get(21..).unwrap_or_default()) == Some(0.0),
-        OP_REPLY => le_u32(h, 16) & QUERY_FAILURE != 0 || first_ok(h.get(36..).unwrap_or_default()) == Some(0.0),
+        OP_REPLY => {
+            le_u32(h, 16) & QUERY_FAILURE != 0
+                || first_ok(h.get(36..).unwrap_or_default()) == Some(0.0)
+        }
         _ => false,
     };
     if failed { Status::Failed } else { Status::Ok }
 }
 
 impl MongoState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if is_request(role, chunk) {
             let inflight = &mut self.inflight;
             let r = self.requests.feed(chunk, 4, message_len, |h, _, ts| {
@@ -98,7 +111,12 @@ impl MongoState {
                     OP_COMPRESSED | OP_QUERY | OP_GET_MORE => true,
                     _ => false,
                 };
-                if answered && inflight.push(Waiting { ts_ns: ts, request_id }) {
+                if answered
+                    && inflight.push(Waiting {
+                        ts_ns: ts,
+                        request_id,
+                    })
+                {
                     stats.pending_overflow += 1;
                 }
             });
@@ -115,7 +133,13 @@ impl MongoState {
                 }
                 let more = op == OP_MSG && le_u32(h, 16) & MORE_TO_COME != 0;
                 if let Some(w) = inflight.take(|w| w.request_id == response_to) {
-                    out.push(completed(Protocol::Mongo, reply_status(h, op), w.ts_ns, ts, Method::Unknown));
+                    out.push(completed(
+                        Protocol::Mongo,
+                        reply_status(h, op),
+                        w.ts_ns,
+                        ts,
+                        Method::Unknown,
+                    ));
                 } else if *exhaust != Some(response_to) {
                     stats.unmatched_responses += 1;
                 }
@@ -173,8 +197,20 @@ pub(crate) mod tests {
         m
     }
 
-    fn feed(s: &mut MongoState, dir: Direction, ts: u64, b: &[u8], out: &mut Vec<Request>, st: &mut SessionStats) {
-        let c = Chunk { ts_ns: ts, direction: dir, size: b.len() as u32, payload: &b[..b.len().min(512)] };
+    fn feed(
+        s: &mut MongoState,
+        dir: Direction,
+        ts: u64,
+        b: &[u8],
+        out: &mut Vec<Request>,
+        st: &mut SessionStats,
+    ) {
+        let c = Chunk {
+            ts_ns: ts,
+            direction: dir,
+            size: b.len() as u32,
+            payload: &b[..b.len().min(512)],
+        };
         s.feed(Role::Client, &c, out, st);
     }
 
@@ -186,23 +222,76 @@ pub(crate) mod tests {
         let find = op_msg(7, 0, 0, &doc(&[("find", None, "t"), ("$db", None, "test")]));
         feed(&mut s, Egress, 100, &find, &mut out, &mut st);
         // A driver reads the 16-byte header, then the body.
-        let reply = op_msg(900, 7, 0, &doc(&[("n", Some(1.0), ""), ("ok", Some(1.0), "")]));
+        let reply = op_msg(
+            900,
+            7,
+            0,
+            &doc(&[("n", Some(1.0), ""), ("ok", Some(1.0), "")]),
+        );
         feed(&mut s, Ingress, 130, &reply[..16], &mut out, &mut st);
         feed(&mut s, Ingress, 131, &reply[16..], &mut out, &mut st);
-        let bad = op_msg(8, 0, 0, &doc(&[("drop", None, "missing"), ("$db", None, "test")]));
+        let bad = op_msg(
+            8,
+            0,
+            0,
+            &doc(&[("drop", None, "missing"), ("$db", None, "test")]),
+        );
         feed(&mut s, Egress, 200, &bad, &mut out, &mut st);
-        let err = op_msg(901, 8, 0, &doc(&[("ok", Some(0.0), ""), ("errmsg", None, "ns not found")]));
+        let err = op_msg(
+            901,
+            8,
+            0,
+            &doc(&[("ok", Some(0.0), ""), ("errmsg", None, "ns not found")]),
+        );
         feed(&mut s, Ingress, 210, &err, &mut out, &mut st);
         // Fire-and-forget (moreToCome): no response expected.
-        feed(&mut s, Egress, 300, &op_msg(9, 0, 2, &doc(&[("insert", None, "t")])), &mut out, &mut st);
+        feed(
+            &mut s,
+            Egress,
+            300,
+            &op_msg(9, 0, 2, &doc(&[("insert", None, "t")])),
+            &mut out,
+            &mut st,
+        );
         // Streaming hello: one answer, then a stream of replies.
-        feed(&mut s, Egress, 400, &op_msg(10, 0, 1 << 16, &doc(&[("hello", Some(1.0), "")])), &mut out, &mut st);
-        feed(&mut s, Ingress, 410, &op_msg(902, 10, 2, &doc(&[("ok", Some(1.0), "")])), &mut out, &mut st);
-        feed(&mut s, Ingress, 420, &op_msg(903, 902, 2, &doc(&[("ok", Some(1.0), "")])), &mut out, &mut st);
-        feed(&mut s, Ingress, 430, &op_msg(904, 903, 0, &doc(&[("ok", Some(1.0), "")])), &mut out, &mut st);
+        feed(
+            &mut s,
+            Egress,
+            400,
+            &op_msg(10, 0, 1 << 16, &doc(&[("hello", Some(1.0), "")])),
+            &mut out,
+            &mut st,
+        );
+        feed(
+            &mut s,
+            Ingress,
+            410,
+            &op_msg(902, 10, 2, &doc(&[("ok", Some(1.0), "")])),
+            &mut out,
+            &mut st,
+        );
+        feed(
+            &mut s,
+            Ingress,
+            420,
+            &op_msg(903, 902, 2, &doc(&[("ok", Some(1.0), "")])),
+            &mut out,
+            &mut st,
+        );
+        feed(
+            &mut s,
+            Ingress,
+            430,
+            &op_msg(904, 903, 0, &doc(&[("ok", Some(1.0), "")])),
+            &mut out,
+            &mut st,
+        );
         assert_eq!(st, SessionStats::default());
         let got: Vec<_> = out.iter().map(|r| (r.status, r.duration_ns)).collect();
-        assert_eq!(got, vec![(Status::Ok, 30), (Status::Failed, 10), (Status::Ok, 10)]);
+        assert_eq!(
+            got,
+            vec![(Status::Ok, 30), (Status::Failed, 10), (Status::Ok, 10)]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! Not followed: the compressed protocol (CLIENT_COMPRESS): its packets
 //! frame differently and count as parse errors.
 
-use crate::framer::{lost_place, Framer, Inflight, Len, completed, is_request};
+use crate::framer::{Framer, Inflight, Len, completed, is_request, lost_place};
 use crate::{Chunk, Method, Protocol, Request, Role, SessionStats, Status};
 
 const COM_QUIT: u8 = 0x01;
@@ -50,7 +50,13 @@ pub(crate) struct MysqlState {
 }
 
 impl MysqlState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if is_request(role, chunk) {
             let inflight = &mut self.inflight;
             let r = self.requests.feed(chunk, 4, packet_len, |h, total, ts| {
@@ -81,8 +87,18 @@ impl MysqlState {
                 }
                 match inflight.pop_front() {
                     Some(w) if w.counted => {
-                        let status = if h[4] == ERR_PACKET { Status::Failed } else { Status::Ok };
-                        out.push(completed(Protocol::Mysql, status, w.ts_ns, ts, Method::Unknown));
+                        let status = if h[4] == ERR_PACKET {
+                            Status::Failed
+                        } else {
+                            Status::Ok
+                        };
+                        out.push(completed(
+                            Protocol::Mysql,
+                            status,
+                            w.ts_ns,
+                            ts,
+                            Method::Unknown,
+                        ));
                     }
                     Some(_) => {}
                     None => stats.unmatched_responses += 1,
@@ -101,7 +117,12 @@ mod tests {
     use crate::Direction::{Egress, Ingress};
 
     fn c(dir: crate::Direction, ts: u64, b: &[u8]) -> Chunk<'_> {
-        Chunk { ts_ns: ts, direction: dir, size: b.len() as u32, payload: b }
+        Chunk {
+            ts_ns: ts,
+            direction: dir,
+            size: b.len() as u32,
+            payload: b,
+        }
     }
 
     fn pkt(seq: u8, body: &[u8]) -> Vec<u8> {
@@ -116,23 +137,71 @@ mod tests {
         let mut s = MysqlState::default();
         let (mut out, mut st) = (Vec::new(), SessionStats::default());
         // Greeting and login: skipped.
-        s.feed(Role::Client, &c(Ingress, 1, &pkt(0, b"\x0a10.11.6-MariaDB\0")), &mut out, &mut st);
-        s.feed(Role::Client, &c(Egress, 2, &pkt(1, &[0x85, 0xa6, 0x3f, 0x20, 0, 0, 0, 1])), &mut out, &mut st);
-        s.feed(Role::Client, &c(Ingress, 3, &pkt(2, &[0, 0, 0, 2, 0, 0, 0])), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Ingress, 1, &pkt(0, b"\x0a10.11.6-MariaDB\0")),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Egress, 2, &pkt(1, &[0x85, 0xa6, 0x3f, 0x20, 0, 0, 0, 1])),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Ingress, 3, &pkt(2, &[0, 0, 0, 2, 0, 0, 0])),
+            &mut out,
+            &mut st,
+        );
         // SELECT 1: column count, column def, row, EOF, in one read.
-        s.feed(Role::Client, &c(Egress, 10, &pkt(0, b"\x03SELECT 1")), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Egress, 10, &pkt(0, b"\x03SELECT 1")),
+            &mut out,
+            &mut st,
+        );
         let mut rs = pkt(1, &[1]);
-        rs.extend(pkt(2, b"\x03def\0\0\0\x011\0\x0c?\0\x01\0\0\0\x08\x81\0\0\0\0"));
+        rs.extend(pkt(
+            2,
+            b"\x03def\0\0\0\x011\0\x0c?\0\x01\0\0\0\x08\x81\0\0\0\0",
+        ));
         rs.extend(pkt(3, b"\x011"));
         rs.extend(pkt(4, &[0xfe, 0, 0, 2, 0]));
         s.feed(Role::Client, &c(Ingress, 25, &rs), &mut out, &mut st);
         // A failing query.
-        s.feed(Role::Client, &c(Egress, 30, &pkt(0, b"\x03SELEC")), &mut out, &mut st);
-        s.feed(Role::Client, &c(Ingress, 31, &pkt(1, b"\xff\x28\x04#42000You have an error")), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Egress, 30, &pkt(0, b"\x03SELEC")),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Ingress, 31, &pkt(1, b"\xff\x28\x04#42000You have an error")),
+            &mut out,
+            &mut st,
+        );
         // A ping: matched, not counted. A statement close: no response.
-        s.feed(Role::Client, &c(Egress, 40, &pkt(0, &[0x0e])), &mut out, &mut st);
-        s.feed(Role::Client, &c(Ingress, 41, &pkt(1, &[0, 0, 0, 2, 0, 0, 0])), &mut out, &mut st);
-        s.feed(Role::Client, &c(Egress, 42, &pkt(0, &[0x19, 1, 0, 0, 0])), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Egress, 40, &pkt(0, &[0x0e])),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Ingress, 41, &pkt(1, &[0, 0, 0, 2, 0, 0, 0])),
+            &mut out,
+            &mut st,
+        );
+        s.feed(
+            Role::Client,
+            &c(Egress, 42, &pkt(0, &[0x19, 1, 0, 0, 0])),
+            &mut out,
+            &mut st,
+        );
         assert_eq!(st, SessionStats::default());
         assert_eq!(out.len(), 2);
         assert_eq!((out[0].status, out[0].duration_ns), (Status::Ok, 15));
@@ -147,7 +216,12 @@ mod tests {
         // The server reads the header, then the body.
         s.feed(Role::Server, &c(Ingress, 5, &q[..4]), &mut out, &mut st);
         s.feed(Role::Server, &c(Ingress, 6, &q[4..]), &mut out, &mut st);
-        s.feed(Role::Server, &c(Egress, 9, &pkt(1, &[0, 1, 0, 2, 0, 0, 0])), &mut out, &mut st);
+        s.feed(
+            Role::Server,
+            &c(Egress, 9, &pkt(1, &[0, 1, 0, 2, 0, 0, 0])),
+            &mut out,
+            &mut st,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].duration_ns, 4);
         assert_eq!(st, SessionStats::default());
@@ -157,14 +231,34 @@ mod tests {
     fn garbage_is_counted_not_matched() {
         let mut s = MysqlState::default();
         let (mut out, mut st) = (Vec::new(), SessionStats::default());
-        s.feed(Role::Client, &c(Egress, 1, &pkt(0, b"\x03SELECT 1")), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Egress, 1, &pkt(0, b"\x03SELECT 1")),
+            &mut out,
+            &mut st,
+        );
         // A response whose header claims more bytes than were shown, then
         // a header in the unseen part.
         let b = [0x01, 0, 0, 1, 0x01, 0x05];
-        s.feed(Role::Client, &Chunk { ts_ns: 2, direction: Ingress, size: 100, payload: &b }, &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &Chunk {
+                ts_ns: 2,
+                direction: Ingress,
+                size: 100,
+                payload: &b,
+            },
+            &mut out,
+            &mut st,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(st.parse_errors, 0, "unseen bytes are not a parse error");
-        s.feed(Role::Client, &c(Ingress, 3, &pkt(1, &[0])), &mut out, &mut st);
+        s.feed(
+            Role::Client,
+            &c(Ingress, 3, &pkt(1, &[0])),
+            &mut out,
+            &mut st,
+        );
         assert_eq!(st.unmatched_responses, 1);
     }
 }
@@ -182,7 +276,10 @@ mod recorded {
             let (out, stats) = run(FIXTURE, role, MysqlState::feed);
             assert_eq!(tally(&out), (11, 2), "{role:?}");
             assert_eq!(stats, SessionStats::default());
-            assert!(out.iter().all(|r| r.duration_ns == 1000 && r.protocol == Protocol::Mysql));
+            assert!(
+                out.iter()
+                    .all(|r| r.duration_ns == 1000 && r.protocol == Protocol::Mysql)
+            );
         }
     }
 }

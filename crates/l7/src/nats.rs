@@ -27,7 +27,13 @@ fn payload(tok: &[u8]) -> Option<u64> {
 }
 
 impl NatsState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if role == Role::Server {
             return;
         }
@@ -35,9 +41,9 @@ impl NatsState {
             self.writes.feed(chunk, |line, _| {
                 let (t, n) = tokens::<5>(line);
                 let op = t[0];
-                let data = if op.eq_ignore_ascii_case(b"PUB") && (n == 3 || n == 4) {
-                    payload(t[n - 1])
-                } else if op.eq_ignore_ascii_case(b"HPUB") && (n == 4 || n == 5) {
+                let publish = op.eq_ignore_ascii_case(b"PUB") && (n == 3 || n == 4);
+                let hpublish = op.eq_ignore_ascii_case(b"HPUB") && (n == 4 || n == 5);
+                let data = if publish || hpublish {
                     payload(t[n - 1])
                 } else if known_op(op) {
                     return LineVerdict::Data(0);
@@ -56,9 +62,9 @@ impl NatsState {
             self.reads.feed(chunk, |line, _| {
                 let (t, n) = tokens::<6>(line);
                 let op = t[0];
-                let data = if op.eq_ignore_ascii_case(b"MSG") && (n == 4 || n == 5) {
-                    payload(t[n - 1])
-                } else if op.eq_ignore_ascii_case(b"HMSG") && (n == 5 || n == 6) {
+                let msg = op.eq_ignore_ascii_case(b"MSG") && (n == 4 || n == 5);
+                let hmsg = op.eq_ignore_ascii_case(b"HMSG") && (n == 5 || n == 6);
+                let data = if msg || hmsg {
                     payload(t[n - 1])
                 } else if known_op(op) {
                     return LineVerdict::Data(0);
@@ -79,13 +85,28 @@ impl NatsState {
 }
 
 fn known_op(op: &[u8]) -> bool {
-    [&b"CONNECT"[..], b"INFO", b"SUB", b"UNSUB", b"PING", b"PONG", b"+OK", b"-ERR"]
-        .iter()
-        .any(|k| op.eq_ignore_ascii_case(k))
+    [
+        &b"CONNECT"[..],
+        b"INFO",
+        b"SUB",
+        b"UNSUB",
+        b"PING",
+        b"PONG",
+        b"+OK",
+        b"-ERR",
+    ]
+    .iter()
+    .any(|k| op.eq_ignore_ascii_case(k))
 }
 
 fn message(method: Method) -> Request {
-    Request { protocol: Protocol::Nats, status: Status::Ok, duration_ns: 0, method, dns: None }
+    Request {
+        protocol: Protocol::Nats,
+        status: Status::Ok,
+        duration_ns: 0,
+        method,
+        dns: None,
+    }
 }
 
 #[cfg(test)]
@@ -100,15 +121,30 @@ mod tests {
 
     #[test]
     fn recorded_publisher_and_subscriber() {
-        let (out, stats) = run(include_str!("../fixtures/nats-pub.txt"), Role::Client, NatsState::feed);
+        let (out, stats) = run(
+            include_str!("../fixtures/nats-pub.txt"),
+            Role::Client,
+            NatsState::feed,
+        );
         assert_eq!(methods(&out), (5, 0));
         assert_eq!(stats, SessionStats::default());
-        let (out, stats) = run(include_str!("../fixtures/nats-sub.txt"), Role::Client, NatsState::feed);
+        let (out, stats) = run(
+            include_str!("../fixtures/nats-sub.txt"),
+            Role::Client,
+            NatsState::feed,
+        );
         assert_eq!(methods(&out), (0, 5));
         assert_eq!(stats, SessionStats::default());
-        assert!(out.iter().all(|r| r.duration_ns == 0 && r.status == Status::Ok));
+        assert!(
+            out.iter()
+                .all(|r| r.duration_ns == 0 && r.status == Status::Ok)
+        );
         // The server's side is not counted.
-        let (out, _) = run(include_str!("../fixtures/nats-pub.txt"), Role::Server, NatsState::feed);
+        let (out, _) = run(
+            include_str!("../fixtures/nats-pub.txt"),
+            Role::Server,
+            NatsState::feed,
+        );
         assert!(out.is_empty());
     }
 
@@ -117,11 +153,21 @@ mod tests {
         let mut s = NatsState::default();
         let (mut out, mut st) = (Vec::new(), SessionStats::default());
         let b = b"PUB a notanumber\r\nxx\r\n";
-        let c = Chunk { ts_ns: 1, direction: Direction::Egress, size: b.len() as u32, payload: b };
+        let c = Chunk {
+            ts_ns: 1,
+            direction: Direction::Egress,
+            size: b.len() as u32,
+            payload: b,
+        };
         s.feed(Role::Client, &c, &mut out, &mut st);
         assert_eq!((out.len(), st.parse_errors), (0, 1));
         let b = b"pub a 2\r\nxx\r\n";
-        let c = Chunk { ts_ns: 2, direction: Direction::Egress, size: b.len() as u32, payload: b };
+        let c = Chunk {
+            ts_ns: 2,
+            direction: Direction::Egress,
+            size: b.len() as u32,
+            payload: b,
+        };
         s.feed(Role::Client, &c, &mut out, &mut st);
         assert_eq!(out.len(), 1);
     }

@@ -36,7 +36,12 @@ pub(crate) fn run<S: Default>(
     let mut s = S::default();
     let (mut out, mut stats) = (Vec::new(), SessionStats::default());
     for (ts, dir, b) in chunks(fixture, role) {
-        let c = Chunk { ts_ns: ts, direction: dir, size: b.len() as u32, payload: &b[..b.len().min(PAYLOAD_MAX)] };
+        let c = Chunk {
+            ts_ns: ts,
+            direction: dir,
+            size: b.len() as u32,
+            payload: &b[..b.len().min(PAYLOAD_MAX)],
+        };
         feed(&mut s, role, &c, &mut out, &mut stats);
     }
     (out, stats)
@@ -45,6 +50,9 @@ pub(crate) fn run<S: Default>(
 /// (ok, failed) counts of a request list.
 pub(crate) fn tally(out: &[Request]) -> (usize, usize) {
     let ok = out.iter().filter(|r| r.status == crate::Status::Ok).count();
-    let failed = out.iter().filter(|r| r.status == crate::Status::Failed).count();
+    let failed = out
+        .iter()
+        .filter(|r| r.status == crate::Status::Failed)
+        .count();
     (ok, failed)
 }

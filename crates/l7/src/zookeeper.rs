@@ -20,7 +20,11 @@ const PACKET_MAX: u64 = 64 << 20;
 
 fn packet_len(h: &[u8]) -> Len {
     let n = u64::from(be_u32(h, 0));
-    if n > PACKET_MAX { Len::Garbage } else { Len::Total(4 + n) }
+    if n > PACKET_MAX {
+        Len::Garbage
+    } else {
+        Len::Total(4 + n)
+    }
 }
 
 fn known_op(op: i32) -> bool {
@@ -46,9 +50,19 @@ pub(crate) struct ZookeeperState {
 }
 
 impl ZookeeperState {
-    pub(crate) fn feed(&mut self, role: Role, chunk: &Chunk, out: &mut Vec<Request>, stats: &mut SessionStats) {
+    pub(crate) fn feed(
+        &mut self,
+        role: Role,
+        chunk: &Chunk,
+        out: &mut Vec<Request>,
+        stats: &mut SessionStats,
+    ) {
         if is_request(role, chunk) {
-            let (inflight, seen, connecting) = (&mut self.inflight, &mut self.seen_request, &mut self.connecting);
+            let (inflight, seen, connecting) = (
+                &mut self.inflight,
+                &mut self.seen_request,
+                &mut self.connecting,
+            );
             let r = self.requests.feed(chunk, 4, packet_len, |h, total, ts| {
                 let first = !*seen;
                 *seen = true;
@@ -61,7 +75,10 @@ impl ZookeeperState {
                     stats.parse_errors += 1;
                     return;
                 }
-                if inflight.push(Waiting { ts_ns: ts, xid: be_u32(h, 4) as i32 }) {
+                if inflight.push(Waiting {
+                    ts_ns: ts,
+                    xid: be_u32(h, 4) as i32,
+                }) {
                     stats.pending_overflow += 1;
                 }
             });
@@ -69,7 +86,11 @@ impl ZookeeperState {
             // answered by another's response, so what waits stays.
             lost_place(r, stats);
         } else {
-            let (inflight, seen, connecting) = (&mut self.inflight, &mut self.seen_response, &mut self.connecting);
+            let (inflight, seen, connecting) = (
+                &mut self.inflight,
+                &mut self.seen_response,
+                &mut self.connecting,
+            );
             let r = self.responses.feed(chunk, 4, packet_len, |h, _, ts| {
                 let first = !*seen;
                 *seen = true;
@@ -87,8 +108,18 @@ impl ZookeeperState {
                 }
                 match inflight.take_in_order(|w| w.xid == xid) {
                     Some((w, _)) => {
-                        let status = if be_u32(h, 16) == 0 { Status::Ok } else { Status::Failed };
-                        out.push(completed(Protocol::Zookeeper, status, w.ts_ns, ts, Method::Unknown));
+                        let status = if be_u32(h, 16) == 0 {
+                            Status::Ok
+                        } else {
+                            Status::Failed
+                        };
+                        out.push(completed(
+                            Protocol::Zookeeper,
+                            status,
+                            w.ts_ns,
+                            ts,
+                            Method::Unknown,
+                        ));
                     }
                     None => stats.unmatched_responses += 1,
                 }
@@ -109,7 +140,11 @@ mod tests {
     #[test]
     fn recorded_kazoo_session() {
         for role in [Role::Client, Role::Server] {
-            let (out, stats) = run(include_str!("../fixtures/zookeeper.txt"), role, ZookeeperState::feed);
+            let (out, stats) = run(
+                include_str!("../fixtures/zookeeper.txt"),
+                role,
+                ZookeeperState::feed,
+            );
             assert_eq!(tally(&out), (8, 5), "{role:?}");
             assert_eq!(stats, SessionStats::default());
             assert!(out.iter().all(|r| r.duration_ns == 1000));
@@ -121,12 +156,26 @@ mod tests {
         let mut s = ZookeeperState::default();
         let (mut out, mut st) = (Vec::new(), SessionStats::default());
         let ping = [0, 0, 0, 8, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 11];
-        let c = Chunk { ts_ns: 10, direction: Direction::Egress, size: 12, payload: &ping };
+        let c = Chunk {
+            ts_ns: 10,
+            direction: Direction::Egress,
+            size: 12,
+            payload: &ping,
+        };
         s.feed(Role::Client, &c, &mut out, &mut st);
         // A watch event arrives first, then the ping's answer.
-        let mut r = vec![0, 0, 0, 16, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0];
-        r.extend_from_slice(&[0, 0, 0, 16, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0]);
-        let c = Chunk { ts_ns: 15, direction: Direction::Ingress, size: r.len() as u32, payload: &r };
+        let mut r = vec![
+            0, 0, 0, 16, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0,
+        ];
+        r.extend_from_slice(&[
+            0, 0, 0, 16, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0,
+        ]);
+        let c = Chunk {
+            ts_ns: 15,
+            direction: Direction::Ingress,
+            size: r.len() as u32,
+            payload: &r,
+        };
         s.feed(Role::Client, &c, &mut out, &mut st);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].duration_ns, 5);
