@@ -2,8 +2,9 @@
 //! OpenSSL libraries and Go binaries that processes run (docs/l7.md, "TLS").
 //!
 //! [`Tracer::tls_attacher`] loads the programs once; the [`TlsAttacher`] it
-//! returns is then told about processes ([`TlsAttacher::scan_process`], for
-//! every process at start and each new one) and finds, through
+//! returns is then told about processes ([`TlsAttacher::scan_process`] for
+//! every process at start, [`TlsAttacher::process_started`] for each new one)
+//! and finds, through
 //! `/proc/<pid>/maps` and `/proc/<pid>/exe`:
 //! - `libssl.so*` (OpenSSL 1.1, 3): probes on `SSL_write`, `SSL_write_ex`,
 //!   `SSL_read`, `SSL_read_ex` (entry and return: OpenSSL is C);
@@ -192,10 +193,22 @@ impl Tracer {
 
 impl TlsAttacher {
     /// Looks at `pid`'s libssl mappings and executable now, attaching to any
-    /// file not seen before, and queues the process to be looked at again
-    /// shortly (it may not have exec'd or loaded libssl yet).
+    /// file not seen before. For the processes that exist at start (already
+    /// running their program, their libraries loaded).
     pub fn scan_process(&mut self, pid: u32) {
         self.scan(pid);
+    }
+
+    /// A new process (seen at fork): queued to be looked at 0.2 s, 1 s and
+    /// 5 s from now ([`Self::rescan_due`]), not now. At fork the child is a
+    /// copy of its parent (nothing new to find) and has not exec'd its
+    /// program yet; reading its maps now would cost ~50-300 us for nothing,
+    /// on every fork. A process gone before its first look costs one stat.
+    pub fn process_started(&mut self, pid: u32) {
+        self.queue(pid);
+    }
+
+    fn queue(&mut self, pid: u32) {
         if !self.rescans.push(pid, Instant::now()) {
             self.stats.rescans_dropped += 1;
         }

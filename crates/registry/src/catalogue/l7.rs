@@ -605,3 +605,23 @@ pub static ALL: &[&MetricDef] = &[
     &SONDE_L7_DECODE_ERRORS,
     &SONDE_L7_DROPPED,
 ];
+
+// Self-metrics of the TLS uprobes (crates/registry/src/tls_bridge.rs).
+metric!(
+    SONDE_TLS_UPROBES_ATTACHED,
+    "sonde_tls_uprobes_attached",
+    Gauge,
+    "Files (OpenSSL libraries, Go binaries) whose TLS functions are probed now, by kind"
+);
+metric!(
+    SONDE_TLS_UPROBES,
+    "sonde_tls_uprobe_links",
+    Gauge,
+    "TLS uprobes attached now (entries, returns and Go RET offsets over all probed files)"
+);
+metric!(
+    SONDE_TLS_FILES_SKIPPED,
+    "sonde_tls_files_skipped_total",
+    Counter,
+    "Files that could hold TLS functions but got no probe, by reason (each file once; unreadable ones each time)"
+);

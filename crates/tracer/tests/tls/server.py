@@ -1,6 +1,6 @@
 """HTTPS test server (python3 ssl, i.e. OpenSSL): GET /<status> answers that
 status with a 2-byte body, HTTP/1.1 keep-alive. Prints its port, then serves.
-Usage: server.py CERT KEY"""
+Usage: server.py CERT KEY [PORT] (PORT 0 or absent: any free port)"""
 import http.server
 import ssl
 import sys
@@ -29,7 +29,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
