@@ -604,6 +604,9 @@ pub static ALL: &[&MetricDef] = &[
     &SONDE_L7_UNSUPPORTED,
     &SONDE_L7_DECODE_ERRORS,
     &SONDE_L7_DROPPED,
+    &SONDE_TLS_UPROBES_ATTACHED,
+    &SONDE_TLS_UPROBES,
+    &SONDE_TLS_FILES_SKIPPED,
 ];
 
 // Self-metrics of the TLS uprobes (crates/registry/src/tls_bridge.rs).
