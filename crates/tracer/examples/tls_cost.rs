@@ -137,12 +137,52 @@ fn spawn_client(program: &Path, script: Option<&Path>, port: u16, n: usize) -> C
         .unwrap()
 }
 
-/// Lets a waiting client go and returns its requests per second.
-fn finish(mut child: Child, n: usize) -> f64 {
+/// CPU time (user + system) of a live process, from /proc/<pid>/stat (clock ticks).
+fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // After the comm: state is field 0, utime 11, stime 12.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / hz)
+}
+
+/// One round's figures: requests/s, and CPU microseconds per request of the
+/// client and of the server.
+#[derive(Clone, Copy)]
+struct Round {
+    rate: f64,
+    client_us: f64,
+    server_us: f64,
+}
+
+/// Lets a waiting client go; its rate and CPU (rusage of the reaped child)
+/// and the server's CPU over the same time.
+fn finish(mut child: Child, n: usize, server: u32) -> Round {
+    let server0 = proc_cpu(server);
     let start = Instant::now();
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    assert!(child.wait().unwrap().success());
-    n as f64 / start.elapsed().as_secs_f64()
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, valid out-pointers.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(rc, child.id() as i32);
+    assert_eq!(status, 0, "client failed");
+    let elapsed = start.elapsed().as_secs_f64();
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    let client_us = (tv(ru.ru_utime) + tv(ru.ru_stime)) / n as f64;
+    let server_us = (proc_cpu(server) - server0).as_secs_f64() * 1e6 / n as f64;
+    Round {
+        rate: n as f64 / elapsed,
+        client_us,
+        server_us,
+    }
 }
 
 fn build_go(dir: &Path) -> Option<PathBuf> {
@@ -194,34 +234,48 @@ fn main() {
     let go = build_go(dir.path());
     let py_script = Path::new(FIXTURES).join("client.py");
     let names = ["no tracer", "L7 tracepoints", "L7 + TLS uprobes"];
-    let mut rates: BTreeMap<(&str, u8), Vec<f64>> = BTreeMap::new();
+    let server_pid = srv.id();
+    let mut rounds_of: BTreeMap<(&str, u8), Vec<Round>> = BTreeMap::new();
     for round in 0..rounds {
         for what in [0u8, 1, 2] {
             // Python (OpenSSL) client.
             let child = spawn_client(Path::new(PYTHON), Some(&py_script), port, n);
             std::thread::sleep(Duration::from_millis(300));
             let s = setup(&rt, what, None);
-            let r = finish(child, n);
+            let r = finish(child, n, server_pid);
             drop(s);
             eprintln!(
-                "round {round} python {}: {r:.0} req/s",
-                names[what as usize]
+                "round {round} python {}: {:.0} req/s, client {:.1} us, server {:.1} us CPU per request",
+                names[what as usize], r.rate, r.client_us, r.server_us
             );
-            rates.entry(("python", what)).or_default().push(r);
+            rounds_of.entry(("python", what)).or_default().push(r);
             if let Some(go) = &go {
                 let child = spawn_client(go, None, port, n);
                 std::thread::sleep(Duration::from_millis(100));
                 let s = setup(&rt, what, Some(child.id()));
-                let r = finish(child, n);
+                let r = finish(child, n, server_pid);
                 drop(s);
-                eprintln!("round {round} go {}: {r:.0} req/s", names[what as usize]);
-                rates.entry(("go", what)).or_default().push(r);
+                eprintln!(
+                    "round {round} go {}: {:.0} req/s, client {:.1} us, server {:.1} us CPU per request",
+                    names[what as usize], r.rate, r.client_us, r.server_us
+                );
+                rounds_of.entry(("go", what)).or_default().push(r);
             }
         }
     }
-    println!("requests/s, median of {rounds} rounds of {n} keep-alive requests:");
-    for ((client, what), v) in &mut rates {
-        println!("  {client:6} {:18} {:.0}", names[*what as usize], median(v));
+    println!("median of {rounds} rounds of {n} keep-alive requests:");
+    println!("  client setup              req/s   client CPU us/req   server CPU us/req");
+    for ((client, what), v) in &rounds_of {
+        let mut rate: Vec<f64> = v.iter().map(|r| r.rate).collect();
+        let mut c: Vec<f64> = v.iter().map(|r| r.client_us).collect();
+        let mut sv: Vec<f64> = v.iter().map(|r| r.server_us).collect();
+        println!(
+            "  {client:6} {:18} {:7.0}   {:17.1}   {:17.1}",
+            names[*what as usize],
+            median(&mut rate),
+            median(&mut c),
+            median(&mut sv)
+        );
     }
 
     // One round with bpf_stats on: in-kernel cost per program run.
@@ -231,9 +285,9 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
     let s = setup(&rt, 2, go_child.as_ref().map(Child::id));
     let before = prog_stats();
-    finish(child, n);
+    finish(child, n, server_pid);
     if let Some(c) = go_child {
-        finish(c, n);
+        finish(c, n, server_pid);
     }
     let after = prog_stats();
     drop(s);
