@@ -290,6 +290,7 @@ fn recordings_randomly_cut_and_dropped() {
         ("dns_udp.txt", Protocol::Dns, 6),
         ("dns_tcp.txt", Protocol::Dns, 2),
         ("http2_h2c_upgrade.txt", Protocol::Http, 2),
+        ("grpc_python.txt", Protocol::Http2, 5),
     ];
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -384,6 +385,29 @@ fn http2_h2c_upgrade_curl_python_h2() {
                 "{role:?} split {split}"
             );
             assert_eq!(s.stats(), SessionStats::default(), "{role:?} split {split}");
+        }
+    }
+}
+
+#[test]
+fn grpc_python_grpcio_statuses() {
+    // The client saw grpc statuses [0, 5, 2, 0, 12] (the fixture's last line).
+    for role in [Role::Client, Role::Server] {
+        for split in [0, 64, 9] {
+            let (out, st) = replay("grpc_python.txt", Protocol::Http2, role, split);
+            let got: Vec<Status> = out.iter().map(|r| r.status).collect();
+            assert_eq!(
+                got,
+                vec![
+                    Status::Grpc(0),
+                    Status::Grpc(5),
+                    Status::Grpc(2),
+                    Status::Grpc(0),
+                    Status::Grpc(12)
+                ],
+                "{role:?} split {split}"
+            );
+            assert_eq!(st, SessionStats::default(), "{role:?} split {split}");
         }
     }
 }
