@@ -98,24 +98,29 @@ pub fn has_method_label(p: Protocol) -> bool {
 }
 
 /// The `status` label value. HTTP: the class (`2xx` ...; `unknown` outside
-/// 100..599); gRPC (an HTTP/2 call with a `grpc-status`): the class of the
-/// HTTP status the code maps to ([`http_status_of_grpc`]); databases and
-/// queues: `ok` / `failed`; DNS: coroot's RCODE names. None: coroot does not
-/// report the request at all (DNS RCODEs above 5).
+/// 100..599); gRPC (an HTTP/2 call with a `grpc-status`): `grpc:<CODE>`
+/// (`grpc:OK`, `grpc:NOT_FOUND` ...; undefined codes `grpc:UNKNOWN`);
+/// databases and queues: `ok` / `failed`; DNS: coroot's RCODE names. None:
+/// coroot does not report the request at all (DNS RCODEs above 5).
 ///
-/// Why gRPC maps to an HTTP class: coroot-node-agent reports an HTTP/2
-/// request by its `:status` (`req.Status.Http()` in containers/container.go),
-/// so a failed call (`:status 200`, `grpc-status 14`) counts as a success;
-/// forks label it `grpc:<code>`, which the Coroot server does not count as
-/// an error (its `IsRequestStatusFailed` is `failed` or a leading `5`). The
-/// class of the standard mapping keeps the label set coroot's and makes the
-/// server see UNAVAILABLE, INTERNAL, UNKNOWN ... as errors (5xx) and
-/// NOT_FOUND, INVALID_ARGUMENT ... as client errors (4xx), like their HTTP
-/// counterparts.
+/// gRPC: coroot-node-agent's `Status.GRPC()` renders `grpc:` and the code's
+/// canonical name (a coroot-derived parser test asserts `grpc:NOT_FOUND`);
+/// older agents reported an HTTP/2 request by its `:status` only. The Coroot
+/// server counts `failed`, `5..` and non-OK `grpc:` statuses as errors.
 pub fn status_label(s: Status) -> Option<&'static str> {
     Some(match s {
-        Status::Http(c) => http_class(c),
-        Status::Grpc(c) => http_class(http_status_of_grpc(c)),
+        Status::Http(c) => match c {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "unknown",
+        },
+        Status::Grpc(c) => GRPC_LABELS
+            .get(c as usize)
+            .copied()
+            .unwrap_or("grpc:UNKNOWN"),
         Status::Ok => "ok",
         Status::Failed => "failed",
         Status::Dns(rcode) => match rcode {
@@ -130,66 +135,32 @@ pub fn status_label(s: Status) -> Option<&'static str> {
     })
 }
 
-fn http_class(c: u16) -> &'static str {
-    match c {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "unknown",
-    }
-}
-
-/// The HTTP status a gRPC status code corresponds to (grpc-gateway's
-/// `HTTPStatusFromCode`, after google.rpc.Code's documented mapping);
-/// codes past the defined ones are UNKNOWN (500).
-pub fn http_status_of_grpc(code: u8) -> u16 {
-    match code {
-        0 => 200,  // OK
-        1 => 499,  // CANCELLED (client closed request)
-        2 => 500,  // UNKNOWN
-        3 => 400,  // INVALID_ARGUMENT
-        4 => 504,  // DEADLINE_EXCEEDED
-        5 => 404,  // NOT_FOUND
-        6 => 409,  // ALREADY_EXISTS
-        7 => 403,  // PERMISSION_DENIED
-        8 => 429,  // RESOURCE_EXHAUSTED
-        9 => 400,  // FAILED_PRECONDITION
-        10 => 409, // ABORTED
-        11 => 400, // OUT_OF_RANGE
-        12 => 501, // UNIMPLEMENTED
-        13 => 500, // INTERNAL
-        14 => 503, // UNAVAILABLE
-        15 => 500, // DATA_LOSS
-        16 => 401, // UNAUTHENTICATED
-        _ => 500,
-    }
-}
+const GRPC_LABELS: [&str; 17] = [
+    "grpc:OK",
+    "grpc:CANCELLED",
+    "grpc:UNKNOWN",
+    "grpc:INVALID_ARGUMENT",
+    "grpc:DEADLINE_EXCEEDED",
+    "grpc:NOT_FOUND",
+    "grpc:ALREADY_EXISTS",
+    "grpc:PERMISSION_DENIED",
+    "grpc:RESOURCE_EXHAUSTED",
+    "grpc:FAILED_PRECONDITION",
+    "grpc:ABORTED",
+    "grpc:OUT_OF_RANGE",
+    "grpc:UNIMPLEMENTED",
+    "grpc:INTERNAL",
+    "grpc:UNAVAILABLE",
+    "grpc:DATA_LOSS",
+    "grpc:UNAUTHENTICATED",
+];
 
 /// The canonical name of a gRPC status code (grpc/doc/statuscodes.md), for
 /// logs and traces; codes past the defined ones are `UNKNOWN`.
 pub fn grpc_code_name(c: u8) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    NAMES.get(c as usize).copied().unwrap_or("UNKNOWN")
+    GRPC_LABELS
+        .get(c as usize)
+        .map_or("UNKNOWN", |l| &l["grpc:".len()..])
 }
 
 /// The DNS `request_type` label: Go's `dnsmessage.Type.String()` (coroot
@@ -284,19 +255,10 @@ mod tests {
         );
         assert_eq!(status_label(Status::Http(204)), Some("2xx"));
         assert_eq!(status_label(Status::Http(0)), Some("unknown"));
-        assert_eq!(status_label(Status::Grpc(0)), Some("2xx"));
-        assert_eq!(
-            status_label(Status::Grpc(5)),
-            Some("4xx"),
-            "NOT_FOUND is a 404"
-        );
-        assert_eq!(
-            status_label(Status::Grpc(14)),
-            Some("5xx"),
-            "UNAVAILABLE is a 503"
-        );
-        assert_eq!(status_label(Status::Grpc(2)), Some("5xx"));
-        assert_eq!(status_label(Status::Grpc(99)), Some("5xx"));
+        assert_eq!(status_label(Status::Grpc(0)), Some("grpc:OK"));
+        assert_eq!(status_label(Status::Grpc(5)), Some("grpc:NOT_FOUND"));
+        assert_eq!(status_label(Status::Grpc(16)), Some("grpc:UNAUTHENTICATED"));
+        assert_eq!(status_label(Status::Grpc(99)), Some("grpc:UNKNOWN"));
         assert_eq!(grpc_code_name(5), "NOT_FOUND");
         assert_eq!(grpc_code_name(200), "UNKNOWN");
         assert_eq!(status_label(Status::Dns(3)), Some("nxdomain"));
