@@ -105,8 +105,8 @@ pub fn has_method_label(p: Protocol) -> bool {
 ///
 /// gRPC: coroot-node-agent's `Status.GRPC()` renders `grpc:` and the code's
 /// canonical name (a coroot-derived parser test asserts `grpc:NOT_FOUND`);
-/// older agents reported an HTTP/2 request by its `:status` only. The Coroot
-/// server counts `failed`, `5..` and non-OK `grpc:` statuses as errors.
+/// older agents reported an HTTP/2 request by its `:status` only. See
+/// docs/l7.md for how the Coroot server reads these values.
 pub fn status_label(s: Status) -> Option<&'static str> {
     Some(match s {
         Status::Http(c) => match c {
