@@ -37,7 +37,8 @@ fn built(protocol: Protocol, n: u32) -> Conversation {
     for i in 1..=n {
         let (req, resp): (Vec<u8>, Vec<u8>) = match protocol {
             Protocol::Mongo => {
-                let body = b"\x00\x00\x00\x00\x00\x16\x00\x00\x00\x02find\x00\x02\x00\x00\x00t\x00\x00";
+                let body =
+                    b"\x00\x00\x00\x00\x00\x16\x00\x00\x00\x02find\x00\x02\x00\x00\x00t\x00\x00";
                 let mut q = ((16 + body.len()) as u32).to_le_bytes().to_vec();
                 q.extend(i.to_le_bytes());
                 q.extend(0u32.to_le_bytes());
@@ -139,17 +140,60 @@ fn bench(name: &str, protocol: Protocol, conv: &Conversation, iters: u32) {
 }
 
 fn main() {
-    let iters = std::env::var("L7_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let iters = std::env::var("L7_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     println!("issue-16 parsers, {iters} replays of each conversation, Role::Client");
     let rec = |t: &str| fixture(t);
-    bench("mysql", Protocol::Mysql, &rec(include_str!("../fixtures/mysql.txt")), iters);
-    bench("memcached-text", Protocol::Memcached, &rec(include_str!("../fixtures/memcached-text.txt")), iters);
-    bench("memcached-binary", Protocol::Memcached, &rec(include_str!("../fixtures/memcached-binary.txt")), iters);
-    bench("zookeeper", Protocol::Zookeeper, &rec(include_str!("../fixtures/zookeeper.txt")), iters);
-    bench("nats-pub", Protocol::Nats, &rec(include_str!("../fixtures/nats-pub.txt")), iters);
-    bench("nats-sub", Protocol::Nats, &rec(include_str!("../fixtures/nats-sub.txt")), iters);
-    bench("amqp-publish", Protocol::Rabbitmq, &rec(include_str!("../fixtures/amqp-publish.txt")), iters);
-    bench("amqp-consume", Protocol::Rabbitmq, &rec(include_str!("../fixtures/amqp-consume.txt")), iters);
+    bench(
+        "mysql",
+        Protocol::Mysql,
+        &rec(include_str!("../fixtures/mysql.txt")),
+        iters,
+    );
+    bench(
+        "memcached-text",
+        Protocol::Memcached,
+        &rec(include_str!("../fixtures/memcached-text.txt")),
+        iters,
+    );
+    bench(
+        "memcached-binary",
+        Protocol::Memcached,
+        &rec(include_str!("../fixtures/memcached-binary.txt")),
+        iters,
+    );
+    bench(
+        "zookeeper",
+        Protocol::Zookeeper,
+        &rec(include_str!("../fixtures/zookeeper.txt")),
+        iters,
+    );
+    bench(
+        "nats-pub",
+        Protocol::Nats,
+        &rec(include_str!("../fixtures/nats-pub.txt")),
+        iters,
+    );
+    bench(
+        "nats-sub",
+        Protocol::Nats,
+        &rec(include_str!("../fixtures/nats-sub.txt")),
+        iters,
+    );
+    bench(
+        "amqp-publish",
+        Protocol::Rabbitmq,
+        &rec(include_str!("../fixtures/amqp-publish.txt")),
+        iters,
+    );
+    bench(
+        "amqp-consume",
+        Protocol::Rabbitmq,
+        &rec(include_str!("../fixtures/amqp-consume.txt")),
+        iters,
+    );
     // One ClickHouse connection per query in the recording: replay them as one.
     let ch: Conversation = rec(include_str!("../fixtures/clickhouse.txt"));
     bench("clickhouse", Protocol::Clickhouse, &ch, iters);

@@ -75,7 +75,7 @@ impl AmqpState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::run;
+    use crate::testutil16::run;
 
     #[test]
     fn recorded_publisher_and_consumer() {

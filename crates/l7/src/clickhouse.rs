@@ -252,12 +252,12 @@ pub(crate) mod tests {
     #[test]
     fn recorded_clickhouse_18_16() {
         for role in [Role::Client, Role::Server] {
-            let (out, stats) = crate::testutil::run(
+            let (out, stats) = crate::testutil16::run(
                 include_str!("../fixtures/clickhouse.txt"),
                 role,
                 ClickhouseState::feed,
             );
-            assert_eq!(crate::testutil::tally(&out), (5, 2), "{role:?}");
+            assert_eq!(crate::testutil16::tally(&out), (5, 2), "{role:?}");
             assert_eq!(stats, SessionStats::default());
             assert!(out.iter().all(|r| r.duration_ns == 1000));
         }

@@ -352,7 +352,7 @@ impl Binary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{run, tally};
+    use crate::testutil16::{run, tally};
 
     #[test]
     fn text_recorded() {

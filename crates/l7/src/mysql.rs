@@ -266,7 +266,7 @@ mod tests {
 #[cfg(test)]
 mod recorded {
     use super::*;
-    use crate::testutil::{run, tally};
+    use crate::testutil16::{run, tally};
 
     const FIXTURE: &str = include_str!("../fixtures/mysql.txt");
 

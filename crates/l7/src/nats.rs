@@ -112,7 +112,7 @@ fn message(method: Method) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::run;
+    use crate::testutil16::run;
 
     fn methods(out: &[Request]) -> (usize, usize) {
         let p = out.iter().filter(|r| r.method == Method::Produce).count();

@@ -1,58 +1,59 @@
-//! Replays recorded conversations (crates/l7/fixtures) through a parser the
-//! way the kernel would ship them: one chunk per recv, at most PAYLOAD_MAX
-//! bytes of payload, the syscall's full size.
+//! Helpers for the parsers' unit tests: feeding byte strings the way the
+//! kernel reports them, and a tiny xorshift for fuzz-style inputs.
 
-use crate::{Chunk, Direction, PAYLOAD_MAX, Request, Role, SessionStats};
+use crate::{Chunk, Config, Direction, PAYLOAD_MAX, Protocol, Request, Role, Session};
 
-/// The chunks of a fixture file as `role` sees them: '>' lines are the
-/// client's writes, '<' lines the server's. Timestamps are 1000 ns apart.
-pub(crate) fn chunks(fixture: &str, role: Role) -> Vec<(u64, Direction, Vec<u8>)> {
-    let mut v = Vec::new();
-    for line in fixture.lines() {
-        let (dir, hex) = match line.split_once(' ') {
-            Some((">", h)) => (Direction::Egress, h),
-            Some(("<", h)) => (Direction::Ingress, h),
-            _ => continue,
-        };
-        let dir = match (role, dir) {
-            (Role::Client, d) => d,
-            (Role::Server, Direction::Egress) => Direction::Ingress,
-            (Role::Server, Direction::Ingress) => Direction::Egress,
-        };
-        let bytes = (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("fixture hex"))
-            .collect();
-        v.push((1000 * (v.len() as u64 + 1), dir, bytes));
+/// Marsaglia's xorshift64: deterministic, dependency-free.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
     }
-    v
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
 }
 
-/// Feeds a whole fixture to a fresh parser state of type `S`.
-pub(crate) fn run<S: Default>(
-    fixture: &str,
-    role: Role,
-    feed: impl Fn(&mut S, Role, &Chunk, &mut Vec<Request>, &mut SessionStats),
-) -> (Vec<Request>, SessionStats) {
-    let mut s = S::default();
-    let (mut out, mut stats) = (Vec::new(), SessionStats::default());
-    for (ts, dir, b) in chunks(fixture, role) {
+/// A session plus what it produced.
+pub struct Feeder {
+    pub s: Session,
+    pub out: Vec<Request>,
+    pub config: Config,
+}
+
+impl Feeder {
+    pub fn new(p: Protocol, r: Role) -> Feeder {
+        Feeder {
+            s: Session::new(p, r),
+            out: Vec::new(),
+            config: Config::default(),
+        }
+    }
+    /// One read/write of `data` at time `ts`, cut to the kernel's window.
+    pub fn feed(&mut self, ts: u64, d: Direction, data: &[u8]) {
+        let vis = data.len().min(PAYLOAD_MAX);
         let c = Chunk {
             ts_ns: ts,
-            direction: dir,
-            size: b.len() as u32,
-            payload: &b[..b.len().min(PAYLOAD_MAX)],
+            direction: d,
+            size: data.len() as u32,
+            payload: &data[..vis],
         };
-        feed(&mut s, role, &c, &mut out, &mut stats);
+        self.s.feed(&c, &self.config, &mut self.out);
     }
-    (out, stats)
-}
-
-/// (ok, failed) counts of a request list.
-pub(crate) fn tally(out: &[Request]) -> (usize, usize) {
-    let ok = out.iter().filter(|r| r.status == crate::Status::Ok).count();
-    let failed = out
-        .iter()
-        .filter(|r| r.status == crate::Status::Failed)
-        .count();
-    (ok, failed)
+    /// Client wrote / read.
+    pub fn w(&mut self, ts: u64, data: &[u8]) {
+        self.feed(ts, Direction::Egress, data)
+    }
+    pub fn r(&mut self, ts: u64, data: &[u8]) {
+        self.feed(ts, Direction::Ingress, data)
+    }
 }

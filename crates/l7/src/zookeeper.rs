@@ -135,7 +135,7 @@ impl ZookeeperState {
 mod tests {
     use super::*;
     use crate::Direction;
-    use crate::testutil::{run, tally};
+    use crate::testutil16::{run, tally};
 
     #[test]
     fn recorded_kazoo_session() {
