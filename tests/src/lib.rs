@@ -18,23 +18,16 @@ pub use agent::Agent;
 pub use exposition::{Sample, Scrape};
 
 /// Whether a privileged test may run. Returns false (after printing the reason) when it must
-/// skip; panics when skipping is not allowed (`SONDE_REQUIRE_PRIVILEGED=1`).
+/// skip; panics when skipping is not allowed (`SONDE_REQUIRE_PRIVILEGED=1`). The policy is
+/// sonde-testsupport's, shared with the crates' own tests.
 pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
-    }
-    skip(test, "needs root (cgroups, containers, eBPF)")
+    sonde_testsupport::require_root(test, "cgroups, containers, eBPF")
 }
 
-/// Skips `test` for `reason`, or fails it when SONDE_REQUIRE_PRIVILEGED=1.
+/// Skips `test` for `reason` (something CI's machine has is missing), or fails it when
+/// SONDE_REQUIRE_PRIVILEGED=1.
 pub fn skip(test: &str, reason: &str) -> bool {
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: cannot skip ({reason}) because SONDE_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("SKIPPED {test}: {reason}");
-    false
+    sonde_testsupport::skip(test, sonde_testsupport::Needs::Privileged, reason)
 }
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
