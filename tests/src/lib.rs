@@ -15,7 +15,7 @@ pub mod http_mock;
 pub mod tools;
 
 pub use agent::Agent;
-pub use exposition::{Sample, Scrape};
+pub use exposition::{Sample, Scrape, val};
 
 /// Whether a privileged test may run. Returns false (after printing the reason) when it must
 /// skip; panics when skipping is not allowed (`SONDE_REQUIRE_PRIVILEGED=1`). The policy is
@@ -37,6 +37,32 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("local addr")
         .port()
+}
+
+/// A loopback port outside the ephemeral range that nobody listens on right now. Tests listen
+/// there because connections to ephemeral destination ports are not counted (they are not
+/// service endpoints). Ports are tried from a seed of time and pid, so tests running at once
+/// rarely race for one.
+pub fn free_port_outside_ephemeral() -> u16 {
+    let l = listener_outside_ephemeral();
+    l.local_addr().expect("local addr").port()
+}
+
+/// A listener on 127.0.0.1 at a port outside the ephemeral range (see
+/// [`free_port_outside_ephemeral`]).
+pub fn listener_outside_ephemeral() -> std::net::TcpListener {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = u64::from(nanos ^ std::process::id().rotate_left(16));
+    for i in 0..500u64 {
+        let port = 20_000 + ((seed + i * 104_729) % 12_000) as u16;
+        if let Ok(l) = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)) {
+            return l;
+        }
+    }
+    panic!("no free port in 20000-32000 on 127.0.0.1");
 }
 
 /// Polls `f` every 100 ms until it returns Some, or panics with `what` after `timeout`.

@@ -62,6 +62,15 @@ pub enum Error {
     },
 }
 
+impl From<sonde_netlink::Error> for Error {
+    fn from(e: sonde_netlink::Error) -> Error {
+        Error::Socket {
+            step: e.step,
+            source: e.source,
+        }
+    }
+}
+
 impl Error {
     /// What is off and how to fix it, for the one warning of a degraded agent.
     pub fn reason(&self) -> String {
