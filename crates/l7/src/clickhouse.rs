@@ -250,6 +250,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn recorded_clickhouse_18_16() {
+        for role in [Role::Client, Role::Server] {
+            let (out, stats) = crate::testutil16::run(
+                include_str!("../fixtures/clickhouse.txt"),
+                role,
+                ClickhouseState::feed,
+            );
+            assert_eq!(crate::testutil16::tally(&out), (5, 2), "{role:?}");
+            assert_eq!(stats, SessionStats::default());
+            assert!(out.iter().all(|r| r.duration_ns == 1000));
+        }
+    }
+
+    #[test]
     fn not_queries() {
         assert!(!is_query(b"\x01\x05hello"));
         assert!(!is_query(b"\x01\x00\x03"));

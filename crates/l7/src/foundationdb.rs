@@ -18,9 +18,9 @@
 //! each is approximate. Status: `ok` (as coroot's). The identifiers are
 //! coroot-node-agent's list (FoundationDB 7.x's file identifiers).
 //!
-//! Only plain TCP is followed: under TLS the packets lack the checksum, and
-//! FoundationDB's statically linked TLS is out of the uprobes' reach, so the
-//! agent sees ciphertext there anyway.
+//! Only plain TCP is followed: under TLS the packets lack the checksum, a
+//! layout not followed here (the agent sees that plaintext only if
+//! FoundationDB's TLS library is one its uprobes cover).
 
 use crate::framer::{Framer, Inflight, Len, completed, is_request, le_u32, lost_place};
 use crate::{Chunk, Method, Protocol, Request, Role, SessionStats, Status};

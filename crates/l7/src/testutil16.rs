@@ -27,22 +27,25 @@ pub(crate) fn chunks(fixture: &str, role: Role) -> Vec<(u64, Direction, Vec<u8>)
     v
 }
 
-/// Feeds a whole fixture to a fresh parser state of type `S`.
+/// Feeds a whole fixture to a fresh parser state of type `S`, and to a
+/// fresh one again at each '=' line (the recording's next connection).
 pub(crate) fn run<S: Default>(
     fixture: &str,
     role: Role,
     feed: impl Fn(&mut S, Role, &Chunk, &mut Vec<Request>, &mut SessionStats),
 ) -> (Vec<Request>, SessionStats) {
-    let mut s = S::default();
     let (mut out, mut stats) = (Vec::new(), SessionStats::default());
-    for (ts, dir, b) in chunks(fixture, role) {
-        let c = Chunk {
-            ts_ns: ts,
-            direction: dir,
-            size: b.len() as u32,
-            payload: &b[..b.len().min(PAYLOAD_MAX)],
-        };
-        feed(&mut s, role, &c, &mut out, &mut stats);
+    for conversation in fixture.split("\n=\n") {
+        let mut s = S::default();
+        for (ts, dir, b) in chunks(conversation, role) {
+            let c = Chunk {
+                ts_ns: ts,
+                direction: dir,
+                size: b.len() as u32,
+                payload: &b[..b.len().min(PAYLOAD_MAX)],
+            };
+            feed(&mut s, role, &c, &mut out, &mut stats);
+        }
     }
     (out, stats)
 }

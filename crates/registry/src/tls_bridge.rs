@@ -7,7 +7,7 @@ use std::path::Path;
 
 use prometheus::proto::MetricFamily;
 use sonde_tracer::Tracer;
-use sonde_tracer::tls::{TlsAttacher, TlsConfig, TlsStats};
+use sonde_tracer::tls::{SkipReason, TlsAttacher, TlsConfig, TlsStats};
 
 use crate::catalogue::l7 as cat;
 use crate::exposition::{Family, NodeLabels};
@@ -59,8 +59,9 @@ pub(crate) fn render(s: &TlsStats, node: &NodeLabels, out: &mut Vec<MetricFamily
     f.add(&[("kind", "go")], s.go_targets as f64);
     f.finish(node, out);
     let mut f = Family::new(&cat::SONDE_TLS_FILES_SKIPPED);
-    for (reason, n) in &s.skipped {
-        f.add(&[("reason", reason.label())], *n as f64);
+    for reason in SkipReason::ALL {
+        let n = s.skipped.get(&reason).copied().unwrap_or(0);
+        f.add(&[("reason", reason.label())], n as f64);
     }
     f.finish(node, out);
     let mut f = Family::new(&cat::SONDE_TLS_UPROBES);

@@ -57,6 +57,19 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason, in label order (rendered even when 0: a known label set).
+    pub const ALL: [SkipReason; 9] = [
+        SkipReason::Unreadable,
+        SkipReason::Architecture,
+        SkipReason::NoOpenSslSymbols,
+        SkipReason::GoStripped,
+        SkipReason::GoNoTls,
+        SkipReason::GoStackAbi,
+        SkipReason::GoDecode,
+        SkipReason::AttachFailed,
+        SkipReason::TooManyTargets,
+    ];
+
     /// The label value.
     pub fn label(self) -> &'static str {
         match self {
