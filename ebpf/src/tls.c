@@ -8,6 +8,8 @@
  *     SSL_write, SSL_write_ex   entry: tls_ssl_write_enter;  return: tls_ssl_write_ret
  *     SSL_read                  entry: tls_ssl_read_enter;   return: tls_ssl_read_ret
  *     SSL_read_ex               entry: tls_ssl_readx_enter; return: tls_ssl_readx_ret
+ *     SSL_set_fd                entry: tls_ssl_set_fd (the SSL*'s fd, for reads
+ *                               served from OpenSSL's buffer)
  *   Go crypto/tls (Go >= 1.17, register ABI, amd64):
  *     crypto/tls.(*Conn).Write  entry: tls_go_write_enter
  *     crypto/tls.(*Conn).Read   entry: tls_go_read_enter; every RET: tls_go_read_ret
@@ -163,6 +165,24 @@ int tls_ssl_readx_enter(struct tls_regs *regs)
 	__u64 out = regs->cx; /* size_t *readbytes, the 4th argument */
 	bpf_map_update_elem(&tls_read_ex_out, &id, &out, BPF_ANY);
 	tls_ssl_enter(regs, 0);
+	return 0;
+}
+
+/*
+ * SSL_set_fd(ssl, fd): the fd of an SSL* from the start. A server that reads
+ * ahead (nginx) gets the client's first records (an HTTP/2 preface, a
+ * request) into OpenSSL's buffer during the handshake, so its first SSL_read
+ * makes no socket read and only this tells which fd that plaintext is for.
+ */
+SEC("uprobe/tls_ssl_set_fd")
+int tls_ssl_set_fd(struct tls_regs *regs)
+{
+	__s32 fd = (__s32)regs->si;
+	if (fd < 0)
+		return 0;
+	struct tls_ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = regs->di};
+	__u32 v = fd;
+	bpf_map_update_elem(&tls_ssl_fds, &key, &v, BPF_ANY);
 	return 0;
 }
 

@@ -43,7 +43,7 @@ use crate::loader::verifier_excerpt;
 use crate::{Error, Tracer};
 
 /// The uprobe programs of `ebpf/src/tls.c`, in [`Prog`] order.
-const PROGRAMS: [&str; 9] = [
+const PROGRAMS: [&str; 10] = [
     "tls_ssl_write_enter",
     "tls_ssl_write_ret",
     "tls_ssl_read_enter",
@@ -53,6 +53,7 @@ const PROGRAMS: [&str; 9] = [
     "tls_go_write_enter",
     "tls_go_read_enter",
     "tls_go_read_ret",
+    "tls_ssl_set_fd",
 ];
 
 #[derive(Clone, Copy)]
@@ -66,6 +67,7 @@ enum Prog {
     GoWriteEnter,
     GoReadEnter,
     GoReadRet,
+    SslSetFd,
 }
 
 /// TLS attacher settings.
@@ -369,6 +371,9 @@ impl TlsAttacher {
         if o.ssl_write_ex != 0 {
             points.push((Prog::SslWriteEnter, o.ssl_write_ex, false));
             points.push((Prog::SslWriteRet, o.ssl_write_ex, true));
+        }
+        if o.ssl_set_fd != 0 {
+            points.push((Prog::SslSetFd, o.ssl_set_fd, false));
         }
         if o.ssl_read_ex != 0 {
             points.push((Prog::SslReadExEnter, o.ssl_read_ex, false));

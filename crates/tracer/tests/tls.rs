@@ -345,3 +345,91 @@ async fn https_through_go_crypto_tls() {
         "{events:?}"
     );
 }
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// nginx (its own OpenSSL, HTTP/2 over TLS) answering /200, /404, /500, one process
+/// (`master_process off`) so the server's requests carry one pid.
+fn nginx_h2(dir: &Path) -> (Nginx, u16) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+         events {{}}\n\
+         http {{ access_log off; client_body_temp_path {d}/t1; proxy_temp_path {d}/t2;\n\
+           fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
+           server {{ listen 127.0.0.1:{port} ssl http2;\n\
+             ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;\n\
+             location = /200 {{ return 200 \"ok\"; }}\n\
+             location = /404 {{ return 404 \"no\"; }}\n\
+             location = /500 {{ return 500 \"err\"; }} }} }}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let nginx = Nginx(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (nginx, port);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("nginx did not listen on {port}");
+}
+
+/// HTTP/2 inside TLS (ALPN h2): the Go client's plaintext starts with the HTTP/2 preface,
+/// nginx's OpenSSL reads it: both ends count the same requests as plain HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_inside_tls_go_to_nginx() {
+    let test = "http2_inside_tls_go_to_nginx";
+    if !privileged(test) {
+        return;
+    }
+    if (!have("openssl") || !have("go") || !Path::new("/usr/sbin/nginx").exists())
+        && missing(test, "openssl, go (golang-go) or nginx")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let go_client = build_go_client(dir.path(), "client", "");
+    // The certificate, made the way https_server makes it.
+    drop(https_server(dir.path()));
+    let (mut tracer, mut stream) = start();
+    assert!(tracer.l7_attached(), "L7 programs: {:?}", tracer.l7_error());
+    let mut tls = attacher(&mut tracer);
+    let (nginx, port) = nginx_h2(dir.path());
+    tls.scan_process(nginx.0.id());
+    assert!(tls.stats().openssl_targets >= 1, "{:?}", tls.stats());
+
+    let mut cmd = Command::new(&go_client);
+    cmd.env("SONDE_H2", "1").arg(port.to_string()).args(paths());
+    let client = run_client(Some(&mut tls), cmd, &paths());
+    let events = requests_of(&mut stream, client, nginx.0.id()).await;
+    assert_eq!(
+        by_status(&events, client, Role::Client),
+        expected(),
+        "{events:?}"
+    );
+    assert_eq!(
+        by_status(&events, nginx.0.id(), Role::Server),
+        expected(),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 2 * N * STATUSES.len(), "{events:?}");
+}

@@ -19,6 +19,7 @@ pub(crate) struct OpenSslOffsets {
     pub(crate) ssl_write_ex: u64,
     pub(crate) ssl_read: u64,
     pub(crate) ssl_read_ex: u64,
+    pub(crate) ssl_set_fd: u64,
 }
 
 /// File offsets in a Go binary: the entries of `(*Conn).Write` and
@@ -150,6 +151,7 @@ fn inspect_openssl<'a, R: object::ReadRef<'a>>(elf: &object::File<'a, R>) -> Ins
             Ok("SSL_write_ex") => &mut o.ssl_write_ex,
             Ok("SSL_read") => &mut o.ssl_read,
             Ok("SSL_read_ex") => &mut o.ssl_read_ex,
+            Ok("SSL_set_fd") => &mut o.ssl_set_fd,
             _ => continue,
         };
         if let Some(off) = file_offset(elf, sym.address()) {
@@ -352,7 +354,7 @@ mod tests {
 
     #[test]
     fn openssl_of_this_host() {
-        // Debian 12's libssl3: the four entry points, each at its own offset.
+        // Debian 12's libssl3: the five entry points, each at its own offset.
         let path = Path::new("/usr/lib/x86_64-linux-gnu/libssl.so.3");
         if !path.exists() {
             eprintln!("skipped: {} not installed", path.display());
@@ -361,11 +363,18 @@ mod tests {
         let Inspection::OpenSsl(o) = inspect(path, true) else {
             panic!("libssl.so.3 not recognised");
         };
-        let all = [o.ssl_write, o.ssl_write_ex, o.ssl_read, o.ssl_read_ex];
+        let all = [
+            o.ssl_write,
+            o.ssl_write_ex,
+            o.ssl_read,
+            o.ssl_read_ex,
+            o.ssl_set_fd,
+        ];
         assert!(all.iter().all(|&x| x > 0), "{o:?}");
         let mut sorted = all.to_vec();
+        sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(sorted.len(), 4);
+        assert_eq!(sorted.len(), 5);
     }
 
     #[test]

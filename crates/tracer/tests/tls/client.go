@@ -1,6 +1,8 @@
 // HTTPS test client (Go crypto/tls, HTTP/1.1): waits for a line on stdin (so
 // the test can attach first), then GETs each path on one keep-alive
 // connection and prints each status. Usage: client PORT PATH...
+// With SONDE_H2=1 it speaks HTTP/2 (ALPN h2, Go's default) and fails unless
+// every response came over HTTP/2; otherwise HTTP/1.1 only.
 package main
 
 import (
@@ -19,6 +21,11 @@ func main() {
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 		MaxIdleConnsPerHost: 1,
 	}
+	h2 := os.Getenv("SONDE_H2") == "1"
+	if h2 {
+		tr.TLSNextProto = nil
+		tr.ForceAttemptHTTP2 = true
+	}
 	client := &http.Client{Transport: tr}
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	for _, path := range os.Args[2:] {
@@ -29,6 +36,10 @@ func main() {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if h2 && resp.ProtoMajor != 2 {
+			fmt.Fprintln(os.Stderr, "not HTTP/2:", resp.Proto)
+			os.Exit(1)
+		}
 		fmt.Println(resp.StatusCode)
 	}
 }
