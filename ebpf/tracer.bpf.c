@@ -7,6 +7,8 @@
  *   src/tcp.c   sock/inet_sock_set_state, tcp/tcp_retransmit_skb, scan_active
  *   src/cgroup.c  cgroup/cgroup_mkdir (cgroup v2 only)
  *   src/seed.c  iter/tcp, run once at start (sockets older than the tracer)
+ *   src/l7.c    syscalls/sys_{enter,exit}_{connect,accept*,close,read*,write*,send*,recv*}:
+ *               application-protocol reads and writes (docs/l7.md)
  *
  * One compilation unit so every program shares the `events` ring buffer and
  * the `lost` counters: the loader polls a single fd.
@@ -23,6 +25,7 @@
 #include "src/tcp.c"
 #include "src/cgroup.c"
 #include "src/seed.c"
+#include "src/l7.c"
 
 /* GPL: bpf_probe_read_kernel (behind BPF_CORE_READ) is a GPL-only helper. */
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

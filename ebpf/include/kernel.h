@@ -67,6 +67,7 @@ enum {
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
 #define CLONE_THREAD 0x00010000
 
 /* Context of raw_tp programs: the tracepoint's TP_PROTO arguments (uapi). */
@@ -183,12 +184,22 @@ struct css_set {
 	struct cgroup *dfl_cgrp; /* the task's cgroup in the unified (v2) hierarchy */
 };
 
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd; /* an RCU array: read each slot with bpf_probe_read_kernel */
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
 	int exit_code;
 	struct signal_struct *signal;
 	struct css_set *cgroups;
+	struct files_struct *files; /* src/l7.c: fd -> socket */
 };
 
 struct ns_common {
@@ -235,10 +246,14 @@ struct inode {
 
 struct file {
 	struct inode *f_inode;
+	void *private_data; /* a socket's struct socket (src/l7.c) */
 };
+
+struct sock;
 
 struct socket {
 	struct file *file;
+	struct sock *sk;
 };
 
 struct sock {

@@ -12,6 +12,15 @@
 //! payloads; the kernel only classifies cheaply and copies bytes.
 //! See docs/l7.md for the design and the contract with the kernel.
 
+mod config;
+mod http1;
+mod session;
+#[cfg(test)]
+mod testutil;
+
+pub use config::Config;
+pub use session::Session;
+
 /// Payload bytes the kernel copies per read/write (the rest is counted in
 /// [`Chunk::size`] but not seen). Must equal `L7_PAYLOAD_MAX` in
 /// `ebpf/include/common.h`.
@@ -168,4 +177,19 @@ pub struct SessionStats {
     pub unmatched_responses: u64,
     /// Requests dropped because too many were waiting for a response (bound).
     pub pending_overflow: u64,
+    /// Chunks of a protocol this build has no parser for (counted, never guessed).
+    pub unsupported_chunks: u64,
+    /// Requests seen only partly (the 512-byte window cut them) whose count
+    /// could not be proven, e.g. the tail of a Redis pipeline.
+    pub unproven_requests: u64,
+    /// Times the stream lost its place (a body or frame ran past the window
+    /// with no length to skip it) and waited for a recognisable start again.
+    pub resyncs: u64,
+    /// HTTP/2: HPACK dynamic table size requests above the 64 KiB cap, and
+    /// header blocks that could not be decoded (table possibly out of step).
+    pub hpack_errors: u64,
+    /// HTTP/2 streams reset (RST_STREAM) before any response.
+    pub reset_streams: u64,
+    /// HTTP requests left out by `--exclude-http-requests-by-path`.
+    pub excluded: u64,
 }

@@ -7,6 +7,8 @@
 pub enum Kind {
     Gauge,
     Counter,
+    /// Rendered with `Family::add_histogram` (buckets of [`crate::l7::BUCKETS`]).
+    Histogram,
 }
 
 /// One metric's name, help text and type.
@@ -26,6 +28,9 @@ macro_rules! metric {
         };
     };
 }
+
+/// The application-layer families.
+pub mod l7;
 
 // Node.
 metric!(

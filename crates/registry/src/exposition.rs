@@ -5,7 +5,9 @@
 //! the one place that turns (name, labels, value) into the `prometheus` crate's protobuf model,
 //! which its `TextEncoder` then writes out.
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 
 use crate::catalogue::{Kind, MetricDef};
 
@@ -62,7 +64,41 @@ impl Family {
                 c.set_value(value);
                 metric.set_counter(c);
             }
+            Kind::Histogram => {
+                // A histogram has no single value: see add_histogram.
+                debug_assert!(false, "{}: add() on a histogram", self.def.name);
+                return;
+            }
         }
+        self.metrics.push(metric);
+    }
+
+    /// Adds one histogram: `buckets` are (upper bound, cumulative count) in increasing order
+    /// (the `+Inf` bucket is `count`, added by the encoder).
+    pub fn add_histogram(
+        &mut self,
+        labels: &[(&str, &str)],
+        buckets: &[(f64, u64)],
+        sum: f64,
+        count: u64,
+    ) {
+        let mut metric = Metric::default();
+        metric.set_label(labels.iter().map(|(n, v)| label(n, v)).collect());
+        let mut h = Histogram::default();
+        h.set_sample_count(count);
+        h.set_sample_sum(sum);
+        h.set_bucket(
+            buckets
+                .iter()
+                .map(|(upper, n)| {
+                    let mut b = Bucket::default();
+                    b.set_upper_bound(*upper);
+                    b.set_cumulative_count(*n);
+                    b
+                })
+                .collect(),
+        );
+        metric.set_histogram(h);
         self.metrics.push(metric);
     }
 
@@ -82,6 +118,7 @@ impl Family {
         family.set_field_type(match self.def.kind {
             Kind::Gauge => MetricType::GAUGE,
             Kind::Counter => MetricType::COUNTER,
+            Kind::Histogram => MetricType::HISTOGRAM,
         });
         let node_pairs = node.pairs();
         let mut metrics = self.metrics;

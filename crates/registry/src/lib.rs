@@ -17,6 +17,8 @@ pub mod discovery;
 pub mod exposition;
 pub mod gpu;
 pub mod health;
+pub mod l7;
+mod l7_optout;
 pub mod latency;
 mod logs_sync;
 pub mod metadata;
@@ -25,6 +27,7 @@ pub mod net;
 pub mod netns_ips;
 pub mod readiness;
 pub mod render;
+pub mod render_l7;
 pub mod resources;
 pub mod seeding;
 pub mod self_metrics;
@@ -229,6 +232,7 @@ impl Registry {
         });
         let (lookups_tx, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
         let mut state = State::new(config.gc_grace);
+        state.max_fqdns_per_container = config.tracer.max_fqdns_per_container;
 
         let mut scanner = ProcScanner::new(&config.node_paths.procfs);
         let now = Instant::now();
@@ -451,6 +455,8 @@ impl Registry {
             &inner.node_labels,
             &mut families,
         );
+        let ip_to_fqdn = self.ip_to_fqdn();
+        render_l7::render_l7(&exported, &ip_to_fqdn, &inner.node_labels, &mut families);
         if let Some(logs) = &inner.logs {
             render::render_logs(&exported, logs, &inner.node_labels, &mut families);
         }

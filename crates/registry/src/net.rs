@@ -66,6 +66,16 @@ pub enum NetEvent {
     ListenClose {
         addr: SocketAddr,
     },
+    /// An application-protocol request this process made to `dst` (really `actual`) or, when
+    /// `inbound`, served (then `dst`/`actual` are the client's address, unused).
+    L7 {
+        dst: SocketAddr,
+        actual: SocketAddr,
+        inbound: bool,
+        request: Box<sonde_l7::Request>,
+        /// The process's `COROOT_EBPF_TRACES=disabled` (crate::l7_optout); None: unknown.
+        opted_out: Option<bool>,
+    },
 }
 
 /// Counters of one destination.
@@ -123,6 +133,8 @@ pub struct ContainerNet {
     pub listens: foldhash::HashMap<SocketAddr, Listen>,
     /// Events about destinations beyond MAX_DESTINATIONS, not counted.
     pub dropped_destinations: u64,
+    /// Application-layer requests (crate::l7).
+    pub l7: crate::l7::ContainerL7,
 }
 
 impl ContainerNet {
@@ -205,6 +217,16 @@ impl ContainerNet {
                     l.open = false;
                     l.closed_at = Some(now);
                 }
+            }
+            NetEvent::L7 {
+                dst,
+                actual,
+                inbound,
+                ref request,
+                ..
+            } => {
+                // No DNS answers wanted here: State::apply_net takes them (apply_l7).
+                self.l7.apply(request, dst, actual, inbound, usize::MAX);
             }
         }
     }

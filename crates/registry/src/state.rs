@@ -142,6 +142,10 @@ pub struct State {
     /// Kernel events about processes the registry could not place in a container (they ran
     /// outside containers, or exited before they could be looked up).
     pub unattributed_events: u64,
+    /// `--max-fqdns-per-container`: DNS domains a container gets its own label for.
+    pub max_fqdns_per_container: usize,
+    /// What DNS answers said, node-wide (`ip_to_fqdn`).
+    pub ip_to_fqdn: crate::l7::IpToFqdn,
     /// Container of recently exited processes: a process's sockets close after its exit event,
     /// and their last bytes still belong to its container.
     exited: foldhash::HashMap<u32, (String, Instant)>,
@@ -192,6 +196,8 @@ impl State {
             pids: foldhash::HashMap::default(),
             gc_grace,
             unattributed_events: 0,
+            max_fqdns_per_container: 50,
+            ip_to_fqdn: crate::l7::IpToFqdn::default(),
             exited: foldhash::HashMap::default(),
             cgroup_runs: foldhash::HashMap::default(),
             identities: HashMap::new(),
@@ -273,27 +279,6 @@ impl State {
                 }
             }
         }
-    }
-
-    /// Applies a TCP happening to the container of `pid` (also used for scrape-time byte
-    /// counts, which do not go through the event queue).
-    pub fn apply_net(&mut self, pid: u32, event: &NetEvent, now: Instant) {
-        match self.container_of_pid_mut(pid) {
-            Some(c) => c.net.apply(event, now),
-            None => self.unattributed_events += 1,
-        }
-    }
-
-    /// Applies a TCP happening of `pid`, which the kernel saw in cgroup `path`: to the
-    /// process's container if the registry knows the process, else to the container of
-    /// `path` (the process is placed there until its exit event).
-    pub fn apply_net_in_cgroup(&mut self, pid: u32, path: &str, event: &NetEvent, now: Instant) {
-        if !self.knows_pid(pid) {
-            // A process that made a connection runs the container's own workload: the
-            // container exists in its runtime by now.
-            self.place_ghost(pid, path, true, now);
-        }
-        self.apply_net(pid, event, now);
     }
 
     /// Places `pid`, which could not be read from /proc, in the container of cgroup `path`
@@ -777,6 +762,7 @@ fn naming_source(naming: &Naming) -> Option<MetadataSource> {
     }
 }
 
+mod net_apply;
 mod removal;
 
 #[cfg(test)]

@@ -46,6 +46,12 @@ pub struct TracerSettings {
     pub public_networks: Vec<Cidr>,
     /// NAT resolution from conntrack; None: `--disable-conntrack`.
     pub conntrack: Option<sonde_nat::NatConfig>,
+    /// Application-protocol tracing (ebpf/src/l7.c); false: `--disable-l7-tracing`.
+    pub l7: bool,
+    /// `--exclude-http-requests-by-path`.
+    pub exclude_http_paths: Vec<String>,
+    /// `--max-fqdns-per-container`.
+    pub max_fqdns_per_container: usize,
 }
 
 /// The running tracer and the state the scrape needs from it.
@@ -89,6 +95,8 @@ pub struct TracerScrape {
     pub table_overflow: u64,
     pub stale_connections: u64,
     pub nat: Option<sonde_nat::NatStats>,
+    /// Whether the L7 programs are attached (their self-metrics are rendered then).
+    pub l7_attached: bool,
 }
 
 impl NetTracer {
@@ -107,7 +115,13 @@ impl NetTracer {
             );
             return None;
         }
-        let config = TracerConfig::default();
+        let config = TracerConfig {
+            l7: settings.l7,
+            l7_parsing: sonde_l7::Config {
+                exclude_http_paths: settings.exclude_http_paths.clone(),
+            },
+            ..TracerConfig::default()
+        };
         let capacity = config.max_connections as usize;
         let btf_path = config.btf_path.clone();
         let (mut tracer, stream) = match Tracer::start(config) {
@@ -130,6 +144,17 @@ impl NetTracer {
             })
             .unwrap_or(0);
         health.up("tracer");
+        match (settings.l7, tracer.l7_error()) {
+            (false, _) => health.down(
+                "l7",
+                "disabled by --disable-l7-tracing: no HTTP, gRPC, database or DNS request metrics",
+            ),
+            (true, Some(reason)) => health.down(
+                "l7",
+                format!("L7 programs not attached ({reason}): no HTTP, gRPC, database or DNS request metrics; the rest of the tracer runs"),
+            ),
+            (true, None) => health.up("l7"),
+        }
         let filter = ConnectionFilter::new(
             settings.ephemeral_ports.clone(),
             settings.public_networks.clone(),
@@ -201,6 +226,7 @@ impl NetTracer {
             bytes,
             active,
             lost: self.tracer.lost_events(),
+            l7_attached: self.tracer.l7_attached(),
             tracked_connections: table.len(),
             table_overflow: table.overflow(),
             stale_connections: table.stale(),
@@ -242,6 +268,8 @@ impl NetTracer {
 pub struct BridgeStats {
     pub decode_errors: std::sync::atomic::AtomicU64,
     pub pending_dropped: std::sync::atomic::AtomicU64,
+    /// The L7 engine's counters, copied every 250 ms (they sum over live sessions).
+    pub l7: Mutex<sonde_tracer::l7::L7Stats>,
 }
 
 /// Moves kernel events into the registry until the stream fails.
@@ -263,6 +291,7 @@ pub async fn run_bridge(
             return;
         }
     };
+    let opt_outs = crate::l7_optout::OptOuts::new(&procfs);
     let mut bridge = Bridge {
         netns_ips: NetnsIps::new(&procfs),
         net,
@@ -274,6 +303,7 @@ pub async fn run_bridge(
         buf: String::with_capacity(4096),
         stats,
         out: Vec::new(),
+        opt_outs,
     };
     // Listeners older than the agent, as if they had just opened.
     let seeded = std::mem::take(
@@ -326,6 +356,7 @@ pub async fn run_bridge(
             _ = ticker.tick() => {
                 bridge.resolve_settled(Instant::now());
                 bridge.flush();
+                *bridge.stats.l7.lock().unwrap_or_else(PoisonError::into_inner) = stream.l7_stats();
             }
         }
     }
@@ -346,6 +377,8 @@ struct Bridge {
     netns_ips: NetnsIps,
     /// Registry events of the batch being handled, in order; sent by `flush`.
     out: Vec<Event>,
+    /// Processes opted out of L7 tracing by their environment.
+    opt_outs: crate::l7_optout::OptOuts,
 }
 
 /// The connection table for one read of the ring: locked at its first TCP event and held to
@@ -380,6 +413,7 @@ impl Bridge {
                 }
             }
             KernelEvent::ProcessExit { pid, cgroup_id, .. } => {
+                self.opt_outs.forget(pid);
                 if self.announced.remove(&pid) {
                     self.out.push(Event::ProcessGone { pid });
                     return;
@@ -512,6 +546,39 @@ impl Bridge {
             } if filter.is_destination(dst, netns) => {
                 let actual = self.net.actual(src, dst);
                 self.net_event(pid, cgroup_id, NetEvent::Retransmit { dst, actual }, table);
+            }
+            KernelEvent::L7Request {
+                pid,
+                cgroup_id,
+                netns,
+                role,
+                src,
+                dst,
+                request,
+            } => {
+                let inbound = role == sonde_l7::Role::Server;
+                // Requests made count per destination under the same rules as connections
+                // (so the two sets of series agree); DNS is counted by name, whatever the
+                // resolver's address (a loopback stub resolver included).
+                if !inbound
+                    && request.protocol != sonde_l7::Protocol::Dns
+                    && !filter.is_destination(dst, netns)
+                {
+                    return;
+                }
+                let actual = if inbound {
+                    dst
+                } else {
+                    self.net.actual(src, dst)
+                };
+                let event = NetEvent::L7 {
+                    dst,
+                    actual,
+                    inbound,
+                    request: Box::new(request),
+                    opted_out: self.opt_outs.of(pid),
+                };
+                self.net_event(pid, cgroup_id, event, table);
             }
             _ => {} // Not a destination, or an ephemeral listener.
         }

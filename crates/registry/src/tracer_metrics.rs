@@ -55,5 +55,9 @@ impl Registry {
         if let Some(nat) = &t.nat {
             nat_bridge::render(nat, node, out);
         }
+        if t.l7_attached {
+            let l7 = *stats.l7.lock().unwrap_or_else(PoisonError::into_inner);
+            crate::render_l7::render_l7_self_metrics(&l7, node, out);
+        }
     }
 }

@@ -235,6 +235,33 @@ pub struct AgentArgs {
     #[arg(long, env = "CONNTRACK_TABLE_SIZE", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=16_777_216), global = true)]
     pub conntrack_table_size: u32,
 
+    // --- Application layer (L7) ---
+    /// Do not trace application protocols (HTTP, gRPC, Postgres, Redis, DNS ...): no
+    /// container_<protocol>_* request metrics, no cost on reads and writes.
+    #[arg(long, env = "DISABLE_L7_TRACING", global = true)]
+    pub disable_l7_tracing: bool,
+
+    /// Skip HTTP requests whose path matches one of these glob patterns (coroot's: `/health`
+    /// is that path only, `/health*` every path starting with it): not counted. Repeatable,
+    /// or comma-separated.
+    #[arg(
+        long,
+        env = "EXCLUDE_HTTP_REQUESTS_BY_PATH",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub exclude_http_requests_by_path: Vec<String>,
+
+    /// Most DNS names a container gets its own `domain` label for; further names are
+    /// counted under `~other`.
+    #[arg(
+        long,
+        env = "MAX_FQDNS_PER_CONTAINER",
+        default_value_t = 50,
+        global = true
+    )]
+    pub max_fqdns_per_container: usize,
+
     // --- Logs ---
     /// Patterns kept per container, log source and level (warning and above); new patterns
     /// beyond it count under one "unclassified" series.

@@ -146,6 +146,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 table_size: args.conntrack_table_size as usize,
                 ..Default::default()
             }),
+            l7: !args.disable_l7_tracing,
+            exclude_http_paths: args.exclude_http_requests_by_path.clone(),
+            max_fqdns_per_container: args.max_fqdns_per_container,
         },
     };
     let registry = Registry::start(config, health).context("cannot start the registry")?;

@@ -143,6 +143,21 @@ pub enum Event {
     /// are replaced by U+FFFD. Lets userspace map an OOM victim's cgroup id to
     /// its container after the cgroup directory is gone.
     CgroupCreated { cgroup_id: u64, path: String },
+    /// An application-protocol request completed on a connection the L7
+    /// programs traced (ebpf/src/l7.c; parsed by [`crate::l7::L7Engine`]).
+    /// `pid`/`cgroup_id`: the process that made (client) or served (server) it,
+    /// the cgroup read in the task when its response (client) or request
+    /// (server) record was written. `src` is the local end; `dst` the peer: for
+    /// a client, the address it connected to (before any DNAT).
+    L7Request {
+        pid: u32,
+        cgroup_id: u64,
+        netns: u32,
+        role: sonde_l7::Role,
+        src: SocketAddr,
+        dst: SocketAddr,
+        request: sonde_l7::Request,
+    },
 }
 
 /// Byte counters of one open tracked connection, read at scrape time.

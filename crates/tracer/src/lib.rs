@@ -12,6 +12,7 @@
 //!
 //! See docs/tracer.md for the design (hooks, map sizes, wakeup policy).
 
+mod l7_loader;
 mod loader;
 mod stream;
 mod sys;
@@ -19,6 +20,7 @@ mod sys;
 pub mod conntrack;
 pub mod decode;
 pub mod filter;
+pub mod l7;
 pub mod seed;
 
 use std::path::PathBuf;
@@ -56,6 +58,12 @@ pub struct TracerConfig {
     /// per run) when the kernel allows it, else the classic tracepoint.
     /// Default true; false forces the classic program (tests of the fallback).
     pub prefer_tp_btf: bool,
+    /// Attach the L7 programs (ebpf/src/l7.c: application-protocol reads and
+    /// writes). Default true. When they cannot attach, the rest of the tracer
+    /// runs without them ([`Tracer::l7_error`] says why).
+    pub l7: bool,
+    /// What the L7 parsers are told (`--exclude-http-requests-by-path`).
+    pub l7_parsing: sonde_l7::Config,
 }
 
 impl Default for TracerConfig {
@@ -72,6 +80,8 @@ impl Default for TracerConfig {
             ],
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),
             prefer_tp_btf: true,
+            l7: true,
+            l7_parsing: sonde_l7::Config::default(),
         }
     }
 }

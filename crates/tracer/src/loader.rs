@@ -52,6 +52,9 @@ const PROGRAM_SLOTS: [u32; 6] = [0, 1, 2, 3, 4, 6];
 /// process is unknown. Slot `LOST_TCP_UNTRACKED` of `ebpf/include/common.h`.
 pub const LOST_TCP_UNTRACKED: &str = "tcp_untracked";
 const LOST_TCP_UNTRACKED_SLOT: u32 = 5;
+/// `LOST_L7_EVENT` and `LOST_L7_SOCKETS` of `ebpf/include/common.h`.
+const L7_LOST_EVENT_SLOT: u32 = 7;
+const L7_LOST_SOCKETS_SLOT: u32 = 8;
 
 /// Raw-tracepoint variant of `oom_mark_victim`, reading the victim task itself.
 const OOM_PROGRAM: &str = "oom_mark_victim";
@@ -100,6 +103,9 @@ pub struct Tracer {
     warn: Mutex<LostWarn>,
     /// The tp_btf TCP program's link while attached (see [`Tracer::set_tcp_state_tracing`]).
     sock_state_link: Option<BtfTracePointLinkId>,
+    /// Why the L7 programs are not attached (None: they are, or were not asked for).
+    l7_error: Option<String>,
+    l7_attached: bool,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -114,7 +120,7 @@ fn is_eperm(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
 
-fn verifier_excerpt(e: &ProgramError) -> String {
+pub(crate) fn verifier_excerpt(e: &ProgramError) -> String {
     let text = e.to_string();
     // The useful part of a verifier log is its end (the failing instruction and
     // the reason); keep the last lines, bounded.
@@ -331,6 +337,16 @@ impl Tracer {
             attached.push(*name);
         }
 
+        // Optional: without them only the application-protocol metrics are missing.
+        let (l7_attached, l7_error) = if config.l7 {
+            match crate::l7_loader::attach(&mut ebpf) {
+                Ok(_) => (true, None),
+                Err(reason) => (false, Some(reason)),
+            }
+        } else {
+            (false, None)
+        };
+
         // Optional: without it only open_connection_bytes degrades.
         let scan_error = match ebpf
             .program_mut(SCAN_PROGRAM)
@@ -379,6 +395,8 @@ impl Tracer {
                 scan_error,
                 warn,
                 sock_state_link,
+                l7_error,
+                l7_attached,
             },
             stream,
         ))
@@ -407,6 +425,9 @@ impl Tracer {
             LOST_TCP_UNTRACKED,
             self.lost_slot(LOST_TCP_UNTRACKED_SLOT, LOST_TCP_UNTRACKED),
         ));
+        if self.l7_attached {
+            out.extend(self.l7_lost());
+        }
         let total: u64 = out.iter().map(|(_, n)| n).sum();
         if let Ok(mut w) = self.warn.lock()
             && total > w.last_total
@@ -485,6 +506,28 @@ impl Tracer {
             (_, link) => self.sock_state_link = link, // already as asked
         }
         Ok(())
+    }
+
+    /// Whether the L7 programs are attached.
+    pub fn l7_attached(&self) -> bool {
+        self.l7_attached
+    }
+
+    /// Why the L7 programs could not be attached, when they were asked for.
+    pub fn l7_error(&self) -> Option<&str> {
+        self.l7_error.as_deref()
+    }
+
+    /// L7 records and sockets lost in the kernel: (`l7_events`, ring full),
+    /// (`l7_sockets`, sockets that could not be registered).
+    pub fn l7_lost(&self) -> [(&'static str, u64); 2] {
+        [
+            ("l7_events", self.lost_slot(L7_LOST_EVENT_SLOT, "l7_events")),
+            (
+                "l7_sockets",
+                self.lost_slot(L7_LOST_SOCKETS_SLOT, "l7_sockets"),
+            ),
+        ]
     }
 
     /// The names of the attached programs (the variants, where one was

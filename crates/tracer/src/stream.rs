@@ -12,6 +12,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
 use crate::decode::{self, Event};
+use crate::l7::{EVENT_L7_CLOSE, EVENT_L7_DATA, L7Engine, L7Stats, MAX_SESSIONS};
 use crate::{Error, TracerConfig};
 
 /// Async stream of decoded events. Independent of [`crate::Tracer`]: after the
@@ -22,6 +23,8 @@ pub struct EventStream {
     max_batch: usize,
     decode_errors: u64,
     events: u64,
+    /// Per-connection parsers of the L7 records.
+    l7: L7Engine,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -51,6 +54,7 @@ impl EventStream {
             max_batch: config.max_batch.max(1),
             decode_errors: 0,
             events: 0,
+            l7: L7Engine::new(config.l7_parsing.clone(), MAX_SESSIONS),
         })
     }
 
@@ -60,6 +64,13 @@ impl EventStream {
         while n < self.max_batch {
             let Some(item) = ring.next() else { break };
             n += 1;
+            let kind = item
+                .get(..4)
+                .map(|k| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]));
+            if matches!(kind, Some(EVENT_L7_DATA | EVENT_L7_CLOSE)) {
+                self.l7.handle(&item, out);
+                continue;
+            }
             match decode::decode(&item) {
                 Ok(e) => out.push(e),
                 Err(_) => self.decode_errors += 1,
@@ -93,6 +104,11 @@ impl EventStream {
     /// Records that could not be decoded (truncated or unknown type).
     pub fn decode_errors(&self) -> u64 {
         self.decode_errors
+    }
+
+    /// The L7 engine's counters (records, requests, sessions, parse errors).
+    pub fn l7_stats(&self) -> L7Stats {
+        self.l7.stats()
     }
 
     /// Records consumed so far (decoded or not).

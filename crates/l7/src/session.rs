@@ -1,0 +1,156 @@
+//! One [`Session`] per connection: the protocol dispatch.
+//!
+//! Each protocol's parser lives in its own file and keeps its own state; this
+//! file only routes chunks. To add a protocol: a variant in [`Parser`], one arm
+//! in [`Session::new`] and one in [`Session::feed`]. Protocols with no parser
+//! yet take the explicit `Unsupported` path: their chunks are counted in
+//! [`SessionStats::unsupported_chunks`], never guessed at.
+
+use crate::http1::Http1;
+use crate::{Chunk, Config, Direction, Protocol, Request, Role, SessionStats};
+use std::collections::VecDeque;
+
+/// Requests waiting for their response, per connection (HTTP/1 pipelining,
+/// Postgres batches, Redis pipelines, DNS transactions).
+pub(crate) const MAX_PENDING: usize = 128;
+
+/// Everything a parser needs besides its own state, for one chunk.
+pub(crate) struct Ctx<'a> {
+    pub config: &'a Config,
+    pub stats: &'a mut SessionStats,
+    pub out: &'a mut Vec<Request>,
+}
+
+/// A parser asking the session to continue as another protocol from byte
+/// `offset` of the current chunk (HTTP/1 -> HTTP/2: `Upgrade: h2c` or the
+/// HTTP/2 connection preface).
+pub(crate) struct Switch {
+    pub offset: usize,
+}
+
+enum Parser {
+    Http1(Box<Http1>),
+    Unsupported,
+}
+
+/// The parsing state of one connection (or DNS socket).
+pub struct Session {
+    protocol: Protocol,
+    role: Role,
+    parser: Parser,
+    stats: SessionStats,
+}
+
+impl Session {
+    pub fn new(protocol: Protocol, role: Role) -> Session {
+        let parser = match protocol {
+            Protocol::Http => Parser::Http1(Box::default()),
+            Protocol::Http2
+            | Protocol::Postgres
+            | Protocol::Redis
+            | Protocol::Dns
+            | Protocol::Memcached
+            | Protocol::Mysql
+            | Protocol::Mongo
+            | Protocol::Kafka
+            | Protocol::Cassandra
+            | Protocol::Rabbitmq
+            | Protocol::Nats
+            | Protocol::Dubbo2
+            | Protocol::Clickhouse
+            | Protocol::Zookeeper
+            | Protocol::FoundationDb => Parser::Unsupported,
+        };
+        Session {
+            protocol,
+            role,
+            parser,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// Feed one read/write in kernel order; completed requests are pushed to `out`.
+    pub fn feed(&mut self, chunk: &Chunk<'_>, config: &Config, out: &mut Vec<Request>) {
+        // A write of the client or a read of the server carries requests.
+        let is_request = matches!(
+            (self.role, chunk.direction),
+            (Role::Client, Direction::Egress) | (Role::Server, Direction::Ingress)
+        );
+        let mut ctx = Ctx {
+            config,
+            stats: &mut self.stats,
+            out,
+        };
+        let switch = match &mut self.parser {
+            Parser::Http1(p) => p.feed(chunk, is_request, &mut ctx),
+            Parser::Unsupported => {
+                ctx.stats.unsupported_chunks += 1;
+                None
+            }
+        };
+        if let Some(sw) = switch {
+            // HTTP/2 parser: next commit; it takes over at `sw.offset`.
+            let _ = sw.offset;
+            self.protocol = Protocol::Http2;
+            self.parser = Parser::Unsupported;
+        }
+    }
+
+    /// The connection's protocol; changes from HTTP to HTTP2 on an h2c
+    /// upgrade or a prior-knowledge HTTP/2 preface.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// What this session could not use, cumulative.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+}
+
+/// A bounded FIFO of requests waiting for responses. Never allocates past
+/// [`MAX_PENDING`] entries; what does not fit is counted.
+#[derive(Debug)]
+pub(crate) struct Fifo<T> {
+    q: VecDeque<T>,
+}
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Fifo { q: VecDeque::new() }
+    }
+}
+
+impl<T> Fifo<T> {
+    pub fn push(&mut self, v: T, stats: &mut SessionStats) {
+        if self.q.len() >= MAX_PENDING {
+            stats.pending_overflow += 1;
+            return;
+        }
+        self.q.push_back(v);
+    }
+    pub fn pop(&mut self) -> Option<T> {
+        self.q.pop_front()
+    }
+    pub fn front(&self) -> Option<&T> {
+        self.q.front()
+    }
+    pub fn back_mut(&mut self) -> Option<&mut T> {
+        self.q.back_mut()
+    }
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+}
+
+/// Visible and true lengths of a chunk: the kernel copies at most
+/// PAYLOAD_MAX bytes but reports the syscall's real size.
+pub(crate) fn sizes(chunk: &Chunk<'_>) -> (usize, usize) {
+    let vis = chunk.payload.len();
+    (vis, (chunk.size as usize).max(vis))
+}
+
+/// Request time and response time -> duration (0 if the clock went back).
+pub(crate) fn duration(req_ts: u64, resp_ts: u64) -> u64 {
+    resp_ts.saturating_sub(req_ts)
+}

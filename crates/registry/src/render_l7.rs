@@ -1,0 +1,171 @@
+//! Scrape-time rendering of the application-layer metrics (crate::l7): coroot-node-agent's
+//! per-protocol request counters and latency histograms, outbound (`destination`,
+//! `actual_destination`, `status`) and inbound (`status`), the DNS ones and `ip_to_fqdn`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use prometheus::proto::MetricFamily;
+
+use crate::catalogue::MetricDef;
+use crate::catalogue::l7 as cat;
+use crate::exposition::{Family, NodeLabels};
+use crate::l7::RequestStats;
+use crate::render::ExportedContainer;
+
+/// Families filled lazily: a node without a protocol's traffic exports none of its families.
+#[derive(Default)]
+struct Families(BTreeMap<&'static str, Family>);
+
+impl Families {
+    fn get(&mut self, def: &'static MetricDef) -> &mut Family {
+        self.0.entry(def.name).or_insert_with(|| Family::new(def))
+    }
+}
+
+fn add_stats(
+    fams: &mut Families,
+    requests: &'static MetricDef,
+    latency: Option<&'static MetricDef>,
+    labels: &[(&str, &str)],
+    stats: &RequestStats,
+) {
+    let mut with_status: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 2);
+    for ((status, method), n) in &stats.by_status {
+        with_status.clear();
+        with_status.extend_from_slice(labels);
+        with_status.push(("status", status));
+        if !method.is_empty() {
+            with_status.push(("method", method));
+        }
+        fams.get(requests).add(&with_status, *n as f64);
+    }
+    if let Some(def) = latency
+        && stats.latency.count > 0
+    {
+        fams.get(def).add_histogram(
+            labels,
+            &stats.latency.cumulative(),
+            stats.latency.sum,
+            stats.latency.count,
+        );
+    }
+}
+
+/// Renders every container's L7 series and the node's `ip_to_fqdn`.
+pub fn render_l7(
+    containers: &[ExportedContainer],
+    ip_to_fqdn: &[(IpAddr, String)],
+    node: &NodeLabels,
+    out: &mut Vec<MetricFamily>,
+) {
+    let mut fams = Families::default();
+    let mut dst = String::with_capacity(48);
+    let mut actual = String::with_capacity(48);
+    for c in containers {
+        let id = c.container_id.as_str();
+        let l7 = &c.net.l7;
+        for ((protocol, d, a), stats) in &l7.outbound {
+            let Some(defs) = cat::defs(*protocol) else {
+                continue;
+            };
+            dst.clear();
+            let _ = write!(dst, "{d}");
+            actual.clear();
+            let _ = write!(actual, "{a}");
+            let labels = [
+                ("container_id", id),
+                ("destination", dst.as_str()),
+                ("actual_destination", actual.as_str()),
+            ];
+            add_stats(&mut fams, defs.requests, defs.latency, &labels, stats);
+        }
+        for (protocol, stats) in &l7.inbound {
+            let Some(defs) = cat::defs(*protocol) else {
+                continue;
+            };
+            let Some(requests) = defs.inbound else {
+                continue;
+            };
+            add_stats(
+                &mut fams,
+                requests,
+                defs.inbound_latency,
+                &[("container_id", id)],
+                stats,
+            );
+        }
+        for ((kind, domain, status), n) in &l7.dns {
+            fams.get(&cat::CONTAINER_DNS_REQUESTS_TOTAL).add(
+                &[
+                    ("container_id", id),
+                    ("request_type", kind),
+                    ("domain", domain),
+                    ("status", status),
+                ],
+                *n as f64,
+            );
+        }
+        if l7.dns_latency.count > 0 {
+            fams.get(&cat::CONTAINER_DNS_REQUESTS_DURATION_SECONDS_TOTAL)
+                .add_histogram(
+                    &[("container_id", id)],
+                    &l7.dns_latency.cumulative(),
+                    l7.dns_latency.sum,
+                    l7.dns_latency.count,
+                );
+        }
+    }
+    let dropped: u64 = containers.iter().map(|c| c.net.l7.dropped).sum();
+    fams.get(&cat::SONDE_L7_DROPPED).add(&[], dropped as f64);
+    let mut ip = String::with_capacity(40);
+    for (addr, fqdn) in ip_to_fqdn {
+        ip.clear();
+        let _ = write!(ip, "{addr}");
+        fams.get(&cat::IP_TO_FQDN)
+            .add(&[("ip", ip.as_str()), ("fqdn", fqdn)], 1.0);
+    }
+    for (_, f) in fams.0 {
+        f.finish(node, out);
+    }
+}
+
+impl crate::Registry {
+    /// The node-wide `ip_to_fqdn` map, copied out under the registry lock.
+    pub(crate) fn ip_to_fqdn(&self) -> Vec<(IpAddr, String)> {
+        let state = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .ip_to_fqdn
+            .iter()
+            .map(|(ip, name)| (*ip, name.to_owned()))
+            .collect()
+    }
+}
+
+/// The L7 engine's counters (`sonde_l7_*`), when the L7 programs are attached.
+pub fn render_l7_self_metrics(
+    s: &sonde_tracer::l7::L7Stats,
+    node: &NodeLabels,
+    out: &mut Vec<MetricFamily>,
+) {
+    for (def, value) in [
+        (&cat::SONDE_L7_RECORDS, s.records),
+        (&cat::SONDE_L7_REQUESTS, s.requests),
+        (&cat::SONDE_L7_SESSIONS, s.sessions as u64),
+        (&cat::SONDE_L7_SESSIONS_EVICTED, s.sessions_evicted),
+        (&cat::SONDE_L7_PARSE_ERRORS, s.parsing.parse_errors),
+        (&cat::SONDE_L7_UNMATCHED, s.parsing.unmatched_responses),
+        (&cat::SONDE_L7_PENDING_OVERFLOW, s.parsing.pending_overflow),
+        (&cat::SONDE_L7_UNSUPPORTED, s.unsupported),
+        (&cat::SONDE_L7_DECODE_ERRORS, s.decode_errors),
+    ] {
+        let mut f = Family::new(def);
+        f.add(&[], value as f64);
+        f.finish(node, out);
+    }
+}

@@ -1,0 +1,58 @@
+//! Applying network happenings (TCP and L7) to the state.
+
+use std::time::Instant;
+
+use super::State;
+use crate::net::NetEvent;
+
+impl State {
+    /// Applies a TCP happening to the container of `pid` (also used for scrape-time byte
+    /// counts, which do not go through the event queue).
+    pub fn apply_net(&mut self, pid: u32, event: &NetEvent, now: Instant) {
+        let max_fqdns = self.max_fqdns_per_container;
+        let answers = match self.container_of_pid_mut(pid) {
+            Some(c) => match event {
+                NetEvent::L7 {
+                    dst,
+                    actual,
+                    inbound,
+                    request,
+                    opted_out,
+                } => {
+                    // One opted-out process opts its container out (they share an environment).
+                    if *opted_out == Some(true) {
+                        c.net.l7.opted_out = true;
+                    }
+                    if c.net.l7.opted_out {
+                        None
+                    } else {
+                        c.net.l7.apply(request, *dst, *actual, *inbound, max_fqdns)
+                    }
+                }
+                _ => {
+                    c.net.apply(event, now);
+                    None
+                }
+            },
+            None => {
+                self.unattributed_events += 1;
+                None
+            }
+        };
+        if let Some(answers) = answers {
+            self.ip_to_fqdn.learn(answers);
+        }
+    }
+
+    /// Applies a TCP happening of `pid`, which the kernel saw in cgroup `path`: to the
+    /// process's container if the registry knows the process, else to the container of
+    /// `path` (the process is placed there until its exit event).
+    pub fn apply_net_in_cgroup(&mut self, pid: u32, path: &str, event: &NetEvent, now: Instant) {
+        if !self.knows_pid(pid) {
+            // A process that made a connection runs the container's own workload: the
+            // container exists in its runtime by now.
+            self.place_ghost(pid, path, true, now);
+        }
+        self.apply_net(pid, event, now);
+    }
+}

@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * L7: the reads and writes of application-protocol connections.
+ *
+ * Hooks (classic syscall tracepoints, kernel >= 4.7 with BTF for CO-RE; no
+ * kprobes, which many kernels, this one included, do not have):
+ *   syscalls/sys_{enter,exit}_connect   a connect() that succeeded or is in
+ *       progress registers its socket in `l7_sockets` as a client: TCP always,
+ *       UDP only to port 53 (DNS).
+ *   syscalls/sys_exit_accept, sys_exit_accept4   an accepted TCP socket is
+ *       registered as a server.
+ *   syscalls/sys_enter_close   forgets the socket (and tells userspace, if
+ *       it ever shipped data, so its parser state goes too).
+ *   syscalls/sys_enter_{write,writev,sendto,sendmsg,sendmmsg}   egress.
+ *   syscalls/sys_{enter,exit}_{read,readv,recvfrom,recvmsg}   ingress: the
+ *       buffer is remembered at entry and copied at exit.
+ *
+ * Cost. These run on every read and write of every process, files and pipes
+ * included, so the fast path is one hash lookup of {tgid, fd} that misses
+ * (plus, for reads, one lookup at exit). A socket is classified once, on its
+ * first data in the request direction (a client's first write, a server's
+ * first read), from its first bytes: a protocol (HTTP/1, HTTP/2, Postgres,
+ * Redis; DNS by port at registration), TLS ciphertext, or nothing. Only a
+ * classified socket's reads and writes are copied to the ring: a header and
+ * at most L7_PAYLOAD_MAX bytes, in a record of the copied size. Everything
+ * that must be exact (request/response matching, pipelining, HTTP/2 streams,
+ * status) is parsed in userspace (crates/l7).
+ *
+ * Sockets are keyed by {tgid, fd}: threads share a process's fds. An fd
+ * closed by exit() rather than close() stays in the LRU map until evicted; a
+ * new socket on the same fd replaces it (conn_ts tells userspace it is new).
+ * Sockets older than the agent are not registered (their fds are unknown).
+ *
+ * TLS: src/tls.c's uprobes leave the library call in progress in
+ * `l7_tls_calls`; the socket write it makes ships the call's plaintext
+ * instead of the ciphertext, and the socket read it makes names the fd the
+ * plaintext is shipped for when the call returns (l7_emit_plaintext).
+ */
+
+/* Userspace layouts (uapi, stable): not CO-RE relocated. */
+struct l7_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct l7_user_msghdr {
+	__u64 msg_name;
+	__u32 msg_namelen;
+	__u32 _pad;
+	__u64 msg_iov;
+	__u64 msg_iovlen;
+	__u64 msg_control;
+	__u64 msg_controllen;
+	__u32 msg_flags;
+	__u32 _pad2;
+};
+
+struct l7_user_mmsghdr {
+	struct l7_user_msghdr hdr;
+	__u32 msg_len;
+	__u32 _pad;
+};
+
+/* The syscall tracepoints' records (uapi format: common fields, the
+ * syscall number, then each argument as 8 bytes). */
+struct l7_sys_enter {
+	__u64 common;
+	__s64 nr;
+	__u64 args[6];
+};
+
+struct l7_sys_exit {
+	__u64 common;
+	__s64 nr;
+	__s64 ret;
+};
+
+#define L7_TLS_CIPHER 254 /* socket carries TLS records: only plaintext is shipped */
+#define EINPROGRESS 115
+#define L7_SOCKETS_MAX 32768
+#define L7_THREADS_MAX 16384
+
+struct l7_sock_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+struct l7_sock {
+	__u64 conn_ts;
+	__u32 netns;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u8 role;
+	__u8 protocol; /* enum l7_protocol, L7_TLS_CIPHER, or L7_UNKNOWN until classified */
+	__u8 shipped;  /* a record was emitted: a close must be reported */
+	__u8 _pad[7];
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Registered sockets. LRU: a process that exits without close() leaves its
+ * entries behind; the least recently used go first. 32768 x ~100 bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L7_SOCKETS_MAX);
+	__type(key, struct l7_sock_key);
+	__type(value, struct l7_sock);
+} l7_sockets SEC(".maps");
+
+/* connect() in progress: its fd, per thread, from entry to exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L7_THREADS_MAX);
+	__type(key, __u64);
+	__type(value, __u32);
+} l7_connects SEC(".maps");
+
+enum l7_read_kind { L7_READ_PLAIN = 0, L7_READ_IOV = 1, L7_READ_MSG = 2 };
+
+struct l7_read {
+	__u64 buf; /* buffer, iovec array or msghdr, by kind */
+	__u32 fd;
+	__u32 kind;
+};
+
+/* A read on a registered socket in progress, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L7_THREADS_MAX);
+	__type(key, __u64);
+	__type(value, struct l7_read);
+} l7_reads SEC(".maps");
+
+/* TLS library calls in progress, per thread (filled by src/tls.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L7_THREADS_MAX);
+	__type(key, __u64);
+	__type(value, struct l7_tls_call);
+} l7_tls_calls SEC(".maps");
+
+/* The record is built here: it is larger than the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l7_event);
+} l7_scratch SEC(".maps");
+
+/* ---- classification ---- */
+
+/*
+ * The first 16 bytes are held as two little-endian words, not a byte array:
+ * clang turns chains of byte compares on a stack array into pointer
+ * arithmetic the verifier refuses ("bitwise operator on pointer").
+ */
+struct l7_head {
+	__u64 w0;
+	__u64 w1;
+};
+
+static __always_inline __u8 l7_b(const struct l7_head *h, int i)
+{
+	return i < 8 ? (h->w0 >> (8 * i)) & 0xff : (h->w1 >> (8 * (i - 8))) & 0xff;
+}
+
+/* The first n (<= 8) bytes of w0 equal the first n of s. */
+#define L7_PREFIX(h, s, n) (((h)->w0 & ((n) == 8 ? ~0ULL : ((1ULL << (8 * (n))) - 1))) == l7_word(s, n))
+
+static __always_inline __u64 l7_word(const char *s, int n)
+{
+	__u64 w = 0;
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		if (i < n)
+			w |= (__u64)(__u8)s[i] << (8 * i);
+	return w;
+}
+
+static __always_inline int l7_is_http1_request(const struct l7_head *h)
+{
+	return L7_PREFIX(h, "GET ", 4) || L7_PREFIX(h, "POST ", 5) || L7_PREFIX(h, "PUT ", 4) ||
+	       L7_PREFIX(h, "HEAD ", 5) || L7_PREFIX(h, "DELETE ", 7) || L7_PREFIX(h, "PATCH ", 6) ||
+	       L7_PREFIX(h, "OPTIONS ", 8) || L7_PREFIX(h, "CONNECT ", 8) || L7_PREFIX(h, "TRACE ", 6);
+}
+
+/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": every HTTP/2 connection without TLS
+ * (h2c prior knowledge, gRPC) starts with it. */
+static __always_inline int l7_is_http2_preface(const struct l7_head *h)
+{
+	return L7_PREFIX(h, "PRI * HT", 8) && (h->w1 & 0xffffffff) == l7_word("TP/2", 4);
+}
+
+/* Postgres: a connection starts with a StartupMessage (length, protocol
+ * 3.0), an SSLRequest or a GSSENCRequest (length 8, magic code). */
+static __always_inline int l7_is_postgres_start(const struct l7_head *h, __u32 size)
+{
+	__u32 len = bpf_ntohl((__u32)h->w0);
+	__u32 code = bpf_ntohl((__u32)(h->w0 >> 32));
+	if (len != size || len < 8 || len > 10000)
+		return 0;
+	return code == 196608 || code == 80877103 || code == 80877104;
+}
+
+/* Redis: a command is an array of bulk strings: "*<n>\r\n$". */
+static __always_inline int l7_is_redis_command(const struct l7_head *h)
+{
+	__u8 b1 = l7_b(h, 1), b2 = l7_b(h, 2);
+	if (l7_b(h, 0) != '*' || b1 < '1' || b1 > '9')
+		return 0;
+	if (b2 == '\r')
+		return l7_b(h, 3) == '\n' && l7_b(h, 4) == '$';
+	return b2 >= '0' && b2 <= '9' && l7_b(h, 3) == '\r' && l7_b(h, 4) == '\n' &&
+	       l7_b(h, 5) == '$';
+}
+
+/* A TLS handshake record: ContentType 22, version 3.x. */
+static __always_inline int l7_is_tls_record(const struct l7_head *h)
+{
+	return l7_b(h, 0) == 0x16 && l7_b(h, 1) == 0x03 && l7_b(h, 2) <= 0x04;
+}
+
+/* The protocol of a connection from its first request-direction bytes;
+ * L7_NONE when none matches. */
+static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
+{
+	struct l7_head h = {};
+	if (size < 4)
+		return L7_NONE;
+	if (bpf_probe_read_user(&h, sizeof(h), (void *)ubuf) != 0) {
+		/* Fewer than 16 readable bytes: read what the call moved. */
+		if (size >= sizeof(h) || bpf_probe_read_user(&h.w0, 8, (void *)ubuf) != 0)
+			return L7_NONE;
+	}
+	if (l7_is_http2_preface(&h))
+		return L7_HTTP2;
+	if (l7_is_http1_request(&h))
+		return L7_HTTP;
+	if (l7_is_redis_command(&h))
+		return L7_REDIS;
+	if (size >= 8 && l7_is_postgres_start(&h, size))
+		return L7_POSTGRES;
+	if (l7_is_tls_record(&h))
+		return L7_TLS_CIPHER;
+	return L7_NONE;
+}
+
+/* ---- sockets ---- */
+
+/* The struct sock behind an fd of the current task; NULL if it is none. */
+static __always_inline struct sock *l7_fd_sock(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) != 0 || !f)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	/* Only a socket's file points at a struct socket pointing back at it. */
+	if (!sock || BPF_CORE_READ(sock, file) != f)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* Fills the socket's addresses (v4-mapped for AF_INET, as tcp_event). */
+static __always_inline int l7_sock_tuple(struct sock *sk, struct l7_sock *s)
+{
+	s->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	s->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	s->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	s->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (s->family == AF_INET) {
+		__be32 src = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 dst = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		s->saddr[10] = 0xff;
+		s->saddr[11] = 0xff;
+		__builtin_memcpy(&s->saddr[12], &src, 4);
+		s->daddr[10] = 0xff;
+		s->daddr[11] = 0xff;
+		__builtin_memcpy(&s->daddr[12], &dst, 4);
+		return 0;
+	}
+	if (s->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&s->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&s->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		return 0;
+	}
+	return -1;
+}
+
+static __always_inline void l7_register(__u32 fd, __u8 role, int dns_only)
+{
+	struct sock *sk = l7_fd_sock(fd);
+	if (!sk)
+		return;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	struct l7_sock s = {};
+	if (l7_sock_tuple(sk, &s) != 0)
+		return;
+	if (proto == IPPROTO_UDP) {
+		if (s.dport != 53)
+			return;
+		s.protocol = L7_DNS;
+	} else if (proto == IPPROTO_TCP) {
+		if (dns_only)
+			return;
+		s.protocol = s.dport == 53 && role == L7_CLIENT ? L7_DNS : L7_UNKNOWN;
+	} else {
+		return;
+	}
+	s.role = role;
+	s.conn_ts = bpf_ktime_get_ns();
+	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0)
+		count_lost(LOST_L7_SOCKETS);
+}
+
+/* An unconnected UDP socket's first datagram to port 53 (sockaddr at uaddr):
+ * a DNS client socket, its peer the datagram's destination. */
+static __always_inline void l7_register_unconnected_dns(__u32 fd, __u64 uaddr, __u16 family)
+{
+	struct sock *sk = l7_fd_sock(fd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return;
+	struct l7_sock s = {};
+	if (l7_sock_tuple(sk, &s) != 0)
+		return;
+	__builtin_memset(s.daddr, 0, 16);
+	if (family == AF_INET) {
+		s.daddr[10] = 0xff;
+		s.daddr[11] = 0xff;
+		if (bpf_probe_read_user(&s.daddr[12], 4, (void *)(uaddr + 4)) != 0)
+			return;
+		s.family = AF_INET;
+	} else {
+		if (bpf_probe_read_user(s.daddr, 16, (void *)(uaddr + 8)) != 0)
+			return;
+		s.family = AF_INET6;
+	}
+	s.dport = 53;
+	s.protocol = L7_DNS;
+	s.role = L7_CLIENT;
+	s.conn_ts = bpf_ktime_get_ns();
+	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0)
+		count_lost(LOST_L7_SOCKETS);
+}
+
+/* ---- records ---- */
+
+static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __u8 direction,
+				    __u32 size, __u64 ubuf, __u64 avail, __u8 flags, __u64 ts)
+{
+	__u32 zero = 0;
+	struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
+	if (!e)
+		return;
+	e->type = EVENT_L7_DATA;
+	e->pid = k->tgid;
+	e->fd = k->fd;
+	e->conn_ts = s->conn_ts;
+	e->ts_ns = ts;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->size = size;
+	e->direction = direction;
+	e->role = s->role;
+	e->protocol = s->protocol;
+	e->flags = flags;
+	e->family = s->family;
+	e->sport = s->sport;
+	e->dport = s->dport;
+	e->netns = s->netns;
+	e->_pad = 0;
+	__builtin_memcpy(e->saddr, s->saddr, 16);
+	__builtin_memcpy(e->daddr, s->daddr, 16);
+	__u64 n = avail < size ? avail : size;
+	if (n > L7_PAYLOAD_MAX)
+		n = L7_PAYLOAD_MAX;
+	n &= 0x3ff; /* a bound the verifier sees */
+	if (n > L7_PAYLOAD_MAX)
+		n = L7_PAYLOAD_MAX;
+	if (n && bpf_probe_read_user(e->payload, n, (void *)ubuf) != 0)
+		n = 0;
+	e->payload_len = n;
+	s->shipped = 1;
+	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + n, wakeup_flags()) != 0)
+		count_lost(LOST_L7_EVENT);
+}
+
+/* The socket of fd if it is registered and worth a look. */
+static __always_inline struct l7_sock *l7_lookup(struct l7_sock_key *k, __u32 fd)
+{
+	k->tgid = bpf_get_current_pid_tgid() >> 32;
+	k->fd = fd;
+	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, k);
+	if (!s || s->protocol == L7_NONE)
+		return NULL;
+	return s;
+}
+
+/* Classifies the socket on its first request-direction data; true if its
+ * data is to be shipped. */
+static __always_inline int l7_ready(struct l7_sock *s, __u8 direction, __u64 ubuf, __u32 size)
+{
+	if (s->protocol != L7_UNKNOWN)
+		return s->protocol != L7_TLS_CIPHER;
+	__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
+	if (direction != request_dir)
+		return 0; /* server-first protocols: not classified yet */
+	s->protocol = l7_classify(ubuf, size);
+	return s->protocol != L7_NONE && s->protocol != L7_TLS_CIPHER;
+}
+
+/*
+ * Plaintext of a TLS library call (src/tls.c, or a socket write during an
+ * SSL_write): classified as its own connection's first bytes when the socket
+ * is not classified yet or carries ciphertext.
+ */
+static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, __u64 ubuf,
+					      __u32 size, __u8 direction)
+{
+	struct l7_sock_key k = {.tgid = tgid, .fd = fd};
+	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
+	if (!s || size == 0)
+		return;
+	if (s->protocol == L7_TLS_CIPHER || s->protocol == L7_UNKNOWN || s->protocol == L7_NONE) {
+		__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
+		if (direction != request_dir)
+			return;
+		__u8 p = l7_classify(ubuf, size);
+		if (p == L7_NONE || p == L7_TLS_CIPHER)
+			return;
+		s->protocol = p;
+	}
+	l7_emit(&k, s, direction, size, ubuf, size, L7_FLAG_TLS, bpf_ktime_get_ns());
+}
+
+/* ---- egress ---- */
+
+/* A write of size bytes, the first avail of them at ubuf. */
+static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 avail, __u32 size)
+{
+	struct l7_sock_key k;
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (!s)
+		return;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct l7_tls_call *tls = bpf_map_lookup_elem(&l7_tls_calls, &id);
+	if (tls) {
+		if (tls->is_write && !tls->fd_known) {
+			tls->fd = fd;
+			tls->fd_known = 1;
+			l7_emit_plaintext(ctx, k.tgid, fd, tls->buf, tls->len, L7_EGRESS);
+		}
+		return; /* ciphertext */
+	}
+	if (!l7_ready(s, L7_EGRESS, ubuf, size))
+		return;
+	l7_emit(&k, s, L7_EGRESS, size, ubuf, avail, 0, bpf_ktime_get_ns());
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int l7_enter_write(struct l7_sys_enter *ctx)
+{
+	__u32 size = ctx->args[2];
+	l7_on_write(ctx, ctx->args[0], ctx->args[1], size, size);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int l7_enter_sendto(struct l7_sys_enter *ctx)
+{
+	__u32 fd = ctx->args[0];
+	__u32 size = ctx->args[2];
+	__u64 addr = ctx->args[4];
+	if (addr) {
+		/* An unconnected UDP socket sending to port 53: a DNS client
+		 * (musl's resolver never connects its socket). */
+		struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+		if (!bpf_map_lookup_elem(&l7_sockets, &k)) {
+			__u16 sa[2] = {};
+			if (bpf_probe_read_user(sa, sizeof(sa), (void *)addr) == 0 &&
+			    (sa[0] == AF_INET || sa[0] == AF_INET6) && sa[1] == bpf_htons(53))
+				l7_register_unconnected_dns(fd, addr, sa[0]);
+		}
+	}
+	l7_on_write(ctx, fd, ctx->args[1], size, size);
+	return 0;
+}
+
+/* Total bytes of an iovec array (first 8 entries) and its first buffer. */
+static __always_inline __u32 l7_iov_total(__u64 iov, __u64 cnt, struct l7_iovec *first)
+{
+	__u64 total = 0;
+	if (bpf_probe_read_user(first, sizeof(*first), (void *)iov) != 0)
+		return 0;
+	total = first->len;
+#pragma unroll
+	for (int i = 1; i < 8; i++) {
+		if (i >= cnt)
+			break;
+		struct l7_iovec v;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))) != 0)
+			break;
+		total += v.len;
+	}
+	return total > 0xffffffff ? 0xffffffff : total;
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int l7_enter_writev(struct l7_sys_enter *ctx)
+{
+	struct l7_sock_key k;
+	if (!l7_lookup(&k, ctx->args[0]))
+		return 0;
+	struct l7_iovec first;
+	__u32 size = l7_iov_total(ctx->args[1], ctx->args[2], &first);
+	if (size)
+		l7_on_write(ctx, ctx->args[0], first.base, first.len, size);
+	return 0;
+}
+
+static __always_inline void l7_on_sendmsg(void *ctx, __u32 fd, __u64 umsg)
+{
+	struct l7_user_msghdr m;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)umsg) != 0 || !m.msg_iovlen)
+		return;
+	struct l7_iovec first;
+	__u32 size = l7_iov_total(m.msg_iov, m.msg_iovlen, &first);
+	if (size)
+		l7_on_write(ctx, fd, first.base, first.len, size);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int l7_enter_sendmsg(struct l7_sys_enter *ctx)
+{
+	struct l7_sock_key k;
+	if (!l7_lookup(&k, ctx->args[0]))
+		return 0;
+	l7_on_sendmsg(ctx, ctx->args[0], ctx->args[1]);
+	return 0;
+}
+
+/* glibc's resolver sends its A and AAAA queries in one sendmmsg: the first
+ * two messages are shipped. */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int l7_enter_sendmmsg(struct l7_sys_enter *ctx)
+{
+	struct l7_sock_key k;
+	if (!l7_lookup(&k, ctx->args[0]))
+		return 0;
+	__u64 vec = ctx->args[1];
+	__u32 vlen = ctx->args[2];
+	if (vlen >= 1)
+		l7_on_sendmsg(ctx, ctx->args[0], vec);
+	if (vlen >= 2)
+		l7_on_sendmsg(ctx, ctx->args[0], vec + sizeof(struct l7_user_mmsghdr));
+	return 0;
+}
+
+/* ---- ingress ---- */
+
+static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind)
+{
+	struct l7_sock_key k;
+	if (!l7_lookup(&k, fd))
+		return;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct l7_tls_call *tls = bpf_map_lookup_elem(&l7_tls_calls, &id);
+	if (tls) {
+		if (!tls->is_write) {
+			tls->fd = fd;
+			tls->fd_known = 1;
+		}
+		return; /* ciphertext: the plaintext is shipped when the call returns */
+	}
+	struct l7_read r = {.buf = buf, .fd = fd, .kind = kind};
+	bpf_map_update_elem(&l7_reads, &id, &r, BPF_ANY);
+}
+
+static __always_inline void l7_exit_read_common(struct l7_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct l7_read *r = bpf_map_lookup_elem(&l7_reads, &id);
+	if (!r)
+		return;
+	struct l7_read rd = *r;
+	bpf_map_delete_elem(&l7_reads, &id);
+	if (ctx->ret <= 0)
+		return;
+	__u32 size = ctx->ret;
+	__u64 ts = bpf_ktime_get_ns();
+	__u64 buf = rd.buf;
+	__u64 avail = size;
+	if (rd.kind != L7_READ_PLAIN) {
+		__u64 iov = rd.buf;
+		if (rd.kind == L7_READ_MSG) {
+			struct l7_user_msghdr m;
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)rd.buf) != 0 || !m.msg_iovlen)
+				return;
+			iov = m.msg_iov;
+		}
+		struct l7_iovec first;
+		if (bpf_probe_read_user(&first, sizeof(first), (void *)iov) != 0)
+			return;
+		buf = first.base;
+		avail = first.len;
+	}
+	struct l7_sock_key k = {.tgid = id >> 32, .fd = rd.fd};
+	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
+	if (!s || !l7_ready(s, L7_INGRESS, buf, avail < size ? avail : size))
+		return;
+	l7_emit(&k, s, L7_INGRESS, size, buf, avail, 0, ts);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int l7_enter_read(struct l7_sys_enter *ctx)
+{
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_PLAIN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int l7_enter_recvfrom(struct l7_sys_enter *ctx)
+{
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_PLAIN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int l7_enter_readv(struct l7_sys_enter *ctx)
+{
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_IOV);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int l7_enter_recvmsg(struct l7_sys_enter *ctx)
+{
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_MSG);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int l7_exit_read(struct l7_sys_exit *ctx)
+{
+	l7_exit_read_common(ctx);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int l7_exit_recvfrom(struct l7_sys_exit *ctx)
+{
+	l7_exit_read_common(ctx);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int l7_exit_readv(struct l7_sys_exit *ctx)
+{
+	l7_exit_read_common(ctx);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int l7_exit_recvmsg(struct l7_sys_exit *ctx)
+{
+	l7_exit_read_common(ctx);
+	return 0;
+}
+
+/* ---- socket lifecycle ---- */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int l7_enter_connect(struct l7_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 fd = ctx->args[0];
+	bpf_map_update_elem(&l7_connects, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int l7_exit_connect(struct l7_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 *fdp = bpf_map_lookup_elem(&l7_connects, &id);
+	if (!fdp)
+		return 0;
+	__u32 fd = *fdp;
+	bpf_map_delete_elem(&l7_connects, &id);
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+		l7_register(fd, L7_CLIENT, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int l7_exit_accept4(struct l7_sys_exit *ctx)
+{
+	if (ctx->ret >= 0)
+		l7_register(ctx->ret, L7_SERVER, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int l7_exit_accept(struct l7_sys_exit *ctx)
+{
+	if (ctx->ret >= 0)
+		l7_register(ctx->ret, L7_SERVER, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int l7_enter_close(struct l7_sys_enter *ctx)
+{
+	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = ctx->args[0]};
+	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
+	if (!s)
+		return 0;
+	if (s->shipped) {
+		__u32 zero = 0;
+		struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
+		if (e) {
+			e->type = EVENT_L7_CLOSE;
+			e->pid = k.tgid;
+			e->fd = k.fd;
+			e->conn_ts = s->conn_ts;
+			e->ts_ns = bpf_ktime_get_ns();
+			e->cgroup_id = bpf_get_current_cgroup_id();
+			e->size = 0;
+			e->payload_len = 0;
+			e->direction = 0;
+			e->role = s->role;
+			e->protocol = s->protocol;
+			e->flags = 0;
+			e->family = s->family;
+			e->sport = s->sport;
+			e->dport = s->dport;
+			e->netns = s->netns;
+			e->_pad = 0;
+			__builtin_memcpy(e->saddr, s->saddr, 16);
+			__builtin_memcpy(e->daddr, s->daddr, 16);
+			if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER, wakeup_flags()) != 0)
+				count_lost(LOST_L7_EVENT);
+		}
+	}
+	bpf_map_delete_elem(&l7_sockets, &k);
+	return 0;
+}
