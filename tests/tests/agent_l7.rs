@@ -27,10 +27,12 @@ use sonde_integration_tests::{Agent, Scrape, privileged};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The per-container opt-out: a container whose processes carry this variable is not traced.
-const OPT_OUT_ENV: (&str, &str) = ("COROOT_EBPF_L7", "disabled");
+/// The per-container opt-out (coroot's variable, docs/l7.md): a container whose processes carry
+/// it is not traced.
+const OPT_OUT_ENV: (&str, &str) = ("COROOT_EBPF_TRACES", "disabled");
 
-/// The status label of a gRPC call with status `code` (0 is OK).
+/// The status label of a gRPC call with `grpc-status` `code` (crates/registry/src/l7.rs
+/// `status_label`: OK as 2xx, any error as 5xx).
 fn grpc_label(code: u64) -> String {
     if code == 0 {
         "2xx".to_owned()
