@@ -20,7 +20,9 @@ PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io p
           systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
           procps coreutils tmux
           binutils libc6-dev python3-venv
-          e2fsprogs mount redis-server nginx postgresql gcc)
+          e2fsprogs mount redis-server nginx postgresql gcc
+          curl apache2-utils bind9-dnsutils nghttp2-server nghttp2-client redis-tools
+          postgresql-client)
 
 install_packages() {
     local missing=()
