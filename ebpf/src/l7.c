@@ -138,6 +138,18 @@ static __always_inline void l7_pid_mark(__u32 tgid)
 		__sync_fetch_and_or(w, 1ULL << (tgid & 63));
 }
 
+/*
+ * fds of processes that may hold inherited sockets (their bit is set) known
+ * not to be TCP sockets: a forked child's file and pipe I/O resolves its fd
+ * once, not on every call. Entries go at close() or by LRU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L7_THREADS_MAX);
+	__type(key, struct l7_sock_key);
+	__type(value, __u8);
+} l7_not_sockets SEC(".maps");
+
 /* connect() in progress: its fd, per thread, from entry to exit. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -460,33 +472,42 @@ static __always_inline int l7_sock_tuple(struct sock *sk, struct l7_sock *s)
 	return -1;
 }
 
+static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only);
+
 static __always_inline void l7_register(__u32 fd, __u8 role, int dns_only)
 {
 	struct sock *sk = l7_fd_sock(fd);
-	if (!sk)
-		return;
+	if (sk)
+		l7_register_sock(sk, fd, role, dns_only);
+}
+
+/* Registers fd's socket; 0 when it was registered. */
+static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only)
+{
 	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	struct l7_sock s = {};
 	if (l7_sock_tuple(sk, &s) != 0)
-		return;
+		return -1;
 	if (proto == IPPROTO_UDP) {
 		if (s.dport != 53)
-			return;
+			return -1;
 		s.protocol = L7_DNS;
 	} else if (proto == IPPROTO_TCP) {
 		if (dns_only)
-			return;
+			return -1;
 		s.protocol = s.dport == 53 && role == L7_CLIENT ? L7_DNS : L7_UNKNOWN;
 	} else {
-		return;
+		return -1;
 	}
 	s.role = role;
 	s.conn_ts = bpf_ktime_get_ns();
 	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
-	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0)
+	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0) {
 		count_lost(LOST_L7_SOCKETS);
-	else
-		l7_pid_mark(k.tgid);
+		return -1;
+	}
+	l7_pid_mark(k.tgid);
+	return 0;
 }
 
 /* An unconnected UDP socket's first datagram to port 53 (sockaddr at uaddr):
@@ -563,6 +584,32 @@ static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __
 		count_lost(LOST_L7_EVENT);
 }
 
+/*
+ * A socket this process did not connect or accept itself: inherited across
+ * fork (Postgres's backends serve the connections the postmaster accepted;
+ * prefork servers) or passed in. Registered on its first read or write, its
+ * role guessed as coroot does for connections older than the agent: the end
+ * with the lower port is the server. Anything else is remembered as not a
+ * socket, so a file's I/O resolves its fd once.
+ */
+static __always_inline struct l7_sock *l7_adopt_inherited(struct l7_sock_key *k)
+{
+	if (bpf_map_lookup_elem(&l7_not_sockets, k))
+		return NULL;
+	struct sock *sk = l7_fd_sock(k->fd);
+	if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_ESTABLISHED) {
+		__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u16 peer = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (l7_register_sock(sk, k->fd, local < peer ? L7_SERVER : L7_CLIENT, 0) == 0)
+			return bpf_map_lookup_elem(&l7_sockets, k);
+		return NULL;
+	}
+	__u8 one = 1;
+	bpf_map_update_elem(&l7_not_sockets, k, &one, BPF_ANY);
+	return NULL;
+}
+
 /* The socket of fd if it is registered and worth a look. */
 static __always_inline struct l7_sock *l7_lookup(struct l7_sock_key *k, __u32 fd)
 {
@@ -571,6 +618,8 @@ static __always_inline struct l7_sock *l7_lookup(struct l7_sock_key *k, __u32 fd
 	if (!l7_pid_has_sockets(k->tgid))
 		return NULL;
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, k);
+	if (!s)
+		s = l7_adopt_inherited(k);
 	if (!s || s->protocol == L7_NONE)
 		return NULL;
 	return s;
@@ -893,8 +942,10 @@ static __always_inline void l7_on_close(__u32 fd)
 	if (!l7_pid_has_sockets(k.tgid))
 		return;
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
-	if (!s)
+	if (!s) {
+		bpf_map_delete_elem(&l7_not_sockets, &k);
 		return;
+	}
 	if (s->shipped) {
 		__u32 zero = 0;
 		struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
@@ -959,6 +1010,61 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int l7_enter_close(struct l7_sys_enter *ctx)
 {
 	l7_on_close(ctx->args[0]);
+	return 0;
+}
+
+/* A child process inherits its parent's fds: it may hold sockets too. */
+static __always_inline void l7_on_fork(__u32 child, __u64 clone_flags)
+{
+	if (clone_flags & CLONE_THREAD)
+		return;
+	if (l7_pid_has_sockets(bpf_get_current_pid_tgid() >> 32))
+		l7_pid_mark(child);
+}
+
+/*
+ * exec() ends the inheritance: most programs a server's child execs (a shell,
+ * a container's entrypoint under a runtime that once made a connection) do
+ * not use the parent's sockets, and the bit would cost each of them the slow
+ * path on every read and write. A process that registers a socket after exec
+ * gets its bit back.
+ */
+static __always_inline void l7_on_exec(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 word = tgid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&l7_pids, &word);
+	if (w && (*w & (1ULL << (tgid & 63))))
+		__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
+}
+
+SEC("tp_btf/sched_process_exec")
+int l7_exec_btf(__u64 *ctx)
+{
+	l7_on_exec();
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int l7_exec(void *ctx)
+{
+	l7_on_exec();
+	return 0;
+}
+
+SEC("tp_btf/task_newtask")
+int l7_task_newtask_btf(__u64 *ctx)
+{
+	/* TP_PROTO(struct task_struct *task, u64 clone_flags) */
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	l7_on_fork(task->pid, ctx[1]);
+	return 0;
+}
+
+SEC("tracepoint/task/task_newtask")
+int l7_task_newtask(struct trace_event_raw_task_newtask *ctx)
+{
+	l7_on_fork(ctx->pid, ctx->clone_flags);
 	return 0;
 }
 

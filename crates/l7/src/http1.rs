@@ -54,8 +54,6 @@ struct Hdr {
     h2c: bool,
     /// Response side: no body whatever the headers say (HEAD, 1xx, 204, 304).
     no_body: bool,
-    /// Response to a body that only ends at close (no length, not chunked).
-    until_close: bool,
     /// 101 Switching Protocols: what follows the headers is not HTTP/1.
     switching: bool,
     /// The next byte starts a line (false: inside a line too long to carry).
@@ -324,7 +322,6 @@ impl Http1 {
                             }
                             None => ctx.stats.unmatched_responses += 1,
                         }
-                        h.until_close = !h.no_body && !h.switching;
                     }
                     self.resp = Body::Headers(h);
                 }

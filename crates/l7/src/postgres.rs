@@ -15,7 +15,7 @@
 //! unseen; when a message header itself is unseen, the side is lost. A lost
 //! request side leaves a marker: the server's answers then prove how many
 //! statements ran (each CommandComplete/ErrorResponse is one, up to
-//! ReadyForQuery). A lost response side recovers at the client's next write
+//! ReadyForQuery; the statements of one simple Query count once). A lost response side recovers at the client's next write
 //! (a client writes its next query after reading the previous answer); the
 //! requests it left unanswered are counted in `unproven_requests`.
 
@@ -109,6 +109,11 @@ pub(crate) struct Postgres {
     expect_ssl_answer: bool,
     /// Time of the first backend message for the front request.
     resp_start: u64,
+    /// Answering a lost-request marker: a BindComplete was seen (the next
+    /// completion is an Execute's) ...
+    marker_bind: bool,
+    /// ... or statements of a simple Query completed (failed?).
+    marker_query: Option<bool>,
 }
 
 impl Postgres {
@@ -310,6 +315,11 @@ impl Postgres {
                 self.complete(status, ctx);
             }
             (b'Z', Kind::Sync | Kind::Unknown) => {
+                if let Some(failed) = self.marker_query.take() {
+                    let status = if failed { Status::Failed } else { Status::Ok };
+                    self.emit(front.ts, status, ctx);
+                }
+                self.marker_bind = false;
                 self.pending.pop();
                 self.resp_start = 0;
             }

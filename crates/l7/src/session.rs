@@ -35,6 +35,8 @@ enum Parser {
     Postgres(Box<Postgres>),
     Redis(Box<Redis>),
     Dns(Box<Dns>),
+    /// Issue 16's protocols (parsers16.rs: one entry point, boxed inside).
+    Other(crate::Parser16),
     Unsupported,
 }
 
@@ -64,7 +66,10 @@ impl Session {
             | Protocol::Dubbo2
             | Protocol::Clickhouse
             | Protocol::Zookeeper
-            | Protocol::FoundationDb => Parser::Unsupported,
+            | Protocol::FoundationDb => match crate::Parser16::new(protocol) {
+                Some(p) => Parser::Other(p),
+                None => Parser::Unsupported,
+            },
         };
         Session {
             protocol,
@@ -102,6 +107,10 @@ impl Session {
             }
             Parser::Dns(p) => {
                 p.feed(chunk, is_request, &mut ctx);
+                None
+            }
+            Parser::Other(p) => {
+                p.feed(self.role, chunk, ctx.out, ctx.stats);
                 None
             }
             Parser::Unsupported => {

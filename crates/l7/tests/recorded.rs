@@ -275,3 +275,76 @@ fn http2_nginx_with_grpc_statuses() {
     let (out, _) = replay("http2_nginx.txt", Protocol::Http, Role::Client, 0);
     assert_eq!(sorted_statuses(&out), want);
 }
+
+/// Random splits and narrower windows, or whole reads/writes lost (as the
+/// ring loses them), over every recording: never a panic, and never more
+/// requests than the recording holds.
+#[test]
+fn recordings_randomly_cut_and_dropped() {
+    let cases = [
+        ("http1_nginx_keepalive.txt", Protocol::Http, 7),
+        ("http1_nginx_pipelined.txt", Protocol::Http, 4),
+        ("http2_nginx.txt", Protocol::Http2, 7),
+        ("postgres.txt", Protocol::Postgres, 7),
+        ("redis.txt", Protocol::Redis, 12),
+        ("dns_udp.txt", Protocol::Dns, 6),
+        ("dns_tcp.txt", Protocol::Dns, 2),
+    ];
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let config = Config::default();
+    for (name, protocol, total) in cases {
+        let conns = load(name);
+        for _ in 0..300 {
+            let role = if next() % 2 == 0 {
+                Role::Client
+            } else {
+                Role::Server
+            };
+            // Either re-split with narrower windows, or drop whole records.
+            let dropping = next() % 2 == 0;
+            let mut out = Vec::new();
+            for conn in &conns {
+                let mut s = Session::new(protocol, role);
+                for (i, (client_egress, bytes)) in conn.iter().enumerate() {
+                    let direction = match (role, client_egress) {
+                        (Role::Client, true) | (Role::Server, false) => Direction::Egress,
+                        _ => Direction::Ingress,
+                    };
+                    if dropping && next() % 8 == 0 {
+                        continue; // lost by the ring
+                    }
+                    let piece = if dropping {
+                        bytes.len().max(1)
+                    } else {
+                        1 + (next() % 700) as usize
+                    };
+                    for p in bytes.chunks(piece) {
+                        let window = if dropping {
+                            PAYLOAD_MAX
+                        } else {
+                            (next() % (PAYLOAD_MAX as u64 + 1)) as usize
+                        };
+                        let c = Chunk {
+                            ts_ns: i as u64,
+                            direction,
+                            size: p.len() as u32,
+                            payload: &p[..p.len().min(window)],
+                        };
+                        s.feed(&c, &config, &mut out);
+                    }
+                }
+            }
+            assert!(
+                out.len() <= total,
+                "{name}: {} requests of {total}",
+                out.len()
+            );
+        }
+    }
+}

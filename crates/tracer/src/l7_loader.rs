@@ -10,30 +10,38 @@ use tracing::{info, warn};
 
 /// The preferred attachment: one tp_btf program per direction on the raw syscall
 /// tracepoints (ebpf/src/l7.c explains why it is cheaper).
-pub(crate) const L7_BTF_PROGRAMS: [(&str, &str); 2] =
-    [("l7_sys_enter", "sys_enter"), ("l7_sys_exit", "sys_exit")];
+/// Also the fork and exec hooks that pass a process's "may hold sockets" bit to its
+/// children (and take it away at exec).
+pub(crate) const L7_BTF_PROGRAMS: [(&str, &str); 4] = [
+    ("l7_task_newtask_btf", "task_newtask"),
+    ("l7_exec_btf", "sched_process_exec"),
+    ("l7_sys_enter", "sys_enter"),
+    ("l7_sys_exit", "sys_exit"),
+];
 
-/// (program function, syscall tracepoint). Lifecycle first, so a socket is
+/// (program function, tracepoint category, tracepoint). Lifecycle first, so a socket is
 /// registered before its reads and writes are looked at.
-pub(crate) const L7_PROGRAMS: [(&str, &str); 18] = [
-    ("l7_enter_connect", "sys_enter_connect"),
-    ("l7_exit_connect", "sys_exit_connect"),
-    ("l7_exit_accept", "sys_exit_accept"),
-    ("l7_exit_accept4", "sys_exit_accept4"),
-    ("l7_enter_close", "sys_enter_close"),
-    ("l7_enter_write", "sys_enter_write"),
-    ("l7_enter_writev", "sys_enter_writev"),
-    ("l7_enter_sendto", "sys_enter_sendto"),
-    ("l7_enter_sendmsg", "sys_enter_sendmsg"),
-    ("l7_enter_sendmmsg", "sys_enter_sendmmsg"),
-    ("l7_enter_read", "sys_enter_read"),
-    ("l7_enter_readv", "sys_enter_readv"),
-    ("l7_enter_recvfrom", "sys_enter_recvfrom"),
-    ("l7_enter_recvmsg", "sys_enter_recvmsg"),
-    ("l7_exit_read", "sys_exit_read"),
-    ("l7_exit_readv", "sys_exit_readv"),
-    ("l7_exit_recvfrom", "sys_exit_recvfrom"),
-    ("l7_exit_recvmsg", "sys_exit_recvmsg"),
+pub(crate) const L7_PROGRAMS: [(&str, &str, &str); 20] = [
+    ("l7_task_newtask", "task", "task_newtask"),
+    ("l7_exec", "sched", "sched_process_exec"),
+    ("l7_enter_connect", "syscalls", "sys_enter_connect"),
+    ("l7_exit_connect", "syscalls", "sys_exit_connect"),
+    ("l7_exit_accept", "syscalls", "sys_exit_accept"),
+    ("l7_exit_accept4", "syscalls", "sys_exit_accept4"),
+    ("l7_enter_close", "syscalls", "sys_enter_close"),
+    ("l7_enter_write", "syscalls", "sys_enter_write"),
+    ("l7_enter_writev", "syscalls", "sys_enter_writev"),
+    ("l7_enter_sendto", "syscalls", "sys_enter_sendto"),
+    ("l7_enter_sendmsg", "syscalls", "sys_enter_sendmsg"),
+    ("l7_enter_sendmmsg", "syscalls", "sys_enter_sendmmsg"),
+    ("l7_enter_read", "syscalls", "sys_enter_read"),
+    ("l7_enter_readv", "syscalls", "sys_enter_readv"),
+    ("l7_enter_recvfrom", "syscalls", "sys_enter_recvfrom"),
+    ("l7_enter_recvmsg", "syscalls", "sys_enter_recvmsg"),
+    ("l7_exit_read", "syscalls", "sys_exit_read"),
+    ("l7_exit_readv", "syscalls", "sys_exit_readv"),
+    ("l7_exit_recvfrom", "syscalls", "sys_exit_recvfrom"),
+    ("l7_exit_recvmsg", "syscalls", "sys_exit_recvmsg"),
 ];
 
 /// Attaches the tp_btf pair when the kernel allows it, else the classic
@@ -85,7 +93,7 @@ fn attach_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<Vec<&'static str>, String> {
 fn attach_classic(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, String> {
     let mut attached = Vec::new();
     let mut failure = None;
-    for (name, tracepoint) in L7_PROGRAMS {
+    for (name, category, tracepoint) in L7_PROGRAMS {
         let Some(prog) = ebpf
             .program_mut(name)
             .and_then(|p| <&mut TracePoint>::try_from(p).ok())
@@ -97,9 +105,9 @@ fn attach_classic(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, String> {
             .load()
             .map_err(|e| format!("{name}: {}", super::loader::verifier_excerpt(&e)))
             .and_then(|()| {
-                prog.attach("syscalls", tracepoint)
+                prog.attach(category, tracepoint)
                     .map(|_| ())
-                    .map_err(|e| format!("syscalls/{tracepoint}: {e}"))
+                    .map_err(|e| format!("{category}/{tracepoint}: {e}"))
             });
         match result {
             Ok(()) => attached.push(name),
