@@ -409,12 +409,14 @@ static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
 		return L7_RABBITMQ;
 	if (l7_is_mongo(&h, size))
 		return L7_MONGO;
+	/* ZooKeeper before Kafka: a ConnectRequest (length 44/45, protocol
+	 * version 0, lastZxidSeen 0) also reads as a Kafka Produce v0 header. */
+	if (l7_is_zookeeper(&h, size))
+		return L7_ZOOKEEPER;
 	if (l7_is_kafka(&h, size))
 		return L7_KAFKA;
 	if (l7_is_cassandra(&h, size))
 		return L7_CASSANDRA;
-	if (l7_is_zookeeper(&h, size))
-		return L7_ZOOKEEPER;
 	if (l7_is_dubbo2(&h))
 		return L7_DUBBO2;
 	if (l7_is_clickhouse(&h))
