@@ -359,10 +359,12 @@ static __always_inline int l7_is_clickhouse(const struct l7_head *h)
 	       (l7_b(h, 5) | 0x20) == 'c' && (l7_b(h, 6) | 0x20) == 'k';
 }
 
-/* FoundationDB: a ConnectPacket, whose protocol version starts 0x0FDB00B0. */
+/* FoundationDB: a ConnectPacket, whose protocol version starts 0x0FDB00B0, or
+ * 0x1FDB00B0 with the object serializer flag (0x1000000000000000) every
+ * FoundationDB >= 6.2 sets. */
 static __always_inline int l7_is_foundationdb(const struct l7_head *h)
 {
-	return (__u32)h->w1 == 0x0FDB00B0;
+	return ((__u32)h->w1 & ~0x10000000u) == 0x0FDB00B0;
 }
 
 /* Server-first protocols, classified from the server's greeting (a client's

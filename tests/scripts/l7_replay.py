@@ -8,7 +8,8 @@ acks=0 or a Dubbo2 one-way call) and the status coroot-node-agent's semantics gi
 (None: a message that is no request of the metric, e.g. a handshake or a heartbeat). The bytes
 are built here from each protocol's specification (the Kafka protocol guide, MongoDB's wire
 protocol and BSON spec, Cassandra's native_protocol_v4.spec, Dubbo2's header layout,
-ClickHouse's native protocol as its Connection::sendQuery/TCPHandler write it).
+ClickHouse's native protocol as its Connection::sendQuery/TCPHandler write it, FoundationDB's
+FlowTransport ConnectPacket and packet framing).
 
   l7_replay.py PROTO PORT     the server: on 127.0.0.1:PORT, for every connection, reads each
                               request (checking it byte for byte) and writes its response;
@@ -207,12 +208,42 @@ def clickhouse():
     ]
 
 
+# ---- FoundationDB FlowTransport (little-endian; FDB 7.1 with the object serializer) ----------
+
+
+def foundationdb():
+    # ConnectPacket: length, protocol version (7.1's 0x0FDB00B071010000 with the object
+    # serializer flag 0x1000000000000000, as every FDB >= 6.2 process sends it), canonical
+    # remote port, connection id, canonical remote IPv4, flags.
+    def connect(port):
+        body = struct.pack("<QHQIH", 0x1FDB00B071010000, port, 0x5EED, 0x7F000001, 0)
+        return struct.pack("<I", len(body)) + body
+
+    # A packet: length (of token + message), checksum, endpoint token, then the flatbuffers
+    # message: root offset and the file identifier naming its type, then the fields.
+    def packet(token, file_id, fields):
+        msg = struct.pack("<II", 8, file_id) + fields
+        return struct.pack("<IQ", 16 + len(msg), 0) + token + msg
+
+    token = bytes(range(16))
+    reply_token = bytes(range(16, 32))
+    get_value = 8454530  # request file identifiers of coroot-node-agent's list
+    reply = 1378929  # a reply's (ErrorOr<...>) file identifier
+    return [
+        (connect(4500), connect(4501), None),
+        (packet(token, get_value, b"key-1" + reply_token), packet(reply_token, reply, b"value"), "ok"),
+        (packet(token, get_value, b"key-2" + reply_token), packet(reply_token, reply, b"value"), "ok"),
+        (packet(token, get_value, b"key-3" + reply_token), packet(reply_token, reply, b""), "ok"),
+    ]
+
+
 CONVERSATIONS = {
     "kafka": kafka,
     "mongo": mongo,
     "cassandra": cassandra,
     "dubbo2": dubbo2,
     "clickhouse": clickhouse,
+    "foundationdb": foundationdb,
 }
 
 

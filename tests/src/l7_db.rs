@@ -2,7 +2,7 @@
 //! started inside a test [`Container`] of l7_servers.rs, plus the families of their metrics.
 //!
 //! Real servers from Debian packages: MariaDB, memcached, RabbitMQ, ZooKeeper, nats-server.
-//! Protocols Debian packages no server of (Kafka, MongoDB, Cassandra, Dubbo2, ClickHouse) are
+//! Protocols Debian packages no server of (Kafka, MongoDB, Cassandra, Dubbo2, ClickHouse, FoundationDB) are
 //! answered by the conversation replay server tests/scripts/l7_replay.py (docs/testing-l7.md).
 //! Every server listens on 127.0.0.1 on a port outside the ephemeral range, keeps its data in
 //! the container's temp directory, and dies with the container's cgroup.
@@ -105,6 +105,16 @@ family!(
     "container_clickhouse_inbound_queries_total",
     "container_clickhouse_inbound_queries_duration_seconds_total"
 );
+family!(
+    FOUNDATIONDB_OUT,
+    "container_foundationdb_requests_total",
+    "container_foundationdb_requests_duration_seconds_total"
+);
+family!(
+    FOUNDATIONDB_IN,
+    "container_foundationdb_inbound_requests_total",
+    "container_foundationdb_inbound_requests_duration_seconds_total"
+);
 
 /// coroot's message counters (no latency, a `method` label: produce / consume).
 pub const NATS_MESSAGES: &str = "container_nats_messages_total";
@@ -117,6 +127,7 @@ pub const REPLAYED: &[(&str, Family, Family)] = &[
     ("cassandra", CASSANDRA_OUT, CASSANDRA_IN),
     ("dubbo2", DUBBO_OUT, DUBBO_IN),
     ("clickhouse", CLICKHOUSE_OUT, CLICKHOUSE_IN),
+    ("foundationdb", FOUNDATIONDB_OUT, FOUNDATIONDB_IN),
 ];
 
 /// The clients of tests/scripts/l7_db_clients.py: `python3 l7_db_clients.py ARGS...`.

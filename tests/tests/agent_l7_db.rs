@@ -4,8 +4,9 @@
 //! checked against what the clients saw: exact counts per status, the latency histogram's count
 //! equal to the requests, its sum within the clients' own measured time, the server side's
 //! inbound twins where coroot exports them, and the `method` label of NATS and RabbitMQ
-//! messages. Kafka, MongoDB, Cassandra, Dubbo2 and ClickHouse have no Debian server: a
-//! conversation replay server (tests/scripts/l7_replay.py, docs/testing-l7.md) answers them.
+//! messages. Kafka, MongoDB, Cassandra, Dubbo2, ClickHouse and FoundationDB have no Debian
+//! server: a conversation replay server (tests/scripts/l7_replay.py, docs/testing-l7.md)
+//! answers them.
 //!
 //! Each client writes every request with one write and reads its whole answer before the
 //! next, so every count is exact. The tests run one at a time (each starts its own agent and
@@ -16,8 +17,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sonde_integration_tests::l7_db::{
-    self as db, MEMCACHED_IN, MEMCACHED_OUT, MYSQL_IN, MYSQL_OUT, NATS_MESSAGES,
-    RABBITMQ_MESSAGES, REPLAYED, ZOOKEEPER_OUT, client_argv,
+    self as db, MEMCACHED_IN, MEMCACHED_OUT, MYSQL_IN, MYSQL_OUT, NATS_MESSAGES, RABBITMQ_MESSAGES,
+    REPLAYED, ZOOKEEPER_OUT, client_argv,
 };
 use sonde_integration_tests::l7_expect::{Expect, Family, Seen, report, sum};
 use sonde_integration_tests::l7_servers::{Container, Server, log_lines};
@@ -95,8 +96,7 @@ fn settle_and_check(agent: &Agent, expects: &[Expect], messages: &[Messages], co
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let s = agent.scrape();
-        let done =
-            expects.iter().all(|e| e.reached(&s)) && messages.iter().all(|m| m.reached(&s));
+        let done = expects.iter().all(|e| e.reached(&s)) && messages.iter().all(|m| m.reached(&s));
         if done || Instant::now() > deadline {
             break;
         }
@@ -153,7 +153,10 @@ fn request_response(
     }
     let truth: Vec<(String, u64)> = expect.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect();
     let saw: Vec<(String, u64)> = seen.statuses.clone().into_iter().collect();
-    assert_eq!(saw, truth, "{kind}: the server did not answer as the test expects");
+    assert_eq!(
+        saw, truth,
+        "{kind}: the server did not answer as the test expects"
+    );
     let dest = format!("127.0.0.1:{}", server.port);
     let (sid, cid) = (srv.id.clone(), cli.id.clone());
     let mut expects = vec![Expect {
@@ -232,7 +235,10 @@ fn zookeeper_requests_are_exact_by_status() {
         return;
     }
     if !std::path::Path::new("/usr/share/java/zookeeper.jar").exists() {
-        skip(TEST, "ZooKeeper is not installed (apt-get install -y zookeeper)");
+        skip(
+            TEST,
+            "ZooKeeper is not installed (apt-get install -y zookeeper)",
+        );
         return;
     }
     // 8 requests: create twice (NodeExists), exists and getData of a missing node (NoNode)
@@ -335,12 +341,19 @@ fn rabbitmq_messages_are_counted_by_method() {
         }
     };
     let agent = start_agent();
-    messages_test("amqp", &mut srv, &mut cli, &server, &agent, RABBITMQ_MESSAGES);
+    messages_test(
+        "amqp",
+        &mut srv,
+        &mut cli,
+        &server,
+        &agent,
+        RABBITMQ_MESSAGES,
+    );
 }
 
 #[test]
-fn replayed_kafka_mongo_cassandra_dubbo2_clickhouse_are_exact_on_both_sides() {
-    const TEST: &str = "replayed_kafka_mongo_cassandra_dubbo2_clickhouse_are_exact_on_both_sides";
+fn replayed_protocols_are_exact_by_status_on_both_sides() {
+    const TEST: &str = "replayed_protocols_are_exact_by_status_on_both_sides";
     let _serial = serial();
     if !privileged(TEST) {
         return;
@@ -355,10 +368,17 @@ fn replayed_kafka_mongo_cassandra_dubbo2_clickhouse_are_exact_on_both_sides() {
     let mut seen = Vec::new();
     for ((proto, _, _), server) in REPLAYED.iter().zip(&servers) {
         let mut s = Seen::default();
-        seen_of(&client(&mut cli, &[proto, &server.port.to_string()]), &mut s);
+        seen_of(
+            &client(&mut cli, &[proto, &server.port.to_string()]),
+            &mut s,
+        );
         // The replay server's own record: it answered exactly what the client counted.
         let answered = log_lines(&server.log, "REQ ").len() as u64;
-        assert_eq!(answered, s.total(), "{proto}: replay server answered {answered}");
+        assert_eq!(
+            answered,
+            s.total(),
+            "{proto}: replay server answered {answered}"
+        );
         assert!(
             log_lines(&server.log, "MISMATCH").is_empty(),
             "{proto}: the replay server saw other bytes than recorded"
@@ -372,7 +392,12 @@ fn replayed_kafka_mongo_cassandra_dubbo2_clickhouse_are_exact_on_both_sides() {
         .collect();
     let whats: Vec<(String, String)> = REPLAYED
         .iter()
-        .map(|(p, _, _)| (format!("{p} client (outbound)"), format!("{p} server (inbound)")))
+        .map(|(p, _, _)| {
+            (
+                format!("{p} client (outbound)"),
+                format!("{p} server (inbound)"),
+            )
+        })
         .collect();
     let mut expects = Vec::new();
     for (i, (_, out, inbound)) in REPLAYED.iter().enumerate() {
