@@ -142,6 +142,37 @@ def mysql(port):
                 if p[0] == 0xFE and len(p) < 9:
                     break
         t.done("ok")
+
+    def skip_defs(n):  # n definitions and their EOF
+        if n:
+            for _ in range(n + 1):
+                packet()
+
+    # Prepared statements: COM_STMT_PREPARE and COM_STMT_EXECUTE are queries too.
+    stmt = None
+    for q in ["SELECT 1", "SELEC ?"]:
+        t.start()
+        write(0, b"\x16" + q.encode())
+        _, p = packet()
+        if p[0] == 0xFF:
+            t.done("failed")
+            continue
+        stmt, cols, params = struct.unpack("<IHH", p[1:9])
+        skip_defs(params)
+        skip_defs(cols)
+        t.done("ok")
+    for _ in range(2):
+        t.start()
+        write(0, b"\x17" + struct.pack("<IBI", stmt, 0, 1))  # no cursor, one iteration
+        _, p = packet()
+        assert p[0] not in (0x00, 0xFF), p  # a binary result set
+        skip_defs(lenenc(p))
+        while True:
+            _, p = packet()
+            if p[0] == 0xFE and len(p) < 9:
+                break
+        t.done("ok")
+    write(0, b"\x19" + struct.pack("<I", stmt))  # COM_STMT_CLOSE: no answer, not a query
     write(0, b"\x01")  # COM_QUIT: no answer, not a query
     c.close()
     t.print()
