@@ -98,9 +98,15 @@ pub fn has_method_label(p: Protocol) -> bool {
 }
 
 /// The `status` label value. HTTP: the class (`2xx` ...; `unknown` outside
-/// 100..599); gRPC (an HTTP/2 call with a `grpc-status`): `grpc:<CODE>`;
+/// 100..599); gRPC (an HTTP/2 call with a `grpc-status`): `grpc:<CODE>`
+/// (`grpc:OK`, `grpc:NOT_FOUND` ...; undefined codes `grpc:UNKNOWN`);
 /// databases and queues: `ok` / `failed`; DNS: coroot's RCODE names. None:
 /// coroot does not report the request at all (DNS RCODEs above 5).
+///
+/// gRPC: coroot-node-agent's `Status.GRPC()` renders `grpc:` and the code's
+/// canonical name (a coroot-derived parser test asserts `grpc:NOT_FOUND`);
+/// older agents reported an HTTP/2 request by its `:status` only. See
+/// docs/l7.md for how the Coroot server reads these values.
 pub fn status_label(s: Status) -> Option<&'static str> {
     Some(match s {
         Status::Http(c) => match c {
@@ -111,7 +117,10 @@ pub fn status_label(s: Status) -> Option<&'static str> {
             500..=599 => "5xx",
             _ => "unknown",
         },
-        Status::Grpc(c) => grpc_label(c),
+        Status::Grpc(c) => GRPC_LABELS
+            .get(c as usize)
+            .copied()
+            .unwrap_or("grpc:UNKNOWN"),
         Status::Ok => "ok",
         Status::Failed => "failed",
         Status::Dns(rcode) => match rcode {
@@ -126,29 +135,32 @@ pub fn status_label(s: Status) -> Option<&'static str> {
     })
 }
 
-/// gRPC status codes by their canonical names (grpc/doc/statuscodes.md).
-fn grpc_label(c: u8) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "grpc:OK",
-        "grpc:CANCELLED",
-        "grpc:UNKNOWN",
-        "grpc:INVALID_ARGUMENT",
-        "grpc:DEADLINE_EXCEEDED",
-        "grpc:NOT_FOUND",
-        "grpc:ALREADY_EXISTS",
-        "grpc:PERMISSION_DENIED",
-        "grpc:RESOURCE_EXHAUSTED",
-        "grpc:FAILED_PRECONDITION",
-        "grpc:ABORTED",
-        "grpc:OUT_OF_RANGE",
-        "grpc:UNIMPLEMENTED",
-        "grpc:INTERNAL",
-        "grpc:UNAVAILABLE",
-        "grpc:DATA_LOSS",
-        "grpc:UNAUTHENTICATED",
-    ];
-    // Codes past the defined ones are what a client treats them as: UNKNOWN.
-    NAMES.get(c as usize).copied().unwrap_or("grpc:UNKNOWN")
+const GRPC_LABELS: [&str; 17] = [
+    "grpc:OK",
+    "grpc:CANCELLED",
+    "grpc:UNKNOWN",
+    "grpc:INVALID_ARGUMENT",
+    "grpc:DEADLINE_EXCEEDED",
+    "grpc:NOT_FOUND",
+    "grpc:ALREADY_EXISTS",
+    "grpc:PERMISSION_DENIED",
+    "grpc:RESOURCE_EXHAUSTED",
+    "grpc:FAILED_PRECONDITION",
+    "grpc:ABORTED",
+    "grpc:OUT_OF_RANGE",
+    "grpc:UNIMPLEMENTED",
+    "grpc:INTERNAL",
+    "grpc:UNAVAILABLE",
+    "grpc:DATA_LOSS",
+    "grpc:UNAUTHENTICATED",
+];
+
+/// The canonical name of a gRPC status code (grpc/doc/statuscodes.md), for
+/// logs and traces; codes past the defined ones are `UNKNOWN`.
+pub fn grpc_code_name(c: u8) -> &'static str {
+    GRPC_LABELS
+        .get(c as usize)
+        .map_or("UNKNOWN", |l| &l["grpc:".len()..])
 }
 
 /// The DNS `request_type` label: Go's `dnsmessage.Type.String()` (coroot
@@ -243,9 +255,12 @@ mod tests {
         );
         assert_eq!(status_label(Status::Http(204)), Some("2xx"));
         assert_eq!(status_label(Status::Http(0)), Some("unknown"));
+        assert_eq!(status_label(Status::Grpc(0)), Some("grpc:OK"));
         assert_eq!(status_label(Status::Grpc(5)), Some("grpc:NOT_FOUND"));
         assert_eq!(status_label(Status::Grpc(16)), Some("grpc:UNAUTHENTICATED"));
         assert_eq!(status_label(Status::Grpc(99)), Some("grpc:UNKNOWN"));
+        assert_eq!(grpc_code_name(5), "NOT_FOUND");
+        assert_eq!(grpc_code_name(200), "UNKNOWN");
         assert_eq!(status_label(Status::Dns(3)), Some("nxdomain"));
         assert_eq!(status_label(Status::Dns(9)), None);
         assert_eq!(dns_type_label(28), "TypeAAAA");
