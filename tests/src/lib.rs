@@ -13,6 +13,7 @@ pub mod dockerd;
 pub mod exposition;
 pub mod http_mock;
 pub mod l7_expect;
+pub mod l7_run;
 pub mod l7_servers;
 pub mod tools;
 
