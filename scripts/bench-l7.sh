@@ -21,11 +21,11 @@
 # Not part of the test suite. Needs root, nginx, apache2-utils (ab), redis-server, redis-tools,
 # bpftool (names of the programs), python3. Loopback only.
 #
-# usage: scripts/bench-l7.sh            (env: SONDE_BIN, RUNS=5, AB_N=20000, REDIS_N=50000)
+# usage: scripts/bench-l7.sh            (env: SONDE_BIN, RUNS=5, AB_N=50000, REDIS_N=50000)
 set -euo pipefail
 
 RUNS=${RUNS:-5}
-AB_N=${AB_N:-20000}
+AB_N=${AB_N:-50000}
 REDIS_N=${REDIS_N:-50000}
 cd "$(dirname "$0")/.."
 SONDE_BIN=${SONDE_BIN:-${CARGO_TARGET_DIR:-target}/release/sonde}
@@ -114,13 +114,14 @@ wait_port "$REDIS_PORT"
 
 start_agent() { # $1: mode (nol7 | l7)
     local args=(--listen "127.0.0.1:$AGENT_PORT")
-    [ "$1" = nol7 ] && args+=(--disable-l7-tracing)
+    if [ "$1" = nol7 ]; then args+=(--disable-l7-tracing); fi
     SONDE_LOG=warn "$SONDE_BIN" "${args[@]}" >"$work/agent.log" 2>&1 &
     agent_pid=$!
-    local want='sonde_subsystem_up{subsystem="tracer"} 1'
-    [ "$1" = l7 ] && want='sonde_subsystem_up{subsystem="l7"} 1'
+    local subsystem=tracer
+    if [ "$1" = l7 ]; then subsystem=l7; fi
+    local want="^sonde_subsystem_up\\{subsystem=\"$subsystem\"[^}]*\\} 1\$"
     for _ in $(seq 300); do
-        if curl -sf "http://127.0.0.1:$AGENT_PORT/metrics" 2>/dev/null | grep -qF "$want"; then
+        if curl -sf "http://127.0.0.1:$AGENT_PORT/metrics" 2>/dev/null | grep -qE "$want"; then
             return 0
         fi
         kill -0 "$agent_pid" 2>/dev/null || { cat "$work/agent.log" >&2; exit 1; }
@@ -173,13 +174,13 @@ results="$work/results.tsv"
 
 one_run() { # $1 mode, $2 round: appends "mode round metric value" lines
     local mode=$1 round=$2 ab_out redis_out t0 t1
-    [ "$mode" != off ] && start_agent "$mode"
+    if [ "$mode" != off ]; then start_agent "$mode"; fi
     sleep 1
     t0=$(agent_cpu_ticks)
     ab_out=$(ab -q -k -c 1 -n "$AB_N" "http://127.0.0.1:$NGINX_PORT/")
     redis_out=$(redis-benchmark -p "$REDIS_PORT" -c 1 -n "$REDIS_N" -t set,get --csv)
     t1=$(agent_cpu_ticks)
-    [ "$mode" != off ] && stop_agent
+    if [ "$mode" != off ]; then stop_agent; fi
     {
         echo "$ab_out" | awk -v m="$mode" -v r="$round" '
             /^Requests per second/ { print m, r, "ab_rps", $4 }
@@ -190,7 +191,9 @@ one_run() { # $1 mode, $2 round: appends "mode round metric value" lines
         local ticks=$((t1 - t0)) hz requests
         hz=$(getconf CLK_TCK)
         requests=$((AB_N + 2 * REDIS_N))
-        [ "$mode" != off ] && echo "$mode $round agent_cpu_ms_per_100k $(python3 -c "print($ticks / $hz * 1000 * 100000 / $requests)")"
+        if [ "$mode" != off ]; then
+            echo "$mode $round agent_cpu_ms_per_100k $(python3 -c "print($ticks / $hz * 1000 * 100000 / $requests)")"
+        fi
     } >>"$results"
 }
 
