@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh            # everything
 #   SONDE_REQUIRE_PRIVILEGED=1 scripts/test.sh   # a skipped privileged test is a failure (CI)
+#   SONDE_REQUIRE_DATA=1 scripts/test.sh         # a test skipped for missing data is a failure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +67,10 @@ export SONDE_STATIC_BIN
 ls -l "$SONDE_STATIC_BIN"
 
 step "cargo test"
+# Every skipped test appends "SKIPPED <test>: <reason>" here (sonde-testsupport's skip policy):
+# cargo shows a passing test's stderr only with --nocapture, so the file is the report.
+export SONDE_SKIP_LOG="${SONDE_SKIP_LOG:-/tmp/sonde-skips.log}"
+: > "$SONDE_SKIP_LOG"
 # The exit status is cargo's, taken from PIPESTATUS before anything else runs (a `|| true`
 # after the pipeline would replace it).
 set +e
@@ -74,6 +79,12 @@ cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/sonde-test.log \
 statuses=("${PIPESTATUS[@]}")
 set -e
 status=${statuses[0]}
+if [ -s "$SONDE_SKIP_LOG" ]; then
+    echo "== $(wc -l < "$SONDE_SKIP_LOG") skipped (SONDE_REQUIRE_PRIVILEGED=1 / SONDE_REQUIRE_DATA=1 make them failures):"
+    sort "$SONDE_SKIP_LOG"
+else
+    echo "== no test skipped"
+fi
 if [ "$status" != 0 ]; then
     echo "== cargo test failed (full log: /tmp/sonde-test.log)"
     grep -E -A30 "^---- " /tmp/sonde-test.log | head -300 || true

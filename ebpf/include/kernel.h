@@ -33,6 +33,7 @@ typedef _Bool bool;
 /* UAPI constants (linux/bpf.h); stable ABI, copied to keep the build self-contained. */
 enum {
 	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
@@ -182,6 +183,18 @@ struct cgroup {
 
 struct css_set {
 	struct cgroup *dfl_cgrp; /* the task's cgroup in the unified (v2) hierarchy */
+};
+
+/* x86-64 syscall arguments: di, si, dx, r10, r8, r9; orig_ax is the syscall number. */
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r9;
+	unsigned long r8;
+	unsigned long ax;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
 };
 
 struct fdtable {

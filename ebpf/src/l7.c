@@ -108,6 +108,48 @@ struct {
 	__type(value, struct l7_sock);
 } l7_sockets SEC(".maps");
 
+/*
+ * One bit per process id (PID_MAX_LIMIT is 4M: 64K words, 512 KiB): set when a
+ * process registers a socket, never cleared (a stale bit only costs the hash
+ * lookup it would have cost anyway). The reads and writes of a process that
+ * never had one, most of a node's file and pipe I/O, end at this array load,
+ * which the verifier inlines: no hash computed.
+ */
+#define L7_PID_WORDS 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L7_PID_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} l7_pids SEC(".maps");
+
+static __always_inline int l7_pid_has_sockets(__u32 tgid)
+{
+	__u32 word = tgid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&l7_pids, &word);
+	return w && (*w & (1ULL << (tgid & 63)));
+}
+
+static __always_inline void l7_pid_mark(__u32 tgid)
+{
+	__u32 word = tgid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&l7_pids, &word);
+	if (w && !(*w & (1ULL << (tgid & 63))))
+		__sync_fetch_and_or(w, 1ULL << (tgid & 63));
+}
+
+/*
+ * fds of processes that may hold inherited sockets (their bit is set) known
+ * not to be TCP sockets: a forked child's file and pipe I/O resolves its fd
+ * once, not on every call. Entries go at close() or by LRU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L7_THREADS_MAX);
+	__type(key, struct l7_sock_key);
+	__type(value, __u8);
+} l7_not_sockets SEC(".maps");
+
 /* connect() in progress: its fd, per thread, from entry to exit. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -165,8 +207,13 @@ static __always_inline __u8 l7_b(const struct l7_head *h, int i)
 	return i < 8 ? (h->w0 >> (8 * i)) & 0xff : (h->w1 >> (8 * (i - 8))) & 0xff;
 }
 
+static __always_inline __u64 l7_mask(int n)
+{
+	return n >= 8 ? ~0ULL : (1ULL << (8 * (n & 7))) - 1;
+}
+
 /* The first n (<= 8) bytes of w0 equal the first n of s. */
-#define L7_PREFIX(h, s, n) (((h)->w0 & ((n) == 8 ? ~0ULL : ((1ULL << (8 * (n))) - 1))) == l7_word(s, n))
+#define L7_PREFIX(h, s, n) (((h)->w0 & l7_mask(n)) == l7_word(s, n))
 
 static __always_inline __u64 l7_word(const char *s, int n)
 {
@@ -221,6 +268,119 @@ static __always_inline int l7_is_tls_record(const struct l7_head *h)
 	return l7_b(h, 0) == 0x16 && l7_b(h, 1) == 0x03 && l7_b(h, 2) <= 0x04;
 }
 
+/*
+ * Issue 16's protocols: a few compares each on a connection's first bytes
+ * (formats: the protocols' specifications; what counts as a request is the
+ * parsers' business, crates/l7).
+ */
+static __always_inline __u32 l7_be32(__u64 w, int byte)
+{
+	return bpf_ntohl((__u32)(w >> (8 * byte)));
+}
+
+/* AMQP 0-9-1: the client's protocol header "AMQP\0\0\x09\x01". */
+static __always_inline int l7_is_amqp(const struct l7_head *h)
+{
+	return L7_PREFIX(h, "AMQP", 4) && (h->w0 >> 32) == 0x01090000;
+}
+
+/* NATS: the client's "CONNECT {" or "PING"/"PUB "/"SUB " after it. */
+static __always_inline int l7_is_nats_client(const struct l7_head *h)
+{
+	return L7_PREFIX(h, "CONNECT ", 8) && l7_b(h, 8) == '{';
+}
+
+/* Memcached text commands, and the binary protocol's request magic. */
+static __always_inline int l7_is_memcached(const struct l7_head *h, __u32 size)
+{
+	if (l7_b(h, 0) == 0x80 && size >= 24 && l7_b(h, 1) <= 0x48)
+		return 1;
+	return L7_PREFIX(h, "get ", 4) || L7_PREFIX(h, "gets ", 5) || L7_PREFIX(h, "set ", 4) ||
+	       L7_PREFIX(h, "add ", 4) || L7_PREFIX(h, "replace ", 8) || L7_PREFIX(h, "append ", 7) ||
+	       L7_PREFIX(h, "prepend ", 8) || L7_PREFIX(h, "cas ", 4) || L7_PREFIX(h, "delete ", 7) ||
+	       L7_PREFIX(h, "incr ", 5) || L7_PREFIX(h, "decr ", 5) || L7_PREFIX(h, "touch ", 6) ||
+	       L7_PREFIX(h, "gat ", 4) || L7_PREFIX(h, "gats ", 5) || L7_PREFIX(h, "version\r", 8) ||
+	       L7_PREFIX(h, "stats", 5) || L7_PREFIX(h, "flush_al", 8) || L7_PREFIX(h, "mg ", 3) ||
+	       L7_PREFIX(h, "ms ", 3) || L7_PREFIX(h, "md ", 3);
+}
+
+/* MongoDB: a message header (little endian) whose length is the write's,
+ * responseTo 0, and an opcode a client sends (OP_MSG, OP_QUERY, OP_COMPRESSED). */
+static __always_inline int l7_is_mongo(const struct l7_head *h, __u32 size)
+{
+	__u32 len = (__u32)h->w0;
+	__u32 response_to = (__u32)h->w1;
+	__u32 op = (__u32)(h->w1 >> 32);
+	return len == size && len >= 16 && response_to == 0 && (op == 2013 || op == 2004 || op == 2012);
+}
+
+/* Kafka: size (big endian) = the rest of the write, a known API key and version. */
+static __always_inline int l7_is_kafka(const struct l7_head *h, __u32 size)
+{
+	__u32 len = l7_be32(h->w0, 0);
+	__u16 key = ((__u16)l7_b(h, 4) << 8) | l7_b(h, 5);
+	__u16 ver = ((__u16)l7_b(h, 6) << 8) | l7_b(h, 7);
+	return size >= 12 && len == size - 4 && key <= 74 && ver <= 20 && l7_b(h, 8) < 0x80;
+}
+
+/* Cassandra CQL v3-v5: request version byte, an opcode a client opens with or
+ * queries with, body length = the rest of the write. */
+static __always_inline int l7_is_cassandra(const struct l7_head *h, __u32 size)
+{
+	__u8 v = l7_b(h, 0), op = l7_b(h, 4);
+	__u32 len = ((__u32)l7_b(h, 5) << 24) | ((__u32)l7_b(h, 6) << 16) |
+		    ((__u32)l7_b(h, 7) << 8) | l7_b(h, 8);
+	if (v < 3 || v > 5 || size < 9 || len != size - 9)
+		return 0;
+	return op == 0x01 || op == 0x05 || op == 0x07 || op == 0x09 || op == 0x0a || op == 0x0d ||
+	       op == 0x0b || op == 0x0f;
+}
+
+/* ZooKeeper: the session's ConnectRequest, length 44 or 45, protocol version 0. */
+static __always_inline int l7_is_zookeeper(const struct l7_head *h, __u32 size)
+{
+	__u32 len = l7_be32(h->w0, 0);
+	return (len == 44 || len == 45) && size == len + 4 && (__u32)(h->w0 >> 32) == 0;
+}
+
+/* Dubbo2: magic 0xdabb and the request flag. */
+static __always_inline int l7_is_dubbo2(const struct l7_head *h)
+{
+	return l7_b(h, 0) == 0xda && l7_b(h, 1) == 0xbb && (l7_b(h, 2) & 0x80);
+}
+
+/* ClickHouse native: the client's Hello packet (type 0) naming a ClickHouse client. */
+static __always_inline int l7_is_clickhouse(const struct l7_head *h)
+{
+	if (l7_b(h, 0) != 0 || l7_b(h, 1) < 8 || l7_b(h, 1) > 64)
+		return 0;
+	__u8 c = l7_b(h, 2) | 0x20;
+	return c == 'c' && (l7_b(h, 3) | 0x20) == 'l' && (l7_b(h, 4) | 0x20) == 'i' &&
+	       (l7_b(h, 5) | 0x20) == 'c' && (l7_b(h, 6) | 0x20) == 'k';
+}
+
+/* FoundationDB: a ConnectPacket, whose protocol version starts 0x0FDB00B0. */
+static __always_inline int l7_is_foundationdb(const struct l7_head *h)
+{
+	return (__u32)h->w1 == 0x0FDB00B0;
+}
+
+/* Server-first protocols, classified from the server's greeting (a client's
+ * first read, a server's first write). MySQL: packet 0 of protocol 10; NATS:
+ * "INFO {". */
+static __always_inline __u8 l7_classify_greeting(__u64 ubuf, __u32 size)
+{
+	struct l7_head h = {};
+	if (size < 8 || bpf_probe_read_user(&h.w0, 8, (void *)ubuf) != 0)
+		return L7_UNKNOWN;
+	__u32 len = (__u32)h.w0 & 0xffffff;
+	if (l7_b(&h, 3) == 0 && l7_b(&h, 4) == 0x0a && len + 4 <= size && len < 1024)
+		return L7_MYSQL;
+	if (L7_PREFIX(&h, "INFO {", 6))
+		return L7_NATS;
+	return L7_UNKNOWN;
+}
+
 /* The protocol of a connection from its first request-direction bytes;
  * L7_NONE when none matches. */
 static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
@@ -235,6 +395,8 @@ static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
 	}
 	if (l7_is_http2_preface(&h))
 		return L7_HTTP2;
+	if (l7_is_nats_client(&h))
+		return L7_NATS;
 	if (l7_is_http1_request(&h))
 		return L7_HTTP;
 	if (l7_is_redis_command(&h))
@@ -243,6 +405,24 @@ static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
 		return L7_POSTGRES;
 	if (l7_is_tls_record(&h))
 		return L7_TLS_CIPHER;
+	if (l7_is_amqp(&h))
+		return L7_RABBITMQ;
+	if (l7_is_mongo(&h, size))
+		return L7_MONGO;
+	if (l7_is_kafka(&h, size))
+		return L7_KAFKA;
+	if (l7_is_cassandra(&h, size))
+		return L7_CASSANDRA;
+	if (l7_is_zookeeper(&h, size))
+		return L7_ZOOKEEPER;
+	if (l7_is_dubbo2(&h))
+		return L7_DUBBO2;
+	if (l7_is_clickhouse(&h))
+		return L7_CLICKHOUSE;
+	if (l7_is_foundationdb(&h))
+		return L7_FOUNDATIONDB;
+	if (l7_is_memcached(&h, size))
+		return L7_MEMCACHED;
 	return L7_NONE;
 }
 
@@ -292,31 +472,42 @@ static __always_inline int l7_sock_tuple(struct sock *sk, struct l7_sock *s)
 	return -1;
 }
 
+static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only);
+
 static __always_inline void l7_register(__u32 fd, __u8 role, int dns_only)
 {
 	struct sock *sk = l7_fd_sock(fd);
-	if (!sk)
-		return;
+	if (sk)
+		l7_register_sock(sk, fd, role, dns_only);
+}
+
+/* Registers fd's socket; 0 when it was registered. */
+static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only)
+{
 	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	struct l7_sock s = {};
 	if (l7_sock_tuple(sk, &s) != 0)
-		return;
+		return -1;
 	if (proto == IPPROTO_UDP) {
 		if (s.dport != 53)
-			return;
+			return -1;
 		s.protocol = L7_DNS;
 	} else if (proto == IPPROTO_TCP) {
 		if (dns_only)
-			return;
+			return -1;
 		s.protocol = s.dport == 53 && role == L7_CLIENT ? L7_DNS : L7_UNKNOWN;
 	} else {
-		return;
+		return -1;
 	}
 	s.role = role;
 	s.conn_ts = bpf_ktime_get_ns();
 	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
-	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0)
+	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0) {
 		count_lost(LOST_L7_SOCKETS);
+		return -1;
+	}
+	l7_pid_mark(k.tgid);
+	return 0;
 }
 
 /* An unconnected UDP socket's first datagram to port 53 (sockaddr at uaddr):
@@ -348,6 +539,8 @@ static __always_inline void l7_register_unconnected_dns(__u32 fd, __u64 uaddr, _
 	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
 	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0)
 		count_lost(LOST_L7_SOCKETS);
+	else
+		l7_pid_mark(k.tgid);
 }
 
 /* ---- records ---- */
@@ -391,12 +584,42 @@ static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __
 		count_lost(LOST_L7_EVENT);
 }
 
+/*
+ * A socket this process did not connect or accept itself: inherited across
+ * fork (Postgres's backends serve the connections the postmaster accepted;
+ * prefork servers) or passed in. Registered on its first read or write, its
+ * role guessed as coroot does for connections older than the agent: the end
+ * with the lower port is the server. Anything else is remembered as not a
+ * socket, so a file's I/O resolves its fd once.
+ */
+static __always_inline struct l7_sock *l7_adopt_inherited(struct l7_sock_key *k)
+{
+	if (bpf_map_lookup_elem(&l7_not_sockets, k))
+		return NULL;
+	struct sock *sk = l7_fd_sock(k->fd);
+	if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_ESTABLISHED) {
+		__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u16 peer = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (l7_register_sock(sk, k->fd, local < peer ? L7_SERVER : L7_CLIENT, 0) == 0)
+			return bpf_map_lookup_elem(&l7_sockets, k);
+		return NULL;
+	}
+	__u8 one = 1;
+	bpf_map_update_elem(&l7_not_sockets, k, &one, BPF_ANY);
+	return NULL;
+}
+
 /* The socket of fd if it is registered and worth a look. */
 static __always_inline struct l7_sock *l7_lookup(struct l7_sock_key *k, __u32 fd)
 {
 	k->tgid = bpf_get_current_pid_tgid() >> 32;
 	k->fd = fd;
+	if (!l7_pid_has_sockets(k->tgid))
+		return NULL;
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, k);
+	if (!s)
+		s = l7_adopt_inherited(k);
 	if (!s || s->protocol == L7_NONE)
 		return NULL;
 	return s;
@@ -409,8 +632,11 @@ static __always_inline int l7_ready(struct l7_sock *s, __u8 direction, __u64 ubu
 	if (s->protocol != L7_UNKNOWN)
 		return s->protocol != L7_TLS_CIPHER;
 	__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
-	if (direction != request_dir)
-		return 0; /* server-first protocols: not classified yet */
+	if (direction != request_dir) {
+		/* The server spoke first: a greeting (MySQL, NATS), or wait. */
+		s->protocol = l7_classify_greeting(ubuf, size);
+		return s->protocol != L7_UNKNOWN;
+	}
 	s->protocol = l7_classify(ubuf, size);
 	return s->protocol != L7_NONE && s->protocol != L7_TLS_CIPHER;
 }
@@ -471,12 +697,8 @@ int l7_enter_write(struct l7_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int l7_enter_sendto(struct l7_sys_enter *ctx)
+static __always_inline void l7_on_sendto(void *ctx, __u32 fd, __u64 buf, __u32 size, __u64 addr)
 {
-	__u32 fd = ctx->args[0];
-	__u32 size = ctx->args[2];
-	__u64 addr = ctx->args[4];
 	if (addr) {
 		/* An unconnected UDP socket sending to port 53: a DNS client
 		 * (musl's resolver never connects its socket). */
@@ -488,7 +710,13 @@ int l7_enter_sendto(struct l7_sys_enter *ctx)
 				l7_register_unconnected_dns(fd, addr, sa[0]);
 		}
 	}
-	l7_on_write(ctx, fd, ctx->args[1], size, size);
+	l7_on_write(ctx, fd, buf, size, size);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int l7_enter_sendto(struct l7_sys_enter *ctx)
+{
+	l7_on_sendto(ctx, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4]);
 	return 0;
 }
 
@@ -511,16 +739,21 @@ static __always_inline __u32 l7_iov_total(__u64 iov, __u64 cnt, struct l7_iovec 
 	return total > 0xffffffff ? 0xffffffff : total;
 }
 
+static __always_inline void l7_on_writev(void *ctx, __u32 fd, __u64 iov, __u64 cnt)
+{
+	struct l7_sock_key k;
+	if (!l7_lookup(&k, fd))
+		return;
+	struct l7_iovec first;
+	__u32 size = l7_iov_total(iov, cnt, &first);
+	if (size)
+		l7_on_write(ctx, fd, first.base, first.len, size);
+}
+
 SEC("tracepoint/syscalls/sys_enter_writev")
 int l7_enter_writev(struct l7_sys_enter *ctx)
 {
-	struct l7_sock_key k;
-	if (!l7_lookup(&k, ctx->args[0]))
-		return 0;
-	struct l7_iovec first;
-	__u32 size = l7_iov_total(ctx->args[1], ctx->args[2], &first);
-	if (size)
-		l7_on_write(ctx, ctx->args[0], first.base, first.len, size);
+	l7_on_writev(ctx, ctx->args[0], ctx->args[1], ctx->args[2]);
 	return 0;
 }
 
@@ -535,30 +768,38 @@ static __always_inline void l7_on_sendmsg(void *ctx, __u32 fd, __u64 umsg)
 		l7_on_write(ctx, fd, first.base, first.len, size);
 }
 
+static __always_inline void l7_on_sendmsg_call(void *ctx, __u32 fd, __u64 umsg)
+{
+	struct l7_sock_key k;
+	if (!l7_lookup(&k, fd))
+		return;
+	l7_on_sendmsg(ctx, fd, umsg);
+}
+
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int l7_enter_sendmsg(struct l7_sys_enter *ctx)
 {
-	struct l7_sock_key k;
-	if (!l7_lookup(&k, ctx->args[0]))
-		return 0;
-	l7_on_sendmsg(ctx, ctx->args[0], ctx->args[1]);
+	l7_on_sendmsg_call(ctx, ctx->args[0], ctx->args[1]);
 	return 0;
 }
 
 /* glibc's resolver sends its A and AAAA queries in one sendmmsg: the first
  * two messages are shipped. */
+static __always_inline void l7_on_sendmmsg(void *ctx, __u32 fd, __u64 vec, __u32 vlen)
+{
+	struct l7_sock_key k;
+	if (!l7_lookup(&k, fd))
+		return;
+	if (vlen >= 1)
+		l7_on_sendmsg(ctx, fd, vec);
+	if (vlen >= 2)
+		l7_on_sendmsg(ctx, fd, vec + sizeof(struct l7_user_mmsghdr));
+}
+
 SEC("tracepoint/syscalls/sys_enter_sendmmsg")
 int l7_enter_sendmmsg(struct l7_sys_enter *ctx)
 {
-	struct l7_sock_key k;
-	if (!l7_lookup(&k, ctx->args[0]))
-		return 0;
-	__u64 vec = ctx->args[1];
-	__u32 vlen = ctx->args[2];
-	if (vlen >= 1)
-		l7_on_sendmsg(ctx, ctx->args[0], vec);
-	if (vlen >= 2)
-		l7_on_sendmsg(ctx, ctx->args[0], vec + sizeof(struct l7_user_mmsghdr));
+	l7_on_sendmmsg(ctx, ctx->args[0], ctx->args[1], ctx->args[2]);
 	return 0;
 }
 
@@ -582,17 +823,19 @@ static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind
 	bpf_map_update_elem(&l7_reads, &id, &r, BPF_ANY);
 }
 
-static __always_inline void l7_exit_read_common(struct l7_sys_exit *ctx)
+static __always_inline void l7_exit_read_common(__s64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	if (!l7_pid_has_sockets(id >> 32))
+		return;
 	struct l7_read *r = bpf_map_lookup_elem(&l7_reads, &id);
 	if (!r)
 		return;
 	struct l7_read rd = *r;
 	bpf_map_delete_elem(&l7_reads, &id);
-	if (ctx->ret <= 0)
+	if (ret <= 0)
 		return;
-	__u32 size = ctx->ret;
+	__u32 size = ret;
 	__u64 ts = bpf_ktime_get_ns();
 	__u64 buf = rd.buf;
 	__u64 avail = size;
@@ -648,79 +891,61 @@ int l7_enter_recvmsg(struct l7_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_read")
 int l7_exit_read(struct l7_sys_exit *ctx)
 {
-	l7_exit_read_common(ctx);
+	l7_exit_read_common(ctx->ret);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int l7_exit_recvfrom(struct l7_sys_exit *ctx)
 {
-	l7_exit_read_common(ctx);
+	l7_exit_read_common(ctx->ret);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
 int l7_exit_readv(struct l7_sys_exit *ctx)
 {
-	l7_exit_read_common(ctx);
+	l7_exit_read_common(ctx->ret);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int l7_exit_recvmsg(struct l7_sys_exit *ctx)
 {
-	l7_exit_read_common(ctx);
+	l7_exit_read_common(ctx->ret);
 	return 0;
 }
 
 /* ---- socket lifecycle ---- */
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int l7_enter_connect(struct l7_sys_enter *ctx)
+static __always_inline void l7_on_connect_enter(__u32 fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 fd = ctx->args[0];
 	bpf_map_update_elem(&l7_connects, &id, &fd, BPF_ANY);
-	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int l7_exit_connect(struct l7_sys_exit *ctx)
+static __always_inline void l7_on_connect_exit(__s64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 *fdp = bpf_map_lookup_elem(&l7_connects, &id);
 	if (!fdp)
-		return 0;
+		return;
 	__u32 fd = *fdp;
 	bpf_map_delete_elem(&l7_connects, &id);
-	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+	if (ret == 0 || ret == -EINPROGRESS)
 		l7_register(fd, L7_CLIENT, 0);
-	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int l7_exit_accept4(struct l7_sys_exit *ctx)
+static __always_inline void l7_on_close(__u32 fd)
 {
-	if (ctx->ret >= 0)
-		l7_register(ctx->ret, L7_SERVER, 0);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int l7_exit_accept(struct l7_sys_exit *ctx)
-{
-	if (ctx->ret >= 0)
-		l7_register(ctx->ret, L7_SERVER, 0);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int l7_enter_close(struct l7_sys_enter *ctx)
-{
-	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = ctx->args[0]};
+	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+	if (!l7_pid_has_sockets(k.tgid))
+		return;
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
-	if (!s)
-		return 0;
+	if (!s) {
+		bpf_map_delete_elem(&l7_not_sockets, &k);
+		return;
+	}
 	if (s->shipped) {
 		__u32 zero = 0;
 		struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
@@ -749,5 +974,190 @@ int l7_enter_close(struct l7_sys_enter *ctx)
 		}
 	}
 	bpf_map_delete_elem(&l7_sockets, &k);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int l7_enter_connect(struct l7_sys_enter *ctx)
+{
+	l7_on_connect_enter(ctx->args[0]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int l7_exit_connect(struct l7_sys_exit *ctx)
+{
+	l7_on_connect_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int l7_exit_accept4(struct l7_sys_exit *ctx)
+{
+	if (ctx->ret >= 0)
+		l7_register(ctx->ret, L7_SERVER, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int l7_exit_accept(struct l7_sys_exit *ctx)
+{
+	if (ctx->ret >= 0)
+		l7_register(ctx->ret, L7_SERVER, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int l7_enter_close(struct l7_sys_enter *ctx)
+{
+	l7_on_close(ctx->args[0]);
+	return 0;
+}
+
+/* A child process inherits its parent's fds: it may hold sockets too. */
+static __always_inline void l7_on_fork(__u32 child, __u64 clone_flags)
+{
+	if (clone_flags & CLONE_THREAD)
+		return;
+	if (l7_pid_has_sockets(bpf_get_current_pid_tgid() >> 32))
+		l7_pid_mark(child);
+}
+
+/*
+ * exec() ends the inheritance: most programs a server's child execs (a shell,
+ * a container's entrypoint under a runtime that once made a connection) do
+ * not use the parent's sockets, and the bit would cost each of them the slow
+ * path on every read and write. A process that registers a socket after exec
+ * gets its bit back.
+ */
+static __always_inline void l7_on_exec(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 word = tgid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&l7_pids, &word);
+	if (w && (*w & (1ULL << (tgid & 63))))
+		__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
+}
+
+SEC("tp_btf/sched_process_exec")
+int l7_exec_btf(__u64 *ctx)
+{
+	l7_on_exec();
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int l7_exec(void *ctx)
+{
+	l7_on_exec();
+	return 0;
+}
+
+SEC("tp_btf/task_newtask")
+int l7_task_newtask_btf(__u64 *ctx)
+{
+	/* TP_PROTO(struct task_struct *task, u64 clone_flags) */
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	l7_on_fork(task->pid, ctx[1]);
+	return 0;
+}
+
+SEC("tracepoint/task/task_newtask")
+int l7_task_newtask(struct trace_event_raw_task_newtask *ctx)
+{
+	l7_on_fork(ctx->pid, ctx->clone_flags);
+	return 0;
+}
+
+/* ---- the preferred attachment: two tp_btf programs for all syscalls ---- */
+
+/*
+ * raw_syscalls sys_enter/sys_exit as tp_btf (kernel >= 5.5): one program
+ * per direction for every syscall, dispatching on the number. The classic
+ * per-syscall tracepoints above cost the kernel a trace record per call
+ * (~290 ns per read or write measured here, docs/benchmarks.md); these skip
+ * it, and a syscall that is not one of ours returns after one compare.
+ * x86-64 numbers (the object is built for x86-64 only).
+ */
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_CLOSE 3
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_CONNECT 42
+#define NR_ACCEPT 43
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define NR_ACCEPT4 288
+#define NR_SENDMMSG 307
+
+SEC("tp_btf/sys_enter")
+int l7_sys_enter(__u64 *ctx)
+{
+	/* TP_PROTO(struct pt_regs *regs, long id) */
+	long id = ctx[1];
+	if (id > NR_SENDMMSG)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	switch (id) {
+	case NR_READ:
+	case NR_RECVFROM:
+		l7_enter_read_common(regs->di, regs->si, L7_READ_PLAIN);
+		break;
+	case NR_READV:
+		l7_enter_read_common(regs->di, regs->si, L7_READ_IOV);
+		break;
+	case NR_RECVMSG:
+		l7_enter_read_common(regs->di, regs->si, L7_READ_MSG);
+		break;
+	case NR_WRITE:
+		l7_on_write(ctx, regs->di, regs->si, (__u32)regs->dx, (__u32)regs->dx);
+		break;
+	case NR_SENDTO:
+		l7_on_sendto(ctx, regs->di, regs->si, (__u32)regs->dx, regs->r8);
+		break;
+	case NR_WRITEV:
+		l7_on_writev(ctx, regs->di, regs->si, regs->dx);
+		break;
+	case NR_SENDMSG:
+		l7_on_sendmsg_call(ctx, regs->di, regs->si);
+		break;
+	case NR_SENDMMSG:
+		l7_on_sendmmsg(ctx, regs->di, regs->si, regs->dx);
+		break;
+	case NR_CONNECT:
+		l7_on_connect_enter(regs->di);
+		break;
+	case NR_CLOSE:
+		l7_on_close(regs->di);
+		break;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int l7_sys_exit(__u64 *ctx)
+{
+	/* TP_PROTO(struct pt_regs *regs, long ret) */
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long id = regs->orig_ax;
+	long ret = ctx[1];
+	switch (id) {
+	case NR_READ:
+	case NR_RECVFROM:
+	case NR_READV:
+	case NR_RECVMSG:
+		l7_exit_read_common(ret);
+		break;
+	case NR_CONNECT:
+		l7_on_connect_exit(ret);
+		break;
+	case NR_ACCEPT:
+	case NR_ACCEPT4:
+		if (ret >= 0)
+			l7_register(ret, L7_SERVER, 0);
+		break;
+	}
 	return 0;
 }

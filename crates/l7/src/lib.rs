@@ -13,7 +13,13 @@
 //! See docs/l7.md for the design and the contract with the kernel.
 
 mod config;
+mod dns;
+mod hpack;
 mod http1;
+mod http2;
+pub mod labels;
+mod postgres;
+mod redis;
 mod session;
 #[cfg(test)]
 mod testutil;
@@ -193,3 +199,23 @@ pub struct SessionStats {
     /// HTTP requests left out by `--exclude-http-requests-by-path`.
     pub excluded: u64,
 }
+
+// Issue 16's protocols: one parser per file, framing shared in `framer`
+// and `lines`, one entry point (`Parser16`) for the session's dispatch.
+mod amqp;
+mod cassandra;
+mod clickhouse;
+mod dubbo2;
+mod foundationdb;
+mod framer;
+mod kafka;
+mod lines;
+mod memcached;
+mod mongo;
+mod mysql;
+mod nats;
+mod parsers16;
+#[cfg(test)]
+mod testutil16;
+mod zookeeper;
+pub use parsers16::Parser16;

@@ -6,8 +6,8 @@
 //! yet take the explicit `Unsupported` path: their chunks are counted in
 //! [`SessionStats::unsupported_chunks`], never guessed at.
 
-use crate::http1::Http1;
 use crate::{Chunk, Config, Direction, Protocol, Request, Role, SessionStats};
+use crate::{dns::Dns, http1::Http1, http2::Http2, postgres::Postgres, redis::Redis};
 use std::collections::VecDeque;
 
 /// Requests waiting for their response, per connection (HTTP/1 pipelining,
@@ -26,10 +26,17 @@ pub(crate) struct Ctx<'a> {
 /// HTTP/2 connection preface).
 pub(crate) struct Switch {
     pub offset: usize,
+    pub http2: Box<Http2>,
 }
 
 enum Parser {
     Http1(Box<Http1>),
+    Http2(Box<Http2>),
+    Postgres(Box<Postgres>),
+    Redis(Box<Redis>),
+    Dns(Box<Dns>),
+    /// Issue 16's protocols (parsers16.rs: one entry point, boxed inside).
+    Other(crate::Parser16),
     Unsupported,
 }
 
@@ -45,11 +52,11 @@ impl Session {
     pub fn new(protocol: Protocol, role: Role) -> Session {
         let parser = match protocol {
             Protocol::Http => Parser::Http1(Box::default()),
-            Protocol::Http2
-            | Protocol::Postgres
-            | Protocol::Redis
-            | Protocol::Dns
-            | Protocol::Memcached
+            Protocol::Postgres => Parser::Postgres(Box::default()),
+            Protocol::Redis => Parser::Redis(Box::default()),
+            Protocol::Dns => Parser::Dns(Box::default()),
+            Protocol::Http2 => Parser::Http2(Box::default()),
+            Protocol::Memcached
             | Protocol::Mysql
             | Protocol::Mongo
             | Protocol::Kafka
@@ -59,7 +66,10 @@ impl Session {
             | Protocol::Dubbo2
             | Protocol::Clickhouse
             | Protocol::Zookeeper
-            | Protocol::FoundationDb => Parser::Unsupported,
+            | Protocol::FoundationDb => match crate::Parser16::new(protocol) {
+                Some(p) => Parser::Other(p),
+                None => Parser::Unsupported,
+            },
         };
         Session {
             protocol,
@@ -83,16 +93,45 @@ impl Session {
         };
         let switch = match &mut self.parser {
             Parser::Http1(p) => p.feed(chunk, is_request, &mut ctx),
+            Parser::Http2(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
+            Parser::Postgres(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
+            Parser::Redis(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
+            Parser::Dns(p) => {
+                p.feed(chunk, is_request, &mut ctx);
+                None
+            }
+            Parser::Other(p) => {
+                p.feed(self.role, chunk, ctx.out, ctx.stats);
+                None
+            }
             Parser::Unsupported => {
                 ctx.stats.unsupported_chunks += 1;
                 None
             }
         };
         if let Some(sw) = switch {
-            // HTTP/2 parser: next commit; it takes over at `sw.offset`.
-            let _ = sw.offset;
             self.protocol = Protocol::Http2;
-            self.parser = Parser::Unsupported;
+            let mut h2 = sw.http2;
+            let off = sw.offset.min(chunk.payload.len());
+            let rest = Chunk {
+                ts_ns: chunk.ts_ns,
+                direction: chunk.direction,
+                size: chunk.size.saturating_sub(off as u32),
+                payload: &chunk.payload[off..],
+            };
+            if rest.size > 0 {
+                h2.feed(&rest, is_request, &mut ctx);
+            }
+            self.parser = Parser::Http2(h2);
         }
     }
 
@@ -135,8 +174,18 @@ impl<T> Fifo<T> {
     pub fn front(&self) -> Option<&T> {
         self.q.front()
     }
+    pub fn front_mut(&mut self) -> Option<&mut T> {
+        self.q.front_mut()
+    }
     pub fn back_mut(&mut self) -> Option<&mut T> {
         self.q.back_mut()
+    }
+    pub fn remove_where(&mut self, f: impl Fn(&T) -> bool) -> Option<T> {
+        let i = self.q.iter().position(f)?;
+        self.q.remove(i)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.q.iter()
     }
     pub fn len(&self) -> usize {
         self.q.len()

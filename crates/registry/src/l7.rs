@@ -7,10 +7,11 @@
 //! domains per container are capped by `--max-fqdns-per-container` (beyond it: `~other`, as
 //! coroot does), and the node-wide `ip_to_fqdn` map by [`MAX_IP_TO_FQDN`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use sonde_l7::{Method, Protocol, Request, Status};
+use sonde_l7::{Method, Protocol, Request};
 
 /// Most (protocol, destination, actual destination) series per container.
 pub const MAX_L7_DESTINATIONS: usize = 4096;
@@ -22,16 +23,14 @@ pub const MAX_IP_TO_FQDN: usize = 16_384;
 /// The label a domain beyond `--max-fqdns-per-container` is counted under (coroot's).
 pub const FQDN_OVERFLOW: &str = "~other";
 
-/// Histogram upper bounds in seconds: the Prometheus client's default buckets, which
-/// coroot-node-agent's L7 histograms use.
-pub const BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// Histogram upper bounds in seconds (coroot's: the Prometheus client's default buckets).
+pub const BUCKETS: &[f64] = sonde_l7::labels::BUCKETS;
+const NB: usize = BUCKETS.len();
 
 /// A latency histogram: per-bucket counts (not cumulative), sum and count.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
-    pub buckets: [u64; BUCKETS.len()],
+    pub buckets: [u64; NB],
     pub sum: f64,
     pub count: u64,
 }
@@ -46,8 +45,8 @@ impl Histogram {
     }
 
     /// (upper bound, cumulative count) pairs, as the exposition format wants them.
-    pub fn cumulative(&self) -> [(f64, u64); BUCKETS.len()] {
-        let mut out = [(0.0, 0); BUCKETS.len()];
+    pub fn cumulative(&self) -> [(f64, u64); NB] {
+        let mut out = [(0.0, 0); NB];
         let mut acc = 0;
         for (i, (b, n)) in BUCKETS.iter().zip(self.buckets).enumerate() {
             acc += n;
@@ -91,61 +90,11 @@ pub fn family(p: Protocol) -> Protocol {
     }
 }
 
-/// The `status` label of a request, as coroot-node-agent renders it.
-pub fn status_label(s: Status) -> &'static str {
-    match s {
-        Status::Http(code) => match code {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            500..=599 => "5xx",
-            _ => "unknown",
-        },
-        // A gRPC call that failed is a server error to an HTTP view of it.
-        Status::Grpc(0) => "2xx",
-        Status::Grpc(_) => "5xx",
-        Status::Ok => "ok",
-        Status::Failed => "failed",
-        Status::Dns(code) => dns_status_label(code),
-    }
-}
-
-/// DNS response codes as coroot names them (`Status.DNS()`); others are not counted.
-pub fn dns_status_label(rcode: u8) -> &'static str {
-    match rcode {
-        0 => "ok",
-        1 => "format_error",
-        2 => "servfail",
-        3 => "nxdomain",
-        4 => "not_implemented",
-        5 => "refused",
-        _ => "",
-    }
-}
-
-/// DNS request types as coroot labels them (miekg/dns's `Type.String()` with "Type").
-pub fn dns_type_label(qtype: u16) -> &'static str {
-    match qtype {
-        1 => "TypeA",
-        2 => "TypeNS",
-        5 => "TypeCNAME",
-        6 => "TypeSOA",
-        12 => "TypePTR",
-        15 => "TypeMX",
-        16 => "TypeTXT",
-        28 => "TypeAAAA",
-        33 => "TypeSRV",
-        65 => "TypeHTTPS",
-        255 => "TypeANY",
-        _ => "",
-    }
-}
-
 fn method_label(p: Protocol, m: Method) -> &'static str {
-    match p {
-        Protocol::Rabbitmq | Protocol::Nats => m.label(),
-        _ => "",
+    if sonde_l7::labels::has_method_label(p) {
+        m.label()
+    } else {
+        ""
     }
 }
 
@@ -157,7 +106,7 @@ pub struct ContainerL7 {
     /// Requests served, by protocol family.
     pub inbound: HashMap<Protocol, RequestStats>,
     /// DNS lookups: (request type, domain or `~other`, status) -> count.
-    pub dns: HashMap<(&'static str, Box<str>, &'static str), u64>,
+    pub dns: HashMap<(Cow<'static, str>, Box<str>, &'static str), u64>,
     pub dns_latency: Histogram,
     /// Domains given their own label so far (bounded by `--max-fqdns-per-container`).
     pub fqdns: std::collections::HashSet<Box<str>>,
@@ -189,7 +138,7 @@ impl ContainerL7 {
                 self.apply_dns(request, max_fqdns)
             };
         }
-        let status = status_label(request.status);
+        let status = sonde_l7::labels::status_label(request.status)?;
         let method = method_label(p, request.method);
         let stats = if inbound {
             self.inbound.entry(p).or_default()
@@ -206,24 +155,19 @@ impl ContainerL7 {
     }
 
     fn apply_dns(&mut self, request: &Request, max_fqdns: usize) -> Option<Answers> {
-        let Status::Dns(rcode) = request.status else {
-            return None;
-        };
-        let status = dns_status_label(rcode);
         let detail = request.dns.as_deref()?;
-        let kind = dns_type_label(detail.qtype);
-        if status.is_empty() || kind.is_empty() {
+        // coroot's rules: unnamed RCODEs and empty AAAA answers are not counted.
+        if !sonde_l7::labels::dns_reported(request.status, detail) {
             return None;
         }
-        // As coroot: an empty AAAA answer rides along an A lookup and adds nothing.
-        if detail.qtype == 28 && rcode == 0 && detail.answers.is_empty() {
-            return None;
-        }
-        let domain: Box<str> = if detail.domain.is_empty() || self.fqdns.contains(&detail.domain) {
-            detail.domain.clone()
+        let status = sonde_l7::labels::status_label(request.status)?;
+        let kind = sonde_l7::labels::dns_type_label(detail.qtype);
+        let fqdn: Box<str> = sonde_l7::labels::normalize_fqdn(&detail.domain, detail.qtype).into();
+        let domain: Box<str> = if fqdn.is_empty() || self.fqdns.contains(&fqdn) {
+            fqdn.clone()
         } else if self.fqdns.len() < max_fqdns {
-            self.fqdns.insert(detail.domain.clone());
-            detail.domain.clone()
+            self.fqdns.insert(fqdn.clone());
+            fqdn.clone()
         } else {
             FQDN_OVERFLOW.into()
         };
@@ -236,14 +180,14 @@ impl ContainerL7 {
         if request.duration_ns > 0 {
             self.dns_latency.observe(request.duration_ns as f64 / 1e9);
         }
-        if detail.domain.is_empty() || detail.answers.is_empty() {
+        if fqdn.is_empty() || detail.answers.is_empty() {
             return None;
         }
         Some(
             detail
                 .answers
                 .iter()
-                .map(|ip| (*ip, detail.domain.clone()))
+                .map(|ip| (*ip, fqdn.clone()))
                 .collect(),
         )
     }
@@ -292,7 +236,7 @@ impl IpToFqdn {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use sonde_l7::DnsDetail;
+    use sonde_l7::{DnsDetail, Status};
 
     fn req(p: Protocol, status: Status, ns: u64) -> Request {
         Request {
@@ -337,7 +281,14 @@ mod tests {
             50,
         );
         let s = &l.outbound[&(Protocol::Http, dst, dst)];
-        assert_eq!(s.by_status, vec![(("2xx", ""), 2), (("5xx", ""), 2)]);
+        assert_eq!(
+            s.by_status,
+            vec![
+                (("2xx", ""), 2),
+                (("5xx", ""), 1),
+                (("grpc:INTERNAL", ""), 1)
+            ]
+        );
         // The zero-duration request is counted but not observed.
         assert_eq!(s.latency.count, 3);
         assert!((s.latency.sum - 0.006).abs() < 1e-12);
@@ -391,9 +342,9 @@ mod tests {
         l.apply(&dns(28, "db.local", 0, &[]), any, any, false, 2);
         // A third domain is over the cap of 2.
         l.apply(&dns(1, "third.local", 0, &["10.0.0.9"]), any, any, false, 2);
-        assert_eq!(l.dns[&("TypeA", "db.local".into(), "ok")], 1);
-        assert_eq!(l.dns[&("TypeA", "nope.local".into(), "nxdomain")], 1);
-        assert_eq!(l.dns[&("TypeA", FQDN_OVERFLOW.into(), "ok")], 1);
+        assert_eq!(l.dns[&("TypeA".into(), "db.local".into(), "ok")], 1);
+        assert_eq!(l.dns[&("TypeA".into(), "nope.local".into(), "nxdomain")], 1);
+        assert_eq!(l.dns[&("TypeA".into(), FQDN_OVERFLOW.into(), "ok")], 1);
         assert_eq!(l.dns.len(), 3);
         assert_eq!(l.dns_latency.count, 3);
     }

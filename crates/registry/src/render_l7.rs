@@ -100,7 +100,7 @@ pub fn render_l7(
             fams.get(&cat::CONTAINER_DNS_REQUESTS_TOTAL).add(
                 &[
                     ("container_id", id),
-                    ("request_type", kind),
+                    ("request_type", kind.as_ref()),
                     ("domain", domain),
                     ("status", status),
                 ],

@@ -4,39 +4,96 @@
 //! unset) or a verifier that refuses one of them leaves the rest of the tracer
 //! running, with the reason in [`crate::Tracer::l7_error`].
 
-use aya::Ebpf;
-use aya::programs::TracePoint;
-use tracing::warn;
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf};
+use tracing::{info, warn};
 
-/// (program function, syscall tracepoint). Lifecycle first, so a socket is
-/// registered before its reads and writes are looked at.
-pub(crate) const L7_PROGRAMS: [(&str, &str); 18] = [
-    ("l7_enter_connect", "sys_enter_connect"),
-    ("l7_exit_connect", "sys_exit_connect"),
-    ("l7_exit_accept", "sys_exit_accept"),
-    ("l7_exit_accept4", "sys_exit_accept4"),
-    ("l7_enter_close", "sys_enter_close"),
-    ("l7_enter_write", "sys_enter_write"),
-    ("l7_enter_writev", "sys_enter_writev"),
-    ("l7_enter_sendto", "sys_enter_sendto"),
-    ("l7_enter_sendmsg", "sys_enter_sendmsg"),
-    ("l7_enter_sendmmsg", "sys_enter_sendmmsg"),
-    ("l7_enter_read", "sys_enter_read"),
-    ("l7_enter_readv", "sys_enter_readv"),
-    ("l7_enter_recvfrom", "sys_enter_recvfrom"),
-    ("l7_enter_recvmsg", "sys_enter_recvmsg"),
-    ("l7_exit_read", "sys_exit_read"),
-    ("l7_exit_readv", "sys_exit_readv"),
-    ("l7_exit_recvfrom", "sys_exit_recvfrom"),
-    ("l7_exit_recvmsg", "sys_exit_recvmsg"),
+/// The preferred attachment: one tp_btf program per direction on the raw syscall
+/// tracepoints (ebpf/src/l7.c explains why it is cheaper).
+/// Also the fork and exec hooks that pass a process's "may hold sockets" bit to its
+/// children (and take it away at exec).
+pub(crate) const L7_BTF_PROGRAMS: [(&str, &str); 4] = [
+    ("l7_task_newtask_btf", "task_newtask"),
+    ("l7_exec_btf", "sched_process_exec"),
+    ("l7_sys_enter", "sys_enter"),
+    ("l7_sys_exit", "sys_exit"),
 ];
 
-/// Loads and attaches every L7 program; on the first failure unloads the ones
-/// already attached and returns the reason.
-pub(crate) fn attach(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, String> {
+/// (program function, tracepoint category, tracepoint). Lifecycle first, so a socket is
+/// registered before its reads and writes are looked at.
+pub(crate) const L7_PROGRAMS: [(&str, &str, &str); 20] = [
+    ("l7_task_newtask", "task", "task_newtask"),
+    ("l7_exec", "sched", "sched_process_exec"),
+    ("l7_enter_connect", "syscalls", "sys_enter_connect"),
+    ("l7_exit_connect", "syscalls", "sys_exit_connect"),
+    ("l7_exit_accept", "syscalls", "sys_exit_accept"),
+    ("l7_exit_accept4", "syscalls", "sys_exit_accept4"),
+    ("l7_enter_close", "syscalls", "sys_enter_close"),
+    ("l7_enter_write", "syscalls", "sys_enter_write"),
+    ("l7_enter_writev", "syscalls", "sys_enter_writev"),
+    ("l7_enter_sendto", "syscalls", "sys_enter_sendto"),
+    ("l7_enter_sendmsg", "syscalls", "sys_enter_sendmsg"),
+    ("l7_enter_sendmmsg", "syscalls", "sys_enter_sendmmsg"),
+    ("l7_enter_read", "syscalls", "sys_enter_read"),
+    ("l7_enter_readv", "syscalls", "sys_enter_readv"),
+    ("l7_enter_recvfrom", "syscalls", "sys_enter_recvfrom"),
+    ("l7_enter_recvmsg", "syscalls", "sys_enter_recvmsg"),
+    ("l7_exit_read", "syscalls", "sys_exit_read"),
+    ("l7_exit_readv", "syscalls", "sys_exit_readv"),
+    ("l7_exit_recvfrom", "syscalls", "sys_exit_recvfrom"),
+    ("l7_exit_recvmsg", "syscalls", "sys_exit_recvmsg"),
+];
+
+/// Attaches the tp_btf pair when the kernel allows it, else the classic
+/// per-syscall programs; on failure nothing of L7 stays attached.
+pub(crate) fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<Vec<&'static str>, String> {
+    if let Some(btf) = btf {
+        match attach_btf(ebpf, btf) {
+            Ok(names) => return Ok(names),
+            Err(reason) => {
+                info!(reason = %reason, "tp_btf raw syscall tracepoints unavailable for L7; using the per-syscall tracepoints (higher cost per read and write)")
+            }
+        }
+    }
+    attach_classic(ebpf)
+}
+
+fn attach_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<Vec<&'static str>, String> {
+    let mut attached = Vec::new();
+    for (name, tracepoint) in L7_BTF_PROGRAMS {
+        let result = ebpf
+            .program_mut(name)
+            .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())
+            .ok_or_else(|| format!("program {name} missing from the object"))
+            .and_then(|prog| {
+                prog.load(tracepoint, btf)
+                    .map_err(|e| format!("{name}: {}", super::loader::verifier_excerpt(&e)))?;
+                prog.attach()
+                    .map(|_| ())
+                    .map_err(|e| format!("tp_btf/{tracepoint}: {e}"))
+            });
+        match result {
+            Ok(()) => attached.push(name),
+            Err(reason) => {
+                for n in attached.iter().chain(std::iter::once(&name)) {
+                    if let Some(p) = ebpf
+                        .program_mut(n)
+                        .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())
+                    {
+                        let _ = p.unload();
+                    }
+                }
+                return Err(reason);
+            }
+        }
+    }
+    Ok(attached)
+}
+
+fn attach_classic(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, String> {
     let mut attached = Vec::new();
     let mut failure = None;
-    for (name, tracepoint) in L7_PROGRAMS {
+    for (name, category, tracepoint) in L7_PROGRAMS {
         let Some(prog) = ebpf
             .program_mut(name)
             .and_then(|p| <&mut TracePoint>::try_from(p).ok())
@@ -48,9 +105,9 @@ pub(crate) fn attach(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, String> {
             .load()
             .map_err(|e| format!("{name}: {}", super::loader::verifier_excerpt(&e)))
             .and_then(|()| {
-                prog.attach("syscalls", tracepoint)
+                prog.attach(category, tracepoint)
                     .map(|_| ())
-                    .map_err(|e| format!("syscalls/{tracepoint}: {e}"))
+                    .map_err(|e| format!("{category}/{tracepoint}: {e}"))
             });
         match result {
             Ok(()) => attached.push(name),

@@ -106,6 +106,8 @@ pub struct Tracer {
     /// Why the L7 programs are not attached (None: they are, or were not asked for).
     l7_error: Option<String>,
     l7_attached: bool,
+    /// The attached L7 programs (the tp_btf pair, or the classic per-syscall ones).
+    l7_programs: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -338,9 +340,13 @@ impl Tracer {
         }
 
         // Optional: without them only the application-protocol metrics are missing.
+        let mut l7_programs = Vec::new();
         let (l7_attached, l7_error) = if config.l7 {
-            match crate::l7_loader::attach(&mut ebpf) {
-                Ok(_) => (true, None),
+            match crate::l7_loader::attach(&mut ebpf, btf.as_ref()) {
+                Ok(names) => {
+                    l7_programs = names;
+                    (true, None)
+                }
                 Err(reason) => (false, Some(reason)),
             }
         } else {
@@ -397,6 +403,7 @@ impl Tracer {
                 sock_state_link,
                 l7_error,
                 l7_attached,
+                l7_programs,
             },
             stream,
         ))
@@ -511,6 +518,12 @@ impl Tracer {
     /// Whether the L7 programs are attached.
     pub fn l7_attached(&self) -> bool {
         self.l7_attached
+    }
+
+    /// The attached L7 programs: `l7_sys_enter`/`l7_sys_exit` (tp_btf) or the classic
+    /// per-syscall ones.
+    pub fn l7_programs(&self) -> &[&'static str] {
+        &self.l7_programs
     }
 
     /// Why the L7 programs could not be attached, when they were asked for.
