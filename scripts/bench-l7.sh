@@ -10,10 +10,14 @@
 #     mean time per request is the request's latency; the l7-minus-off difference is the
 #     latency the agent adds per request),
 #   - redis-benchmark SET and GET requests/s and mean latency (-c 1),
-#   - the agent's CPU (utime+stime of /proc/<agent>/stat) per 100,000 requests.
+#   - the agent's CPU (utime+stime of /proc/<agent>/stat) per 100,000 requests,
+#   - the fast path: wall ns per syscall of `dd bs=1` copying /dev/zero to /dev/null (2 x DD_N
+#     reads and writes that are no socket: what every process pays once the syscall
+#     tracepoints are attached; l7 minus off is that cost per syscall).
 # Then one more l7 run with kernel.bpf_stats_enabled=1 (kept off during the timed rounds, as
 # the accounting itself costs time on every program run) for the in-kernel cost: ns per run of
-# each L7 program and the L7 programs' total ns per request, from the run_time_ns/run_cnt the
+# each L7 program under the request load, ns per run on the dd fast path, and the L7
+# programs' total ns per request, from the run_time_ns/run_cnt the
 # kernel keeps for each program the agent holds (/proc/<agent>/fdinfo). The total counts every
 # read and write of every process during the window (the fast path's cost included), so on a
 # busy machine it is an upper bound.
@@ -21,12 +25,13 @@
 # Not part of the test suite. Needs root, nginx, apache2-utils (ab), redis-server, redis-tools,
 # bpftool (names of the programs), python3. Loopback only.
 #
-# usage: scripts/bench-l7.sh            (env: SONDE_BIN, RUNS=5, AB_N=20000, REDIS_N=50000)
+# usage: scripts/bench-l7.sh    (env: SONDE_BIN, RUNS=5, AB_N=50000, REDIS_N=50000, DD_N=1000000)
 set -euo pipefail
 
 RUNS=${RUNS:-5}
-AB_N=${AB_N:-20000}
+AB_N=${AB_N:-50000}
 REDIS_N=${REDIS_N:-50000}
+DD_N=${DD_N:-1000000}
 cd "$(dirname "$0")/.."
 SONDE_BIN=${SONDE_BIN:-${CARGO_TARGET_DIR:-target}/release/sonde}
 [ -x "$SONDE_BIN" ] || { echo "no agent binary at $SONDE_BIN (cargo build --release -p sonde, or set SONDE_BIN)" >&2; exit 2; }
@@ -114,13 +119,14 @@ wait_port "$REDIS_PORT"
 
 start_agent() { # $1: mode (nol7 | l7)
     local args=(--listen "127.0.0.1:$AGENT_PORT")
-    [ "$1" = nol7 ] && args+=(--disable-l7-tracing)
+    if [ "$1" = nol7 ]; then args+=(--disable-l7-tracing); fi
     SONDE_LOG=warn "$SONDE_BIN" "${args[@]}" >"$work/agent.log" 2>&1 &
     agent_pid=$!
-    local want='sonde_subsystem_up{subsystem="tracer"} 1'
-    [ "$1" = l7 ] && want='sonde_subsystem_up{subsystem="l7"} 1'
+    local subsystem=tracer
+    if [ "$1" = l7 ]; then subsystem=l7; fi
+    local want="^sonde_subsystem_up\\{subsystem=\"$subsystem\"[^}]*\\} 1\$"
     for _ in $(seq 300); do
-        if curl -sf "http://127.0.0.1:$AGENT_PORT/metrics" 2>/dev/null | grep -qF "$want"; then
+        if curl -sf "http://127.0.0.1:$AGENT_PORT/metrics" 2>/dev/null | grep -qE "$want"; then
             return 0
         fi
         kill -0 "$agent_pid" 2>/dev/null || { cat "$work/agent.log" >&2; exit 1; }
@@ -173,14 +179,19 @@ results="$work/results.tsv"
 
 one_run() { # $1 mode, $2 round: appends "mode round metric value" lines
     local mode=$1 round=$2 ab_out redis_out t0 t1
-    [ "$mode" != off ] && start_agent "$mode"
+    if [ "$mode" != off ]; then start_agent "$mode"; fi
     sleep 1
     t0=$(agent_cpu_ticks)
     ab_out=$(ab -q -k -c 1 -n "$AB_N" "http://127.0.0.1:$NGINX_PORT/")
     redis_out=$(redis-benchmark -p "$REDIS_PORT" -c 1 -n "$REDIS_N" -t set,get --csv)
     t1=$(agent_cpu_ticks)
-    [ "$mode" != off ] && stop_agent
+    local d0 d1
+    d0=$(date +%s%N)
+    dd if=/dev/zero of=/dev/null bs=1 count="$DD_N" status=none
+    d1=$(date +%s%N)
+    if [ "$mode" != off ]; then stop_agent; fi
     {
+        echo "$mode $round fastpath_ns_per_syscall $(((d1 - d0) / (2 * DD_N)))"
         echo "$ab_out" | awk -v m="$mode" -v r="$round" '
             /^Requests per second/ { print m, r, "ab_rps", $4 }
             /^Time per request/ && !done { print m, r, "ab_latency_us", $4 * 1000; done = 1 }
@@ -190,7 +201,9 @@ one_run() { # $1 mode, $2 round: appends "mode round metric value" lines
         local ticks=$((t1 - t0)) hz requests
         hz=$(getconf CLK_TCK)
         requests=$((AB_N + 2 * REDIS_N))
-        [ "$mode" != off ] && echo "$mode $round agent_cpu_ms_per_100k $(python3 -c "print($ticks / $hz * 1000 * 100000 / $requests)")"
+        if [ "$mode" != off ]; then
+            echo "$mode $round agent_cpu_ms_per_100k $(python3 -c "print($ticks / $hz * 1000 * 100000 / $requests)")"
+        fi
     } >>"$results"
 }
 
@@ -213,6 +226,8 @@ before=$(l7_prog_stats)
 ab -q -k -c 1 -n "$AB_N" "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 redis-benchmark -p "$REDIS_PORT" -c 1 -n "$REDIS_N" -t set,get --csv >/dev/null
 after=$(l7_prog_stats)
+dd if=/dev/zero of=/dev/null bs=1 count="$DD_N" status=none
+after_dd=$(l7_prog_stats)
 stop_agent
 sysctl -q -w kernel.bpf_stats_enabled="$stats_before"
 
@@ -243,17 +258,22 @@ for m in ("ab_latency_us", "redis_set_latency_us", "redis_get_latency_us"):
     for mode in ("nol7", "l7"):
         print("added latency     %-20s %-5s vs off: %+.2f us" % (m, mode, med(m, mode) - med(m, "off")))
 
-before = {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in """$before""".splitlines() if l.strip()}
-after = {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in """$after""".splitlines() if l.strip()}
+def parse(text):
+    return {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in text.splitlines() if l.strip()}
+before, after, after_dd = parse("""$before"""), parse("""$after"""), parse("""$after_dd""")
+def window(a, b, title):
+    print(title)
+    total_ns = 0
+    for name in sorted(b):
+        ns = b[name][0] - a.get(name, (0, 0))[0]
+        cnt = b[name][1] - a.get(name, (0, 0))[1]
+        total_ns += ns
+        if cnt:
+            print("  %-18s %10d runs %8.0f ns/run" % (name, cnt, ns / cnt))
+    return total_ns
 print()
-print("in-kernel cost, one l7 run with bpf_stats (all processes' syscalls in the window):")
-total_ns = 0
-for name in sorted(after):
-    ns = after[name][0] - before.get(name, (0, 0))[0]
-    cnt = after[name][1] - before.get(name, (0, 0))[1]
-    total_ns += ns
-    if cnt:
-        print("  %-18s %10d runs %8.0f ns/run" % (name, cnt, ns / cnt))
+total_ns = window(before, after, "in-kernel cost, one l7 run with bpf_stats, ab + redis-benchmark (all processes' syscalls in the window):")
 requests = int(sys.argv[2])
 print("  L7 programs' total: %.0f ns per request (%d ns over %d requests)" % (total_ns / requests, total_ns, requests))
+window(after, after_dd, "the fast path: dd bs=1 count=$DD_N /dev/zero -> /dev/null, same agent:")
 PY

@@ -7,6 +7,8 @@ the latency the agent may report).
       -> {"statuses": [code], "ns": [ns]}
   http-keepalive HOST PORT PATH...  every request on one keep-alive connection, one by one
       -> {"statuses": [...], "ns": [...]}
+  https-once, https-keepalive       the same over TLS (Python's ssl: the system's OpenSSL),
+                                    the server's certificate not verified (a test's own)
   http-pipeline HOST PORT PATH...   every request written at once (one write), then the
                                     responses read in order
       -> {"statuses": [...], "ns": [...]}   (each request's ns is the whole exchange's)
@@ -23,6 +25,7 @@ the latency the agent may report).
 import http.client
 import json
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -40,9 +43,18 @@ def out(obj):
 # HTTP/1.1
 
 
-def http_once(host, port, path):
+def connection(host, port, tls):
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(host, port, timeout=30, context=ctx)
+    return http.client.HTTPConnection(host, port, timeout=30)
+
+
+def http_once(host, port, path, tls=False):
     t0 = now()
-    c = http.client.HTTPConnection(host, port, timeout=30)
+    c = connection(host, port, tls)
     c.request("GET", path, headers={"Connection": "close"})
     r = c.getresponse()
     r.read()
@@ -50,8 +62,8 @@ def http_once(host, port, path):
     out({"statuses": [r.status], "ns": [now() - t0]})
 
 
-def http_keepalive(host, port, paths):
-    c = http.client.HTTPConnection(host, port, timeout=30)
+def http_keepalive(host, port, paths, tls=False):
+    c = connection(host, port, tls)
     statuses, times = [], []
     for p in paths:
         t0 = now()
@@ -245,6 +257,10 @@ if __name__ == "__main__":
         http_once(a[1], int(a[2]), a[3])
     elif kind == "http-keepalive":
         http_keepalive(a[1], int(a[2]), a[3:])
+    elif kind == "https-once":
+        http_once(a[1], int(a[2]), a[3], tls=True)
+    elif kind == "https-keepalive":
+        http_keepalive(a[1], int(a[2]), a[3:], tls=True)
     elif kind == "http-pipeline":
         http_pipeline(a[1], int(a[2]), a[3:])
     elif kind == "grpc":

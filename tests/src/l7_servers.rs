@@ -305,12 +305,49 @@ pub fn nghttpd(c: &mut Container) -> Server {
 /// both in the container. `/status/200` and `/status/500` are `return`s, `/file.txt` a static
 /// file (sendfile), anything else 404. The access log (`aux`) records "STATUS URI" per request.
 pub fn nginx(c: &mut Container) -> Server {
+    nginx_with(c, false)
+}
+
+/// [`nginx`] serving HTTPS (HTTP/1.1 over TLS through the system's OpenSSL, libssl) with a
+/// self-signed certificate made for the test.
+pub fn nginx_tls(c: &mut Container) -> Server {
+    nginx_with(c, true)
+}
+
+fn nginx_with(c: &mut Container, tls: bool) -> Server {
     let port = free_port_outside_ephemeral();
     let dir = c.dir.path().join("nginx");
     std::fs::create_dir_all(dir.join("html")).unwrap();
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     std::fs::write(dir.join("html/file.txt"), "x".repeat(20_000)).unwrap();
     let d = dir.to_str().unwrap();
+    let (listen, certs) = if tls {
+        crate::tools::run(
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                    "-keyout",
+                    &format!("{d}/key.pem"),
+                    "-out",
+                    &format!("{d}/cert.pem"),
+                ])
+                .stderr(Stdio::null()),
+        );
+        (
+            format!("127.0.0.1:{port} ssl"),
+            format!("ssl_certificate {d}/cert.pem;\n        ssl_certificate_key {d}/key.pem;"),
+        )
+    } else {
+        (format!("127.0.0.1:{port}"), String::new())
+    };
     let conf = format!(
         r#"daemon off;
 master_process on;
@@ -330,7 +367,8 @@ http {{
     sendfile on;
     keepalive_requests 100000;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
+        {certs}
         root {d}/html;
         location = /status/200 {{ return 200 "ok\n"; }}
         location = /status/500 {{ return 500; }}

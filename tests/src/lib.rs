@@ -14,6 +14,7 @@ pub mod exposition;
 pub mod http_mock;
 pub mod l7_db;
 pub mod l7_expect;
+pub mod l7_run;
 pub mod l7_servers;
 pub mod tools;
 

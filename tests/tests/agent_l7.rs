@@ -1,31 +1,27 @@
-//! The L7 engine end to end (issue 15): real servers (Python http.server, nginx, nghttpd,
-//! grpcio, PostgreSQL, Redis, a DNS responder) in one test cgroup, real clients (curl,
-//! busybox wget, ab, nghttp, psql, redis-cli, dig, Python one-shots and keep-alive clients) in
-//! another, and the agent's per-container request counters and latency histograms checked
+//! The L7 engine end to end (issue 15), HTTP: real servers (Python http.server, nginx, nghttpd,
+//! grpcio) in one test cgroup, real clients (curl, busybox wget, ab, nghttp, Python and Go
+//! one-shots and keep-alive clients, over TLS too) in another, and the agent's per-container request counters and latency histograms checked
 //! against what the clients saw: exact counts per status, histogram counts equal, latencies
 //! inside the clients' own measured bounds, the server's inbound twins equal.
 //!
 //! Every process of a "container" is forked by a runner already inside its cgroup
 //! (tests/src/l7_servers.rs), so short-lived clients count from their first syscall. Servers
 //! listen on 127.0.0.1 on ports outside the ephemeral range, DNS on 127.0.0.1:53 of a network
-//! namespace of the test's own. The tests run one at a time (each starts its own agent and
+//! namespace of the test's own. Postgres, Redis and DNS are in agent_l7_data.rs. The tests run
+//! one at a time (each starts its own agent and
 //! servers; the machine has two cores).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sonde_integration_tests::l7_expect::{
-    DNS_OUT, Expect, HTTP_IN, HTTP_OUT, POSTGRES_IN, POSTGRES_OUT, REDIS_IN, REDIS_OUT, Seen,
-    assert_all, http_class, report, sum,
+use sonde_integration_tests::l7_expect::{Expect, HTTP_IN, HTTP_OUT, Seen, http_class, sum};
+use sonde_integration_tests::l7_run::{
+    TIMEOUT, curl, http_answer, run_py, serial, settle_and_check, start_agent, tools,
 };
 use sonde_integration_tests::l7_servers::{
-    self as l7, Container, Netns, Ran, log_lines, script, venv_python_with,
+    self as l7, Container, log_lines, script, venv_python_with,
 };
-use sonde_integration_tests::tools::require;
-use sonde_integration_tests::{Agent, Scrape, privileged};
-
-const TIMEOUT: Duration = Duration::from_secs(60);
+use sonde_integration_tests::privileged;
 
 /// The per-container opt-out (coroot's variable, docs/l7.md): a container whose processes carry
 /// it is not traced.
@@ -41,82 +37,31 @@ fn grpc_label(code: u64) -> String {
     }
 }
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One L7 test at a time: each runs its own agent and servers.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn start_agent(extra: &[&str]) -> Agent {
-    let mut args = vec!["--min-container-age", "0s"];
-    args.extend_from_slice(extra);
-    let agent = Agent::start(&args);
-    agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
+/// nginx's own access log ("STATUS URI" lines) holds exactly the requests the clients saw.
+fn nginx_log_agrees(access_log: &std::path::Path, seen: &Seen) {
+    // It is written after the response: wait for it.
+    sonde_integration_tests::wait_for("nginx's access log", Duration::from_secs(10), || {
+        (std::fs::read_to_string(access_log)
+            .unwrap_or_default()
+            .lines()
+            .count() as u64
+            == seen.total())
+        .then_some(())
     });
-    agent
-}
-
-/// Scrapes until every expectation's counter reached its total (or TIMEOUT), then once more
-/// a moment later (a late or doubled request shows there), and checks them all.
-fn settle_and_check(agent: &Agent, expects: &[Expect], containers: &[&str]) -> Scrape {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let s = agent.scrape();
-        if expects.iter().all(|e| e.reached(&s)) || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
+    let log = std::fs::read_to_string(access_log).unwrap();
+    for (class, n) in &seen.statuses {
+        let logged = log
+            .lines()
+            .filter(|l| {
+                l.split(' ')
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .map(http_class)
+                    == Some(class.as_str())
+            })
+            .count() as u64;
+        assert_eq!(logged, *n, "nginx logged {logged} {class}");
     }
-    std::thread::sleep(Duration::from_millis(1500));
-    let s = agent.scrape();
-    assert_all(&s, expects, containers, &agent.log_text());
-    s
-}
-
-fn tools(test: &str, list: &[(&str, &str)]) -> bool {
-    list.iter()
-        .all(|(tool, package)| require(test, tool, package).is_some())
-}
-
-fn py(argv: &[&str]) -> Vec<String> {
-    let mut v = vec![
-        "python3".to_owned(),
-        script("l7_clients.py").to_str().unwrap().to_owned(),
-    ];
-    v.extend(argv.iter().map(|s| (*s).to_owned()));
-    v
-}
-
-fn run_py(c: &mut Container, argv: &[&str]) -> serde_json::Value {
-    let v = py(argv);
-    let v: Vec<&str> = v.iter().map(String::as_str).collect();
-    c.run_ok(&v).json()
-}
-
-/// Statuses and per-request times of an l7_clients.py HTTP client's answer.
-fn http_answer(v: &serde_json::Value) -> Vec<(u16, Duration)> {
-    let st = v["statuses"].as_array().unwrap();
-    let ns = v["ns"].as_array().unwrap();
-    st.iter()
-        .zip(ns)
-        .map(|(s, n)| {
-            (
-                s.as_u64().unwrap() as u16,
-                Duration::from_nanos(n.as_u64().unwrap()),
-            )
-        })
-        .collect()
-}
-
-/// curl, one process per request: (status code, the whole process's time).
-fn curl(c: &mut Container, extra: &[&str], url: &str) -> (u16, Ran) {
-    let mut argv = vec!["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"];
-    argv.extend_from_slice(extra);
-    argv.push(url);
-    let r = c.run_ok(&argv);
-    (r.stdout.trim().parse().unwrap(), r)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,29 +262,7 @@ fn nginx_requests_are_exact_on_both_sides() {
         );
         seen.process(&vec!["2xx"; n], r.wall, true);
     }
-    // nginx's own access log agrees (it is written after the response: wait for it).
-    sonde_integration_tests::wait_for("nginx's access log", Duration::from_secs(10), || {
-        (std::fs::read_to_string(&nginx.aux)
-            .unwrap_or_default()
-            .lines()
-            .count() as u64
-            == seen.total())
-        .then_some(())
-    });
-    let log = std::fs::read_to_string(&nginx.aux).unwrap();
-    for (class, n) in &seen.statuses {
-        let logged = log
-            .lines()
-            .filter(|l| {
-                l.split(' ')
-                    .next()
-                    .and_then(|c| c.parse().ok())
-                    .map(http_class)
-                    == Some(class.as_str())
-            })
-            .count() as u64;
-        assert_eq!(logged, *n, "nginx logged {logged} {class}");
-    }
+    nginx_log_agrees(&nginx.aux, &seen);
     let (sid, cid) = (srv.id.clone(), cli.id.clone());
     settle_and_check(
         &agent,
@@ -352,6 +275,153 @@ fn nginx_requests_are_exact_on_both_sides() {
             },
             Expect {
                 what: "nginx (inbound)",
+                family: HTTP_IN,
+                labels: vec![("container_id", &sid)],
+                seen: &seen,
+            },
+        ],
+        &[&sid, &cid],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTPS: the plaintext from the TLS libraries (OpenSSL's libssl, Go's crypto/tls)
+
+#[test]
+fn https_through_openssl_is_counted_like_plain_http() {
+    const TEST: &str = "https_through_openssl_is_counted_like_plain_http";
+    let _serial = serial();
+    if !privileged(TEST)
+        || !tools(
+            TEST,
+            &[("nginx", "nginx"), ("curl", "curl"), ("openssl", "openssl")],
+        )
+    {
+        return;
+    }
+    let mut srv = Container::create("tlssrv", &[]);
+    let mut cli = Container::create("tlscli", &[]);
+    let nginx = l7::nginx_tls(&mut srv);
+    let agent = start_agent(&[]);
+    let dest = format!("127.0.0.1:{}", nginx.port);
+    let port = nginx.port.to_string();
+    let mut seen = Seen::default();
+    // curl (libssl), one process per request.
+    for (path, code) in [
+        ("/status/200", 200),
+        ("/missing", 404),
+        ("/status/500", 500),
+        ("/file.txt", 200),
+    ] {
+        let (got, r) = curl(&mut cli, &["-k"], &format!("https://{dest}{path}"));
+        assert_eq!(got, code, "{path}");
+        seen.process(&[http_class(code)], r.wall, true);
+    }
+    // Python's ssl (libssl): a one-shot, then five requests on one keep-alive connection.
+    let v = run_py(&mut cli, &["https-once", "127.0.0.1", &port, "/status/500"]);
+    let mut answers = http_answer(&v);
+    let mut argv = vec!["https-keepalive", "127.0.0.1", &port];
+    argv.extend([
+        "/status/200",
+        "/missing",
+        "/status/200",
+        "/status/500",
+        "/file.txt",
+    ]);
+    answers.extend(http_answer(&run_py(&mut cli, &argv)));
+    assert_eq!(answers.len(), 6);
+    for (code, took) in answers {
+        seen.measured(http_class(code), took);
+    }
+    nginx_log_agrees(&nginx.aux, &seen);
+    let (sid, cid) = (srv.id.clone(), cli.id.clone());
+    settle_and_check(
+        &agent,
+        &[
+            Expect {
+                what: "curl+python over OpenSSL (outbound)",
+                family: HTTP_OUT,
+                labels: vec![("container_id", &cid), ("destination", &dest)],
+                seen: &seen,
+            },
+            Expect {
+                what: "nginx over OpenSSL (inbound)",
+                family: HTTP_IN,
+                labels: vec![("container_id", &sid)],
+                seen: &seen,
+            },
+        ],
+        &[&sid, &cid],
+    );
+}
+
+/// tests/scripts/l7_goclient.go built with the system's Go, offline, into `dir`.
+fn build_go_client(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("l7_goclient");
+    sonde_integration_tests::tools::run(
+        std::process::Command::new("go")
+            .args(["build", "-o", out.to_str().unwrap(), "l7_goclient.go"])
+            .current_dir(script(""))
+            .env("GOCACHE", dir.join("gocache"))
+            .env("GOPATH", dir.join("gopath"))
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "")
+            .env("GO111MODULE", "off"),
+    );
+    out
+}
+
+#[test]
+fn https_from_a_go_client_is_counted_like_plain_http() {
+    const TEST: &str = "https_from_a_go_client_is_counted_like_plain_http";
+    let _serial = serial();
+    if !privileged(TEST)
+        || !tools(
+            TEST,
+            &[
+                ("nginx", "nginx"),
+                ("go", "golang-go"),
+                ("openssl", "openssl"),
+            ],
+        )
+    {
+        return;
+    }
+    let build = tempfile::tempdir().unwrap();
+    let go_client = build_go_client(build.path());
+    let mut srv = Container::create("gotlssrv", &[]);
+    let mut cli = Container::create("gotlscli", &[]);
+    let nginx = l7::nginx_tls(&mut srv);
+    let agent = start_agent(&[]);
+    let dest = format!("127.0.0.1:{}", nginx.port);
+    let mut seen = Seen::default();
+    // Two processes, each one keep-alive connection of Go's crypto/tls.
+    for paths in [
+        &["/status/200", "/missing", "/status/500", "/status/200"][..],
+        &["/file.txt", "/status/500", "/status/200"][..],
+    ] {
+        let base = format!("https://{dest}");
+        let mut argv = vec![go_client.to_str().unwrap(), base.as_str()];
+        argv.extend_from_slice(paths);
+        let answers = http_answer(&cli.run_ok(&argv).json());
+        assert_eq!(answers.len(), paths.len());
+        for (code, took) in answers {
+            seen.measured(http_class(code), took);
+        }
+    }
+    nginx_log_agrees(&nginx.aux, &seen);
+    let (sid, cid) = (srv.id.clone(), cli.id.clone());
+    settle_and_check(
+        &agent,
+        &[
+            Expect {
+                what: "Go crypto/tls client (outbound)",
+                family: HTTP_OUT,
+                labels: vec![("container_id", &cid), ("destination", &dest)],
+                seen: &seen,
+            },
+            Expect {
+                what: "nginx over OpenSSL (inbound)",
                 family: HTTP_IN,
                 labels: vec![("container_id", &sid)],
                 seen: &seen,
@@ -515,326 +585,6 @@ fn grpc_calls_are_counted_by_grpc_status() {
         ],
         &[&sid, &cid],
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Postgres and Redis
-
-#[test]
-fn postgres_simple_and_extended_queries_one_failing_are_exact() {
-    const TEST: &str = "postgres_simple_and_extended_queries_one_failing_are_exact";
-    let _serial = serial();
-    if !privileged(TEST)
-        || !tools(
-            TEST,
-            &[("psql", "postgresql-client"), ("setpriv", "util-linux")],
-        )
-    {
-        return;
-    }
-    let Some(bin) = l7::postgres_bin() else {
-        sonde_integration_tests::skip(TEST, "no PostgreSQL server (apt-get install -y postgresql)");
-        return;
-    };
-    let mut srv = Container::create("pgsrv", &[]);
-    let mut cli = Container::create("pgcli", &[]);
-    let pg = l7::postgres(&mut srv, &bin);
-    let agent = start_agent(&[]);
-    let port = pg.port.to_string();
-    let dest = format!("127.0.0.1:{port}");
-    let mut seen = Seen::default();
-    // psql: the simple query protocol, one process (and connection) per query.
-    for sql in ["SELECT 1", "SELECT 2", "SELECT 1/0", "SELECT 3", "SELECT 4"] {
-        let r = cli.run(&[
-            "psql",
-            "-X",
-            "-A",
-            "-t",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-c",
-            sql,
-        ]);
-        let status = if sql.contains("1/0") {
-            assert!(r.rc != 0 && r.stderr.contains("division by zero"), "{r:?}");
-            "failed"
-        } else {
-            assert_eq!(r.rc, 0, "{r:?}");
-            "ok"
-        };
-        seen.process(&[status], r.wall, true);
-    }
-    // The extended protocol (Parse/Bind/Describe/Execute/Sync), six queries on one connection.
-    let v = run_py(
-        &mut cli,
-        &["pg-extended", "127.0.0.1", &port, "postgres", "6"],
-    );
-    assert_eq!(
-        (v["ok"].as_u64(), v["failed"].as_u64()),
-        (Some(6), Some(0)),
-        "{v}"
-    );
-    for ns in v["ns"].as_array().unwrap() {
-        seen.measured("ok", Duration::from_nanos(ns.as_u64().unwrap()));
-    }
-    assert_eq!(seen.statuses.get("failed"), Some(&1));
-    let (sid, cid) = (srv.id.clone(), cli.id.clone());
-    settle_and_check(
-        &agent,
-        &[
-            Expect {
-                what: "psql+extended client (outbound)",
-                family: POSTGRES_OUT,
-                labels: vec![("container_id", &cid), ("destination", &dest)],
-                seen: &seen,
-            },
-            Expect {
-                what: "postgres (inbound)",
-                family: POSTGRES_IN,
-                labels: vec![("container_id", &sid)],
-                seen: &seen,
-            },
-        ],
-        &[&sid, &cid],
-    );
-}
-
-/// Redis's own count of the commands it ran (INFO commandstats): (calls, failed calls).
-fn redis_commandstats(port: u16) -> (u64, u64) {
-    let out = sonde_integration_tests::tools::run(std::process::Command::new("redis-cli").args([
-        "-p",
-        &port.to_string(),
-        "INFO",
-        "commandstats",
-    ]));
-    let field = |l: &str, k: &str| -> u64 {
-        l.split([':', ','])
-            .find_map(|kv| kv.strip_prefix(k))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0)
-    };
-    out.lines()
-        .filter(|l| l.starts_with("cmdstat_"))
-        .fold((0, 0), |(c, f), l| {
-            (c + field(l, "calls="), f + field(l, "failed_calls="))
-        })
-}
-
-#[test]
-fn redis_commands_one_error_and_a_pipeline_are_exact() {
-    const TEST: &str = "redis_commands_one_error_and_a_pipeline_are_exact";
-    let _serial = serial();
-    if !privileged(TEST)
-        || !tools(
-            TEST,
-            &[
-                ("redis-server", "redis-server"),
-                ("redis-cli", "redis-tools"),
-            ],
-        )
-    {
-        return;
-    }
-    let mut srv = Container::create("redissrv", &[]);
-    let mut cli = Container::create("rediscli", &[]);
-    let redis = l7::redis(&mut srv);
-    let agent = start_agent(&[]);
-    let port = redis.port.to_string();
-    let dest = format!("127.0.0.1:{port}");
-    let mut seen = Seen::default();
-    // redis-cli, one process per command; INCR of a string is the one error.
-    let commands: [&[&str]; 9] = [
-        &["SET", "k", "v"],
-        &["GET", "k"],
-        &["SET", "k", "w"],
-        &["INCR", "n"],
-        &["INCR", "n"],
-        &["SET", "s", "text"],
-        &["INCR", "s"],
-        &["GET", "n"],
-        &["DEL", "k"],
-    ];
-    for cmd in commands {
-        let mut argv = vec!["redis-cli", "-p", &port];
-        argv.extend_from_slice(cmd);
-        let r = cli.run_ok(&argv);
-        let failed = r.stdout.starts_with("ERR") || r.stdout.contains("(error)");
-        assert_eq!(failed, cmd == ["INCR", "s"], "{cmd:?}: {r:?}");
-        seen.process(&[if failed { "failed" } else { "ok" }], r.wall, true);
-    }
-    // Ten commands written at once on one connection.
-    let v = run_py(&mut cli, &["redis-pipeline", "127.0.0.1", &port, "10"]);
-    assert_eq!(
-        (v["ok"].as_u64(), v["errors"].as_u64()),
-        (Some(10), Some(0)),
-        "{v}"
-    );
-    seen.process(
-        &["ok"; 10],
-        Duration::from_nanos(v["ns"].as_u64().unwrap()),
-        false,
-    );
-
-    let (sid, cid) = (srv.id.clone(), cli.id.clone());
-    let expects = [
-        Expect {
-            what: "redis-cli+pipeline (outbound)",
-            family: REDIS_OUT,
-            labels: vec![("container_id", &cid), ("destination", &dest)],
-            seen: &seen,
-        },
-        Expect {
-            what: "redis-server (inbound)",
-            family: REDIS_IN,
-            labels: vec![("container_id", &sid)],
-            seen: &seen,
-        },
-    ];
-    settle_and_check(&agent, &expects, &[&sid, &cid]);
-    // Redis's own count agrees with the clients' (read after the agent's, as this INFO is a
-    // request to the server too).
-    assert_eq!(redis_commandstats(redis.port), (seen.total(), 1));
-}
-
-// ---------------------------------------------------------------------------------------------
-// DNS
-
-/// dig's answer status (NOERROR, NXDOMAIN ...).
-fn dig_status(r: &Ran) -> String {
-    r.stdout
-        .lines()
-        .find_map(|l| {
-            l.split_once("status: ")
-                .map(|(_, s)| s.split(',').next().unwrap().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no status in dig's answer: {r:?}"))
-}
-
-#[test]
-fn dns_requests_by_type_and_status_and_ip_to_fqdn_are_exact() {
-    const TEST: &str = "dns_requests_by_type_and_status_and_ip_to_fqdn_are_exact";
-    let _serial = serial();
-    if !privileged(TEST) || !tools(TEST, &[("ip", "iproute2"), ("dig", "bind9-dnsutils")]) {
-        return;
-    }
-    let ns = Netns::create("dns");
-    let mut srv = Container::create("dnssrv", &[]);
-    let mut cli = Container::create("dnscli", &[]);
-    let dns = l7::dns_server(&mut srv, &ns);
-    let agent = start_agent(&[]);
-    // (request_type, domain, status) -> count, and the latency bounds of all of them.
-    let mut want: std::collections::BTreeMap<(&str, &str, &str), u64> = Default::default();
-    let mut all = Seen::default();
-    let dig_cases = [
-        ("A", "dig-a.sonde.test", false, "NOERROR", 3),
-        ("AAAA", "dig-a.sonde.test", false, "NOERROR", 1),
-        ("A", "dig-nx.sonde.test", false, "NXDOMAIN", 2),
-        ("A", "tcp-a.sonde.test", true, "NOERROR", 2),
-    ];
-    for (qtype, name, tcp, status, n) in dig_cases {
-        for _ in 0..n {
-            let mut argv = ns.exec(&["dig", "@127.0.0.1", "+tries=1", "+time=5", name, qtype]);
-            if tcp {
-                argv.push("+tcp");
-            }
-            let r = cli.run_ok(&argv);
-            assert_eq!(dig_status(&r), status, "{r:?}");
-            let label = if status == "NOERROR" {
-                "ok"
-            } else {
-                "nxdomain"
-            };
-            *want.entry((qtype, name, label)).or_default() += 1;
-            all.process(&[label], r.wall, true);
-        }
-    }
-    let clients = script("l7_clients.py");
-    for (qtype, name, rcode, n) in [
-        ("A", "py-a.sonde.test", 0, 2),
-        ("AAAA", "py-a.sonde.test", 0, 1),
-        ("A", "py-nx.sonde.test", 3, 1),
-    ] {
-        for _ in 0..n {
-            let argv = ns.exec(&[
-                "python3",
-                clients.to_str().unwrap(),
-                "dns",
-                "127.0.0.1",
-                "53",
-                name,
-                qtype,
-            ]);
-            let v = cli.run_ok(&argv).json();
-            assert_eq!(v["rcode"].as_u64(), Some(rcode), "{v}");
-            let label = if rcode == 0 { "ok" } else { "nxdomain" };
-            *want.entry((qtype, name, label)).or_default() += 1;
-            all.measured(label, Duration::from_nanos(v["ns"].as_u64().unwrap()));
-        }
-    }
-    assert_eq!(log_lines(&dns.log, "DNS ").len() as u64, all.total());
-
-    let cid = cli.id.clone();
-    let total = all.total() as f64;
-    let deadline = Instant::now() + TIMEOUT;
-    let mut s = agent.scrape();
-    while sum(&s, DNS_OUT.total, &[("container_id", &cid)]) < total && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-        s = agent.scrape();
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    let s = agent.scrape();
-    let mut errors = Vec::new();
-    for ((qtype, domain, status), n) in &want {
-        let rt = format!("Type{qtype}");
-        let got = sum(
-            &s,
-            DNS_OUT.total,
-            &[
-                ("container_id", &cid),
-                ("request_type", &rt),
-                ("domain", domain),
-                ("status", status),
-            ],
-        );
-        if got != *n as f64 {
-            errors.push(format!("{}{{request_type=\"{rt}\",domain=\"{domain}\",status=\"{status}\"}} = {got}, clients saw {n}", DNS_OUT.total));
-        }
-    }
-    // By status over all domains, and the histogram (coroot's has no label but the
-    // container's) against the clients' own times.
-    Expect {
-        what: "DNS client",
-        family: DNS_OUT,
-        labels: vec![("container_id", &cid)],
-        seen: &all,
-    }
-    .check(&s, &mut errors);
-    for (ip, fqdn) in [
-        ("192.0.2.10", "dig-a.sonde.test"),
-        ("2001:db8::10", "dig-a.sonde.test"),
-        ("192.0.2.11", "py-a.sonde.test"),
-        ("2001:db8::11", "py-a.sonde.test"),
-        ("192.0.2.12", "tcp-a.sonde.test"),
-    ] {
-        if sum(&s, "ip_to_fqdn", &[("ip", ip), ("fqdn", fqdn)]) < 1.0 {
-            errors.push(format!("no ip_to_fqdn{{ip=\"{ip}\",fqdn=\"{fqdn}\"}}"));
-        }
-    }
-    for sample in s.find("ip_to_fqdn", &[]) {
-        let fqdn = &sample.labels["fqdn"];
-        if fqdn.ends_with("nx.sonde.test") {
-            errors.push(format!(
-                "ip_to_fqdn for a name that does not exist: {sample:?}"
-            ));
-        }
-    }
-    report(&s, errors, &[&cid, &srv.id], &agent.log_text());
 }
 
 // ---------------------------------------------------------------------------------------------
