@@ -269,6 +269,15 @@ pub fn render_l7_self_metrics(
         (&cat::SONDE_L7_PENDING_OVERFLOW, s.parsing.pending_overflow),
         (&cat::SONDE_L7_UNSUPPORTED, s.unsupported),
         (&cat::SONDE_L7_DECODE_ERRORS, s.decode_errors),
+        (
+            &cat::SONDE_L7_UNSUPPORTED_CHUNKS,
+            s.parsing.unsupported_chunks,
+        ),
+        (&cat::SONDE_L7_UNPROVEN, s.parsing.unproven_requests),
+        (&cat::SONDE_L7_RESYNCS, s.parsing.resyncs),
+        (&cat::SONDE_L7_HPACK_ERRORS, s.parsing.hpack_errors),
+        (&cat::SONDE_L7_RESET_STREAMS, s.parsing.reset_streams),
+        (&cat::SONDE_L7_EXCLUDED, s.parsing.excluded),
     ] {
         let mut f = Family::new(def);
         f.add(&[], value as f64);

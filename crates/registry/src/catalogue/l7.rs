@@ -436,3 +436,39 @@ metric!(
     Counter,
     "Requests not counted because a container reached its bound of L7 or DNS series (summed over exported containers)"
 );
+metric!(
+    SONDE_L7_UNSUPPORTED_CHUNKS,
+    "sonde_l7_unsupported_chunks_total",
+    Counter,
+    "Reads and writes of connections whose protocol has no parser in this build"
+);
+metric!(
+    SONDE_L7_UNPROVEN,
+    "sonde_l7_unproven_requests_total",
+    Counter,
+    "Requests seen only partly (cut by the 512-byte window) whose count could not be proven from the responses"
+);
+metric!(
+    SONDE_L7_RESYNCS,
+    "sonde_l7_resyncs_total",
+    Counter,
+    "Times a connection's parser lost its place (a body or frame past the window with no length) and waited for a recognisable start"
+);
+metric!(
+    SONDE_L7_HPACK_ERRORS,
+    "sonde_l7_hpack_errors_total",
+    Counter,
+    "HTTP/2 header blocks that could not be decoded, and table sizes above the 64 KiB cap"
+);
+metric!(
+    SONDE_L7_RESET_STREAMS,
+    "sonde_l7_reset_streams_total",
+    Counter,
+    "HTTP/2 streams reset before any response (not counted as requests)"
+);
+metric!(
+    SONDE_L7_EXCLUDED,
+    "sonde_l7_excluded_requests_total",
+    Counter,
+    "HTTP requests left out by --exclude-http-requests-by-path"
+);
