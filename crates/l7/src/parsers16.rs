@@ -241,4 +241,40 @@ mod tests {
             }
         }
     }
+
+    /// A client that never gets answers: what waits is bounded, the excess
+    /// counted, and a late answer is matched with a request still waiting.
+    #[test]
+    fn waiting_requests_are_bounded() {
+        let mut p = Parser16::new(Protocol::Mysql).expect("parser");
+        let (mut out, mut stats) = (Vec::new(), SessionStats::default());
+        let q = b"\x09\x00\x00\x00\x03SELECT 1";
+        for i in 0..200 {
+            let c = Chunk {
+                ts_ns: i,
+                direction: Direction::Egress,
+                size: q.len() as u32,
+                payload: q,
+            };
+            p.feed(Role::Client, &c, &mut out, &mut stats);
+        }
+        assert_eq!(
+            stats.pending_overflow,
+            200 - crate::framer::INFLIGHT_MAX as u64
+        );
+        let ok = b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00";
+        let c = Chunk {
+            ts_ns: 1000,
+            direction: Direction::Ingress,
+            size: ok.len() as u32,
+            payload: ok,
+        };
+        p.feed(Role::Client, &c, &mut out, &mut stats);
+        // The oldest still waiting is the 73rd sent (ts 72).
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].duration_ns,
+            1000 - (200 - crate::framer::INFLIGHT_MAX as u64)
+        );
+    }
 }
