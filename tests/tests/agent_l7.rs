@@ -27,14 +27,15 @@ use sonde_integration_tests::privileged;
 /// it is not traced.
 const OPT_OUT_ENV: (&str, &str) = ("COROOT_EBPF_TRACES", "disabled");
 
-/// The status label of a gRPC call with `grpc-status` `code` (crates/registry/src/l7.rs
-/// `status_label`: OK as 2xx, any error as 5xx).
+/// The status label of a gRPC call with `grpc-status` `code`: coroot's `Status.GRPC()`,
+/// `grpc:` and the code's canonical name (docs/l7.md). The test's calls end OK or NOT_FOUND.
 fn grpc_label(code: u64) -> String {
-    if code == 0 {
-        "2xx".to_owned()
-    } else {
-        "5xx".to_owned()
-    }
+    let name = match code {
+        0 => "OK",
+        5 => "NOT_FOUND",
+        other => panic!("the test makes no call ending with grpc-status {other}"),
+    };
+    format!("grpc:{name}")
 }
 
 /// nginx's own access log ("STATUS URI" lines) holds exactly the requests the clients saw.
