@@ -22,7 +22,9 @@ PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io p
           procps coreutils tmux
           binutils libc6-dev python3-venv
           e2fsprogs mount redis-server nginx postgresql gcc
-          golang-go openssl python3)
+          curl apache2-utils bind9-dnsutils nghttp2-server nghttp2-client redis-tools
+          postgresql-client openssl golang-go
+          mariadb-server-core memcached nats-server rabbitmq-server zookeeper)
 
 install_packages() {
     local missing=()
