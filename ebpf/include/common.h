@@ -196,7 +196,7 @@ enum l7_protocol {
 #define L7_PAYLOAD_MAX 512
 
 enum l7_direction { L7_EGRESS = 0, L7_INGRESS = 1 };
-enum l7_role { L7_CLIENT = 1, L7_SERVER = 2 };
+enum l7_role { L7_ROLE_UNKNOWN = 0, L7_CLIENT = 1, L7_SERVER = 2 }; /* unknown: adopted, not decided yet */
 /* l7_event.flags */
 #define L7_FLAG_TLS 1 /* plaintext from a TLS library's uprobe, not the socket's bytes */
 

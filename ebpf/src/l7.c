@@ -605,15 +605,26 @@ static __always_inline struct l7_sock *l7_adopt_inherited(struct l7_sock_key *k)
 	struct sock *sk = l7_fd_sock(k->fd);
 	if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
 	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_ESTABLISHED) {
-		__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
-		__u16 peer = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		if (l7_register_sock(sk, k->fd, local < peer ? L7_SERVER : L7_CLIENT, 0) == 0)
+		/* Role unknown: its first data decides (l7_guess_role). */
+		if (l7_register_sock(sk, k->fd, L7_ROLE_UNKNOWN, 0) == 0)
 			return bpf_map_lookup_elem(&l7_sockets, k);
 		return NULL;
 	}
 	__u8 one = 1;
 	bpf_map_update_elem(&l7_not_sockets, k, &one, BPF_ANY);
 	return NULL;
+}
+
+/*
+ * An adopted socket's role, from its first data: the end that receives first
+ * serves (HTTP, Postgres, Redis ...: the client speaks first). Ports would say
+ * it only when the server's is below the ephemeral range; a server-first
+ * protocol (MySQL's greeting) on an inherited socket is not classified.
+ */
+static __always_inline void l7_guess_role(struct l7_sock *s, __u8 direction)
+{
+	if (s->role == L7_ROLE_UNKNOWN)
+		s->role = direction == L7_INGRESS ? L7_SERVER : L7_CLIENT;
 }
 
 /* The socket of fd if it is registered and worth a look. */
@@ -639,6 +650,7 @@ static __always_inline int l7_ready(struct l7_sock *s, __u8 direction, __u64 ubu
 		return 0;
 	if (s->protocol != L7_UNKNOWN)
 		return s->protocol != L7_TLS_CIPHER;
+	l7_guess_role(s, direction);
 	__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
 	if (direction != request_dir) {
 		/* The server spoke first: a greeting (MySQL, NATS), or wait. */
@@ -662,6 +674,7 @@ static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, _
 	if (!s || size == 0)
 		return;
 	if (s->protocol == L7_TLS_CIPHER || s->protocol == L7_UNKNOWN || s->protocol == L7_NONE) {
+		l7_guess_role(s, direction);
 		__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
 		if (direction != request_dir)
 			return;
