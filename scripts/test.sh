@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh            # everything
 #   SONDE_REQUIRE_PRIVILEGED=1 scripts/test.sh   # a skipped privileged test is a failure (CI)
+#   SONDE_REQUIRE_DATA=1 scripts/test.sh         # a test skipped for missing data is a failure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,10 @@ PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io p
           systemd-journal-remote clang llvm bpftool libbpf-dev iptables iproute2 util-linux
           procps coreutils tmux
           binutils libc6-dev python3-venv
-          e2fsprogs mount redis-server nginx postgresql gcc)
+          e2fsprogs mount redis-server nginx postgresql gcc
+          curl apache2-utils bind9-dnsutils nghttp2-server nghttp2-client redis-tools
+          postgresql-client openssl golang-go
+          mariadb-server-core memcached nats-server rabbitmq-server zookeeper)
 
 install_packages() {
     local missing=()
@@ -64,6 +68,10 @@ export SONDE_STATIC_BIN
 ls -l "$SONDE_STATIC_BIN"
 
 step "cargo test"
+# Every skipped test appends "SKIPPED <test>: <reason>" here (sonde-testsupport's skip policy):
+# cargo shows a passing test's stderr only with --nocapture, so the file is the report.
+export SONDE_SKIP_LOG="${SONDE_SKIP_LOG:-/tmp/sonde-skips.log}"
+: > "$SONDE_SKIP_LOG"
 # The exit status is cargo's, taken from PIPESTATUS before anything else runs (a `|| true`
 # after the pipeline would replace it).
 set +e
@@ -72,6 +80,12 @@ cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/sonde-test.log \
 statuses=("${PIPESTATUS[@]}")
 set -e
 status=${statuses[0]}
+if [ -s "$SONDE_SKIP_LOG" ]; then
+    echo "== $(wc -l < "$SONDE_SKIP_LOG") skipped (SONDE_REQUIRE_PRIVILEGED=1 / SONDE_REQUIRE_DATA=1 make them failures):"
+    sort "$SONDE_SKIP_LOG"
+else
+    echo "== no test skipped"
+fi
 if [ "$status" != 0 ]; then
     echo "== cargo test failed (full log: /tmp/sonde-test.log)"
     grep -E -A30 "^---- " /tmp/sonde-test.log | head -300 || true

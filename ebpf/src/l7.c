@@ -94,7 +94,9 @@ struct l7_sock {
 	__u8 role;
 	__u8 protocol; /* enum l7_protocol, L7_TLS_CIPHER, or L7_UNKNOWN until classified */
 	__u8 shipped;  /* a record was emitted: a close must be reported */
-	__u8 _pad[7];
+	__u8 tls;      /* plaintext came from a TLS probe (src/tls.c): the socket's
+			* own bytes are ciphertext and never shipped */
+	__u8 _pad[6];
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
@@ -359,10 +361,12 @@ static __always_inline int l7_is_clickhouse(const struct l7_head *h)
 	       (l7_b(h, 5) | 0x20) == 'c' && (l7_b(h, 6) | 0x20) == 'k';
 }
 
-/* FoundationDB: a ConnectPacket, whose protocol version starts 0x0FDB00B0. */
+/* FoundationDB: a ConnectPacket, whose protocol version starts 0x0FDB00B0, or
+ * 0x1FDB00B0 with the object serializer flag (0x1000000000000000) every
+ * FoundationDB >= 6.2 sets. */
 static __always_inline int l7_is_foundationdb(const struct l7_head *h)
 {
-	return (__u32)h->w1 == 0x0FDB00B0;
+	return ((__u32)h->w1 & ~0x10000000u) == 0x0FDB00B0;
 }
 
 /* Server-first protocols, classified from the server's greeting (a client's
@@ -409,12 +413,14 @@ static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
 		return L7_RABBITMQ;
 	if (l7_is_mongo(&h, size))
 		return L7_MONGO;
+	/* ZooKeeper before Kafka: a ConnectRequest (length 44/45, protocol
+	 * version 0, lastZxidSeen 0) also reads as a Kafka Produce v0 header. */
+	if (l7_is_zookeeper(&h, size))
+		return L7_ZOOKEEPER;
 	if (l7_is_kafka(&h, size))
 		return L7_KAFKA;
 	if (l7_is_cassandra(&h, size))
 		return L7_CASSANDRA;
-	if (l7_is_zookeeper(&h, size))
-		return L7_ZOOKEEPER;
 	if (l7_is_dubbo2(&h))
 		return L7_DUBBO2;
 	if (l7_is_clickhouse(&h))
@@ -629,6 +635,8 @@ static __always_inline struct l7_sock *l7_lookup(struct l7_sock_key *k, __u32 fd
  * data is to be shipped. */
 static __always_inline int l7_ready(struct l7_sock *s, __u8 direction, __u64 ubuf, __u32 size)
 {
+	if (s->tls)
+		return 0;
 	if (s->protocol != L7_UNKNOWN)
 		return s->protocol != L7_TLS_CIPHER;
 	__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
@@ -662,6 +670,10 @@ static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, _
 			return;
 		s->protocol = p;
 	}
+	/* From now on the syscall path ships nothing of this socket: its
+	 * ClientHello (a Go Write ships its plaintext before the handshake it
+	 * starts), records and close_notify are ciphertext. */
+	s->tls = 1;
 	l7_emit(&k, s, direction, size, ubuf, size, L7_FLAG_TLS, bpf_ktime_get_ns());
 }
 

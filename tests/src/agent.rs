@@ -94,6 +94,14 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Scrapes until the eBPF tracer is up (`sonde_subsystem_up{subsystem="tracer"}` 1): what a
+    /// test of kernel events waits for before it makes any. Returns that scrape.
+    pub fn wait_tracer_up(&self, timeout: Duration) -> Scrape {
+        self.scrape_until("the tracer up", timeout, |s| {
+            s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
+        })
+    }
+
     /// Scrapes until `pred` holds, panicking with the last scrape and the agent log otherwise.
     pub fn scrape_until(
         &self,

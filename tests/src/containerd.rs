@@ -692,7 +692,10 @@ mod tests {
     #[test]
     fn image_layout_is_content_addressed() {
         if crate::tools::which("sha256sum").is_none() || !Path::new("/bin/busybox").exists() {
-            eprintln!("SKIPPED image_layout_is_content_addressed: needs sha256sum and busybox");
+            crate::skip(
+                "image_layout_is_content_addressed",
+                "needs sha256sum and busybox (busybox-static)",
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();

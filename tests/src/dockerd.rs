@@ -174,6 +174,21 @@ impl Dockerd {
         self.dir.path()
     }
 
+    /// A private dockerd with the busybox image `image` imported, or None when `test` must
+    /// skip (see [`Dockerd::start_or_skip`]). Panics when the import fails.
+    pub fn with_busybox(test: &str, image: &str) -> Option<Dockerd> {
+        let d = Dockerd::start_or_skip(test)?;
+        d.import_busybox(image)
+            .unwrap_or_else(|e| panic!("{test}: import busybox: {e}\n{}", d.daemon_logs()));
+        Some(d)
+    }
+
+    /// `docker inspect --format <format> <id>`; panics when it fails.
+    pub fn inspect(&self, id: &str, format: &str) -> String {
+        self.docker(&["inspect", "--format", format, id])
+            .unwrap_or_else(|e| panic!("docker inspect {id}: {e}"))
+    }
+
     /// Runs the docker CLI against this daemon; stdout (trimmed) or an error with stderr.
     pub fn docker(&self, args: &[&str]) -> Result<String, String> {
         let mut cmd = Command::new(&self.docker_cli);

@@ -17,6 +17,12 @@ pub struct Scrape {
     pub samples: Vec<Sample>,
 }
 
+/// The value of the series of `name` with `labels` in `s`, 0 when absent (a counter that has
+/// not moved yet may not exist).
+pub fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    s.value(name, labels).unwrap_or(0.0)
+}
+
 impl Scrape {
     pub fn parse(text: &str) -> Scrape {
         let samples = text

@@ -12,29 +12,26 @@ pub mod cri;
 pub mod dockerd;
 pub mod exposition;
 pub mod http_mock;
+pub mod l7_db;
+pub mod l7_expect;
+pub mod l7_run;
+pub mod l7_servers;
 pub mod tools;
 
 pub use agent::Agent;
-pub use exposition::{Sample, Scrape};
+pub use exposition::{Sample, Scrape, val};
 
 /// Whether a privileged test may run. Returns false (after printing the reason) when it must
-/// skip; panics when skipping is not allowed (`SONDE_REQUIRE_PRIVILEGED=1`).
+/// skip; panics when skipping is not allowed (`SONDE_REQUIRE_PRIVILEGED=1`). The policy is
+/// sonde-testsupport's, shared with the crates' own tests.
 pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
-    }
-    skip(test, "needs root (cgroups, containers, eBPF)")
+    sonde_testsupport::require_root(test, "cgroups, containers, eBPF")
 }
 
-/// Skips `test` for `reason`, or fails it when SONDE_REQUIRE_PRIVILEGED=1.
+/// Skips `test` for `reason` (something CI's machine has is missing), or fails it when
+/// SONDE_REQUIRE_PRIVILEGED=1.
 pub fn skip(test: &str, reason: &str) -> bool {
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: cannot skip ({reason}) because SONDE_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("SKIPPED {test}: {reason}");
-    false
+    sonde_testsupport::skip(test, sonde_testsupport::Needs::Privileged, reason)
 }
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
@@ -44,6 +41,32 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("local addr")
         .port()
+}
+
+/// A loopback port outside the ephemeral range that nobody listens on right now. Tests listen
+/// there because connections to ephemeral destination ports are not counted (they are not
+/// service endpoints). Ports are tried from a seed of time and pid, so tests running at once
+/// rarely race for one.
+pub fn free_port_outside_ephemeral() -> u16 {
+    let l = listener_outside_ephemeral();
+    l.local_addr().expect("local addr").port()
+}
+
+/// A listener on 127.0.0.1 at a port outside the ephemeral range (see
+/// [`free_port_outside_ephemeral`]).
+pub fn listener_outside_ephemeral() -> std::net::TcpListener {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = u64::from(nanos ^ std::process::id().rotate_left(16));
+    for i in 0..500u64 {
+        let port = 20_000 + ((seed + i * 104_729) % 12_000) as u16;
+        if let Ok(l) = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)) {
+            return l;
+        }
+    }
+    panic!("no free port in 20000-32000 on 127.0.0.1");
 }
 
 /// Polls `f` every 100 ms until it returns Some, or panics with `what` after `timeout`.

@@ -16,14 +16,6 @@ use sonde_integration_tests::{Agent, Scrape};
 const IMAGE: &str = "sonde-busybox:test";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A private dockerd with the busybox image imported, or None when the test must skip.
-fn dockerd(test: &str) -> Option<Dockerd> {
-    let d = Dockerd::start_or_skip(test)?;
-    d.import_busybox(IMAGE)
-        .unwrap_or_else(|e| panic!("{test}: import busybox: {e}\n{}", d.daemon_logs()));
-    Some(d)
-}
-
 /// The agent, pointed at `socket`, exporting containers as soon as they are named.
 fn agent(socket: &str, extra: &[&str]) -> Agent {
     let mut args = vec!["--docker-socket", socket, "--min-container-age", "0s"];
@@ -52,7 +44,9 @@ fn container_ids(s: &Scrape) -> Vec<&str> {
 #[test]
 fn docker_container_is_named_measured_and_removed() {
     let test = "docker_container_is_named_measured_and_removed";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let id = d
         .run(&[
             "--name",
@@ -122,7 +116,9 @@ fn docker_container_is_named_measured_and_removed() {
 #[test]
 fn swarm_tasks_are_named_and_pod_sandboxes_skipped() {
     let test = "swarm_tasks_are_named_and_pod_sandboxes_skipped";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     // Started before the containers: they are found by the periodic /proc scan.
     let agent = agent(socket(&d), &[]);
     let swarm = d
@@ -201,7 +197,9 @@ fn swarm_tasks_are_named_and_pod_sandboxes_skipped() {
 #[test]
 fn unreachable_docker_holds_containers() {
     let test = "unreachable_docker_holds_containers";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let id = d
         .run(&["--name", "sonde-e2e-held", IMAGE, "sleep", "300"])
         .unwrap();
@@ -242,7 +240,9 @@ fn unreachable_docker_holds_containers() {
 #[test]
 fn restarted_container_keeps_its_name() {
     let test = "restarted_container_keeps_its_name";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let id = d
         .run(&["--name", "sonde-e2e-restart", IMAGE, "sleep", "300"])
         .unwrap();

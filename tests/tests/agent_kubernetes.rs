@@ -325,9 +325,7 @@ fn pod_connections_carry_the_workload_app_id() {
     require_containerd_flag(test);
     // The agent first: its tracer sees sockets change, not the sockets that already exist.
     let agent = agent_for(ctrd.socket());
-    agent.scrape_until("the tracer up", Duration::from_secs(60), |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(Duration::from_secs(60));
     let pod = ctrd.run_pod("web-7d4b9c8f6d-x2x9q", "shop");
     let app = ctrd.run_container(&pod, "app", &["sh", "-c", CONNECT_TO_SELF]);
     let pid = ctrd.cri().container_pid(&app).unwrap();

@@ -12,25 +12,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
 use sonde_integration_tests::dockerd::Dockerd;
-use sonde_integration_tests::{Agent, Scrape};
+use sonde_integration_tests::{Agent, Scrape, listener_outside_ephemeral, val};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const IMAGE: &str = "sonde-busybox:short";
-
-fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    s.value(name, labels).unwrap_or(0.0)
-}
-
-fn dockerd(test: &str) -> Option<Dockerd> {
-    let d = Dockerd::start_or_skip(test)?;
-    d.import_busybox(IMAGE)
-        .unwrap_or_else(|e| panic!("{test}: import busybox: {e}\n{}", d.daemon_logs()));
-    Some(d)
-}
 
 fn docker_agent(d: &Dockerd) -> Agent {
     let agent = Agent::start(&[
@@ -41,28 +29,8 @@ fn docker_agent(d: &Dockerd) -> Agent {
         "--container-gc-grace",
         "120s",
     ]);
-    agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(TIMEOUT);
     agent
-}
-
-fn inspect(d: &Dockerd, id: &str, format: &str) -> String {
-    d.docker(&["inspect", "--format", format, id])
-        .unwrap_or_else(|e| panic!("docker inspect {id}: {e}"))
-}
-
-/// A listener on 127.0.0.1 outside the ephemeral range (ephemeral destination ports are not
-/// service endpoints and are never counted).
-fn listener_outside_ephemeral() -> TcpListener {
-    let seed = u64::from(std::process::id()) * 7919;
-    for i in 0..500u64 {
-        let port = 20_000 + ((seed + i * 104_729) % 12_000) as u16;
-        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-            return l;
-        }
-    }
-    panic!("no free port in 20000-32000 on 127.0.0.1");
 }
 
 const CONNECTS: usize = 30;
@@ -72,7 +40,9 @@ const RESPONSE: usize = 200;
 #[test]
 fn a_shell_loop_of_nc_is_counted_exactly() {
     let test = "a_shell_loop_of_nc_is_counted_exactly";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let agent = docker_agent(&d);
     let listener = listener_outside_ephemeral();
     let port = listener.local_addr().unwrap().port();
@@ -161,7 +131,9 @@ fn a_shell_loop_of_nc_is_counted_exactly() {
 #[test]
 fn a_container_oom_killed_at_every_start_counts_each_run() {
     let test = "a_container_oom_killed_at_every_start_counts_each_run";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let agent = docker_agent(&d);
     let name = format!("sonde-oom-loop-{}", std::process::id());
     // busybox dd allocates a 100 MiB block in a 32 MiB container: killed within a second of
@@ -185,9 +157,9 @@ fn a_container_oom_killed_at_every_start_counts_each_run() {
         ])
         .unwrap();
     sonde_integration_tests::wait_for("docker's two restarts", Duration::from_secs(90), || {
-        (inspect(&d, &id, "{{.RestartCount}} {{.State.Status}}") == "2 exited").then_some(())
+        (d.inspect(&id, "{{.RestartCount}} {{.State.Status}}") == "2 exited").then_some(())
     });
-    let state = inspect(&d, &id, "{{.State.ExitCode}}");
+    let state = d.inspect(&id, "{{.State.ExitCode}}");
     assert_eq!(state, "137", "dd was not OOM-killed");
     let cid = format!("/docker/{name}");
     let labels = [("container_id", cid.as_str())];
@@ -217,7 +189,9 @@ fn a_container_oom_killed_at_every_start_counts_each_run() {
 #[test]
 fn a_removed_container_is_gone_at_once_and_a_stopped_one_stays() {
     let test = "a_removed_container_is_gone_at_once_and_a_stopped_one_stays";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let agent = docker_agent(&d);
     let removed = format!("sonde-removed-{}", std::process::id());
     let stopped = format!("sonde-stopped-{}", std::process::id());
@@ -245,7 +219,9 @@ fn a_removed_container_is_gone_at_once_and_a_stopped_one_stays() {
 #[test]
 fn the_first_scrape_after_ready_has_the_containers_found_at_start() {
     let test = "the_first_scrape_after_ready_has_the_containers_found_at_start";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let name = format!("sonde-early-{}", std::process::id());
     d.run(&["--name", &name, IMAGE, "sleep", "300"]).unwrap();
     // Agent::start returns at the first /healthz 200.

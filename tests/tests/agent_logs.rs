@@ -349,6 +349,17 @@ fn journald_messages_of_a_service_are_counted_by_level_and_pattern() {
     // The service's messages come from journald only.
     let sources = sources_of(&s, &container);
     assert!(sources.iter().all(|s| *s == "journald"), "{sources:?}");
+
+    // The journal's own figures: open, and every entry routed to the service was read (other
+    // processes write to the same journal, so the total is at least ours, not exactly).
+    assert_eq!(s.value("sonde_journal_open", &[]), Some(1.0), "{}", s.text);
+    let ours = total(&log_series(&s, &container, "journald"));
+    assert!(ours > 50, "{ours} (50 messages and at least one probe)");
+    let entries = s.value("sonde_journal_entries_total", &[]).unwrap();
+    assert!(
+        entries >= ours as f64,
+        "{entries} entries read, {ours} routed to {container}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,6 +682,15 @@ fn file_logs_survive_rename_rotation_and_copytruncate_at_10k_lines_per_second() 
 
     // 1.5 s at 10k lines/s with a rename rotation halfway.
     let half: u64 = 15_000;
+    // sonde_log_rotations_total / sonde_log_truncations_total before; each step below adds
+    // exactly one (nothing else on a test machine rotates a followed file in these seconds).
+    let before = agent.scrape();
+    let counter = |s: &Scrape, name: &str| {
+        s.value(name, &[])
+            .unwrap_or_else(|| panic!("no {name} in\n{}", s.text))
+    };
+    let rotations = counter(&before, "sonde_log_rotations_total");
+    let truncations = counter(&before, "sonde_log_truncations_total");
     let started = Instant::now();
     let (e1, w1) = writer.burst(half, half / 2);
     report_rate("burst with rename rotation", half, started);
@@ -685,7 +705,9 @@ fn file_logs_survive_rename_rotation_and_copytruncate_at_10k_lines_per_second() 
     };
     // Everything read before the copy is taken (lines written between the tailer's last read
     // and a truncation exist only in the copy: the writer is paused for that moment).
-    assert_counts(&agent, &container, &source, expect(e1, w1));
+    let s = assert_counts(&agent, &container, &source, expect(e1, w1));
+    assert_eq!(counter(&s, "sonde_log_rotations_total"), rotations + 1.0);
+    assert_eq!(counter(&s, "sonde_log_truncations_total"), truncations);
 
     // copytruncate: copy, then truncate in place; the O_APPEND writer continues at the new end.
     let copy = PathBuf::from(format!("{source}.2"));
@@ -709,6 +731,11 @@ fn file_logs_survive_rename_rotation_and_copytruncate_at_10k_lines_per_second() 
     assert_eq!(on_disk, (e1 + e2, w1 + w2), "the writer's files");
 
     let s = assert_counts(&agent, &container, &source, expect(e1 + e2, w1 + w2));
+    assert_eq!(counter(&s, "sonde_log_rotations_total"), rotations + 1.0);
+    assert_eq!(
+        counter(&s, "sonde_log_truncations_total"),
+        truncations + 1.0
+    );
     // Only the followed path is a source: neither the rotated file nor the copy.
     let sources = sources_of(&s, &container);
     assert!(sources.iter().all(|x| *x == source), "{sources:?}");

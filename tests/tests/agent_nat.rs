@@ -21,33 +21,13 @@ use std::time::Duration;
 
 use sonde_integration_tests::agent::sonde_binary;
 use sonde_integration_tests::cgroups::TestCgroup;
-use sonde_integration_tests::{Agent, Scrape, privileged, tools};
+use sonde_integration_tests::{Agent, free_port_outside_ephemeral, privileged, tools, val};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const HELPER_ENV: &str = "SONDE_NAT_HELPER";
 /// Bytes each connection sends after its 8-byte header, and asks back.
 const SEND: u32 = 3_000;
 const REPLY: u32 = 1_234;
-
-fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    s.value(name, labels).unwrap_or(0.0)
-}
-
-/// A loopback port outside the ephemeral range that nobody listens on right now.
-fn free_port_outside_ephemeral() -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        ^ std::process::id().rotate_left(16);
-    for i in 0..500u32 {
-        let port = 20_000 + ((seed.wrapping_add(i.wrapping_mul(7_919))) % 12_000) as u16;
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in 20000-32000 on 127.0.0.1");
-}
 
 /// `iptables -t nat -A OUTPUT ... -j DNAT` for one port, deleted on drop.
 struct DnatRule {
@@ -366,9 +346,7 @@ fn without_conntrack_actual_destination_is_the_dialled_one() {
     let mut t = setup("nonat");
     let id = t.cg.path.clone();
     let agent = Agent::start(&["--min-container-age", "0s", "--disable-conntrack"]);
-    let s = agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    let s = agent.wait_tracer_up(TIMEOUT);
     assert_eq!(
         s.value("sonde_subsystem_up", &[("subsystem", "conntrack")]),
         Some(0.0)
@@ -416,9 +394,7 @@ fn without_cap_net_admin_conntrack_is_down_with_the_fix() {
         sonde_binary().into_os_string(),
     ];
     let agent = Agent::start_via(&launcher, &["--min-container-age", "0s"]);
-    let s = agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    let s = agent.wait_tracer_up(TIMEOUT);
     assert_eq!(
         s.value("sonde_subsystem_up", &[("subsystem", "conntrack")]),
         Some(0.0),

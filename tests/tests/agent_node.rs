@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use sonde_integration_tests::{Agent, tools};
+use sonde_integration_tests::{Agent, privileged, tools};
+use sonde_testsupport::catalogue;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap()
@@ -163,4 +164,35 @@ fn http_endpoints() {
     assert_eq!(agent.get("/metrics").0, 200);
     assert_eq!(agent.get("/").0, 404);
     assert_eq!(agent.get("/metrics/extra").0, 404);
+}
+
+/// Every `sonde_*` catalogue entry is in a real scrape of a plain agent (root: tracer, logs and
+/// conntrack up), except exactly the entries whose `// scrape-condition:` comment says when they
+/// appear (push delivery, a detected cloud): a metric cannot be declared and never exported.
+#[test]
+fn every_sonde_catalogue_metric_is_in_a_real_scrape() {
+    let test = "every_sonde_catalogue_metric_is_in_a_real_scrape";
+    if !privileged(test) {
+        return;
+    }
+    let src = catalogue::catalogue_source().unwrap();
+    let entries = catalogue::parse(&src).unwrap();
+    assert!(entries.iter().any(|e| e.condition.is_some()));
+    let agent = Agent::start(&[]);
+    // The tracer's and the conntrack subsystem's series come once they are up: scrape until
+    // the check passes, and report the last scrape's mismatches if it never does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = agent.scrape();
+        let names = s.samples.iter().map(|x| x.name.clone()).collect();
+        match catalogue::check_scrape(&entries, "sonde_", &names) {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() > deadline => panic!(
+                "{e}\n--- scrape ---\n{}\n--- agent log ---\n{}",
+                s.text,
+                agent.log_text()
+            ),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    }
 }

@@ -7,25 +7,13 @@
 use std::time::Duration;
 
 use sonde_integration_tests::dockerd::Dockerd;
-use sonde_integration_tests::{Agent, Scrape};
+use sonde_integration_tests::{Agent, val};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const IMAGE: &str = "sonde-busybox:tracer";
 
-/// A value of a series, 0 when absent.
-fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    s.value(name, labels).unwrap_or(0.0)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Docker: OOM kills and restarts.
-
-fn dockerd(test: &str) -> Option<Dockerd> {
-    let d = Dockerd::start_or_skip(test)?;
-    d.import_busybox(IMAGE)
-        .unwrap_or_else(|e| panic!("{test}: import busybox: {e}\n{}", d.daemon_logs()));
-    Some(d)
-}
 
 fn docker_agent(d: &Dockerd) -> Agent {
     Agent::start(&[
@@ -38,19 +26,14 @@ fn docker_agent(d: &Dockerd) -> Agent {
     ])
 }
 
-fn inspect(d: &Dockerd, id: &str, format: &str) -> String {
-    d.docker(&["inspect", "--format", format, id])
-        .unwrap_or_else(|e| panic!("docker inspect {id}: {e}"))
-}
-
 /// Runs `command` in a 32 MiB container without swap, where busybox dd allocates a 100 MiB
 /// block, and checks the agent counts exactly one OOM kill for it.
 fn oom_kill_is_counted_once(test: &str, kind: &str, command: &[&str]) {
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let agent = docker_agent(&d);
-    agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(TIMEOUT);
     let name = format!("sonde-{kind}-{}", std::process::id());
     let mut args = vec![
         "--name",
@@ -64,11 +47,11 @@ fn oom_kill_is_counted_once(test: &str, kind: &str, command: &[&str]) {
     args.extend_from_slice(command);
     let id = d.run(&args).unwrap();
     sonde_integration_tests::wait_for("the container to exit", TIMEOUT, || {
-        (inspect(&d, &id, "{{.State.Status}}") == "exited").then_some(())
+        (d.inspect(&id, "{{.State.Status}}") == "exited").then_some(())
     });
     // Killed by SIGKILL, which only the OOM killer sends here. Docker 20.10 on cgroup v1 may
     // miss the OOM event of a container that dies at once (OOMKilled false): printed only.
-    let state = inspect(&d, &id, "{{.State.ExitCode}} {{.State.OOMKilled}}");
+    let state = d.inspect(&id, "{{.State.ExitCode}} {{.State.OOMKilled}}");
     eprintln!("{test}: docker exit code and OOMKilled: {state}");
     assert!(state.starts_with("137 "), "dd was not OOM-killed: {state}");
     let cid = format!("/docker/{name}");
@@ -116,11 +99,11 @@ fn oom_kill_of_a_container_at_start_is_counted_once() {
 #[test]
 fn container_restarts_are_counted_exactly() {
     let test = "container_restarts_are_counted_exactly";
-    let Some(d) = dockerd(test) else { return };
+    let Some(d) = Dockerd::with_busybox(test, IMAGE) else {
+        return;
+    };
     let agent = docker_agent(&d);
-    agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(TIMEOUT);
     let name = format!("sonde-restart-{}", std::process::id());
     let id = d
         .run(&[
@@ -136,7 +119,7 @@ fn container_restarts_are_counted_exactly() {
         .unwrap();
     // Two restarts, and the third run over too (docker gives up after on-failure:2).
     sonde_integration_tests::wait_for("docker's two restarts", Duration::from_secs(90), || {
-        (inspect(&d, &id, "{{.RestartCount}} {{.State.Status}}") == "2 exited").then_some(())
+        (d.inspect(&id, "{{.RestartCount}} {{.State.Status}}") == "2 exited").then_some(())
     });
     let cid = format!("/docker/{name}");
     let s = agent.scrape_until("both restarts", TIMEOUT, |s| {

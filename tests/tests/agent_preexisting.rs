@@ -11,13 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sonde_integration_tests::cgroups::TestCgroup;
-use sonde_integration_tests::{Agent, Scrape, privileged};
+use sonde_integration_tests::{Agent, privileged, val};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    s.value(name, labels).unwrap_or(0.0)
-}
 
 /// A loopback port outside the ephemeral range (those are never destinations or listeners).
 fn port_outside_ephemeral(salt: u64) -> u16 {

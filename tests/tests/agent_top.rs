@@ -164,9 +164,7 @@ fn top_shows_an_upstream_whose_rate_rises_and_falls() {
     cg.own(bash);
 
     let agent = Agent::start(&["--min-container-age", "0s"]);
-    agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(TIMEOUT);
     writeln!(input, "go").unwrap();
     let mut line = String::new();
     output.read_line(&mut line).unwrap();

@@ -22,18 +22,13 @@ use std::thread;
 use std::time::Duration;
 
 use sonde_integration_tests::cgroups::TestCgroup;
-use sonde_integration_tests::{Agent, Scrape, privileged};
+use sonde_integration_tests::{Agent, free_port_outside_ephemeral, privileged, val};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const HELPER_ENV: &str = "SONDE_TCP_HELPER";
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities.
-
-/// A value of a series, 0 when absent.
-fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    s.value(name, labels).unwrap_or(0.0)
-}
 
 /// A pseudo-random number (no rand crate here): time, pid and a counter mixed.
 fn random_u64() -> u64 {
@@ -52,17 +47,6 @@ fn random_u64() -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
-}
-
-/// A loopback port outside the ephemeral range that nobody listens on right now.
-fn free_port_outside_ephemeral() -> u16 {
-    for _ in 0..200 {
-        let port = 20_000 + (random_u64() % 12_000) as u16;
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in 20000-32000 on 127.0.0.1");
 }
 
 /// The test cgroup `/system.slice/sonde-<kind>-<pid>.service` (a systemd-service-shaped path,
@@ -313,9 +297,7 @@ fn tcp_connects_failures_bytes_and_listeners_are_exact() {
     // it there, so no event of it can be attributed before the move.
     let mut helper = Helper::start_in(&mut cg);
     let agent = Agent::start(&["--min-container-age", "0s"]);
-    agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(TIMEOUT);
 
     let short_port = free_port_outside_ephemeral();
     let held_port = free_port_outside_ephemeral();
@@ -619,9 +601,7 @@ fn retransmits_are_counted_and_bytes_sent_once() {
     let id = cg.path.clone();
     let mut helper = Helper::start_in(&mut cg);
     let agent = Agent::start(&["--min-container-age", "0s"]);
-    agent.scrape_until("the tracer up", TIMEOUT, |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(TIMEOUT);
     let sent = helper.cmd(&format!("send {dst} {SIZE}"));
     assert_eq!(sent, vec![SIZE, 0]);
     assert_eq!(server.join().unwrap(), SIZE, "the server got everything");

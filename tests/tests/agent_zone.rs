@@ -29,9 +29,7 @@ fn connection_series_carry_the_nodes_zone_and_region() {
         "--availability-zone",
         "test-region-1b",
     ]);
-    agent.scrape_until("the tracer up", Duration::from_secs(60), |s| {
-        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
-    });
+    agent.wait_tracer_up(Duration::from_secs(60));
 
     // One connection from a process in the test cgroup to a listener outside the ephemeral
     // range.

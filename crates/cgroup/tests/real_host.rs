@@ -6,11 +6,10 @@ use std::path::Path;
 
 use sonde_cgroup::{CgroupFs, Layout, PressureResource, ProcessCgroups};
 
-fn skip(reason: &str) {
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("SONDE_REQUIRE_PRIVILEGED=1 but skipping: {reason}");
-    }
-    eprintln!("skipping: {reason}");
+/// Skips `test` for `reason`, or fails it when SONDE_REQUIRE_PRIVILEGED=1 (sonde-testsupport's
+/// policy).
+fn skip(test: &str, reason: &str) {
+    sonde_testsupport::skip(test, sonde_testsupport::Needs::Privileged, reason);
 }
 
 /// Own CPU time (user + system) in seconds from /proc/self/stat, USER_HZ = 100.
@@ -39,10 +38,10 @@ fn burn_cpu() -> u64 {
 fn reads_own_cgroup_on_this_host() {
     let root = Path::new("/sys/fs/cgroup");
     let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return skip("no /proc/self/cgroup");
+        return skip("reads_own_cgroup_on_this_host", "no /proc/self/cgroup");
     };
     if !root.is_dir() {
-        return skip("no /sys/fs/cgroup");
+        return skip("reads_own_cgroup_on_this_host", "no /sys/fs/cgroup");
     }
     let cg = ProcessCgroups::parse(&text).unwrap();
     let cgfs = CgroupFs::detect(root).unwrap();
@@ -55,7 +54,7 @@ fn reads_own_cgroup_on_this_host() {
         (true, true) => Layout::Hybrid,
         (true, false) => Layout::V1,
         (false, true) => Layout::V2,
-        (false, false) => return skip("no cgroup mounted"),
+        (false, false) => return skip("reads_own_cgroup_on_this_host", "no cgroup mounted"),
     };
     assert_eq!(
         cgfs.layout(),
@@ -150,13 +149,17 @@ fn real_v1_cgroup_with_limits() {
     let root = Path::new("/sys/fs/cgroup");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return skip("needs root to create cgroups");
+        return skip("real_v1_cgroup_with_limits", "needs root to create cgroups");
     }
     let Ok(cgfs) = CgroupFs::detect(root) else {
-        return skip("no cgroup mount");
+        return skip("real_v1_cgroup_with_limits", "no cgroup mount");
     };
     if cgfs.layout() == Layout::V2 {
-        eprintln!("skipping: v1 cgroup test on a pure v2 host");
+        sonde_testsupport::skip(
+            "real_v1_cgroup_with_limits",
+            sonde_testsupport::Needs::HostVariant,
+            "v1 cgroup test on a pure v2 host",
+        );
         return;
     }
     let name = format!("sonde-cgroup-test-{}", std::process::id());
@@ -235,15 +238,24 @@ fn finds_a_unified_cgroup_by_its_id() {
     use std::os::unix::fs::MetadataExt;
     let root = Path::new("/sys/fs/cgroup");
     let Ok(cgfs) = CgroupFs::detect(root) else {
-        return skip("no cgroupfs at /sys/fs/cgroup");
+        return skip(
+            "finds_a_unified_cgroup_by_its_id",
+            "no cgroupfs at /sys/fs/cgroup",
+        );
     };
     let Some(unified) = cgfs.unified_root() else {
-        return skip("no unified (v2) hierarchy mounted");
+        return skip(
+            "finds_a_unified_cgroup_by_its_id",
+            "no unified (v2) hierarchy mounted",
+        );
     };
     // Any child directory of the unified root will do; make one when we may.
     let dir = unified.join(format!("sonde-lookup-{}", std::process::id()));
     if std::fs::create_dir(&dir).is_err() {
-        return skip("cannot create a cgroup (needs root)");
+        return skip(
+            "finds_a_unified_cgroup_by_its_id",
+            "cannot create a cgroup (needs root)",
+        );
     }
     let id = std::fs::metadata(&dir).unwrap().ino();
     let found = cgfs.find_unified_by_id(id);

@@ -5,7 +5,8 @@
 //!
 //! The transport is not in the chunk: a session is TCP when its first chunk
 //! is a 2-byte read/write (a resolver reading or writing the length alone) or
-//! starts with a length equal to the rest of the chunk; otherwise UDP. A
+//! starts with a length equal to the rest of the chunk followed by a
+//! plausible header; otherwise UDP. A
 //! response cut by the 512-byte window yields the answers that are visible.
 
 use crate::session::{Ctx, Fifo, duration, sizes};
@@ -35,7 +36,8 @@ struct Framer {
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    id: u16,
+    /// None: a query whose bytes were not seen.
+    id: Option<u16>,
     ts: u64,
 }
 
@@ -53,8 +55,14 @@ impl Dns {
         let data = chunk.payload;
         let (vis, size) = sizes(chunk);
         if self.transport == Transport::Unknown {
+            // TCP: a 2-byte chunk (the length alone), or a length matching
+            // the rest followed by a plausible header (a UDP id may equal
+            // the size by chance; the flags after it then do not fit).
             let tcp = size == 2
-                || (vis >= 2 && u16::from_be_bytes([data[0], data[1]]) as usize + 2 == size);
+                || (vis >= 2
+                    && u16::from_be_bytes([data[0], data[1]]) as usize + 2 == size
+                    // (writev's first iovec may be the length alone)
+                    && (vis < 14 || plausible_header(&data[2..])));
             self.transport = if tcp { Transport::Tcp } else { Transport::Udp };
         }
         if self.transport == Transport::Udp {
@@ -83,7 +91,13 @@ impl Dns {
                 pos += take;
                 f.left -= take as u32;
                 if f.left == 0 {
-                    self.message(&f.buf, is_request, f.ts, ctx);
+                    if f.buf.is_empty() && is_request {
+                        // A query we could not see (writev's second iovec):
+                        // its response, matched by elimination, proves it.
+                        self.pending.push(Pending { id: None, ts: f.ts }, ctx.stats);
+                    } else {
+                        self.message(&f.buf, is_request, f.ts, ctx);
+                    }
                     f.buf.clear();
                 }
                 continue;
@@ -126,14 +140,15 @@ impl Dns {
                 ctx.stats.parse_errors += 1;
                 return;
             }
-            self.pending.push(Pending { id: h.id, ts }, ctx.stats);
+            self.pending.push(Pending { id: Some(h.id), ts }, ctx.stats);
             return;
         }
         if !h.qr {
             ctx.stats.parse_errors += 1;
             return;
         }
-        let Some(p) = self.pending.remove_where(|p| p.id == h.id) else {
+        let found = self.pending.remove_where(|p| p.id == Some(h.id));
+        let Some(p) = found.or_else(|| self.pending.remove_where(|p| p.id.is_none())) else {
             ctx.stats.unmatched_responses += 1;
             return;
         };
@@ -146,6 +161,12 @@ impl Dns {
             dns: detail.map(Box::new),
         });
     }
+}
+
+/// A DNS header with one question and flags a query or response can have
+/// (opcode QUERY/IQUERY/STATUS/NOTIFY/UPDATE, Z clear).
+fn plausible_header(h: &[u8]) -> bool {
+    h.len() >= 12 && (h[2] >> 3) & 0x0f <= 5 && h[3] & 0x40 == 0 && h[4..6] == [0, 1]
 }
 
 struct Header {

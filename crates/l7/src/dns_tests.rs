@@ -176,3 +176,41 @@ fn fuzz_never_panics() {
         }
     }
 }
+
+#[test]
+fn udp_id_equal_to_length_is_still_udp() {
+    // A UDP query whose id happens to equal its size minus two.
+    let mut q = query(0, "svc.test", 1);
+    let id = (q.len() - 2) as u16;
+    q[..2].copy_from_slice(&id.to_be_bytes());
+    let mut f = Feeder::new(Protocol::Dns, Role::Client);
+    f.w(1, &q);
+    f.r(2, &response(&q, 0, &[(1, &[10, 0, 0, 1])]));
+    assert_eq!(f.out.len(), 1, "{:?}", f.s.stats());
+    assert_eq!(f.s.stats(), Default::default());
+}
+
+#[test]
+fn tcp_writev_first_iovec_is_the_length() {
+    // glibc writes [length][query] with writev: the kernel copies the first
+    // iovec only. The transport is still TCP; the response proves the query.
+    let q = query(0x5151, "svc.test", 1);
+    let mut whole = (q.len() as u16).to_be_bytes().to_vec();
+    whole.extend_from_slice(&q);
+    let mut f = Feeder::new(Protocol::Dns, Role::Client);
+    let c = crate::Chunk {
+        ts_ns: 1,
+        direction: Direction::Egress,
+        size: whole.len() as u32,
+        payload: &whole[..2],
+    };
+    f.s.feed(&c, &f.config, &mut f.out);
+    let r = response(&q, 0, &[]);
+    let mut framed = (r.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&r);
+    f.r(3, &framed);
+    assert_eq!(f.out.len(), 1);
+    assert_eq!(f.out[0].duration_ns, 2);
+    assert_eq!(&*f.out[0].dns.as_ref().unwrap().domain, "svc.test");
+    assert_eq!(f.s.stats(), Default::default());
+}

@@ -27,6 +27,9 @@ struct Pending {
     excluded: bool,
     /// The request asked for `Upgrade: h2c`.
     h2c: bool,
+    /// A marker: the requests past the place the request side lost in the
+    /// write at `ts`; each response that reaches it proves one of them.
+    unknown: bool,
 }
 
 /// What the rest of a direction's byte stream is, between messages.
@@ -170,7 +173,7 @@ impl Http1 {
                 Body::Idle => {
                     if pos >= vis {
                         // A message starts where we cannot see it.
-                        self.req = lose(ctx);
+                        self.req = self.lose_requests(chunk.ts_ns, ctx);
                         break;
                     }
                     let mut tmp = [0u8; 64];
@@ -182,7 +185,7 @@ impl Http1 {
                             break;
                         }
                         ctx.stats.parse_errors += 1;
-                        self.req = lose(ctx);
+                        self.req = self.lose_requests(chunk.ts_ns, ctx);
                         break;
                     };
                     let excluded = ctx.config.excludes(target);
@@ -192,6 +195,7 @@ impl Http1 {
                             head: method == b"HEAD",
                             excluded,
                             h2c: false,
+                            unknown: false,
                         },
                         ctx.stats,
                     );
@@ -227,7 +231,7 @@ impl Http1 {
                             if vis < size {
                                 // The window cut the header block: the body's
                                 // length is unknown.
-                                self.req = lose(ctx);
+                                self.req = self.lose_requests(chunk.ts_ns, ctx);
                             } else {
                                 self.req = Body::Headers(h);
                             }
@@ -250,7 +254,7 @@ impl Http1 {
                     self.req = match state {
                         Some(Some(c)) => Body::Chunked(c),
                         Some(None) => Body::Idle,
-                        None => lose(ctx),
+                        None => self.lose_requests(chunk.ts_ns, ctx),
                     };
                 }
                 Body::Lost | Body::Upgraded => {
@@ -299,7 +303,7 @@ impl Http1 {
                         // final response is still to come.
                         h.no_body = true;
                     } else {
-                        match self.pending.pop() {
+                        match self.take_for_response(chunk.ts_ns) {
                             Some(p) => {
                                 h.no_body = p.head || code == 204 || code == 304;
                                 h.switching = code == 101;
@@ -410,6 +414,43 @@ impl Http1 {
             }
         }
         None
+    }
+}
+
+impl Http1 {
+    /// The request side lost its place in the write at `ts`: leave a marker
+    /// for the requests we cannot see.
+    fn lose_requests(&mut self, ts: u64, ctx: &mut Ctx<'_>) -> Body {
+        self.pending.push(
+            Pending {
+                ts,
+                head: false,
+                excluded: false,
+                h2c: false,
+                unknown: true,
+            },
+            ctx.stats,
+        );
+        lose(ctx)
+    }
+
+    /// The request a response read/written at `ts` answers. A marker in front
+    /// answers it (and stays) until a response comes after a later request
+    /// was written: then the marker's requests were all answered.
+    fn take_for_response(&mut self, ts: u64) -> Option<Pending> {
+        while let Some(front) = self.pending.front().copied() {
+            if !front.unknown {
+                break;
+            }
+            let next = self.pending.iter().nth(1).map(|p| p.ts);
+            match next {
+                Some(next) if ts > next => {
+                    self.pending.pop();
+                }
+                _ => return Some(front),
+            }
+        }
+        self.pending.pop()
     }
 }
 

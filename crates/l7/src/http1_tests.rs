@@ -277,3 +277,51 @@ fn fuzz_never_panics() {
         }
     }
 }
+
+#[test]
+fn pipeline_past_the_window_is_proven_by_responses() {
+    let mut w = Vec::new();
+    for i in 0..20 {
+        w.extend_from_slice(format!("GET /item/{i:04} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+    }
+    assert!(w.len() > 700);
+    let mut f = Feeder::new(Protocol::Http, Role::Client);
+    f.w(10, &w);
+    let mut r = Vec::new();
+    for i in 0..20 {
+        r.extend_from_slice(if i == 15 { NF } else { OK });
+    }
+    for part in r.chunks(100) {
+        f.r(20, part);
+    }
+    // The next exchange matches its own request, not the marker.
+    f.w(30, b"GET /next HTTP/1.1\r\n\r\n");
+    f.r(33, b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n");
+    let st = statuses(&f);
+    assert_eq!(st.len(), 21);
+    assert_eq!(st.iter().filter(|&&c| c == 404).count(), 1);
+    assert_eq!(st[15], 404);
+    assert_eq!(st[20], 500);
+    assert!(f.out[..20].iter().all(|r| r.duration_ns == 10));
+    assert_eq!(f.out[20].duration_ns, 3);
+    let s = f.s.stats();
+    assert_eq!(
+        (s.resyncs, s.unmatched_responses, s.unproven_requests),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn request_headers_past_the_window_do_not_shift_matching() {
+    let mut big = b"GET /with-cookies HTTP/1.1\r\nCookie: ".to_vec();
+    big.extend(std::iter::repeat_n(b'c', 900));
+    big.extend_from_slice(b"\r\nContent-Length: 3\r\n\r\nabc");
+    let mut f = Feeder::new(Protocol::Http, Role::Server);
+    f.r(1, &big);
+    f.w(2, NF);
+    f.r(3, b"GET /a HTTP/1.1\r\n\r\n");
+    f.w(5, OK);
+    assert_eq!(statuses(&f), vec![404, 200]);
+    assert_eq!(f.out[1].duration_ns, 2);
+    assert_eq!(f.s.stats().unmatched_responses, 0);
+}

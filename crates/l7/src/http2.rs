@@ -14,7 +14,9 @@
 //! until a chunk starts with a plausible frame header. Header blocks must be
 //! seen whole to keep the HPACK table in step: a block cut by the window is
 //! not decoded and counted in `hpack_errors` (the table may drift; static
-//! entries like `:status 200` still decode right). Streams are bounded
+//! entries like `:status 200` still decode right). When the response side
+//! loses its place, gRPC calls still waiting for their trailers are reported
+//! by their `:status` (coroot's way for every HTTP/2 request). Streams are bounded
 //! ([`MAX_STREAMS`]), oldest evicted first and counted.
 
 use crate::hpack::Decoder;
@@ -169,6 +171,9 @@ impl Http2 {
                 if pos >= vis {
                     dir.lost = true;
                     ctx.stats.resyncs += 1;
+                    if !is_request {
+                        self.lost_trailers(ctx);
+                    }
                     break;
                 }
                 while (dir.hdr_len as usize) < FRAME_HEADER && pos < vis {
@@ -180,6 +185,9 @@ impl Http2 {
                     if vis < size {
                         dir.lost = true;
                         ctx.stats.resyncs += 1;
+                        if !is_request {
+                            self.lost_trailers(ctx);
+                        }
                     }
                     break;
                 }
@@ -381,6 +389,21 @@ impl Http2 {
         }
         if dir.block_end_stream {
             self.streams.remove(i);
+        }
+    }
+
+    /// The response side lost its place: gRPC calls whose response headers
+    /// came but whose trailers may now be unseen (a response larger than the
+    /// window, read with its trailers) are reported by their `:status`, as
+    /// coroot reports every HTTP/2 request: the count stays exact, the code
+    /// is lost.
+    fn lost_trailers(&mut self, ctx: &mut Ctx<'_>) {
+        for i in 0..self.streams.len() {
+            let s = self.streams[i];
+            if !s.done && s.grpc && s.status != 0 {
+                self.streams[i].done = true;
+                self.report(s, Status::Http(s.status), ctx);
+            }
         }
     }
 

@@ -356,3 +356,43 @@ fn fuzz_never_panics() {
         }
     }
 }
+
+#[test]
+fn grpc_trailers_past_the_window_fall_back_to_http_status() {
+    let mut f = Feeder::new(Protocol::Http2, Role::Client);
+    let mut w = H2_PREFACE.to_vec();
+    w.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &grpc_request("/pkg.Svc/Big"),
+    ));
+    w.extend(frame(DATA, END_STREAM, 1, &[0, 0, 0, 0, 0]));
+    f.w(1, &w);
+    // One read: headers, a 700-byte message, trailers (unseen).
+    let mut r = frame(HEADERS, END_HEADERS, 1, S200);
+    r.extend(frame(DATA, 0, 1, &[7; 700]));
+    r.extend(frame(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &literal(b"grpc-status", b"0"),
+    ));
+    f.r(4, &r);
+    // The next call, in reads of its own, is read exactly.
+    f.w(
+        5,
+        &frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            3,
+            &grpc_request("/pkg.Svc/Small"),
+        ),
+    );
+    let mut only = S200.to_vec();
+    only.extend(literal(b"grpc-status", b"7"));
+    f.r(6, &frame(HEADERS, END_HEADERS | END_STREAM, 3, &only));
+    assert_eq!(codes(&f), vec![Status::Http(200), Status::Grpc(7)]);
+    assert_eq!(f.out[0].duration_ns, 3);
+    assert_eq!(f.s.stats().resyncs, 1);
+}

@@ -13,7 +13,7 @@ mod loghub;
 use sonde_logs::MinerConfig;
 
 fn main() {
-    let Some(systems) = loghub::systems() else {
+    let Some(systems) = loghub::systems("loghub_eval") else {
         return;
     };
     let args: Vec<String> = std::env::args().skip(1).collect();

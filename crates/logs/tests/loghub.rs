@@ -22,7 +22,7 @@ fn default_eval() -> MinerConfig {
 
 #[test]
 fn grouping_accuracy_on_loghub() {
-    let Some(systems) = systems() else {
+    let Some(systems) = systems("grouping_accuracy_on_loghub") else {
         return;
     };
     let cfg = default_eval();
@@ -50,7 +50,7 @@ fn grouping_accuracy_on_loghub() {
 
 #[test]
 fn leave_one_system_out() {
-    let Some(systems) = systems() else {
+    let Some(systems) = systems("leave_one_system_out") else {
         return;
     };
     let grid = loghub::grid();
@@ -114,7 +114,7 @@ fn stable_share(s: &System, lines: &[String], cfg: MinerConfig) -> (usize, usize
 
 #[test]
 fn hashes_agree_across_independently_fed_halves() {
-    let Some(systems) = systems() else {
+    let Some(systems) = systems("hashes_agree_across_independently_fed_halves") else {
         return;
     };
     let cfg = default_eval();
@@ -137,7 +137,7 @@ fn hashes_agree_across_independently_fed_halves() {
 
 #[test]
 fn pure_hashes_do_not_depend_on_order() {
-    let Some(systems) = systems() else {
+    let Some(systems) = systems("pure_hashes_do_not_depend_on_order") else {
         return;
     };
     let lines: Vec<&str> = systems

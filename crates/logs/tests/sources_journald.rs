@@ -15,11 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn skip(reason: &str) {
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("required but unavailable: {reason}");
-    }
-    println!("SKIP: {reason}");
+/// Skips `test` for `reason`, or fails it when SONDE_REQUIRE_PRIVILEGED=1 (sonde-testsupport's
+/// policy).
+fn skip(test: &str, reason: &str) {
+    sonde_testsupport::skip(test, sonde_testsupport::Needs::Privileged, reason);
 }
 
 fn find_bin(names: &[&str]) -> Option<PathBuf> {
@@ -194,6 +193,7 @@ fn routes_by_unit_then_most_specific_cgroup() {
 fn follows_journal_files_from_the_end_appends_and_new_files() {
     let Some(bin) = journal_remote() else {
         return skip(
+            "follows_journal_files_from_the_end_appends_and_new_files",
             "systemd-journal-remote not installed (apt-get install systemd-journal-remote)",
         );
     };
@@ -252,6 +252,7 @@ fn follows_journal_files_from_the_end_appends_and_new_files() {
 fn a_journal_appearing_later_is_read_from_the_follower_start() {
     let Some(bin) = journal_remote() else {
         return skip(
+            "a_journal_appearing_later_is_read_from_the_follower_start",
             "systemd-journal-remote not installed (apt-get install systemd-journal-remote)",
         );
     };
@@ -273,6 +274,7 @@ fn a_journal_appearing_later_is_read_from_the_follower_start() {
 fn manager_routes_journal_entries_and_levels_from_priority() {
     let Some(bin) = journal_remote() else {
         return skip(
+            "manager_routes_journal_entries_and_levels_from_priority",
             "systemd-journal-remote not installed (apt-get install systemd-journal-remote)",
         );
     };
@@ -389,17 +391,21 @@ fn manager_routes_journal_entries_and_levels_from_priority() {
 /// sender's cgroup even without systemd as PID 1.
 #[test]
 fn live_journald_messages_routed_by_unit_and_cgroup() {
-    if unsafe { libc::geteuid() } != 0 {
-        return skip("not root: cannot run journald or create cgroups");
+    let test = "live_journald_messages_routed_by_unit_and_cgroup";
+    if !sonde_testsupport::require_root(test, "runs journald, creates cgroups") {
+        return;
     }
     let Some(journald) = find_bin(&[
         "/lib/systemd/systemd-journald",
         "/usr/lib/systemd/systemd-journald",
     ]) else {
-        return skip("systemd-journald not installed (apt-get install systemd)");
+        return skip(
+            test,
+            "systemd-journald not installed (apt-get install systemd)",
+        );
     };
     let Some(cat) = find_bin(&["/usr/bin/systemd-cat", "/bin/systemd-cat"]) else {
-        return skip("systemd-cat not installed");
+        return skip(test, "systemd-cat not installed");
     };
     // Start journald unless one is running (its socket answers).
     let mut started = None;

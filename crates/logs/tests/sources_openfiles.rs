@@ -52,11 +52,7 @@ fn fake_proc_tree() {
 
 #[test]
 fn real_process() {
-    if unsafe { libc::geteuid() } != 0 {
-        if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("required but unavailable: not root (writes under /var/log)");
-        }
-        println!("SKIP: not root (writes under /var/log)");
+    if !sonde_testsupport::require_root("real_process", "writes under /var/log") {
         return;
     }
     let dir = PathBuf::from(format!("/var/log/sonde-test-{}", std::process::id()));

@@ -109,7 +109,11 @@ fn a_file_born_after_the_start_time_is_read_from_its_start() {
         None,
     );
     if born.is_err() {
-        println!("SKIP: no birth time on this filesystem; start-at-end applies");
+        sonde_testsupport::skip(
+            "a_file_born_after_the_start_time_is_read_from_its_start",
+            sonde_testsupport::Needs::HostVariant,
+            "no birth time on this filesystem; start-at-end applies",
+        );
         return;
     }
     assert_eq!(poll(&mut t), lines("first", 0..3));

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use netlink_sys::protocols::NETLINK_NETFILTER;
-use netlink_sys::{Socket, SocketAddr};
+use sonde_netlink::{Recv, Socket};
 
 use crate::Error;
 use crate::decode::{
@@ -49,11 +49,7 @@ impl EventSocket {
     /// ([`crate::filter`]); if the kernel refuses the filter, every event does (a debug log),
     /// which costs CPU, not correctness.
     pub fn open(rcvbuf: usize, kernel_filter: bool) -> Result<EventSocket, Error> {
-        let mut socket = new_socket()?;
-        socket.bind_auto().map_err(|source| Error::Socket {
-            step: "bind",
-            source,
-        })?;
+        let socket = sonde_netlink::open(NETLINK_NETFILTER)?;
         for group in [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY] {
             socket
                 .add_membership(group)
@@ -62,7 +58,7 @@ impl EventSocket {
                     source,
                 })?;
         }
-        set_rcvbuf(&socket, rcvbuf);
+        sonde_netlink::set_rcvbuf(&socket, rcvbuf);
         if kernel_filter && let Err(e) = attach_filter(&socket, &crate::filter::dst_nat_only()) {
             tracing::debug!(error = %e, "Conntrack event filter refused; reading every event");
         }
@@ -85,21 +81,18 @@ impl EventSocket {
     ) -> Result<Drained, Error> {
         let mut out = Drained::default();
         while out.datagrams < max_datagrams {
-            self.buf.clear();
-            match self
-                .socket
-                .recv(&mut self.buf, libc::MSG_DONTWAIT | libc::MSG_TRUNC)
-            {
-                Ok(n) => {
+            match sonde_netlink::recv(&self.socket, &mut self.buf, libc::MSG_DONTWAIT) {
+                Ok(Recv::Datagram(_)) => {
                     out.datagrams += 1;
-                    if n > self.buf.len() {
-                        // Cut short: its tail is lost, like an overflow.
-                        out.overflowed = true;
-                    }
                     decode::messages(&self.buf).for_each(&mut f);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Recv::Truncated(_)) => {
+                    out.datagrams += 1;
+                    // Cut short: its tail is lost, like an overflow.
+                    out.overflowed = true;
+                    decode::messages(&self.buf).for_each(&mut f);
+                }
+                Ok(Recv::Nothing) => break,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => out.overflowed = true,
                 Err(source) => return Err(Error::Recv { source }),
             }
@@ -119,41 +112,20 @@ pub struct DumpStats {
 /// Dumps the whole conntrack table on a socket of its own, handing each TCP entry to `f`.
 /// `timeout` bounds each read (a dump of a full table takes well under a second).
 pub fn dump(timeout: Duration, mut f: impl FnMut(&Entry)) -> Result<DumpStats, Error> {
-    let mut socket = new_socket()?;
-    socket.bind_auto().map_err(|source| Error::Socket {
-        step: "bind",
+    let socket = sonde_netlink::open_connected(NETLINK_NETFILTER, timeout)?;
+    let seq = 1;
+    sonde_netlink::send(&socket, &decode::dump_request(seq)).map_err(|source| Error::Socket {
+        step: "send the dump request on",
         source,
     })?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(|source| Error::Socket {
-            step: "connect",
-            source,
-        })?;
-    set_recv_timeout(&socket, timeout)?;
-    let seq = 1;
-    socket
-        .send(&decode::dump_request(seq), 0)
-        .map_err(|source| Error::Socket {
-            step: "send the dump request on",
-            source,
-        })?;
     let mut stats = DumpStats::default();
     let mut buf = Vec::with_capacity(RECV_BUF);
     loop {
-        buf.clear();
-        let n = match socket.recv(&mut buf, libc::MSG_TRUNC) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
-            {
-                return Err(Error::DumpTimeout(timeout));
-            }
+        match sonde_netlink::recv(&socket, &mut buf, 0) {
+            Ok(Recv::Datagram(_)) => {}
+            Ok(Recv::Truncated(len)) => return Err(Error::Truncated { len }),
+            Ok(Recv::Nothing) => return Err(Error::DumpTimeout(timeout)),
             Err(source) => return Err(Error::Recv { source }),
-        };
-        if n > buf.len() {
-            return Err(Error::Truncated { len: n });
         }
         for msg in decode::messages(&buf) {
             match msg {
@@ -192,60 +164,6 @@ fn attach_filter(socket: &Socket, program: &[libc::sock_filter]) -> io::Result<(
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn new_socket() -> Result<Socket, Error> {
-    Socket::new(NETLINK_NETFILTER).map_err(|source| Error::Socket {
-        step: "open",
-        source,
-    })
-}
-
-/// Asks for a larger receive buffer so bursts of connections do not overflow it. Root may
-/// exceed `net.core.rmem_max` (SO_RCVBUFFORCE); otherwise the kernel caps the request.
-fn set_rcvbuf(socket: &Socket, bytes: usize) {
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: valid fd, pointer to a live c_int and its exact size.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
-    }
-}
-
-fn set_recv_timeout(socket: &Socket, timeout: Duration) -> Result<(), Error> {
-    // A zero timeval means "block forever" to the kernel: never pass that.
-    let timeout = timeout.max(Duration::from_millis(1));
-    let tv = libc::timeval {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
-    };
-    // SAFETY: valid fd, pointer to a live timeval and its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::Socket {
-            step: "set SO_RCVTIMEO on",
-            source: io::Error::last_os_error(),
-        });
     }
     Ok(())
 }

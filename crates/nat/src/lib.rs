@@ -62,6 +62,15 @@ pub enum Error {
     },
 }
 
+impl From<sonde_netlink::Error> for Error {
+    fn from(e: sonde_netlink::Error) -> Error {
+        Error::Socket {
+            step: e.step,
+            source: e.source,
+        }
+    }
+}
+
 impl Error {
     /// What is off and how to fix it, for the one warning of a degraded agent.
     pub fn reason(&self) -> String {
@@ -163,9 +172,9 @@ const POLL_PERIOD: Duration = Duration::from_millis(500);
 /// Datagrams the reader thread reads per hold of the lock, so lookups interleave with a flood.
 const THREAD_DRAIN: usize = 1024;
 /// How long the reader thread lets events gather after the socket became readable. Lookups do
-/// not depend on it (callers sync first); it only keeps the buffer from overflowing, and one
-/// wakeup per batch instead of per event was most of the thread's cost (5.8 us per translated
-/// connection before, measured with examples/nat_cost.rs).
+/// not depend on it (callers sync first); it only keeps the buffer from overflowing, and makes
+/// one wakeup per batch: a wakeup per event was most of the thread's cost (5.8 us per
+/// translated connection, measured with examples/nat_cost.rs).
 const GATHER: Duration = Duration::from_millis(20);
 /// Datagrams a sync reads at most: everything queued (an 8 MiB buffer holds ~10,000 events),
 /// bounded so that a flood arriving faster than it is read cannot hold the caller forever.

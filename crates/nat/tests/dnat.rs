@@ -22,16 +22,7 @@ const DIALLED: u16 = 18_081;
 const UPSTREAM: u16 = 18_082;
 
 fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let reason = "needs root (a network namespace, iptables nat rules, ctnetlink)";
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: {reason}, and SONDE_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    eprintln!("SKIP {test}: {reason}");
-    false
+    sonde_testsupport::require_root(test, "a network namespace, iptables nat rules, ctnetlink")
 }
 
 fn run(cmd: &[&str]) {

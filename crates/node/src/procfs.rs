@@ -349,9 +349,109 @@ pub fn parse_net_dev(text: &str) -> (Vec<NetDevCounters>, Vec<String>) {
     (out, bad)
 }
 
+/// Field `n` (numbered from 1 as in proc(5), `n >= 3`) of /proc/<pid>/stat. The command name
+/// (field 2) may hold spaces and parentheses, so fields are counted after its last ')'.
+/// Allocates nothing: the /proc scan calls it for every process.
+pub fn pid_stat_field(stat: &str, n: usize) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace()
+        .nth(n.checked_sub(3)?)?
+        .parse()
+        .ok()
+}
+
+/// `starttime` (field 22) of /proc/<pid>/stat: clock ticks after boot at which the process
+/// started; with the pid, what tells a reused pid from the process that had it before.
+pub fn parse_pid_start_ticks(stat: &str) -> Option<u64> {
+    pid_stat_field(stat, 22)
+}
+
+/// The figures of /proc/<pid>/stat the agent reports about a process (its own, for process_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStat {
+    /// `utime + stime` (fields 14, 15), in clock ticks.
+    pub cpu_ticks: u64,
+    /// `num_threads` (field 20).
+    pub threads: u64,
+    /// `starttime` (field 22), clock ticks after boot.
+    pub start_ticks: u64,
+    /// `vsize` (field 23), bytes.
+    pub vsize_bytes: u64,
+    /// `rss` (field 24), pages.
+    pub rss_pages: u64,
+}
+
+/// /proc/<pid>/stat: the fields of [`PidStat`]; None when one is missing or not a number.
+pub fn parse_pid_stat(stat: &str) -> Option<PidStat> {
+    let field = |n| pid_stat_field(stat, n);
+    Some(PidStat {
+        cpu_ticks: field(14)? + field(15)?,
+        threads: field(20)?,
+        start_ticks: field(22)?,
+        vsize_bytes: field(23)?,
+        rss_pages: field(24)?,
+    })
+}
+
+/// `btime` of /proc/stat: the boot time, seconds since the epoch.
+pub fn parse_btime(stat: &str) -> Option<f64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A real /proc/<pid>/stat line, with a command name holding ") (" to check the parser
+    // anchors on the last parenthesis.
+    const PID_STAT: &str = "4242 (so) (nde) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 7 0 123456 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
+
+    #[test]
+    fn pid_stat_fields() {
+        assert_eq!(
+            parse_pid_stat(PID_STAT),
+            Some(PidStat {
+                cpu_ticks: 300,
+                threads: 7,
+                start_ticks: 123456,
+                vsize_bytes: 104857600,
+                rss_pages: 2560,
+            })
+        );
+        assert_eq!(parse_pid_stat("garbage"), None);
+        assert_eq!(parse_pid_stat("1 (x) S 1 2"), None);
+        assert_eq!(pid_stat_field(PID_STAT, 3), None, "the state is a letter");
+        assert_eq!(
+            pid_stat_field(PID_STAT, 2),
+            None,
+            "the command is not a field after ')'"
+        );
+    }
+
+    #[test]
+    fn start_ticks_survive_odd_command_names() {
+        let stat =
+            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 50";
+        assert_eq!(parse_pid_start_ticks(stat), Some(98765));
+        assert_eq!(parse_pid_start_ticks("garbage"), None);
+        assert_eq!(parse_pid_start_ticks("1 (x) S 1 2"), None);
+        // Only up to field 22 is needed.
+        assert_eq!(
+            parse_pid_start_ticks("9 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77"),
+            Some(77)
+        );
+    }
+
+    #[test]
+    fn btime() {
+        assert_eq!(parse_btime("cpu  1 2 3\nbtime 1700000000\n"), Some(1.7e9));
+        assert_eq!(parse_btime("cpu  1 2 3\n"), None);
+        assert_eq!(parse_btime("btime x\n"), None);
+    }
 
     const STAT: &str = "\
 cpu  13667 0 5115 82653 626 0 72 83 0 0

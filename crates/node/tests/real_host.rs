@@ -7,11 +7,10 @@ use std::path::Path;
 
 use sonde_node::{NodePaths, machine_id, procfs, read_snapshot, system_uuid};
 
-fn skip(reason: &str) {
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("SONDE_REQUIRE_PRIVILEGED=1 but skipping: {reason}");
-    }
-    eprintln!("skipping: {reason}");
+/// Skips `test` for `reason`, or fails it when SONDE_REQUIRE_PRIVILEGED=1 (sonde-testsupport's
+/// policy).
+fn skip(test: &str, reason: &str) {
+    sonde_testsupport::skip(test, sonde_testsupport::Needs::Privileged, reason);
 }
 
 fn uname() -> (String, String) {
@@ -41,7 +40,7 @@ fn count_cpu_list(list: &str) -> u32 {
 #[test]
 fn snapshot_of_this_machine_is_consistent() {
     if !Path::new("/proc/stat").exists() || !Path::new("/sys/class/net").exists() {
-        return skip("no /proc or /sys");
+        return skip("snapshot_of_this_machine_is_consistent", "no /proc or /sys");
     }
     let paths = NodePaths::default();
     let snap = read_snapshot(&paths);

@@ -95,14 +95,7 @@ mod tests {
     /// Real ICMP on loopback from this process's own namespace (root only: raw sockets).
     #[test]
     fn pings_loopback_in_own_namespace() {
-        // SAFETY: no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            assert_ne!(
-                std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref(),
-                Ok("1"),
-                "pings_loopback_in_own_namespace needs root"
-            );
-            eprintln!("SKIPPED pings_loopback_in_own_namespace: needs root (raw sockets)");
+        if !sonde_testsupport::require_root("pings_loopback_in_own_namespace", "raw sockets") {
             return;
         }
         let lo = Ipv4Addr::LOCALHOST;

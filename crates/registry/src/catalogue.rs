@@ -1,6 +1,13 @@
 //! The product metric catalogue: every `node_*` and `container_*` metric sonde exports, in one
 //! place (coroot-node-agent's metrics.go). Names, types and labels follow ../shared/METRICS.md
-//! exactly; docs/metrics.md documents them. Self-metrics (`sonde_*`) live in `self_metrics.rs`.
+//! exactly; docs/metrics.md documents them. It also declares the `sonde_*` self-metrics that
+//! are rendered from subsystem state at scrape time; the agent's own long-lived counters
+//! (`sonde_build_info`, `sonde_subsystem_up`, ...) are in `self_metrics.rs`.
+//!
+//! Every entry must be rendered: crates/registry/tests/catalogue_rendered.rs fails on an entry
+//! no code names, and tests/tests/agent_node.rs on a `sonde_*` entry missing from a real scrape,
+//! unless a `// scrape-condition: <when>` comment right before its `metric!(` says when it
+//! appears (then it must be missing from that test's plain agent).
 
 /// Prometheus metric type of a catalogue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +336,7 @@ metric!(
 );
 
 // Self-metrics that are rendered from subsystem state at scrape time.
+// scrape-condition: a cloud provider was detected (absent on machines that query no metadata service)
 metric!(
     SONDE_CLOUD_METADATA_ERRORS,
     "sonde_cloud_metadata_errors_total",
@@ -702,54 +710,63 @@ metric!(
     "Total number of transmit errors of an interface of the container's network namespace"
 );
 // Push delivery (crates/push), rendered by the binary; label `protocol` (remote_write, otlp).
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_BATCHES,
     "sonde_push_batches_total",
     Counter,
     "Gathers encoded and written to the push spool, by protocol"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_SAMPLES_SENT,
     "sonde_push_samples_sent_total",
     Counter,
     "Samples (OTLP: data points) the push receiver accepted"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_SEND_FAILURES,
     "sonde_push_send_failures_total",
     Counter,
     "Push requests that failed and are retried (network error, timeout, 5xx, 429)"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_BATCHES_REJECTED,
     "sonde_push_batches_rejected_total",
     Counter,
     "Spooled batches the receiver refused for good (4xx other than 429), deleted unsent"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_BATCHES_DROPPED,
     "sonde_push_batches_dropped_total",
     Counter,
     "Spooled batches deleted unsent because the spool reached --max-spool-size"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_SAMPLES_DROPPED,
     "sonde_push_samples_dropped_total",
     Counter,
     "Samples in batches dropped or rejected"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_SPOOL_ERRORS,
     "sonde_push_spool_errors_total",
     Counter,
     "Gathers that could not be encoded or written to the spool (disk full, permissions)"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_SPOOL_BYTES,
     "sonde_push_spool_bytes",
     Gauge,
     "Bytes waiting in the push spool"
 );
+// scrape-condition: push delivery is configured (--metrics-endpoint or --otlp-metrics-endpoint)
 metric!(
     SONDE_PUSH_SPOOL_BATCHES,
     "sonde_push_spool_batches",

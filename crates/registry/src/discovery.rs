@@ -116,7 +116,7 @@ pub(crate) fn read_process(
 ) -> Result<Option<(u64, ProcessCgroups)>, ()> {
     let dir = procfs.join(pid.to_string());
     let start_ticks = match read_into(&dir.join("stat"), buf) {
-        Ok(()) => parse_start_ticks(buf).ok_or(())?,
+        Ok(()) => sonde_node::procfs::parse_pid_start_ticks(buf).ok_or(())?,
         Err(e) if is_gone(&e) => return Ok(None),
         Err(_) => return Err(()),
     };
@@ -167,26 +167,13 @@ fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
-/// Field 22 (starttime, in clock ticks since boot) of /proc/<pid>/stat. The command name (field
-/// 2) may contain spaces and parentheses, so fields are counted after its last ')'.
-pub fn parse_start_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
-}
-
 fn read_uptime(procfs: &Path) -> Result<f64, ScanError> {
     let path = procfs.join("uptime");
     let text = fs::read_to_string(&path).map_err(|e| ScanError::Uptime {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    text.split_ascii_whitespace()
-        .next()
-        .and_then(|s| s.parse::<f64>().ok())
-        .ok_or(ScanError::Uptime {
-            path,
-            reason: format!("unexpected content {:?}", text.trim()),
-        })
+    sonde_node::procfs::parse_uptime(&text).map_err(|reason| ScanError::Uptime { path, reason })
 }
 
 fn clock_ticks_per_second() -> u64 {
@@ -199,15 +186,6 @@ fn clock_ticks_per_second() -> u64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn start_ticks_survive_odd_command_names() {
-        let stat =
-            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 50";
-        assert_eq!(parse_start_ticks(stat), Some(98765));
-        assert_eq!(parse_start_ticks("garbage"), None);
-        assert_eq!(parse_start_ticks("1 (x) S 1 2"), None);
-    }
 
     fn write_proc(root: &Path, pid: u32, start: u64, cgroup: &str) {
         let dir = root.join(pid.to_string());

@@ -34,6 +34,7 @@ pub mod self_metrics;
 mod tracer_metrics;
 pub use readiness::READY_TIMEOUT;
 pub mod state;
+mod tls_bridge;
 pub mod tracer_bridge;
 // Sonde's extensions (issue 20): node activity counters and per-container interfaces.
 pub mod interfaces;

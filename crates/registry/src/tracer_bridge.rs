@@ -69,6 +69,8 @@ pub struct NetTracer {
     seeded_listeners: Mutex<Vec<seeding::SeededListener>>,
     /// Where connections really went (DNAT), see crate::nat_bridge.
     nat: Option<sonde_nat::Nat>,
+    /// The TLS uprobes' attacher until the bridge task takes it (crate::tls_bridge).
+    tls: Mutex<Option<sonde_tracer::tls::TlsAttacher>>,
 }
 
 impl std::fmt::Debug for NetTracer {
@@ -155,6 +157,11 @@ impl NetTracer {
             ),
             (true, None) => health.up("l7"),
         }
+        let tls = if tracer.l7_attached() {
+            crate::tls_bridge::load(&mut tracer, procfs, health)
+        } else {
+            None
+        };
         let filter = ConnectionFilter::new(
             settings.ephemeral_ports.clone(),
             settings.public_networks.clone(),
@@ -176,6 +183,7 @@ impl NetTracer {
                 // walk or in a cgroup_mkdir event.
                 cgroup_ids: Mutex::new(CgroupIds::seeded(cgroupfs)),
                 nat,
+                tls: Mutex::new(tls),
             }),
             stream,
         ))
@@ -270,6 +278,8 @@ pub struct BridgeStats {
     pub pending_dropped: std::sync::atomic::AtomicU64,
     /// The L7 engine's counters, copied every 250 ms (they sum over live sessions).
     pub l7: Mutex<sonde_tracer::l7::L7Stats>,
+    /// The TLS attacher's counters (None: TLS uprobes not loaded), copied every 250 ms.
+    pub tls: Mutex<Option<sonde_tracer::tls::TlsStats>>,
 }
 
 /// Moves kernel events into the registry until the stream fails.
@@ -292,7 +302,16 @@ pub async fn run_bridge(
         }
     };
     let opt_outs = crate::l7_optout::OptOuts::new(&procfs);
+    let mut tls = net
+        .tls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(t) = &mut tls {
+        crate::tls_bridge::scan_existing(t, &procfs);
+    }
     let mut bridge = Bridge {
+        tls,
         netns_ips: NetnsIps::new(&procfs),
         net,
         events,
@@ -357,12 +376,18 @@ pub async fn run_bridge(
                 bridge.resolve_settled(Instant::now());
                 bridge.flush();
                 *bridge.stats.l7.lock().unwrap_or_else(PoisonError::into_inner) = stream.l7_stats();
+                if let Some(t) = &mut bridge.tls {
+                    t.rescan_due(Instant::now());
+                    *bridge.stats.tls.lock().unwrap_or_else(PoisonError::into_inner) = Some(t.stats().clone());
+                }
             }
         }
     }
 }
 
 struct Bridge {
+    /// Places the TLS uprobes on the files of new processes (crate::tls_bridge).
+    tls: Option<sonde_tracer::tls::TlsAttacher>,
     net: Arc<NetTracer>,
     events: EventSender,
     procfs: PathBuf,
@@ -404,6 +429,9 @@ impl Bridge {
         let filter = &self.net.filter;
         match event {
             KernelEvent::ProcessStart { pid, .. } => {
+                if let Some(t) = &mut self.tls {
+                    t.process_started(pid);
+                }
                 if self.pending.len() < MAX_PENDING_PROCESSES {
                     self.pending.push_back((Instant::now(), pid));
                 } else {

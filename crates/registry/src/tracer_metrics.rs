@@ -59,5 +59,13 @@ impl Registry {
             let l7 = *stats.l7.lock().unwrap_or_else(PoisonError::into_inner);
             crate::render_l7::render_l7_self_metrics(&l7, node, out);
         }
+        let tls = stats
+            .tls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(tls) = tls {
+            crate::tls_bridge::render(&tls, node, out);
+        }
     }
 }

@@ -18,22 +18,6 @@ pub struct Reading {
     pub threads: f64,
 }
 
-/// Parses `/proc/<pid>/stat` (fields after the parenthesised command, which may hold spaces
-/// and parentheses) into (utime+stime ticks, num_threads, starttime ticks, vsize, rss pages).
-pub fn parse_stat(stat: &str) -> Option<(u64, u64, u64, u64, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // rest starts at field 3 (state); field N is at index N - 3.
-    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let field = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
-    Some((
-        field(14)? + field(15)?,
-        field(20)?,
-        field(22)?,
-        field(23)?,
-        field(24)?,
-    ))
-}
-
 /// The soft "Max open files" limit from `/proc/<pid>/limits` (None when "unlimited").
 pub fn parse_max_fds(limits: &str) -> Option<f64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
@@ -44,20 +28,17 @@ pub fn parse_max_fds(limits: &str) -> Option<f64> {
         .ok()
 }
 
-/// `btime` (boot time, seconds since the epoch) from `/proc/stat`.
-pub fn parse_btime(stat: &str) -> Option<f64> {
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Reads the agent's own process. None when /proc/self/stat cannot be read (then the
 /// process_* families are simply absent from the scrape).
 pub fn read() -> Option<Reading> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let (ticks, threads, start_ticks, vsize, rss_pages) = parse_stat(&stat)?;
+    let sonde_node::procfs::PidStat {
+        cpu_ticks: ticks,
+        threads,
+        start_ticks,
+        vsize_bytes: vsize,
+        rss_pages,
+    } = sonde_node::procfs::parse_pid_stat(&stat)?;
     // SAFETY: sysconf has no preconditions; it returns -1 for unknown names.
     let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
         n if n > 0 => n as f64,
@@ -78,7 +59,7 @@ pub fn read() -> Option<Reading> {
     let start_time_seconds = std::fs::read_to_string("/proc/stat")
         .ok()
         .as_deref()
-        .and_then(parse_btime)
+        .and_then(sonde_node::procfs::parse_btime)
         .map(|btime| btime + start_ticks as f64 / hz);
     Some(Reading {
         cpu_seconds: ticks as f64 / hz,
@@ -173,19 +154,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    // A real /proc/<pid>/stat line, with a command name holding ") (" to check the parser
-    // anchors on the last parenthesis.
-    const STAT: &str = "4242 (so) (nde) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 7 0 123456 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
-
     #[test]
-    fn stat_fields() {
-        assert_eq!(parse_stat(STAT), Some((300, 7, 123456, 104857600, 2560)));
-        assert_eq!(parse_stat("garbage"), None);
-        assert_eq!(parse_stat("1 (x) S 1 2"), None);
-    }
-
-    #[test]
-    fn limits_and_btime() {
+    fn limits() {
         let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
                       Max open files            1048576              1048576              files     \n";
         assert_eq!(parse_max_fds(limits), Some(1048576.0));
@@ -195,7 +165,6 @@ mod tests {
             ),
             None
         );
-        assert_eq!(parse_btime("cpu  1 2 3\nbtime 1700000000\n"), Some(1.7e9));
     }
 
     #[test]

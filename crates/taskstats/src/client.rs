@@ -12,7 +12,7 @@ use netlink_packet_generic::GenlMessage;
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_sys::protocols::NETLINK_GENERIC;
-use netlink_sys::{Socket, SocketAddr};
+use sonde_netlink::{Recv, Socket};
 
 use crate::decode::{self, TgidReply};
 use crate::{Error, TaskDelays};
@@ -61,21 +61,7 @@ impl TaskstatsClient {
 
     /// As [`TaskstatsClient::new`], with a receive timeout other than [`DEFAULT_TIMEOUT`].
     pub fn with_timeout(timeout: Duration) -> Result<TaskstatsClient, Error> {
-        let mut socket = Socket::new(NETLINK_GENERIC).map_err(|source| Error::Socket {
-            step: "socket",
-            source,
-        })?;
-        socket.bind_auto().map_err(|source| Error::Socket {
-            step: "bind",
-            source,
-        })?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(|source| Error::Socket {
-                step: "connect",
-                source,
-            })?;
-        set_recv_timeout(&socket, timeout)?;
+        let socket = sonde_netlink::open_connected(NETLINK_GENERIC, timeout)?;
         let mut client = TaskstatsClient {
             socket,
             family_id: 0,
@@ -223,50 +209,28 @@ impl TaskstatsClient {
     }
 
     fn send(&self, request: &[u8], what: &dyn Fn() -> String) -> Result<(), Error> {
-        loop {
-            match self.socket.send(request, 0) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(Error::Send {
-                        what: what(),
-                        source,
-                    });
-                }
-            }
-        }
+        sonde_netlink::send(&self.socket, request).map_err(|source| Error::Send {
+            what: what(),
+            source,
+        })
     }
 
     /// Reads one datagram into `self.buf`, bounded by `SO_RCVTIMEO`.
     fn recv_datagram(&mut self, what: &dyn Fn() -> String) -> Result<(), Error> {
-        loop {
-            self.buf.clear();
-            match self.socket.recv(&mut self.buf, libc::MSG_TRUNC) {
-                // With MSG_TRUNC the real datagram length comes back even if it did not fit.
-                Ok(n) if n > self.buf.len() => {
-                    return Err(Error::Malformed {
-                        what: what(),
-                        reason: format!("datagram of {n} bytes exceeds the {RECV_BUF}-byte buffer"),
-                    });
-                }
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut =>
-                {
-                    return Err(Error::Timeout {
-                        what: what(),
-                        timeout: self.timeout,
-                    });
-                }
-                Err(source) => {
-                    return Err(Error::Recv {
-                        what: what(),
-                        source,
-                    });
-                }
-            }
+        match sonde_netlink::recv(&self.socket, &mut self.buf, 0) {
+            Ok(Recv::Datagram(_)) => Ok(()),
+            Ok(Recv::Truncated(n)) => Err(Error::Malformed {
+                what: what(),
+                reason: format!("datagram of {n} bytes exceeds the {RECV_BUF}-byte buffer"),
+            }),
+            Ok(Recv::Nothing) => Err(Error::Timeout {
+                what: what(),
+                timeout: self.timeout,
+            }),
+            Err(source) => Err(Error::Recv {
+                what: what(),
+                source,
+            }),
         }
     }
 }
@@ -294,30 +258,4 @@ fn parse_family_reply(
             other.message_type()
         )),
     }
-}
-
-fn set_recv_timeout(socket: &Socket, timeout: Duration) -> Result<(), Error> {
-    // A zero timeval means "block forever" to the kernel: never pass that.
-    let timeout = timeout.max(Duration::from_millis(1));
-    let tv = libc::timeval {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
-    };
-    // SAFETY: valid fd, pointer to a live timeval and its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::Socket {
-            step: "SO_RCVTIMEO",
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
 }

@@ -50,7 +50,7 @@ pub enum Error {
     /// The netlink socket could not be created, bound or connected.
     #[error("opening the NETLINK_GENERIC socket ({step})")]
     Socket {
-        /// Which step failed (`socket`, `bind`, `connect`, `SO_RCVTIMEO`).
+        /// Which step failed (`open`, `bind`, `connect`, `set SO_RCVTIMEO on`).
         step: &'static str,
         /// The OS error.
         #[source]
@@ -159,4 +159,13 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+}
+
+impl From<sonde_netlink::Error> for Error {
+    fn from(e: sonde_netlink::Error) -> Error {
+        Error::Socket {
+            step: e.step,
+            source: e.source,
+        }
+    }
 }

@@ -22,16 +22,7 @@ fn proc() -> &'static Path {
 
 /// True when the test may run; false (after printing why) when it must skip.
 fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
-    }
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: needs root, and SONDE_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    eprintln!("SKIP {test}: needs root (taskstats netlink and kernel.task_delayacct)");
-    false
+    sonde_testsupport::require_root(test, "taskstats netlink and kernel.task_delayacct")
 }
 
 /// Sets kernel.task_delayacct and puts the old value back on drop.

@@ -22,6 +22,7 @@ pub mod decode;
 pub mod filter;
 pub mod l7;
 pub mod seed;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,6 +181,12 @@ pub enum Error {
     #[error("listing the TCP sockets open before the tracer failed: {reason}")]
     Seed {
         /// The verifier, attach or read error.
+        reason: String,
+    },
+    /// The TLS uprobes cannot be placed on this kernel (no uprobe PMU).
+    #[error("TLS uprobes unavailable: {reason}")]
+    Tls {
+        /// What is missing.
         reason: String,
     },
     /// Waiting on the ring buffer failed.

@@ -30,7 +30,11 @@ async fn unmountable_tracefs_is_a_clear_error() {
         ..TracerConfig::default()
     };
     if !PathBuf::from("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("SKIP unmountable_tracefs_is_a_clear_error: no kernel BTF here");
+        sonde_testsupport::skip(
+            "unmountable_tracefs_is_a_clear_error",
+            sonde_testsupport::Needs::Privileged,
+            "no kernel BTF here",
+        );
         return;
     }
     let err = Tracer::start(config).unwrap_err();

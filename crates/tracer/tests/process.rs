@@ -103,7 +103,7 @@ async fn threads(program: SockState) {
     let script = "import threading,time\nts=[threading.Thread(target=time.sleep,args=(0.2,)) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]\nraise SystemExit(5)";
     let status = Command::new("python3").args(["-c", script]).spawn();
     let Ok(mut child) = status else {
-        eprintln!("SKIP threads_are_not_processes: python3 not available");
+        support::skip("threads_are_not_processes", "python3 not available");
         return;
     };
     let pid = child.id();
@@ -150,21 +150,19 @@ async fn oom_kill_is_reported_exactly_once() {
     }
     let memory = Path::new("/sys/fs/cgroup/memory");
     if !memory.join("memory.limit_in_bytes").exists() {
-        let reason = "needs a cgroup v1 memory hierarchy at /sys/fs/cgroup/memory";
-        if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("oom test: {reason}");
-        }
-        eprintln!("SKIP oom_kill_is_reported_exactly_once: {reason}");
+        support::skip(
+            "oom_kill_is_reported_exactly_once",
+            "needs a cgroup v1 memory hierarchy at /sys/fs/cgroup/memory",
+        );
         return;
     }
     // The unified (v2) hierarchy: /sys/fs/cgroup/unified on a hybrid host.
     let unified_root = Path::new("/sys/fs/cgroup/unified");
     if !unified_root.join("cgroup.procs").exists() {
-        let reason = "needs the cgroup v2 hierarchy at /sys/fs/cgroup/unified (hybrid host)";
-        if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("oom test: {reason}");
-        }
-        eprintln!("SKIP oom_kill_is_reported_exactly_once: {reason}");
+        support::skip(
+            "oom_kill_is_reported_exactly_once",
+            "needs the cgroup v2 hierarchy at /sys/fs/cgroup/unified (hybrid host)",
+        );
         return;
     }
     let name = format!("sonde-test-{}", std::process::id());

@@ -49,11 +49,10 @@ async fn retransmits_through_random_drop_classic_tracepoints() {
 /// `slot` keeps the two tests' netns, links and subnets apart.
 async fn retransmits(program: SockState, slot: u32) {
     if !run(&["sh", "-c", "command -v ip && command -v iptables"]) {
-        let reason = "needs iproute2 and iptables";
-        if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("retransmit test: {reason}");
-        }
-        eprintln!("SKIP retransmits_through_random_drop: {reason}");
+        support::skip(
+            "retransmits_through_random_drop",
+            "needs iproute2 and iptables",
+        );
         return;
     }
     let id = std::process::id() % 120 * 2 + 1 + slot;

@@ -253,8 +253,8 @@ fn wait_socket_closed(port: u16) {
 /// The kernel skipped a connection's final `-> CLOSE` run (here: the program
 /// is detached for it; in production a nested run on the same CPU), so no
 /// close record comes: the scrape-time scan sees the socket closed and drops
-/// its entry, so the connection no longer shows as open (before, it stayed in
-/// every dump until the LRU evicted it).
+/// its entry, so the connection does not show as open (without the scan it
+/// would stay in every dump until the LRU evicted it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_close_is_dropped_by_the_scrape_time_scan() {
     if !privileged("a_missed_close_is_dropped_by_the_scrape_time_scan") {

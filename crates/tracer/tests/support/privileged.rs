@@ -8,16 +8,13 @@ use sonde_tracer::{Event, EventStream, Tracer, TracerConfig};
 /// True when the test may run. Without root it prints why it skips, unless
 /// SONDE_REQUIRE_PRIVILEGED=1, where a skip is a failure.
 pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let reason = "needs root (loads eBPF programs)";
-    if std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: {reason}, and SONDE_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    eprintln!("SKIP {test}: {reason}");
-    false
+    sonde_testsupport::require_root(test, "loads eBPF programs")
+}
+
+/// Skips `test` for `reason` (something CI's machine has is missing), or fails it when
+/// SONDE_REQUIRE_PRIVILEGED=1.
+pub fn skip(test: &str, reason: &str) {
+    sonde_testsupport::skip(test, sonde_testsupport::Needs::Privileged, reason);
 }
 
 /// Which variant of the programs runs: the tp_btf ones, or the classic
