@@ -192,8 +192,12 @@ enum l7_protocol {
 	L7_NONE = 255,
 };
 
-/* Payload bytes copied per read/write: crates/l7 PAYLOAD_MAX. */
+/* Payload bytes copied per read/write: crates/l7 PAYLOAD_MAX. HTTP/2 gets
+ * more (PAYLOAD_MAX_HTTP2): HPACK's dynamic table makes every header block
+ * depend on all earlier ones, and gRPC writes several frames at once, so a
+ * header block cut by the window would leave the connection undecodable. */
 #define L7_PAYLOAD_MAX 512
+#define L7_PAYLOAD_MAX_H2 4096
 
 enum l7_direction { L7_EGRESS = 0, L7_INGRESS = 1 };
 enum l7_role { L7_ROLE_UNKNOWN = 0, L7_CLIENT = 1, L7_SERVER = 2 }; /* unknown: adopted, not decided yet */
@@ -201,7 +205,8 @@ enum l7_role { L7_ROLE_UNKNOWN = 0, L7_CLIENT = 1, L7_SERVER = 2 }; /* unknown: 
 #define L7_FLAG_TLS 1 /* plaintext from a TLS library's uprobe, not the socket's bytes */
 
 /*
- * Variable size: 96-byte header + payload_len bytes (<= L7_PAYLOAD_MAX).
+ * Variable size: 96-byte header + payload_len bytes (<= L7_PAYLOAD_MAX, or
+ * L7_PAYLOAD_MAX_H2 for HTTP/2).
  * EVENT_L7_DATA: one read or write on a classified socket.
  * EVENT_L7_CLOSE: the socket's fd was closed (no payload; size 0).
  */
@@ -225,7 +230,7 @@ struct l7_event {
 	__u32 _pad;
 	__u8 saddr[16];    /* local address (v4-mapped for AF_INET, as tcp_event) */
 	__u8 daddr[16];    /* peer address: for a client, what it connected to (before DNAT) */
-	__u8 payload[L7_PAYLOAD_MAX];
+	__u8 payload[L7_PAYLOAD_MAX_H2];
 };
 #define L7_EVENT_HEADER 96
 

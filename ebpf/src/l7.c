@@ -576,12 +576,13 @@ static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __
 	e->_pad = 0;
 	__builtin_memcpy(e->saddr, s->saddr, 16);
 	__builtin_memcpy(e->daddr, s->daddr, 16);
+	__u64 cap = s->protocol == L7_HTTP2 ? L7_PAYLOAD_MAX_H2 : L7_PAYLOAD_MAX;
 	__u64 n = avail < size ? avail : size;
-	if (n > L7_PAYLOAD_MAX)
-		n = L7_PAYLOAD_MAX;
-	n &= 0x3ff; /* a bound the verifier sees */
-	if (n > L7_PAYLOAD_MAX)
-		n = L7_PAYLOAD_MAX;
+	if (n > cap)
+		n = cap;
+	n &= 0x1fff; /* a bound the verifier sees */
+	if (n > L7_PAYLOAD_MAX_H2)
+		n = L7_PAYLOAD_MAX_H2;
 	if (n && bpf_probe_read_user(e->payload, n, (void *)ubuf) != 0)
 		n = 0;
 	e->payload_len = n;

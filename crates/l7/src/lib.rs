@@ -32,6 +32,11 @@ pub use session::Session;
 /// `ebpf/include/common.h`.
 pub const PAYLOAD_MAX: usize = 512;
 
+/// The window of HTTP/2 connections (`L7_PAYLOAD_MAX_H2`): HPACK makes each header block
+/// depend on every earlier one, and gRPC writes several frames at once, so a block cut by
+/// the window would leave the rest of the connection undecodable.
+pub const PAYLOAD_MAX_HTTP2: usize = 4096;
+
 /// Application protocols. The numbers are the kernel's `enum l7_protocol`
 /// (`ebpf/include/common.h`) and coroot-node-agent's `l7.Protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -114,6 +114,8 @@ pub struct ContainerL7 {
     pub dropped: u64,
     /// A process of the container has `COROOT_EBPF_TRACES=disabled`: nothing is counted.
     pub opted_out: bool,
+    /// The container's live processes were asked for the opt-out (see state/net_apply.rs).
+    pub opt_out_checked: bool,
 }
 
 /// What a DNS answer taught: addresses and the name they answer for.

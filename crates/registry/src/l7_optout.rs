@@ -30,6 +30,21 @@ pub fn environ_opts_out(environ: &[u8]) -> bool {
     })
 }
 
+/// Whether any of these processes' environment opts out (a few processes at most are read:
+/// the first readable one answers for its container, which shares one environment).
+pub fn any_opts_out<'a>(procfs: &Path, pids: impl IntoIterator<Item = &'a u32>) -> bool {
+    let mut buf = Vec::new();
+    for pid in pids.into_iter().take(8) {
+        buf.clear();
+        let read = std::fs::File::open(procfs.join(pid.to_string()).join("environ"))
+            .and_then(|f| f.take(MAX_ENVIRON).read_to_end(&mut buf));
+        if read.is_ok() {
+            return environ_opts_out(&buf);
+        }
+    }
+    false
+}
+
 /// Per-process answers.
 #[derive(Debug)]
 pub struct OptOuts {

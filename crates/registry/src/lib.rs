@@ -234,6 +234,7 @@ impl Registry {
         let (lookups_tx, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
         let mut state = State::new(config.gc_grace);
         state.max_fqdns_per_container = config.tracer.max_fqdns_per_container;
+        state.procfs = std::sync::Arc::from(config.node_paths.procfs.as_path());
 
         let mut scanner = ProcScanner::new(&config.node_paths.procfs);
         let now = Instant::now();

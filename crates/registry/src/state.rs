@@ -146,6 +146,8 @@ pub struct State {
     pub max_fqdns_per_container: usize,
     /// What DNS answers said, node-wide (`ip_to_fqdn`).
     pub ip_to_fqdn: crate::l7::IpToFqdn,
+    /// procfs root, for a container's opt-out from L7 tracing (crate::l7_optout).
+    pub procfs: std::sync::Arc<std::path::Path>,
     /// Container of recently exited processes: a process's sockets close after its exit event,
     /// and their last bytes still belong to its container.
     exited: foldhash::HashMap<u32, (String, Instant)>,
@@ -198,6 +200,7 @@ impl State {
             unattributed_events: 0,
             max_fqdns_per_container: 50,
             ip_to_fqdn: crate::l7::IpToFqdn::default(),
+            procfs: std::sync::Arc::from(std::path::Path::new("/proc")),
             exited: foldhash::HashMap::default(),
             cgroup_runs: foldhash::HashMap::default(),
             identities: HashMap::new(),

@@ -10,6 +10,7 @@ impl State {
     /// counts, which do not go through the event queue).
     pub fn apply_net(&mut self, pid: u32, event: &NetEvent, now: Instant) {
         let max_fqdns = self.max_fqdns_per_container;
+        let procfs = self.procfs.clone();
         let answers = match self.container_of_pid_mut(pid) {
             Some(c) => match event {
                 NetEvent::L7 {
@@ -22,6 +23,13 @@ impl State {
                     // One opted-out process opts its container out (they share an environment).
                     if *opted_out == Some(true) {
                         c.net.l7.opted_out = true;
+                    } else if opted_out.is_none() && !c.net.l7.opt_out_checked {
+                        // The process was gone before its environment could be read (a
+                        // short-lived client): ask the container's live processes, once.
+                        c.net.l7.opt_out_checked = true;
+                        if crate::l7_optout::any_opts_out(&procfs, &c.pids) {
+                            c.net.l7.opted_out = true;
+                        }
                     }
                     if c.net.l7.opted_out {
                         None
