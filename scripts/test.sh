@@ -23,7 +23,8 @@ PACKAGES=(containerd runc containernetworking-plugins busybox-static docker.io p
           binutils libc6-dev python3-venv
           e2fsprogs mount redis-server nginx postgresql gcc
           curl apache2-utils bind9-dnsutils nghttp2-server nghttp2-client redis-tools
-          postgresql-client openssl golang-go)
+          postgresql-client openssl golang-go
+          mariadb-server-core memcached nats-server rabbitmq-server zookeeper)
 
 install_packages() {
     local missing=()

@@ -359,10 +359,12 @@ static __always_inline int l7_is_clickhouse(const struct l7_head *h)
 	       (l7_b(h, 5) | 0x20) == 'c' && (l7_b(h, 6) | 0x20) == 'k';
 }
 
-/* FoundationDB: a ConnectPacket, whose protocol version starts 0x0FDB00B0. */
+/* FoundationDB: a ConnectPacket, whose protocol version starts 0x0FDB00B0, or
+ * 0x1FDB00B0 with the object serializer flag (0x1000000000000000) every
+ * FoundationDB >= 6.2 sets. */
 static __always_inline int l7_is_foundationdb(const struct l7_head *h)
 {
-	return (__u32)h->w1 == 0x0FDB00B0;
+	return ((__u32)h->w1 & ~0x10000000u) == 0x0FDB00B0;
 }
 
 /* Server-first protocols, classified from the server's greeting (a client's
@@ -409,12 +411,14 @@ static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
 		return L7_RABBITMQ;
 	if (l7_is_mongo(&h, size))
 		return L7_MONGO;
+	/* ZooKeeper before Kafka: a ConnectRequest (length 44/45, protocol
+	 * version 0, lastZxidSeen 0) also reads as a Kafka Produce v0 header. */
+	if (l7_is_zookeeper(&h, size))
+		return L7_ZOOKEEPER;
 	if (l7_is_kafka(&h, size))
 		return L7_KAFKA;
 	if (l7_is_cassandra(&h, size))
 		return L7_CASSANDRA;
-	if (l7_is_zookeeper(&h, size))
-		return L7_ZOOKEEPER;
 	if (l7_is_dubbo2(&h))
 		return L7_DUBBO2;
 	if (l7_is_clickhouse(&h))

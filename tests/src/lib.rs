@@ -12,6 +12,7 @@ pub mod cri;
 pub mod dockerd;
 pub mod exposition;
 pub mod http_mock;
+pub mod l7_db;
 pub mod l7_expect;
 pub mod l7_run;
 pub mod l7_servers;

@@ -175,7 +175,7 @@ fn every_sonde_catalogue_metric_is_in_a_real_scrape() {
     if !privileged(test) {
         return;
     }
-    let src = std::fs::read_to_string(catalogue::catalogue_path()).unwrap();
+    let src = catalogue::catalogue_source().unwrap();
     let entries = catalogue::parse(&src).unwrap();
     assert!(entries.iter().any(|e| e.condition.is_some()));
     let agent = Agent::start(&[]);

@@ -1,9 +1,11 @@
 //! FoundationDB's FlowTransport.
 //!
 //! A connection opens with a ConnectPacket each way (`[length: u32 LE]
-//! [protocol version: u64 LE]...`, the version's bytes 6-7 reading 0x1FDB
-//! for every object-serializer release). Then every packet is `[length: u32
-//! LE][checksum: u64, only without TLS][endpoint token: 16 bytes][message]`
+//! [protocol version: u64 LE]...`; the version's top 4 bits are flags, the
+//! object-serializer flag set by every current release, so bytes 6-7 read
+//! 0x1FDB). Then every packet is `[length: u32 LE][checksum: XXH3-64, only
+//! without TLS][endpoint token: 16 bytes][message]` (FoundationDB 7.x; 6.3
+//! had a 4-byte CRC32 there, a layout not followed)
 //! with `length` counting token and message; a message is flatbuffers-
 //! serialized `[root offset: u32][file identifier: u32]...`. The file
 //! identifier names the type: a request (GetValueRequest, CommitTransaction-

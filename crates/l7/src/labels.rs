@@ -98,15 +98,18 @@ pub fn has_method_label(p: Protocol) -> bool {
 }
 
 /// The `status` label value. HTTP: the class (`2xx` ...; `unknown` outside
-/// 100..599); gRPC (an HTTP/2 call with a `grpc-status`): `grpc:<CODE>`
-/// (`grpc:OK`, `grpc:NOT_FOUND` ...; undefined codes `grpc:UNKNOWN`);
-/// databases and queues: `ok` / `failed`; DNS: coroot's RCODE names. None:
-/// coroot does not report the request at all (DNS RCODEs above 5).
+/// 100..599); gRPC (an HTTP/2 call with a `grpc-status`): the class of the
+/// HTTP status its code stands for ([`grpc_http_status`]: `NOT_FOUND` is
+/// `4xx`, `INTERNAL` and `UNAVAILABLE` `5xx`); databases and queues: `ok` /
+/// `failed`; DNS: coroot's RCODE names. None: coroot does not report the
+/// request at all (DNS RCODEs above 5).
 ///
-/// gRPC: coroot-node-agent's `Status.GRPC()` renders `grpc:` and the code's
-/// canonical name (a coroot-derived parser test asserts `grpc:NOT_FOUND`);
-/// older agents reported an HTTP/2 request by its `:status` only. See
-/// docs/l7.md for how the Coroot server reads these values.
+/// gRPC, decided here (docs/l7.md): a failed call answers HTTP 200 with a
+/// non-zero `grpc-status` in its trailers. Upstream coroot-node-agent labels
+/// HTTP/2 by `:status` alone (a failed call is `2xx`), and a `grpc:<CODE>`
+/// value seen in a derived agent is not an error to the Coroot server, which
+/// counts `5xx` and `failed`. The class of the code's HTTP equivalent keeps
+/// coroot's label set and makes a failed call the error it is.
 pub fn status_label(s: Status) -> Option<&'static str> {
     Some(match s {
         Status::Http(c) => match c {
@@ -117,10 +120,11 @@ pub fn status_label(s: Status) -> Option<&'static str> {
             500..=599 => "5xx",
             _ => "unknown",
         },
-        Status::Grpc(c) => GRPC_LABELS
-            .get(c as usize)
-            .copied()
-            .unwrap_or("grpc:UNKNOWN"),
+        Status::Grpc(c) => match grpc_http_status(c) {
+            200 => "2xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        },
         Status::Ok => "ok",
         Status::Failed => "failed",
         Status::Dns(rcode) => match rcode {
@@ -230,6 +234,31 @@ pub fn normalize_fqdn(fqdn: &str, qtype: u16) -> Cow<'_, str> {
     Cow::Borrowed(fqdn)
 }
 
+/// The HTTP status a gRPC code stands for: the mapping gRPC's HTTP gateways use
+/// (grpc-gateway's `HTTPStatusFromCode`); codes past the defined ones are 500.
+pub fn grpc_http_status(code: u8) -> u16 {
+    match code {
+        0 => 200,
+        1 => 499,
+        2 => 500,
+        3 => 400,
+        4 => 504,
+        5 => 404,
+        6 => 409,
+        7 => 403,
+        8 => 429,
+        9 => 400,
+        10 => 409,
+        11 => 400,
+        12 => 501,
+        13 => 500,
+        14 => 503,
+        15 => 500,
+        16 => 401,
+        _ => 500,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,10 +284,12 @@ mod tests {
         );
         assert_eq!(status_label(Status::Http(204)), Some("2xx"));
         assert_eq!(status_label(Status::Http(0)), Some("unknown"));
-        assert_eq!(status_label(Status::Grpc(0)), Some("grpc:OK"));
-        assert_eq!(status_label(Status::Grpc(5)), Some("grpc:NOT_FOUND"));
-        assert_eq!(status_label(Status::Grpc(16)), Some("grpc:UNAUTHENTICATED"));
-        assert_eq!(status_label(Status::Grpc(99)), Some("grpc:UNKNOWN"));
+        assert_eq!(status_label(Status::Grpc(0)), Some("2xx"));
+        assert_eq!(status_label(Status::Grpc(5)), Some("4xx"));
+        assert_eq!(status_label(Status::Grpc(16)), Some("4xx"));
+        assert_eq!(status_label(Status::Grpc(13)), Some("5xx"));
+        assert_eq!(status_label(Status::Grpc(14)), Some("5xx"));
+        assert_eq!(status_label(Status::Grpc(99)), Some("5xx"));
         assert_eq!(grpc_code_name(5), "NOT_FOUND");
         assert_eq!(grpc_code_name(200), "UNKNOWN");
         assert_eq!(status_label(Status::Dns(3)), Some("nxdomain"));

@@ -200,6 +200,32 @@ pub struct SessionStats {
     pub excluded: u64,
 }
 
+impl SessionStats {
+    /// Adds `other`'s counters to these (every field: a new one must be added here).
+    pub fn add(&mut self, other: &SessionStats) {
+        let SessionStats {
+            parse_errors,
+            unmatched_responses,
+            pending_overflow,
+            unsupported_chunks,
+            unproven_requests,
+            resyncs,
+            hpack_errors,
+            reset_streams,
+            excluded,
+        } = other;
+        self.parse_errors += parse_errors;
+        self.unmatched_responses += unmatched_responses;
+        self.pending_overflow += pending_overflow;
+        self.unsupported_chunks += unsupported_chunks;
+        self.unproven_requests += unproven_requests;
+        self.resyncs += resyncs;
+        self.hpack_errors += hpack_errors;
+        self.reset_streams += reset_streams;
+        self.excluded += excluded;
+    }
+}
+
 // Issue 16's protocols: one parser per file, framing shared in `framer`
 // and `lines`, one entry point (`Parser16`) for the session's dispatch.
 mod amqp;

@@ -165,4 +165,116 @@ mod tests {
             }
         }
     }
+
+    /// The recordings of real servers, every recv cut at random points
+    /// (200 seeds, both ends): the same counts, no parse error. ClickHouse
+    /// is left out: its parser judges a chunk by its first packet, by design.
+    #[test]
+    fn recordings_split_at_random_points_count_the_same() {
+        use crate::amqp::AmqpState;
+        use crate::memcached::MemcachedState;
+        use crate::mysql::MysqlState;
+        use crate::nats::NatsState;
+        use crate::testutil16::{run_split, tally};
+        use crate::zookeeper::ZookeeperState;
+        let messages = |out: &[Request]| out.len();
+        for seed in 1..=200u64 {
+            for role in [Role::Client, Role::Server] {
+                let (o, st) = run_split(
+                    include_str!("../fixtures/mysql.txt"),
+                    role,
+                    seed,
+                    MysqlState::feed,
+                );
+                assert_eq!(
+                    (tally(&o), st.parse_errors),
+                    ((11, 2), 0),
+                    "mysql seed {seed}"
+                );
+                let (o, st) = run_split(
+                    include_str!("../fixtures/memcached-text.txt"),
+                    role,
+                    seed,
+                    MemcachedState::feed,
+                );
+                assert_eq!(
+                    (tally(&o), st.parse_errors),
+                    ((12, 1), 0),
+                    "memcached text seed {seed}"
+                );
+                let (o, st) = run_split(
+                    include_str!("../fixtures/memcached-binary.txt"),
+                    role,
+                    seed,
+                    MemcachedState::feed,
+                );
+                assert_eq!(
+                    (tally(&o), st.parse_errors),
+                    ((5, 1), 0),
+                    "memcached binary seed {seed}"
+                );
+                let (o, st) = run_split(
+                    include_str!("../fixtures/zookeeper.txt"),
+                    role,
+                    seed,
+                    ZookeeperState::feed,
+                );
+                assert_eq!(
+                    (tally(&o), st.parse_errors),
+                    ((8, 5), 0),
+                    "zookeeper seed {seed}"
+                );
+            }
+            for (f, n) in [
+                (include_str!("../fixtures/nats-pub.txt"), 5),
+                (include_str!("../fixtures/nats-sub.txt"), 5),
+            ] {
+                let (o, st) = run_split(f, Role::Client, seed, NatsState::feed);
+                assert_eq!((messages(&o), st.parse_errors), (n, 0), "nats seed {seed}");
+            }
+            for (f, n) in [
+                (include_str!("../fixtures/amqp-publish.txt"), 5),
+                (include_str!("../fixtures/amqp-consume.txt"), 5),
+            ] {
+                let (o, st) = run_split(f, Role::Client, seed, AmqpState::feed);
+                assert_eq!((messages(&o), st.parse_errors), (n, 0), "amqp seed {seed}");
+            }
+        }
+    }
+
+    /// A client that never gets answers: what waits is bounded, the excess
+    /// counted, and a late answer is matched with a request still waiting.
+    #[test]
+    fn waiting_requests_are_bounded() {
+        let mut p = Parser16::new(Protocol::Mysql).expect("parser");
+        let (mut out, mut stats) = (Vec::new(), SessionStats::default());
+        let q = b"\x09\x00\x00\x00\x03SELECT 1";
+        for i in 0..200 {
+            let c = Chunk {
+                ts_ns: i,
+                direction: Direction::Egress,
+                size: q.len() as u32,
+                payload: q,
+            };
+            p.feed(Role::Client, &c, &mut out, &mut stats);
+        }
+        assert_eq!(
+            stats.pending_overflow,
+            200 - crate::framer::INFLIGHT_MAX as u64
+        );
+        let ok = b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00";
+        let c = Chunk {
+            ts_ns: 1000,
+            direction: Direction::Ingress,
+            size: ok.len() as u32,
+            payload: ok,
+        };
+        p.feed(Role::Client, &c, &mut out, &mut stats);
+        // The oldest still waiting is the 73rd sent (ts 72).
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].duration_ns,
+            1000 - (200 - crate::framer::INFLIGHT_MAX as u64)
+        );
+    }
 }

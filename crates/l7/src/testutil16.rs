@@ -59,3 +59,46 @@ pub(crate) fn tally(out: &[Request]) -> (usize, usize) {
         .count();
     (ok, failed)
 }
+
+/// Like [`run`], but every recorded recv is cut into 1 to 4 pieces at
+/// pseudo-random points (seeded): how a client reading a header first, or a
+/// kernel delivering a message over several syscalls, shows it. A parser
+/// that follows messages by length must count the same.
+pub(crate) fn run_split<S: Default>(
+    fixture: &str,
+    role: Role,
+    seed: u64,
+    feed: impl Fn(&mut S, Role, &Chunk, &mut Vec<Request>, &mut SessionStats),
+) -> (Vec<Request>, SessionStats) {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut out, mut stats) = (Vec::new(), SessionStats::default());
+    for conversation in fixture.split("\n=\n") {
+        let mut s = S::default();
+        for (ts, dir, b) in chunks(conversation, role) {
+            let mut cuts: Vec<usize> = (0..next() % 4)
+                .map(|_| (next() as usize) % (b.len() + 1))
+                .collect();
+            cuts.push(0);
+            cuts.push(b.len());
+            cuts.sort_unstable();
+            cuts.dedup();
+            for w in cuts.windows(2) {
+                let piece = &b[w[0]..w[1]];
+                let c = Chunk {
+                    ts_ns: ts,
+                    direction: dir,
+                    size: piece.len() as u32,
+                    payload: &piece[..piece.len().min(PAYLOAD_MAX)],
+                };
+                feed(&mut s, role, &c, &mut out, &mut stats);
+            }
+        }
+    }
+    (out, stats)
+}

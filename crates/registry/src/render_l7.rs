@@ -14,6 +14,112 @@ use crate::exposition::{Family, NodeLabels};
 use crate::l7::RequestStats;
 use crate::render::ExportedContainer;
 
+/// A protocol's families: requests made, their latency, requests served, their latency.
+#[derive(Debug, Clone, Copy)]
+pub struct L7Defs {
+    pub requests: &'static MetricDef,
+    pub latency: Option<&'static MetricDef>,
+    pub inbound: Option<&'static MetricDef>,
+    pub inbound_latency: Option<&'static MetricDef>,
+}
+
+/// The families of a protocol; None for DNS (its own families) and HTTP/2 (counted as HTTP).
+pub fn defs(p: sonde_l7::Protocol) -> Option<L7Defs> {
+    Some(match p {
+        sonde_l7::Protocol::Http => L7Defs {
+            requests: &cat::CONTAINER_HTTP_REQUESTS_TOTAL,
+            latency: Some(&cat::CONTAINER_HTTP_REQUESTS_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_HTTP_INBOUND_REQUESTS_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_HTTP_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Postgres => L7Defs {
+            requests: &cat::CONTAINER_POSTGRES_QUERIES_TOTAL,
+            latency: Some(&cat::CONTAINER_POSTGRES_QUERIES_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_POSTGRES_INBOUND_QUERIES_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_POSTGRES_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Redis => L7Defs {
+            requests: &cat::CONTAINER_REDIS_QUERIES_TOTAL,
+            latency: Some(&cat::CONTAINER_REDIS_QUERIES_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_REDIS_INBOUND_QUERIES_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_REDIS_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Memcached => L7Defs {
+            requests: &cat::CONTAINER_MEMCACHED_QUERIES_TOTAL,
+            latency: Some(&cat::CONTAINER_MEMCACHED_QUERIES_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_MEMCACHED_INBOUND_QUERIES_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_MEMCACHED_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Mysql => L7Defs {
+            requests: &cat::CONTAINER_MYSQL_QUERIES_TOTAL,
+            latency: Some(&cat::CONTAINER_MYSQL_QUERIES_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_MYSQL_INBOUND_QUERIES_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_MYSQL_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Mongo => L7Defs {
+            requests: &cat::CONTAINER_MONGO_QUERIES_TOTAL,
+            latency: Some(&cat::CONTAINER_MONGO_QUERIES_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_MONGO_INBOUND_QUERIES_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_MONGO_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Kafka => L7Defs {
+            requests: &cat::CONTAINER_KAFKA_REQUESTS_TOTAL,
+            latency: Some(&cat::CONTAINER_KAFKA_REQUESTS_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_KAFKA_INBOUND_REQUESTS_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_KAFKA_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Cassandra => L7Defs {
+            requests: &cat::CONTAINER_CASSANDRA_QUERIES_TOTAL,
+            latency: Some(&cat::CONTAINER_CASSANDRA_QUERIES_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_CASSANDRA_INBOUND_QUERIES_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_CASSANDRA_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Rabbitmq => L7Defs {
+            requests: &cat::CONTAINER_RABBITMQ_MESSAGES_TOTAL,
+            latency: None,
+            inbound: None,
+            inbound_latency: None,
+        },
+        sonde_l7::Protocol::Nats => L7Defs {
+            requests: &cat::CONTAINER_NATS_MESSAGES_TOTAL,
+            latency: None,
+            inbound: None,
+            inbound_latency: None,
+        },
+        sonde_l7::Protocol::Dubbo2 => L7Defs {
+            requests: &cat::CONTAINER_DUBBO_REQUESTS_TOTAL,
+            latency: Some(&cat::CONTAINER_DUBBO_REQUESTS_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_DUBBO_INBOUND_REQUESTS_TOTAL),
+            inbound_latency: Some(&cat::CONTAINER_DUBBO_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
+        },
+        sonde_l7::Protocol::Clickhouse => L7Defs {
+            requests: &cat::CONTAINER_CLICKHOUSE_QUERIES_TOTAL,
+            latency: Some(&cat::CONTAINER_CLICKHOUSE_QUERIES_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_CLICKHOUSE_INBOUND_QUERIES_TOTAL),
+            inbound_latency: Some(
+                &cat::CONTAINER_CLICKHOUSE_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
+            ),
+        },
+        sonde_l7::Protocol::Zookeeper => L7Defs {
+            requests: &cat::CONTAINER_ZOOKEEPER_REQUESTS_TOTAL,
+            latency: Some(&cat::CONTAINER_ZOOKEEPER_REQUESTS_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_ZOOKEEPER_INBOUND_REQUESTS_TOTAL),
+            inbound_latency: Some(
+                &cat::CONTAINER_ZOOKEEPER_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL,
+            ),
+        },
+        sonde_l7::Protocol::FoundationDb => L7Defs {
+            requests: &cat::CONTAINER_FOUNDATIONDB_REQUESTS_TOTAL,
+            latency: Some(&cat::CONTAINER_FOUNDATIONDB_REQUESTS_DURATION_SECONDS_TOTAL),
+            inbound: Some(&cat::CONTAINER_FOUNDATIONDB_INBOUND_REQUESTS_TOTAL),
+            inbound_latency: Some(
+                &cat::CONTAINER_FOUNDATIONDB_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL,
+            ),
+        },
+        sonde_l7::Protocol::Http2 | sonde_l7::Protocol::Dns => return None,
+    })
+}
+
 /// Families filled lazily: a node without a protocol's traffic exports none of its families.
 #[derive(Default)]
 struct Families(BTreeMap<&'static str, Family>);
@@ -67,7 +173,7 @@ pub fn render_l7(
         let id = c.container_id.as_str();
         let l7 = &c.net.l7;
         for ((protocol, d, a), stats) in &l7.outbound {
-            let Some(defs) = cat::defs(*protocol) else {
+            let Some(defs) = defs(*protocol) else {
                 continue;
             };
             dst.clear();
@@ -82,7 +188,7 @@ pub fn render_l7(
             add_stats(&mut fams, defs.requests, defs.latency, &labels, stats);
         }
         for (protocol, stats) in &l7.inbound {
-            let Some(defs) = cat::defs(*protocol) else {
+            let Some(defs) = defs(*protocol) else {
                 continue;
             };
             let Some(requests) = defs.inbound else {
@@ -163,6 +269,15 @@ pub fn render_l7_self_metrics(
         (&cat::SONDE_L7_PENDING_OVERFLOW, s.parsing.pending_overflow),
         (&cat::SONDE_L7_UNSUPPORTED, s.unsupported),
         (&cat::SONDE_L7_DECODE_ERRORS, s.decode_errors),
+        (
+            &cat::SONDE_L7_UNSUPPORTED_CHUNKS,
+            s.parsing.unsupported_chunks,
+        ),
+        (&cat::SONDE_L7_UNPROVEN, s.parsing.unproven_requests),
+        (&cat::SONDE_L7_RESYNCS, s.parsing.resyncs),
+        (&cat::SONDE_L7_HPACK_ERRORS, s.parsing.hpack_errors),
+        (&cat::SONDE_L7_RESET_STREAMS, s.parsing.reset_streams),
+        (&cat::SONDE_L7_EXCLUDED, s.parsing.excluded),
     ] {
         let mut f = Family::new(def);
         f.add(&[], value as f64);

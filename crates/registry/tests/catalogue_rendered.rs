@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use sonde_testsupport::catalogue;
 
 fn real_catalogue() -> String {
-    std::fs::read_to_string(catalogue::catalogue_path()).unwrap()
+    catalogue::catalogue_source().unwrap()
 }
 
 #[test]

@@ -37,6 +37,31 @@ pub fn catalogue_path() -> PathBuf {
     workspace_root().join("crates/registry/src/catalogue.rs")
 }
 
+/// The catalogue's files: catalogue.rs and its submodules (catalogue/l7.rs ...), sorted.
+pub fn catalogue_paths() -> std::io::Result<Vec<PathBuf>> {
+    let mut paths = vec![catalogue_path()];
+    let dir = workspace_root().join("crates/registry/src/catalogue");
+    if dir.is_dir() {
+        let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        subs.sort();
+        paths.extend(subs);
+    }
+    Ok(paths)
+}
+
+/// The whole catalogue's source: its files one after the other.
+pub fn catalogue_source() -> std::io::Result<String> {
+    let mut src = String::new();
+    for p in catalogue_paths()? {
+        src.push_str(&std::fs::read_to_string(p)?);
+        src.push('\n');
+    }
+    Ok(src)
+}
+
 /// The entries of a catalogue source, in order. Errors on an entry whose identifier or name
 /// cannot be read and on a condition comment that is not followed by an entry.
 pub fn parse(src: &str) -> Result<Vec<Entry>, String> {
@@ -119,7 +144,7 @@ pub fn unreferenced<'a>(entries: &'a [Entry], sources: &[String]) -> Vec<&'a Ent
         .collect()
 }
 
-/// Every `.rs` file under `crates/*/src` of the workspace except the catalogue itself and this
+/// Every `.rs` file under `crates/*/src` of the workspace except the catalogue's files and this
 /// crate (the code that could render an entry).
 pub fn rendering_sources() -> std::io::Result<Vec<String>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -133,7 +158,10 @@ pub fn rendering_sources() -> std::io::Result<Vec<String>> {
         }
         Ok(())
     }
-    let catalogue = catalogue_path().canonicalize()?;
+    let catalogue: Vec<PathBuf> = catalogue_paths()?
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
     let mut files = Vec::new();
     for krate in std::fs::read_dir(workspace_root().join("crates"))? {
         let krate = krate?.path();
@@ -144,7 +172,11 @@ pub fn rendering_sources() -> std::io::Result<Vec<String>> {
     }
     files
         .into_iter()
-        .filter(|p| p.canonicalize().ok().as_ref() != Some(&catalogue))
+        .filter(|p| {
+            p.canonicalize()
+                .ok()
+                .is_none_or(|c| !catalogue.contains(&c))
+        })
         .map(std::fs::read_to_string)
         .collect()
 }

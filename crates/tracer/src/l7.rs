@@ -168,9 +168,7 @@ impl std::fmt::Debug for L7Engine {
 }
 
 fn add(a: &mut SessionStats, b: &SessionStats) {
-    a.parse_errors += b.parse_errors;
-    a.unmatched_responses += b.unmatched_responses;
-    a.pending_overflow += b.pending_overflow;
+    a.add(b);
 }
 
 impl L7Engine {

@@ -1,21 +1,10 @@
-//! Application-layer metrics (coroot-node-agent's `L7Requests`, `L7Latency`, `L7InboundRequests`,
-//! `L7InboundLatency`, the DNS ones and `ip_to_fqdn`): one entry per name, and [`defs`], which
-//! names a protocol's families. Outbound series carry `destination, actual_destination, status`
-//! (plus `method` for RabbitMQ and NATS), inbound ones `status`; histograms use
-//! [`crate::l7::BUCKETS`].
-
-use sonde_l7::Protocol;
+//! Application-layer metrics (coroot-node-agent's `L7Requests`, `L7Latency`,
+//! `L7InboundRequests`, `L7InboundLatency`, the DNS ones and `ip_to_fqdn`) and the L7 engine's
+//! self-metrics: one entry per name; render_l7.rs renders them. Outbound series carry
+//! `destination, actual_destination, status` (plus `method` for RabbitMQ and NATS), inbound ones
+//! `status`; histograms use [`crate::l7::BUCKETS`].
 
 use super::{Kind, MetricDef};
-
-/// A protocol's families: requests made, their latency, requests served, their latency.
-#[derive(Debug, Clone, Copy)]
-pub struct L7Defs {
-    pub requests: &'static MetricDef,
-    pub latency: Option<&'static MetricDef>,
-    pub inbound: Option<&'static MetricDef>,
-    pub inbound_latency: Option<&'static MetricDef>,
-}
 
 metric!(
     CONTAINER_HTTP_REQUESTS_TOTAL,
@@ -447,161 +436,39 @@ metric!(
     Counter,
     "Requests not counted because a container reached its bound of L7 or DNS series (summed over exported containers)"
 );
-
-/// The families of a protocol; None for DNS (its own families) and HTTP/2 (counted as HTTP).
-pub fn defs(p: Protocol) -> Option<L7Defs> {
-    Some(match p {
-        Protocol::Http => L7Defs {
-            requests: &CONTAINER_HTTP_REQUESTS_TOTAL,
-            latency: Some(&CONTAINER_HTTP_REQUESTS_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_HTTP_INBOUND_REQUESTS_TOTAL),
-            inbound_latency: Some(&CONTAINER_HTTP_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Postgres => L7Defs {
-            requests: &CONTAINER_POSTGRES_QUERIES_TOTAL,
-            latency: Some(&CONTAINER_POSTGRES_QUERIES_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_POSTGRES_INBOUND_QUERIES_TOTAL),
-            inbound_latency: Some(&CONTAINER_POSTGRES_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Redis => L7Defs {
-            requests: &CONTAINER_REDIS_QUERIES_TOTAL,
-            latency: Some(&CONTAINER_REDIS_QUERIES_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_REDIS_INBOUND_QUERIES_TOTAL),
-            inbound_latency: Some(&CONTAINER_REDIS_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Memcached => L7Defs {
-            requests: &CONTAINER_MEMCACHED_QUERIES_TOTAL,
-            latency: Some(&CONTAINER_MEMCACHED_QUERIES_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_MEMCACHED_INBOUND_QUERIES_TOTAL),
-            inbound_latency: Some(&CONTAINER_MEMCACHED_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Mysql => L7Defs {
-            requests: &CONTAINER_MYSQL_QUERIES_TOTAL,
-            latency: Some(&CONTAINER_MYSQL_QUERIES_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_MYSQL_INBOUND_QUERIES_TOTAL),
-            inbound_latency: Some(&CONTAINER_MYSQL_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Mongo => L7Defs {
-            requests: &CONTAINER_MONGO_QUERIES_TOTAL,
-            latency: Some(&CONTAINER_MONGO_QUERIES_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_MONGO_INBOUND_QUERIES_TOTAL),
-            inbound_latency: Some(&CONTAINER_MONGO_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Kafka => L7Defs {
-            requests: &CONTAINER_KAFKA_REQUESTS_TOTAL,
-            latency: Some(&CONTAINER_KAFKA_REQUESTS_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_KAFKA_INBOUND_REQUESTS_TOTAL),
-            inbound_latency: Some(&CONTAINER_KAFKA_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Cassandra => L7Defs {
-            requests: &CONTAINER_CASSANDRA_QUERIES_TOTAL,
-            latency: Some(&CONTAINER_CASSANDRA_QUERIES_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_CASSANDRA_INBOUND_QUERIES_TOTAL),
-            inbound_latency: Some(&CONTAINER_CASSANDRA_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Rabbitmq => L7Defs {
-            requests: &CONTAINER_RABBITMQ_MESSAGES_TOTAL,
-            latency: None,
-            inbound: None,
-            inbound_latency: None,
-        },
-        Protocol::Nats => L7Defs {
-            requests: &CONTAINER_NATS_MESSAGES_TOTAL,
-            latency: None,
-            inbound: None,
-            inbound_latency: None,
-        },
-        Protocol::Dubbo2 => L7Defs {
-            requests: &CONTAINER_DUBBO_REQUESTS_TOTAL,
-            latency: Some(&CONTAINER_DUBBO_REQUESTS_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_DUBBO_INBOUND_REQUESTS_TOTAL),
-            inbound_latency: Some(&CONTAINER_DUBBO_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Clickhouse => L7Defs {
-            requests: &CONTAINER_CLICKHOUSE_QUERIES_TOTAL,
-            latency: Some(&CONTAINER_CLICKHOUSE_QUERIES_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_CLICKHOUSE_INBOUND_QUERIES_TOTAL),
-            inbound_latency: Some(&CONTAINER_CLICKHOUSE_INBOUND_QUERIES_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Zookeeper => L7Defs {
-            requests: &CONTAINER_ZOOKEEPER_REQUESTS_TOTAL,
-            latency: Some(&CONTAINER_ZOOKEEPER_REQUESTS_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_ZOOKEEPER_INBOUND_REQUESTS_TOTAL),
-            inbound_latency: Some(&CONTAINER_ZOOKEEPER_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::FoundationDb => L7Defs {
-            requests: &CONTAINER_FOUNDATIONDB_REQUESTS_TOTAL,
-            latency: Some(&CONTAINER_FOUNDATIONDB_REQUESTS_DURATION_SECONDS_TOTAL),
-            inbound: Some(&CONTAINER_FOUNDATIONDB_INBOUND_REQUESTS_TOTAL),
-            inbound_latency: Some(&CONTAINER_FOUNDATIONDB_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL),
-        },
-        Protocol::Http2 | Protocol::Dns => return None,
-    })
-}
-
-/// Every entry of this file (the catalogue's completeness checks).
-pub static ALL: &[&MetricDef] = &[
-    &CONTAINER_HTTP_REQUESTS_TOTAL,
-    &CONTAINER_HTTP_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_HTTP_INBOUND_REQUESTS_TOTAL,
-    &CONTAINER_HTTP_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_POSTGRES_QUERIES_TOTAL,
-    &CONTAINER_POSTGRES_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_POSTGRES_INBOUND_QUERIES_TOTAL,
-    &CONTAINER_POSTGRES_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_REDIS_QUERIES_TOTAL,
-    &CONTAINER_REDIS_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_REDIS_INBOUND_QUERIES_TOTAL,
-    &CONTAINER_REDIS_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_MEMCACHED_QUERIES_TOTAL,
-    &CONTAINER_MEMCACHED_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_MEMCACHED_INBOUND_QUERIES_TOTAL,
-    &CONTAINER_MEMCACHED_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_MYSQL_QUERIES_TOTAL,
-    &CONTAINER_MYSQL_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_MYSQL_INBOUND_QUERIES_TOTAL,
-    &CONTAINER_MYSQL_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_MONGO_QUERIES_TOTAL,
-    &CONTAINER_MONGO_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_MONGO_INBOUND_QUERIES_TOTAL,
-    &CONTAINER_MONGO_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_KAFKA_REQUESTS_TOTAL,
-    &CONTAINER_KAFKA_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_KAFKA_INBOUND_REQUESTS_TOTAL,
-    &CONTAINER_KAFKA_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_CASSANDRA_QUERIES_TOTAL,
-    &CONTAINER_CASSANDRA_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_CASSANDRA_INBOUND_QUERIES_TOTAL,
-    &CONTAINER_CASSANDRA_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_RABBITMQ_MESSAGES_TOTAL,
-    &CONTAINER_NATS_MESSAGES_TOTAL,
-    &CONTAINER_DUBBO_REQUESTS_TOTAL,
-    &CONTAINER_DUBBO_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_DUBBO_INBOUND_REQUESTS_TOTAL,
-    &CONTAINER_DUBBO_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_CLICKHOUSE_QUERIES_TOTAL,
-    &CONTAINER_CLICKHOUSE_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_CLICKHOUSE_INBOUND_QUERIES_TOTAL,
-    &CONTAINER_CLICKHOUSE_INBOUND_QUERIES_DURATION_SECONDS_TOTAL,
-    &CONTAINER_ZOOKEEPER_REQUESTS_TOTAL,
-    &CONTAINER_ZOOKEEPER_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_ZOOKEEPER_INBOUND_REQUESTS_TOTAL,
-    &CONTAINER_ZOOKEEPER_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_FOUNDATIONDB_REQUESTS_TOTAL,
-    &CONTAINER_FOUNDATIONDB_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_FOUNDATIONDB_INBOUND_REQUESTS_TOTAL,
-    &CONTAINER_FOUNDATIONDB_INBOUND_REQUESTS_DURATION_SECONDS_TOTAL,
-    &CONTAINER_DNS_REQUESTS_TOTAL,
-    &CONTAINER_DNS_REQUESTS_DURATION_SECONDS_TOTAL,
-    &IP_TO_FQDN,
-    &SONDE_L7_RECORDS,
-    &SONDE_L7_REQUESTS,
-    &SONDE_L7_SESSIONS,
-    &SONDE_L7_SESSIONS_EVICTED,
-    &SONDE_L7_PARSE_ERRORS,
-    &SONDE_L7_UNMATCHED,
-    &SONDE_L7_PENDING_OVERFLOW,
-    &SONDE_L7_UNSUPPORTED,
-    &SONDE_L7_DECODE_ERRORS,
-    &SONDE_L7_DROPPED,
-];
+metric!(
+    SONDE_L7_UNSUPPORTED_CHUNKS,
+    "sonde_l7_unsupported_chunks_total",
+    Counter,
+    "Reads and writes of connections whose protocol has no parser in this build"
+);
+metric!(
+    SONDE_L7_UNPROVEN,
+    "sonde_l7_unproven_requests_total",
+    Counter,
+    "Requests seen only partly (cut by the 512-byte window) whose count could not be proven from the responses"
+);
+metric!(
+    SONDE_L7_RESYNCS,
+    "sonde_l7_resyncs_total",
+    Counter,
+    "Times a connection's parser lost its place (a body or frame past the window with no length) and waited for a recognisable start"
+);
+metric!(
+    SONDE_L7_HPACK_ERRORS,
+    "sonde_l7_hpack_errors_total",
+    Counter,
+    "HTTP/2 header blocks that could not be decoded, and table sizes above the 64 KiB cap"
+);
+metric!(
+    SONDE_L7_RESET_STREAMS,
+    "sonde_l7_reset_streams_total",
+    Counter,
+    "HTTP/2 streams reset before any response (not counted as requests)"
+);
+metric!(
+    SONDE_L7_EXCLUDED,
+    "sonde_l7_excluded_requests_total",
+    Counter,
+    "HTTP requests left out by --exclude-http-requests-by-path"
+);
