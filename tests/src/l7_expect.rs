@@ -174,6 +174,7 @@ impl Expect<'_> {
         let mut buckets = 0;
         for b in s.find(&bucket, &self.labels) {
             buckets += 1;
+            let le_label = b.labels.get("le").map(String::as_str).unwrap_or("");
             let le: f64 = match b.labels.get("le").map(String::as_str) {
                 Some("+Inf") => f64::INFINITY,
                 Some(v) => v.parse().unwrap_or(f64::NAN),
@@ -182,7 +183,7 @@ impl Expect<'_> {
             let at_least = self.seen.bounds.iter().filter(|&&x| x <= le).count() as f64;
             if b.value < at_least || b.value > total {
                 errors.push(format!(
-                    "{what}: {bucket}{{le=\"{le}\"}} = {}, must be in [{at_least}, {total}] (requests whose client-measured time is <= le)",
+                    "{what}: {bucket}{{le=\"{le_label}\"}} = {}, must be in [{at_least}, {total}] (requests whose client-measured time is <= le)",
                     b.value
                 ));
             }

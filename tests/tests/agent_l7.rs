@@ -27,15 +27,15 @@ use sonde_integration_tests::privileged;
 /// it is not traced.
 const OPT_OUT_ENV: (&str, &str) = ("COROOT_EBPF_TRACES", "disabled");
 
-/// The status label of a gRPC call with `grpc-status` `code`: coroot's `Status.GRPC()`,
-/// `grpc:` and the code's canonical name (docs/l7.md). The test's calls end OK or NOT_FOUND.
+/// The status label of a gRPC call with `grpc-status` `code`: the class of the HTTP status
+/// the code stands for (gRPC gateways' mapping, docs/l7.md): OK is `2xx`, NOT_FOUND (404)
+/// `4xx`. The test's calls end OK or NOT_FOUND.
 fn grpc_label(code: u64) -> String {
-    let name = match code {
-        0 => "OK",
-        5 => "NOT_FOUND",
+    match code {
+        0 => "2xx".to_owned(),
+        5 => "4xx".to_owned(),
         other => panic!("the test makes no call ending with grpc-status {other}"),
-    };
-    format!("grpc:{name}")
+    }
 }
 
 /// nginx's own access log ("STATUS URI" lines) holds exactly the requests the clients saw.
