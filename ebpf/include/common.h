@@ -230,7 +230,9 @@ struct l7_event {
 	__u32 _pad;
 	__u8 saddr[16];    /* local address (v4-mapped for AF_INET, as tcp_event) */
 	__u8 daddr[16];    /* peer address: for a client, what it connected to (before DNAT) */
-	__u8 payload[L7_PAYLOAD_MAX_H2];
+	/* A record carries at most L7_PAYLOAD_MAX_H2 bytes; the scratch copy has
+	 * twice that so the verifier sees gathered iovec copies stay inside. */
+	__u8 payload[2 * L7_PAYLOAD_MAX_H2];
 };
 #define L7_EVENT_HEADER 96
 

@@ -79,6 +79,10 @@ struct l7_sys_exit {
 #define EINPROGRESS 115
 #define L7_SOCKETS_MAX 32768
 #define L7_THREADS_MAX 16384
+/* Most iovecs of a vectored call that are summed and gathered from: grpc
+ * writes an HTTP/2 header block from a slice per header (24 iovecs for one
+ * unary call's HEADERS and DATA), netty a slice per frame. */
+#define L7_IOV_GATHER 32
 
 struct l7_sock_key {
 	__u32 tgid;
@@ -166,6 +170,7 @@ struct l7_read {
 	__u64 buf; /* buffer, iovec array or msghdr, by kind */
 	__u32 fd;
 	__u32 kind;
+	__u64 cnt; /* readv: the iovec count */
 };
 
 /* A read on a registered socket in progress, per thread. */
@@ -551,8 +556,64 @@ static __always_inline void l7_register_unconnected_dns(__u32 fd, __u64 uaddr, _
 
 /* ---- records ---- */
 
+
+/*
+ * Copies the first cap (<= L7_PAYLOAD_MAX_H2) bytes of an iovec array's data
+ * into the scratch record's payload; returns how many. A global function:
+ * the verifier checks it once on its own, instead of walking its loop again
+ * in every program that calls it (inlined, the loop made them too large).
+ */
+__attribute__((noinline)) int l7_gather(__u64 iov, __u64 iov_cnt, __u64 cap)
+{
+	__u32 zero = 0;
+	struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
+	if (!e)
+		return 0;
+	__u64 n = 0;
+	for (int i = 0; i < L7_IOV_GATHER; i++) {
+		if (i >= iov_cnt || n >= cap)
+			break;
+		struct l7_iovec v;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))) != 0)
+			break;
+		__u64 len = v.len < cap - n ? v.len : cap - n;
+		__u64 off = n & (L7_PAYLOAD_MAX_H2 - 1); /* n < cap <= 4096 */
+		len &= 0x1fff;
+		if (len > L7_PAYLOAD_MAX_H2)
+			len = L7_PAYLOAD_MAX_H2;
+		if (len && bpf_probe_read_user(&e->payload[off], len, (void *)v.base) != 0)
+			break;
+		n = off + len;
+	}
+	return n;
+}
+
+/* The total bytes of an iovec array's first L7_IOV_GATHER entries (global,
+ * like l7_gather). */
+__attribute__((noinline)) __u64 l7_iov_sum(__u64 iov, __u64 cnt)
+{
+	__u64 total = 0;
+	for (int i = 0; i < L7_IOV_GATHER; i++) {
+		if (i >= cnt)
+			break;
+		struct l7_iovec v;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))) != 0)
+			break;
+		total += v.len;
+	}
+	return total;
+}
+
+/*
+ * One record: the header and the first bytes of the data, from ubuf (avail
+ * bytes there), or, when iov_cnt > 1, gathered from the iovec array at iov
+ * in order. The record never carries more than the protocol's window; the
+ * scratch record's payload is twice the largest window so the verifier can
+ * see every gathered copy stay inside it.
+ */
 static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __u8 direction,
-				    __u32 size, __u64 ubuf, __u64 avail, __u8 flags, __u64 ts)
+				    __u32 size, __u64 ubuf, __u64 avail, __u8 flags, __u64 ts,
+				    __u64 iov, __u64 iov_cnt)
 {
 	__u32 zero = 0;
 	struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
@@ -577,14 +638,22 @@ static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __
 	__builtin_memcpy(e->saddr, s->saddr, 16);
 	__builtin_memcpy(e->daddr, s->daddr, 16);
 	__u64 cap = s->protocol == L7_HTTP2 ? L7_PAYLOAD_MAX_H2 : L7_PAYLOAD_MAX;
-	__u64 n = avail < size ? avail : size;
-	if (n > cap)
-		n = cap;
-	n &= 0x1fff; /* a bound the verifier sees */
+	if (cap > size)
+		cap = size;
+	__u64 n = 0;
+	if (iov_cnt > 1) {
+		n = l7_gather(iov, iov_cnt, cap);
+	} else {
+		n = avail < cap ? avail : cap;
+		n &= 0x1fff; /* a bound the verifier sees */
+		if (n > L7_PAYLOAD_MAX_H2)
+			n = L7_PAYLOAD_MAX_H2;
+		if (n && bpf_probe_read_user(e->payload, n, (void *)ubuf) != 0)
+			n = 0;
+	}
+	n &= 0x1fff;
 	if (n > L7_PAYLOAD_MAX_H2)
 		n = L7_PAYLOAD_MAX_H2;
-	if (n && bpf_probe_read_user(e->payload, n, (void *)ubuf) != 0)
-		n = 0;
 	e->payload_len = n;
 	s->shipped = 1;
 	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + n, wakeup_flags()) != 0)
@@ -688,13 +757,14 @@ static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, _
 	 * ClientHello (a Go Write ships its plaintext before the handshake it
 	 * starts), records and close_notify are ciphertext. */
 	s->tls = 1;
-	l7_emit(&k, s, direction, size, ubuf, size, L7_FLAG_TLS, bpf_ktime_get_ns());
+	l7_emit(&k, s, direction, size, ubuf, size, L7_FLAG_TLS, bpf_ktime_get_ns(), 0, 0);
 }
 
 /* ---- egress ---- */
 
 /* A write of size bytes, the first avail of them at ubuf. */
-static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 avail, __u32 size)
+static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 avail, __u32 size,
+				       __u64 iov, __u64 iov_cnt)
 {
 	struct l7_sock_key k;
 	struct l7_sock *s = l7_lookup(&k, fd);
@@ -712,14 +782,14 @@ static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 a
 	}
 	if (!l7_ready(s, L7_EGRESS, ubuf, size))
 		return;
-	l7_emit(&k, s, L7_EGRESS, size, ubuf, avail, 0, bpf_ktime_get_ns());
+	l7_emit(&k, s, L7_EGRESS, size, ubuf, avail, 0, bpf_ktime_get_ns(), iov, iov_cnt);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int l7_enter_write(struct l7_sys_enter *ctx)
 {
 	__u32 size = ctx->args[2];
-	l7_on_write(ctx, ctx->args[0], ctx->args[1], size, size);
+	l7_on_write(ctx, ctx->args[0], ctx->args[1], size, size, 0, 0);
 	return 0;
 }
 
@@ -736,7 +806,7 @@ static __always_inline void l7_on_sendto(void *ctx, __u32 fd, __u64 buf, __u32 s
 				l7_register_unconnected_dns(fd, addr, sa[0]);
 		}
 	}
-	l7_on_write(ctx, fd, buf, size, size);
+	l7_on_write(ctx, fd, buf, size, size, 0, 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
@@ -746,22 +816,12 @@ int l7_enter_sendto(struct l7_sys_enter *ctx)
 	return 0;
 }
 
-/* Total bytes of an iovec array (first 8 entries) and its first buffer. */
+/* Total bytes of an iovec array (its first L7_IOV_GATHER entries) and its first buffer. */
 static __always_inline __u32 l7_iov_total(__u64 iov, __u64 cnt, struct l7_iovec *first)
 {
-	__u64 total = 0;
 	if (bpf_probe_read_user(first, sizeof(*first), (void *)iov) != 0)
 		return 0;
-	total = first->len;
-#pragma unroll
-	for (int i = 1; i < 8; i++) {
-		if (i >= cnt)
-			break;
-		struct l7_iovec v;
-		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))) != 0)
-			break;
-		total += v.len;
-	}
+	__u64 total = cnt > 1 ? l7_iov_sum(iov, cnt) : first->len;
 	return total > 0xffffffff ? 0xffffffff : total;
 }
 
@@ -773,7 +833,7 @@ static __always_inline void l7_on_writev(void *ctx, __u32 fd, __u64 iov, __u64 c
 	struct l7_iovec first;
 	__u32 size = l7_iov_total(iov, cnt, &first);
 	if (size)
-		l7_on_write(ctx, fd, first.base, first.len, size);
+		l7_on_write(ctx, fd, first.base, first.len, size, iov, cnt);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -791,7 +851,7 @@ static __always_inline void l7_on_sendmsg(void *ctx, __u32 fd, __u64 umsg)
 	struct l7_iovec first;
 	__u32 size = l7_iov_total(m.msg_iov, m.msg_iovlen, &first);
 	if (size)
-		l7_on_write(ctx, fd, first.base, first.len, size);
+		l7_on_write(ctx, fd, first.base, first.len, size, m.msg_iov, m.msg_iovlen);
 }
 
 static __always_inline void l7_on_sendmsg_call(void *ctx, __u32 fd, __u64 umsg)
@@ -831,7 +891,7 @@ int l7_enter_sendmmsg(struct l7_sys_enter *ctx)
 
 /* ---- ingress ---- */
 
-static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind)
+static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind, __u64 cnt)
 {
 	struct l7_sock_key k;
 	if (!l7_lookup(&k, fd))
@@ -845,7 +905,7 @@ static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind
 		}
 		return; /* ciphertext: the plaintext is shipped when the call returns */
 	}
-	struct l7_read r = {.buf = buf, .fd = fd, .kind = kind};
+	struct l7_read r = {.buf = buf, .fd = fd, .kind = kind, .cnt = cnt};
 	bpf_map_update_elem(&l7_reads, &id, &r, BPF_ANY);
 }
 
@@ -865,13 +925,16 @@ static __always_inline void l7_exit_read_common(__s64 ret)
 	__u64 ts = bpf_ktime_get_ns();
 	__u64 buf = rd.buf;
 	__u64 avail = size;
+	__u64 iov = 0, iov_cnt = 0;
 	if (rd.kind != L7_READ_PLAIN) {
-		__u64 iov = rd.buf;
+		iov = rd.buf;
+		iov_cnt = rd.cnt;
 		if (rd.kind == L7_READ_MSG) {
 			struct l7_user_msghdr m;
 			if (bpf_probe_read_user(&m, sizeof(m), (void *)rd.buf) != 0 || !m.msg_iovlen)
 				return;
 			iov = m.msg_iov;
+			iov_cnt = m.msg_iovlen;
 		}
 		struct l7_iovec first;
 		if (bpf_probe_read_user(&first, sizeof(first), (void *)iov) != 0)
@@ -883,34 +946,34 @@ static __always_inline void l7_exit_read_common(__s64 ret)
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
 	if (!s || !l7_ready(s, L7_INGRESS, buf, avail < size ? avail : size))
 		return;
-	l7_emit(&k, s, L7_INGRESS, size, buf, avail, 0, ts);
+	l7_emit(&k, s, L7_INGRESS, size, buf, avail, 0, ts, iov, iov_cnt);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
 int l7_enter_read(struct l7_sys_enter *ctx)
 {
-	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_PLAIN);
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_PLAIN, 0);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int l7_enter_recvfrom(struct l7_sys_enter *ctx)
 {
-	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_PLAIN);
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_PLAIN, 0);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_readv")
 int l7_enter_readv(struct l7_sys_enter *ctx)
 {
-	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_IOV);
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_IOV, ctx->args[2]);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int l7_enter_recvmsg(struct l7_sys_enter *ctx)
 {
-	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_MSG);
+	l7_enter_read_common(ctx->args[0], ctx->args[1], L7_READ_MSG, 0);
 	return 0;
 }
 
@@ -1129,16 +1192,16 @@ int l7_sys_enter(__u64 *ctx)
 	switch (id) {
 	case NR_READ:
 	case NR_RECVFROM:
-		l7_enter_read_common(regs->di, regs->si, L7_READ_PLAIN);
+		l7_enter_read_common(regs->di, regs->si, L7_READ_PLAIN, 0);
 		break;
 	case NR_READV:
-		l7_enter_read_common(regs->di, regs->si, L7_READ_IOV);
+		l7_enter_read_common(regs->di, regs->si, L7_READ_IOV, regs->dx);
 		break;
 	case NR_RECVMSG:
-		l7_enter_read_common(regs->di, regs->si, L7_READ_MSG);
+		l7_enter_read_common(regs->di, regs->si, L7_READ_MSG, 0);
 		break;
 	case NR_WRITE:
-		l7_on_write(ctx, regs->di, regs->si, (__u32)regs->dx, (__u32)regs->dx);
+		l7_on_write(ctx, regs->di, regs->si, (__u32)regs->dx, (__u32)regs->dx, 0, 0);
 		break;
 	case NR_SENDTO:
 		l7_on_sendto(ctx, regs->di, regs->si, (__u32)regs->dx, regs->r8);
