@@ -11,6 +11,11 @@
  *                  of the tracer's cost that no change inside tracer.bpf.o can
  *                  remove (docs/tracer.md, "What would cut the cost further").
  *
+ *   syscall_enter_only, syscall_exit_only  tp_btf on raw_syscalls sys_enter
+ *                  and sys_exit that return at once: what tracing every
+ *                  syscall costs before any L7 work (the floor under
+ *                  src/l7.c's l7_sys_enter/l7_sys_exit; docs/benchmarks.md, L7).
+ *
  * Build: make -C ebpf (built and checked together with tracer.bpf.o).
  */
 #include "kernel.h"
@@ -18,6 +23,18 @@
 
 SEC("tp_btf/inet_sock_set_state")
 int dispatch_only(__u64 *ctx)
+{
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int syscall_enter_only(__u64 *ctx)
+{
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int syscall_exit_only(__u64 *ctx)
 {
 	return 0;
 }
