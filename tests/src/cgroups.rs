@@ -101,6 +101,24 @@ impl TestCgroup {
         Ok(())
     }
 
+    /// Makes `cmd`'s process move itself into this cgroup between fork and exec, so it is
+    /// never seen running anywhere else (a process moved after `spawn` has already run in
+    /// the caller's cgroup, where the agent may have placed it).
+    pub fn spawn_into(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        let procs: Vec<PathBuf> = self.leaves.iter().map(|l| l.join("cgroup.procs")).collect();
+        // SAFETY: the closure runs in the forked child before exec; it only writes to files
+        // (no allocation: the paths were built before the fork, the buffer is static).
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    fs::write(p, b"0")?;
+                }
+                Ok(())
+            });
+        }
+    }
+
     /// Keeps a child process to kill on drop.
     pub fn own(&mut self, child: Child) {
         self.children.push(child);

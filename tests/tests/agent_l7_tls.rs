@@ -45,9 +45,17 @@ fn port_outside_ephemeral() -> u16 {
     panic!("no free port in 20000-32000 on 127.0.0.1");
 }
 
+/// A service cgroup with a long-lived process in it: a container whose clients come and go
+/// is never empty, so the agent does not drop it (and its series) between two clients.
 fn service_cgroup(kind: &str) -> TestCgroup {
     let path = format!("/system.slice/sonde-{kind}-{}.service", std::process::id());
-    TestCgroup::create(&path).unwrap_or_else(|e| panic!("create cgroup {path}: {e}"))
+    let mut cg = TestCgroup::create(&path).unwrap_or_else(|e| panic!("create cgroup {path}: {e}"));
+    let mut keeper = Command::new("sleep");
+    keeper.arg("600");
+    cg.spawn_into(&mut keeper);
+    let child = keeper.spawn().unwrap();
+    cg.own(child);
+    cg
 }
 
 /// N requests of each status, interleaved.
@@ -69,6 +77,8 @@ fn spawn_waiting(
     if let Some(s) = script {
         cmd.arg(s);
     }
+    // Born in its cgroup: see TestCgroup::spawn_into.
+    cg.spawn_into(&mut cmd);
     let child = cmd
         .arg(port.to_string())
         .args(paths)
