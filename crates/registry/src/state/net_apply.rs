@@ -10,7 +10,16 @@ impl State {
     /// counts, which do not go through the event queue).
     pub fn apply_net(&mut self, pid: u32, event: &NetEvent, now: Instant) {
         let max_fqdns = self.max_fqdns_per_container;
-        let procfs = self.procfs.clone();
+        // Only an L7 request of an unreadable process may need /proc (and a clone of the
+        // root): not every TCP event.
+        let procfs = matches!(
+            event,
+            NetEvent::L7 {
+                opted_out: None,
+                ..
+            }
+        )
+        .then(|| self.procfs.clone());
         let answers = match self.container_of_pid_mut(pid) {
             Some(c) => match event {
                 NetEvent::L7 {
@@ -27,7 +36,10 @@ impl State {
                         // The process was gone before its environment could be read (a
                         // short-lived client): ask the container's live processes, once.
                         c.net.l7.opt_out_checked = true;
-                        if crate::l7_optout::any_opts_out(&procfs, &c.pids) {
+                        if procfs
+                            .as_deref()
+                            .is_some_and(|p| crate::l7_optout::any_opts_out(p, &c.pids))
+                        {
                             c.net.l7.opted_out = true;
                         }
                     }
