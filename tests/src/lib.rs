@@ -16,6 +16,7 @@ pub mod l7_db;
 pub mod l7_expect;
 pub mod l7_run;
 pub mod l7_servers;
+pub mod otlp_receiver;
 pub mod tools;
 
 pub use agent::Agent;

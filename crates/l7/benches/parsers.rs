@@ -114,6 +114,50 @@ fn bench(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    // The same with span details kept (`--traces-endpoint`: Config::capture).
+    let capture = Config {
+        capture: true,
+        ..Config::default()
+    };
+    let mut s = Session::new(Protocol::Http, Role::Client);
+    g.bench_function("http1_keepalive_request_capture", |b| {
+        let mut ts = 0;
+        b.iter(|| {
+            ts += 2;
+            out.clear();
+            let w = Chunk {
+                ts_ns: ts,
+                direction: Direction::Egress,
+                size: req.len() as u32,
+                payload: req,
+            };
+            s.feed(black_box(&w), &capture, &mut out);
+            let r = Chunk {
+                ts_ns: ts + 1,
+                direction: Direction::Ingress,
+                size: resp.len() as u32,
+                payload: resp,
+            };
+            s.feed(black_box(&r), &capture, &mut out);
+            black_box(out.len())
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("replay_capture");
+    for (name, p, text) in fixtures {
+        let conn = load(text);
+        let mut out = Vec::new();
+        replay(p, &conn, &capture, &mut out);
+        g.throughput(Throughput::Elements(out.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                replay(p, black_box(&conn), &capture, &mut out);
+                black_box(out.len())
+            })
+        });
+    }
     g.finish();
 }
 

@@ -63,6 +63,8 @@ impl AmqpState {
                     protocol: Protocol::Rabbitmq,
                     status: Status::Ok,
                     duration_ns: 0,
+                    start_ns: 0,
+                    detail: None,
                     method,
                     dns: None,
                 });

@@ -14,6 +14,10 @@
 pub struct Config {
     /// Glob patterns of HTTP request paths whose requests are not reported.
     pub exclude_http_paths: Vec<String>,
+    /// Keep what a trace span shows of each request ([`crate::Detail`]: method and
+    /// path, statement, command) in [`crate::Request::detail`]. Off, the parsers keep
+    /// nothing and allocate nothing for it (`--traces-endpoint` turns it on).
+    pub capture: bool,
 }
 
 impl Config {
@@ -189,6 +193,7 @@ mod tests {
     fn exact_prefix_and_classes() {
         let c = Config {
             exclude_http_paths: vec!["/health".into(), "/metrics*".into()],
+            ..Config::default()
         };
         assert!(c.excludes(b"/health"));
         assert!(

@@ -157,6 +157,8 @@ impl Dns {
             protocol: Protocol::Dns,
             status: Status::Dns(h.rcode),
             duration_ns: duration(p.ts, ts),
+            start_ns: p.ts,
+            detail: None,
             method: Method::Unknown,
             dns: detail.map(Box::new),
         });

@@ -282,8 +282,10 @@ pub(crate) fn completed(
         protocol,
         status,
         duration_ns: end_ns.saturating_sub(start_ns),
+        start_ns,
         method,
         dns: None,
+        detail: None,
     }
 }
 

@@ -319,6 +319,8 @@ impl Http1 {
                                         protocol: Protocol::Http,
                                         status: Status::Http(code),
                                         duration_ns: duration(p.ts, chunk.ts_ns),
+                                        start_ns: p.ts,
+                                        detail: None,
                                         method: Method::Unknown,
                                         dns: None,
                                     });

@@ -99,6 +99,8 @@ pub(crate) struct Http2 {
     dec_req: Decoder,
     dec_resp: Decoder,
     streams: Vec<Stream>,
+    /// Span details of waiting streams, capture on (crate::detail); bounded like `streams`.
+    details: Vec<(u32, Box<crate::Detail>)>,
 }
 
 /// What a header block said, for the fields we need.
@@ -108,6 +110,16 @@ struct Fields {
     grpc_status: Option<u8>,
     grpc: bool,
     excluded: bool,
+    /// `:method`, `:path`, `:scheme`, capture on only.
+    method: Option<Box<str>>,
+    path: Option<Box<str>>,
+    scheme: Option<Box<str>>,
+}
+
+/// A pseudo-header's value for a span detail (bounded, lossy UTF-8).
+fn text(v: &[u8]) -> Option<Box<str>> {
+    let v = &v[..v.len().min(crate::detail::MAX_TEXT)];
+    Some(String::from_utf8_lossy(v).into())
 }
 
 impl Http2 {
@@ -322,11 +334,19 @@ impl Http2 {
                 &mut self.dec_resp
             };
             let config = ctx.config;
+            let capture = ctx.capture && is_request;
             let r = dec.decode(block, &mut |n, v| match n {
                 b":status" => fl.status = parse_u16(v).unwrap_or(0),
                 b"grpc-status" => fl.grpc_status = parse_u16(v).map(|s| s.min(255) as u8),
                 b"content-type" => fl.grpc = v.starts_with(b"application/grpc"),
-                b":path" => fl.excluded = config.excludes(v),
+                b":path" => {
+                    fl.excluded = config.excludes(v);
+                    if capture {
+                        fl.path = text(v);
+                    }
+                }
+                b":method" if capture => fl.method = text(v),
+                b":scheme" if capture => fl.scheme = text(v),
                 _ => {}
             });
             if r.is_err() {
@@ -347,6 +367,18 @@ impl Http2 {
                 if !s.done {
                     ctx.stats.pending_overflow += 1;
                 }
+            }
+            if ctx.capture {
+                if self.details.len() >= MAX_STREAMS {
+                    self.details.remove(0);
+                }
+                // coroot's placeholders for what the block did not say.
+                let detail = crate::Detail::Http {
+                    method: fl.method.unwrap_or_else(|| "unknown".into()),
+                    path: fl.path.unwrap_or_else(|| "/unknown".into()),
+                    scheme: Some(fl.scheme.unwrap_or_else(|| "unknown".into())),
+                };
+                self.details.push((id, Box::new(detail)));
             }
             self.streams.push(Stream {
                 id,
@@ -434,7 +466,12 @@ impl Http2 {
         }
     }
 
-    fn report(&self, s: Stream, status: Status, ctx: &mut Ctx<'_>) {
+    fn report(&mut self, s: Stream, status: Status, ctx: &mut Ctx<'_>) {
+        let detail = self
+            .details
+            .iter()
+            .position(|(id, _)| *id == s.id)
+            .map(|i| self.details.remove(i).1);
         if s.excluded {
             ctx.stats.excluded += 1;
             return;
@@ -443,6 +480,8 @@ impl Http2 {
             protocol: Protocol::Http2,
             status,
             duration_ns: duration(s.ts, s.resp_ts),
+            start_ns: s.ts,
+            detail,
             method: Method::Unknown,
             dns: None,
         });

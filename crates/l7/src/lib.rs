@@ -13,6 +13,7 @@
 //! See docs/l7.md for the design and the contract with the kernel.
 
 mod config;
+pub mod detail;
 mod dns;
 mod hpack;
 mod http1;
@@ -25,6 +26,7 @@ mod session;
 mod testutil;
 
 pub use config::Config;
+pub use detail::Detail;
 pub use session::Session;
 
 /// Payload bytes the kernel copies per read/write (the rest is counted in
@@ -177,6 +179,12 @@ pub struct Request {
     pub method: Method,
     /// DNS only.
     pub dns: Option<Box<DnsDetail>>,
+    /// Kernel time of the read/write that carried the request (0 when unknown): the
+    /// span's start, and how a session finds the request's text ([`detail`]).
+    pub start_ns: u64,
+    /// What a trace span shows of the request (method and path, statement, command),
+    /// only when [`Config::capture`] is on; None otherwise, and when it was not seen.
+    pub detail: Option<Box<Detail>>,
 }
 
 /// What a session could not use, for the `sonde_l7_*` self-metrics.

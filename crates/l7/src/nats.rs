@@ -104,6 +104,8 @@ fn message(method: Method) -> Request {
         protocol: Protocol::Nats,
         status: Status::Ok,
         duration_ns: 0,
+        start_ns: 0,
+        detail: None,
         method,
         dns: None,
     }

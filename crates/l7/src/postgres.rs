@@ -368,6 +368,8 @@ impl Postgres {
             protocol: Protocol::Postgres,
             status,
             duration_ns: duration(req_ts, resp_ts),
+            start_ns: req_ts,
+            detail: None,
             method: Method::Unknown,
             dns: None,
         });

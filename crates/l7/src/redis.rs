@@ -354,6 +354,8 @@ impl Redis {
             protocol: Protocol::Redis,
             status,
             duration_ns: duration(req_ts, resp_ts),
+            start_ns: req_ts,
+            detail: None,
             method: Method::Unknown,
             dns: None,
         });

@@ -17,6 +17,8 @@ pub(crate) const MAX_PENDING: usize = 128;
 /// Everything a parser needs besides its own state, for one chunk.
 pub(crate) struct Ctx<'a> {
     pub config: &'a Config,
+    /// Keep each request's [`crate::Detail`] (capture on, client side).
+    pub capture: bool,
     pub stats: &'a mut SessionStats,
     pub out: &'a mut Vec<Request>,
 }
@@ -46,6 +48,9 @@ pub struct Session {
     role: Role,
     parser: Parser,
     stats: SessionStats,
+    /// Span details of the client's recent writes (crate::detail), made at the first
+    /// chunk with capture on; None otherwise.
+    pub(crate) capture: Option<Box<crate::detail::Capture>>,
 }
 
 impl Session {
@@ -76,6 +81,7 @@ impl Session {
             role,
             parser,
             stats: SessionStats::default(),
+            capture: None,
         }
     }
 
@@ -86,10 +92,25 @@ impl Session {
             (self.role, chunk.direction),
             (Role::Client, Direction::Egress) | (Role::Server, Direction::Ingress)
         );
+        // Spans are the client's (coroot's are): the server side keeps no detail.
+        let capture =
+            config.capture && self.role == Role::Client && crate::detail::traced(self.protocol);
+        // HTTP/2 keeps its own details (they need its HPACK state).
+        let generic = capture && self.protocol != Protocol::Http2;
+        let first_new = out.len();
+        if generic {
+            let c = self.capture.get_or_insert_with(Box::default);
+            if is_request {
+                c.on_request(self.protocol, chunk);
+            } else {
+                c.on_response(self.protocol, chunk);
+            }
+        }
         let mut ctx = Ctx {
             config,
+            capture,
             stats: &mut self.stats,
-            out,
+            out: &mut *out,
         };
         let switch = match &mut self.parser {
             Parser::Http1(p) => p.feed(chunk, is_request, &mut ctx),
@@ -132,6 +153,11 @@ impl Session {
                 h2.feed(&rest, is_request, &mut ctx);
             }
             self.parser = Parser::Http2(h2);
+        }
+        if generic && let Some(c) = &mut self.capture {
+            for r in &mut out[first_new..] {
+                c.attach(r);
+            }
         }
     }
 

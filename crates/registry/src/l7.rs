@@ -247,6 +247,8 @@ mod tests {
             duration_ns: ns,
             method: Method::Unknown,
             dns: None,
+            start_ns: 0,
+            detail: None,
         }
     }
 
@@ -314,6 +316,8 @@ mod tests {
             protocol: Protocol::Dns,
             status: Status::Dns(rcode),
             duration_ns: 1_000,
+            start_ns: 0,
+            detail: None,
             method: Method::Unknown,
             dns: Some(Box::new(DnsDetail {
                 qtype,

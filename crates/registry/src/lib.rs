@@ -33,6 +33,7 @@ pub mod seeding;
 pub mod self_metrics;
 mod tracer_metrics;
 pub use readiness::READY_TIMEOUT;
+pub mod span_hook;
 pub mod state;
 mod tls_bridge;
 pub mod tracer_bridge;
@@ -51,6 +52,7 @@ use tokio::sync::mpsc;
 pub use exposition::NodeLabels;
 pub use health::Health;
 pub use self_metrics::SelfMetrics;
+pub use span_hook::SpanHook;
 pub use state::{Event, Filters};
 pub use tracer_bridge::TracerSettings;
 
@@ -235,6 +237,7 @@ impl Registry {
         let mut state = State::new(config.gc_grace);
         state.max_fqdns_per_container = config.tracer.max_fqdns_per_container;
         state.procfs = std::sync::Arc::from(config.node_paths.procfs.as_path());
+        state.spans = config.tracer.spans.clone();
 
         let mut scanner = ProcScanner::new(&config.node_paths.procfs);
         let now = Instant::now();

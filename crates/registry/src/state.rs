@@ -148,6 +148,8 @@ pub struct State {
     pub ip_to_fqdn: crate::l7::IpToFqdn,
     /// procfs root, for a container's opt-out from L7 tracing (crate::l7_optout).
     pub procfs: std::sync::Arc<std::path::Path>,
+    /// Where outbound requests go for trace export (None: `--traces-endpoint` unset).
+    pub spans: Option<crate::SpanHook>,
     /// Container of recently exited processes: a process's sockets close after its exit event,
     /// and their last bytes still belong to its container.
     exited: foldhash::HashMap<u32, (String, Instant)>,
@@ -201,6 +203,7 @@ impl State {
             max_fqdns_per_container: 50,
             ip_to_fqdn: crate::l7::IpToFqdn::default(),
             procfs: std::sync::Arc::from(std::path::Path::new("/proc")),
+            spans: None,
             exited: foldhash::HashMap::default(),
             cgroup_runs: foldhash::HashMap::default(),
             identities: HashMap::new(),

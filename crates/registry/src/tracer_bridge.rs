@@ -52,6 +52,9 @@ pub struct TracerSettings {
     pub exclude_http_paths: Vec<String>,
     /// `--max-fqdns-per-container`.
     pub max_fqdns_per_container: usize,
+    /// Trace export of outbound requests (`--traces-endpoint`): the parsers keep each
+    /// request's text, and the registry hands the requests to this hook.
+    pub spans: Option<crate::SpanHook>,
 }
 
 /// The running tracer and the state the scrape needs from it.
@@ -121,6 +124,7 @@ impl NetTracer {
             l7: settings.l7,
             l7_parsing: sonde_l7::Config {
                 exclude_http_paths: settings.exclude_http_paths.clone(),
+                capture: settings.spans.is_some(),
             },
             ..TracerConfig::default()
         };

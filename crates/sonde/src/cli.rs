@@ -341,6 +341,38 @@ pub struct AgentArgs {
     /// Bound on one push request.
     #[arg(long, env = "SONDE_PUSH_TIMEOUT", default_value = "30s", value_parser = parse_duration, hide = true, global = true)]
     pub push_timeout: Duration,
+
+    // --- Traces (coroot's flags; docs/traces.md) ---
+    /// Send a span for every request a container makes over HTTP, HTTP/2, gRPC, Postgres,
+    /// MySQL, MongoDB, Memcached, Redis, ClickHouse or ZooKeeper to this OTLP/HTTP URL (e.g.
+    /// http://collector:4318/v1/traces). Default with --collector-endpoint: <url>/v1/traces.
+    #[arg(long, env = "TRACES_ENDPOINT", global = true)]
+    pub traces_endpoint: Option<String>,
+
+    /// The share of requests that become spans, 0.0 to 1.0 (each request drawn apart).
+    #[arg(long, env = "TRACES_SAMPLING", default_value = "1.0", value_parser = sonde_traces::parse_sampling, global = true)]
+    pub traces_sampling: f64,
+
+    /// Spans waiting for export at most; beyond it (a slow or down collector) new spans
+    /// are dropped and counted in sonde_traces_spans_dropped_total{reason="queue_full"}.
+    #[arg(long, env = "TRACES_QUEUE_SIZE", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576), global = true)]
+    pub traces_queue_size: u32,
+
+    /// How long a batch of spans waits to fill (up to 512 spans) before it is sent.
+    #[arg(long, env = "SONDE_TRACES_BATCH_DELAY", default_value = "5s", value_parser = parse_interval, hide = true, global = true)]
+    pub traces_batch_delay: Duration,
+
+    /// First retry delay after a failed export; doubles up to --traces-retry-max.
+    #[arg(long, env = "SONDE_TRACES_RETRY_MIN", default_value = "1s", value_parser = parse_duration, hide = true, global = true)]
+    pub traces_retry_min: Duration,
+
+    /// Longest retry delay of trace export.
+    #[arg(long, env = "SONDE_TRACES_RETRY_MAX", default_value = "30s", value_parser = parse_duration, hide = true, global = true)]
+    pub traces_retry_max: Duration,
+
+    /// Exports of one batch before it is dropped (sonde_traces_spans_dropped_total{reason="export_failed"}).
+    #[arg(long, env = "SONDE_TRACES_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000), hide = true, global = true)]
+    pub traces_max_attempts: u32,
 }
 
 fn parse_push_interval(s: &str) -> Result<Duration, String> {

@@ -6,6 +6,7 @@ mod process_metrics;
 mod push;
 mod server;
 mod tools;
+mod traces;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -101,6 +102,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     // Bind first: a port conflict is the most common start-up failure and must be said at once.
     let listener = server::bind(args.listen).await?;
     let push_endpoints = push::endpoints(&args)?;
+    let traces_endpoint = traces::endpoint(&args)?;
+    let traces_slot = Arc::new(std::sync::OnceLock::new());
 
     let health = Health::new();
     let config = RegistryConfig {
@@ -149,6 +152,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             l7: !args.disable_l7_tracing,
             exclude_http_paths: args.exclude_http_requests_by_path.clone(),
             max_fqdns_per_container: args.max_fqdns_per_container,
+            spans: traces_endpoint
+                .is_some()
+                .then(|| traces::hook(&traces_slot)),
         },
     };
     let registry = Registry::start(config, health).context("cannot start the registry")?;
@@ -156,11 +162,18 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let push_slot = Arc::new(std::sync::OnceLock::new());
     let render_registry = registry.clone();
     let render_slot = push_slot.clone();
+    let render_traces = traces_slot.clone();
     let render: server::Renderer = Arc::new(move || {
         render_registry
-            .render(|node, out| push::extra_families(&render_slot, node, out))
+            .render(|node, out| {
+                push::extra_families(&render_slot, node, out);
+                traces::families(&render_traces, node, out);
+            })
             .map_err(anyhow::Error::from)
     });
+    if let Some(endpoint) = traces_endpoint {
+        traces::start(&args, endpoint, &registry, &traces_slot);
+    }
     push::start(&args, push_endpoints, &registry, push_slot);
     let observe_registry = registry.clone();
     let ready_registry = registry.clone();

@@ -20,6 +20,10 @@ impl State {
             }
         )
         .then(|| self.procfs.clone());
+        let spans = match event {
+            NetEvent::L7 { inbound: false, .. } => self.spans.clone(),
+            _ => None,
+        };
         let answers = match self.container_of_pid_mut(pid) {
             Some(c) => match event {
                 NetEvent::L7 {
@@ -46,6 +50,9 @@ impl State {
                     if c.net.l7.opted_out {
                         None
                     } else {
+                        if let (Some(hook), Some(id)) = (&spans, c.container_id()) {
+                            (hook.0)(id, *actual, request);
+                        }
                         c.net.l7.apply(request, *dst, *actual, *inbound, max_fqdns)
                     }
                 }
