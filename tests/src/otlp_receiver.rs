@@ -186,7 +186,7 @@ enum Wire<'a> {
     Varint(u64),
     Fixed64(u64),
     Bytes(&'a [u8]),
-    Fixed32(u32),
+    Fixed32,
 }
 
 /// The fields of one message, in order.
@@ -221,9 +221,9 @@ fn fields(mut b: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
                 Wire::Bytes(v)
             }
             5 => {
-                let (v, rest) = b.split_at_checked(4).ok_or("fixed32 runs out")?;
+                let (_, rest) = b.split_at_checked(4).ok_or("fixed32 runs out")?;
                 b = rest;
-                Wire::Fixed32(u32::from_le_bytes(v.try_into().unwrap()))
+                Wire::Fixed32
             }
             t => return Err(format!("wire type {t} of field {field}")),
         };
