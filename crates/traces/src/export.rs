@@ -219,3 +219,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "export_tests.rs"]
+mod tests;
