@@ -13,6 +13,13 @@ pub type HookFn = dyn Fn(&str, SocketAddr, &sonde_l7::Request) + Send + Sync;
 #[derive(Clone)]
 pub struct SpanHook(pub Arc<HookFn>);
 
+/// The agent's own pid: its exports to the collector are HTTP requests the L7 tracer sees too,
+/// and must not become spans (one more span per export, forever).
+pub fn agent_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 impl std::fmt::Debug for SpanHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SpanHook")

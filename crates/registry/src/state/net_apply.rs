@@ -21,7 +21,9 @@ impl State {
         )
         .then(|| self.procfs.clone());
         let spans = match event {
-            NetEvent::L7 { inbound: false, .. } => self.spans.clone(),
+            NetEvent::L7 { inbound: false, .. } if pid != crate::span_hook::agent_pid() => {
+                self.spans.clone()
+            }
             _ => None,
         };
         let answers = match self.container_of_pid_mut(pid) {
