@@ -80,8 +80,9 @@ pub struct Received {
     pub errors: Vec<String>,
 }
 
-/// The running receiver (a thread per connection), on 127.0.0.1 at an ephemeral port (the
-/// agent never counts an ephemeral destination port, so its own exports are no L7 series).
+/// The running receiver (a thread per connection), on 127.0.0.1: at an ephemeral port
+/// ([`Receiver::start`]: the agent never counts an ephemeral destination port, so its own
+/// exports are no L7 requests at all), or at a port outside that range, as a real collector's.
 pub struct Receiver {
     pub port: u16,
     pub received: Arc<Mutex<Received>>,
@@ -89,7 +90,16 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Receiver {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind the OTLP receiver");
+        Receiver::on(TcpListener::bind("127.0.0.1:0").expect("bind the OTLP receiver"))
+    }
+
+    /// On a port outside the ephemeral range, as a real collector's (4318): the agent's own
+    /// exports are then requests to a tracked destination, which must make no spans.
+    pub fn start_outside_ephemeral() -> Receiver {
+        Receiver::on(crate::listener_outside_ephemeral())
+    }
+
+    fn on(l: TcpListener) -> Receiver {
         let port = l.local_addr().expect("local addr").port();
         let received = Arc::new(Mutex::new(Received::default()));
         let r = received.clone();

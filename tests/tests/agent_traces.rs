@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sonde_integration_tests::cgroups::TestCgroup;
 use sonde_integration_tests::l7_db::{self as db, client_argv};
 use sonde_integration_tests::l7_run::{TIMEOUT, curl, serial, start_agent, tools};
 use sonde_integration_tests::l7_servers::{self as l7, Container, log_lines, venv_python_with};
@@ -158,13 +159,22 @@ fn http_postgres_and_redis_requests_become_one_span_each() {
         skip(TEST, "no PostgreSQL server (apt-get install -y postgresql)");
         return;
     };
-    let rx = Receiver::start();
+    // A collector's kind of port: the agent's own exports are requests the tracer sees.
+    let rx = Receiver::start_outside_ephemeral();
     let mut srv = Container::create("trsrv", &[]);
     let mut cli = Container::create("trcli", &[]);
     let http = l7::http_server(&mut srv);
     let pg = l7::postgres(&mut srv, &bin);
     let redis = l7::redis(&mut srv);
+    // The agent in a container of its own (as in a DaemonSet): its exports are then requests
+    // of a named container to a tracked port, counted in its metrics, but never spans.
+    let agent_cg = TestCgroup::create(&format!(
+        "/system.slice/sonde-l7tragent-{}.service",
+        std::process::id()
+    ))
+    .unwrap();
     let agent = traced_agent(&rx, &[]);
+    agent_cg.add_pid(agent.pid()).unwrap();
     let from = unix_ns();
 
     // HTTP/1.1: curl, one process per request, known statuses.
@@ -277,6 +287,31 @@ fn http_postgres_and_redis_requests_become_one_span_each() {
             ("DEL", "DEL k ...", false),
         ])
     );
+    // The agent's own exports (HTTP POSTs to a tracked port) are requests of its container,
+    // and made no span.
+    let rx_dest = format!("127.0.0.1:{}", rx.port);
+    agent.scrape_until(
+        "the agent's exports counted as its requests",
+        TIMEOUT,
+        |s| {
+            s.value(
+                "container_http_requests_total",
+                &[
+                    ("container_id", &agent_cg.path),
+                    ("destination", &rx_dest),
+                    ("status", "2xx"),
+                ],
+            )
+            .is_some_and(|v| v >= 1.0)
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let own: Vec<_> = rx
+        .spans()
+        .into_iter()
+        .filter(|s| s.attr_int("net.peer.port") == Some(i64::from(rx.port)))
+        .collect();
+    assert!(own.is_empty(), "spans of the agent's own exports: {own:#?}");
     // The agent's counters agree: these spans (and any other container's on the node) were
     // exported, none dropped.
     let s = agent.scrape();
