@@ -12,7 +12,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sonde_integration_tests::cgroups::TestCgroup;
+use sonde_integration_tests::agent::sonde_binary;
+use sonde_integration_tests::cgroups::{TestCgroup, hierarchies};
 use sonde_integration_tests::l7_db::{self as db, client_argv};
 use sonde_integration_tests::l7_run::{TIMEOUT, curl, serial, start_agent, tools};
 use sonde_integration_tests::l7_servers::{self as l7, Container, log_lines, venv_python_with};
@@ -39,6 +40,43 @@ fn traced_agent(rx: &Receiver, extra: &[&str]) -> Agent {
     let agent = start_agent(&args);
     agent.scrape_until("the traces subsystem up", TIMEOUT, |s| {
         s.value("sonde_subsystem_up", &[("subsystem", "traces")]) == Some(1.0)
+    });
+    agent
+}
+
+/// [`traced_agent`], born in `cg` (a shell moves itself there, then execs the agent), so the
+/// registry never sees it anywhere else.
+fn traced_agent_in(rx: &Receiver, cg: &TestCgroup) -> Agent {
+    let procs: Vec<String> = hierarchies()
+        .iter()
+        .map(|h| {
+            let p = h.join(cg.path.trim_start_matches('/')).join("cgroup.procs");
+            format!("echo $$ > {}", p.display())
+        })
+        .collect();
+    let script = format!("{} && exec \"$@\"", procs.join(" && "));
+    let launcher: Vec<std::ffi::OsString> = vec![
+        "sh".into(),
+        "-c".into(),
+        script.into(),
+        "sh".into(),
+        sonde_binary().into_os_string(),
+    ];
+    let url = rx.url();
+    let agent = Agent::start_via(
+        &launcher,
+        &[
+            "--min-container-age",
+            "0s",
+            "--traces-endpoint",
+            url.as_str(),
+            "--traces-batch-delay",
+            "200ms",
+        ],
+    );
+    agent.scrape_until("the tracer and trace export up", TIMEOUT, |s| {
+        s.value("sonde_subsystem_up", &[("subsystem", "tracer")]) == Some(1.0)
+            && s.value("sonde_subsystem_up", &[("subsystem", "traces")]) == Some(1.0)
     });
     agent
 }
@@ -173,8 +211,7 @@ fn http_postgres_and_redis_requests_become_one_span_each() {
         std::process::id()
     ))
     .unwrap();
-    let agent = traced_agent(&rx, &[]);
-    agent_cg.add_pid(agent.pid()).unwrap();
+    let agent = traced_agent_in(&rx, &agent_cg);
     let from = unix_ns();
 
     // HTTP/1.1: curl, one process per request, known statuses.
