@@ -1165,6 +1165,55 @@ static __always_inline void l7_on_fork(__u32 child, __u64 clone_flags)
 }
 
 /*
+ * Executables the TLS attacher (crates/tracer/src/tls.rs) has looked at, by
+ * inode: the value is TLS_EXEC_FILE_DONE once user space has, else the time
+ * the file was last reported. A file is reported at its first exec and again
+ * at most once a second until it is done (its process was gone before user
+ * space could open it: the next run is looked at instead). LRU: a forgotten
+ * file is only reported once more.
+ */
+#define TLS_EXEC_FILES_MAX 16384
+#define TLS_EXEC_FILE_DONE (~0ULL)
+#define TLS_EXEC_REPORT_EVERY_NS 1000000000ULL
+struct exec_file_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_EXEC_FILES_MAX);
+	__type(key, struct exec_file_key);
+	__type(value, __u64);
+} tls_exec_files SEC(".maps");
+
+/*
+ * A new executable, reported with a forced wakeup: a Go client that does its
+ * TLS and exits within a few ms would otherwise be gone before the attacher's
+ * first look at its fork (0.2 s later), and its binary never probed. Only
+ * files not seen before cost an event; every other exec costs one lookup.
+ */
+static __always_inline void l7_report_exec(__u32 tgid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (!exe)
+		return;
+	struct exec_file_key key = {
+		.ino = BPF_CORE_READ(exe, f_inode, i_ino),
+		.dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev),
+	};
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&tls_exec_files, &key);
+	if (last && (*last == TLS_EXEC_FILE_DONE || now - *last < TLS_EXEC_REPORT_EVERY_NS))
+		return;
+	bpf_map_update_elem(&tls_exec_files, &key, &now, BPF_ANY);
+	struct exec_event e = {.type = EVENT_PROCESS_EXEC, .pid = tgid, .ino = key.ino, .dev = key.dev};
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_FORCE_WAKEUP) != 0)
+		count_lost(LOST_L7_EVENT);
+}
+
+/*
  * exec() ends the inheritance: most programs a server's child execs (a shell,
  * a container's entrypoint under a runtime that once made a connection) do
  * not use the parent's sockets, and the bit would cost each of them the slow
@@ -1178,6 +1227,7 @@ static __always_inline void l7_on_exec(void)
 	__u64 *w = bpf_map_lookup_elem(&l7_pids, &word);
 	if (w && (*w & (1ULL << (tgid & 63))))
 		__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
+	l7_report_exec(tgid);
 }
 
 SEC("tp_btf/sched_process_exec")
