@@ -806,14 +806,14 @@ static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, _
 
 /* ---- egress ---- */
 
-/* A write of size bytes, the first avail of them at ubuf. */
-static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 avail, __u32 size,
-				       __u64 iov, __u64 iov_cnt)
+/* A write of size bytes on the registered socket s (key k), the first avail
+ * of them at ubuf. */
+static __always_inline void l7_on_write_sock(void *ctx, struct l7_sock_key *kp,
+					     struct l7_sock *s, __u64 ubuf, __u64 avail,
+					     __u32 size, __u64 iov, __u64 iov_cnt)
 {
-	struct l7_sock_key k;
-	struct l7_sock *s = l7_lookup(&k, fd);
-	if (!s)
-		return;
+	struct l7_sock_key k = *kp;
+	__u32 fd = k.fd;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct l7_tls_call *tls = l7_tls_call_of(id);
 	if (tls) {
@@ -827,6 +827,16 @@ static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 a
 	if (!l7_ready(s, L7_EGRESS, ubuf, size))
 		return;
 	l7_emit(&k, s, L7_EGRESS, size, ubuf, avail, 0, bpf_ktime_get_ns(), iov, iov_cnt);
+}
+
+/* A write of size bytes, the first avail of them at ubuf. */
+static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 avail, __u32 size,
+				       __u64 iov, __u64 iov_cnt)
+{
+	struct l7_sock_key k;
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (s)
+		l7_on_write_sock(ctx, &k, s, ubuf, avail, size, iov, iov_cnt);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
@@ -860,24 +870,28 @@ int l7_enter_sendto(struct l7_sys_enter *ctx)
 	return 0;
 }
 
-/* Total bytes of an iovec array (its first L7_IOV_GATHER entries) and its first buffer. */
+/* Total bytes of an iovec array (its first 1 + L7_IOV_GATHER entries) and its first buffer
+ * (read once: the sum starts after it). */
 static __always_inline __u32 l7_iov_total(__u64 iov, __u64 cnt, struct l7_iovec *first)
 {
 	if (bpf_probe_read_user(first, sizeof(*first), (void *)iov) != 0)
 		return 0;
-	__u64 total = cnt > 1 ? l7_iov_sum(iov, cnt) : first->len;
+	__u64 total = first->len;
+	if (cnt > 1)
+		total += l7_iov_sum(iov + sizeof(*first), cnt - 1);
 	return total > 0xffffffff ? 0xffffffff : total;
 }
 
 static __always_inline void l7_on_writev(void *ctx, __u32 fd, __u64 iov, __u64 cnt)
 {
 	struct l7_sock_key k;
-	if (!l7_lookup(&k, fd))
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (!s)
 		return;
 	struct l7_iovec first;
 	__u32 size = l7_iov_total(iov, cnt, &first);
 	if (size)
-		l7_on_write(ctx, fd, first.base, first.len, size, iov, cnt);
+		l7_on_write_sock(ctx, &k, s, first.base, first.len, size, iov, cnt);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -887,7 +901,8 @@ int l7_enter_writev(struct l7_sys_enter *ctx)
 	return 0;
 }
 
-static __always_inline void l7_on_sendmsg(void *ctx, __u32 fd, __u64 umsg)
+static __always_inline void l7_on_sendmsg(void *ctx, struct l7_sock_key *k, struct l7_sock *s,
+					  __u64 umsg)
 {
 	struct l7_user_msghdr m;
 	if (bpf_probe_read_user(&m, sizeof(m), (void *)umsg) != 0 || !m.msg_iovlen)
@@ -895,15 +910,15 @@ static __always_inline void l7_on_sendmsg(void *ctx, __u32 fd, __u64 umsg)
 	struct l7_iovec first;
 	__u32 size = l7_iov_total(m.msg_iov, m.msg_iovlen, &first);
 	if (size)
-		l7_on_write(ctx, fd, first.base, first.len, size, m.msg_iov, m.msg_iovlen);
+		l7_on_write_sock(ctx, k, s, first.base, first.len, size, m.msg_iov, m.msg_iovlen);
 }
 
 static __always_inline void l7_on_sendmsg_call(void *ctx, __u32 fd, __u64 umsg)
 {
 	struct l7_sock_key k;
-	if (!l7_lookup(&k, fd))
-		return;
-	l7_on_sendmsg(ctx, fd, umsg);
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (s)
+		l7_on_sendmsg(ctx, &k, s, umsg);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
@@ -918,12 +933,13 @@ int l7_enter_sendmsg(struct l7_sys_enter *ctx)
 static __always_inline void l7_on_sendmmsg(void *ctx, __u32 fd, __u64 vec, __u32 vlen)
 {
 	struct l7_sock_key k;
-	if (!l7_lookup(&k, fd))
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (!s)
 		return;
 	if (vlen >= 1)
-		l7_on_sendmsg(ctx, fd, vec);
+		l7_on_sendmsg(ctx, &k, s, vec);
 	if (vlen >= 2)
-		l7_on_sendmsg(ctx, fd, vec + sizeof(struct l7_user_mmsghdr));
+		l7_on_sendmsg(ctx, &k, s, vec + sizeof(struct l7_user_mmsghdr));
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmmsg")
