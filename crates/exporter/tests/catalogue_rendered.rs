@@ -80,3 +80,14 @@ fn an_entry_never_rendered_is_caught() {
         .collect();
     assert_eq!(missing, ["sonde_fake_never_rendered_total"]);
 }
+
+/// The catalogue stays split by area: no file of it grows past the project's ~800 lines.
+#[test]
+fn every_catalogue_file_stays_small() {
+    let paths = catalogue::catalogue_paths().unwrap();
+    assert!(paths.len() >= 6, "{paths:?}");
+    for p in paths {
+        let lines = std::fs::read_to_string(&p).unwrap().lines().count();
+        assert!(lines <= 800, "{} has {lines} lines: split it", p.display());
+    }
+}
