@@ -2,19 +2,19 @@
 //!
 //! Keyed by cgroup, it owns all per-container state. Subsystems send it events through one
 //! bounded channel; a single task applies them (`State::apply`), starts metadata lookups and
-//! collects containers whose processes are gone. A scrape renders every `node_*` and
-//! `container_*` metric from that state plus cheap reads of /proc, /sys and cgroup files made
-//! at that moment.
+//! collects containers whose processes are gone. A scrape copies out what it exports
+//! ([`Registry::scrape`]); sonde-exporter turns that, plus cheap reads of /proc, /sys and
+//! cgroup files made at that moment, into metric families. This crate knows no metric name:
+//! its self-metrics are typed counters (`stats`, `metadata`, `delays`) the exporter renders.
 //!
 //! The subsystem crates (cgroup, node, runtime, ...) know nothing of containers or of each
 //! other; this crate composes them.
 
-pub mod catalogue;
 pub mod cgroup_ids;
 pub mod container;
 pub mod delays;
 pub mod discovery;
-pub mod exposition;
+pub mod exported;
 pub mod gpu;
 pub mod health;
 pub mod l7;
@@ -26,19 +26,14 @@ pub mod nat_bridge;
 pub mod net;
 pub mod netns_ips;
 pub mod readiness;
-pub mod render;
-pub mod render_l7;
 pub mod resources;
+mod scrape;
 pub mod seeding;
-pub mod self_metrics;
-mod tracer_metrics;
+pub mod stats;
 pub use readiness::READY_TIMEOUT;
 pub mod state;
 mod tls_bridge;
 pub mod tracer_bridge;
-// Sonde's extensions (issue 20): node activity counters and per-container interfaces.
-pub mod interfaces;
-pub mod node_activity;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,16 +43,16 @@ use sonde_cgroup::CgroupFs;
 use sonde_node::NodePaths;
 use tokio::sync::mpsc;
 
-pub use exposition::NodeLabels;
+pub use exported::{ExportedContainer, NodeLabels};
 pub use health::Health;
-pub use self_metrics::SelfMetrics;
+pub use scrape::{Scrape, TracerFigures};
 pub use state::{Event, Filters};
+pub use stats::RegistryStats;
 pub use tracer_bridge::TracerSettings;
 
 use crate::discovery::ProcScanner;
 pub use crate::metadata::RuntimeSockets;
 use crate::metadata::{Resolver, RuntimeAvailability};
-use crate::render::ExportedContainer;
 use crate::state::State;
 
 /// How often the registry task retries metadata lookups and collects dead containers.
@@ -94,15 +89,6 @@ pub struct RegistryConfig {
     pub resources: resources::ResourcesConfig,
 }
 
-/// Failure to start the registry.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot create self-metrics: {0}")]
-    SelfMetrics(#[source] prometheus::Error),
-    #[error("cannot encode metrics: {0}")]
-    Encode(#[source] prometheus::Error),
-}
-
 /// Handle to the running registry. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
@@ -122,7 +108,8 @@ struct Inner {
     config: RegistryConfig,
     cgroupfs: Option<CgroupFs>,
     node_labels: NodeLabels,
-    metrics: SelfMetrics,
+    stats: Arc<RegistryStats>,
+    metadata_stats: Arc<metadata::MetadataStats>,
     health: Health,
     events: mpsc::Sender<Event>,
     batched: Arc<BatchedEvents>,
@@ -142,7 +129,7 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct EventSender {
     tx: mpsc::Sender<Event>,
-    metrics: SelfMetrics,
+    stats: Arc<RegistryStats>,
     batched: Arc<BatchedEvents>,
 }
 
@@ -184,10 +171,9 @@ impl EventSender {
     }
 
     fn dropped(&self, n: usize) {
-        self.metrics
+        self.stats
             .events_dropped
-            .with_label_values(&["events"])
-            .inc_by(n as u64);
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -195,7 +181,7 @@ impl Registry {
     /// Starts the registry on the current tokio runtime: an initial /proc scan (applied before
     /// this returns, so the first scrape already sees the node's containers), then the event
     /// loop, the periodic scan and the metadata resolver as tasks.
-    pub fn start(config: RegistryConfig, health: Health) -> Result<Registry, Error> {
+    pub fn start(config: RegistryConfig, health: Health) -> Registry {
         let node_labels = NodeLabels {
             machine_id: sonde_node::machine_id(&config.node_paths).unwrap_or_default(),
             system_uuid: sonde_node::system_uuid(&config.node_paths).unwrap_or_default(),
@@ -206,8 +192,8 @@ impl Registry {
                 "No machine id found (/etc/machine-id, /var/lib/dbus/machine-id): the backend cannot join this node's series; mount the host's /etc/machine-id"
             );
         }
-        let metrics =
-            SelfMetrics::new(&node_labels, &config.version).map_err(Error::SelfMetrics)?;
+        let stats = Arc::new(RegistryStats::default());
+        let metadata_stats = Arc::new(metadata::MetadataStats::default());
 
         let cgroupfs = match CgroupFs::detect(&config.cgroupfs_root) {
             Ok(fs) => {
@@ -240,7 +226,9 @@ impl Registry {
         let now = Instant::now();
         match scanner.scan() {
             Ok(outcome) => {
-                metrics.proc_scan_errors.inc_by(outcome.errors);
+                stats
+                    .proc_scan_errors
+                    .fetch_add(outcome.errors, std::sync::atomic::Ordering::Relaxed);
                 for event in outcome.events {
                     state.apply(event, now);
                 }
@@ -257,7 +245,7 @@ impl Registry {
             config.runtime_sockets.clone(),
             config.runtime_timeout,
             availability.clone(),
-            metrics.clone(),
+            metadata_stats.clone(),
             health.clone(),
         ));
 
@@ -309,7 +297,8 @@ impl Registry {
             config,
             cgroupfs,
             node_labels,
-            metrics,
+            stats,
+            metadata_stats,
             health,
             events: events_tx.clone(),
             batched,
@@ -321,7 +310,7 @@ impl Registry {
         if let Some((net, stream)) = tracer {
             let sender = EventSender {
                 tx: events_tx.clone(),
-                metrics: inner.metrics.clone(),
+                stats: inner.stats.clone(),
                 batched: inner.batched.clone(),
             };
             tokio::spawn(tracer_bridge::run_bridge(
@@ -345,14 +334,14 @@ impl Registry {
             availability,
         ));
         tokio::spawn(scan_loop(inner.clone(), scanner, events_tx));
-        Ok(Registry { inner })
+        Registry { inner }
     }
 
     /// A non-blocking sender for other subsystems' events.
     pub fn event_sender(&self) -> EventSender {
         EventSender {
             tx: self.inner.events.clone(),
-            metrics: self.inner.metrics.clone(),
+            stats: self.inner.stats.clone(),
             batched: self.inner.batched.clone(),
         }
     }
@@ -363,123 +352,6 @@ impl Registry {
 
     pub fn node_labels(&self) -> &NodeLabels {
         &self.inner.node_labels
-    }
-
-    pub fn self_metrics(&self) -> &SelfMetrics {
-        &self.inner.metrics
-    }
-
-    /// Renders the whole /metrics response. Reads files: call it from a blocking context.
-    /// `extra` lets the binary add families of subsystems wired outside the registry.
-    pub fn render(
-        &self,
-        extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
-    ) -> Result<String, Error> {
-        exposition::encode_text(self.gather(extra)).map_err(Error::Encode)
-    }
-
-    /// Records how long one whole /metrics response took (render, encoding, compression):
-    /// the HTTP server measures it, since only it sees the response end to end.
-    pub fn observe_scrape(&self, elapsed: Duration) {
-        self.inner
-            .metrics
-            .scrape_duration
-            .observe(elapsed.as_secs_f64());
-    }
-
-    /// Every metric family of a scrape, unencoded (the text renderer and push delivery both
-    /// start from it). Reads files: call it from a blocking context.
-    pub fn gather(
-        &self,
-        extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
-    ) -> Vec<prometheus::proto::MetricFamily> {
-        let inner = &*self.inner;
-        let mut families = Vec::with_capacity(64);
-
-        let snapshot = sonde_node::read_snapshot(&inner.config.node_paths);
-        if !snapshot.errors.is_empty() {
-            inner
-                .metrics
-                .node_read_errors
-                .inc_by(snapshot.errors.len() as u64);
-            for e in &snapshot.errors {
-                tracing::debug!(error = %e, "Failed to read a node metric source");
-            }
-        }
-        render::render_node(
-            &snapshot,
-            &inner.config.version,
-            &inner.node_labels,
-            &mut families,
-        );
-        node_activity::render_node_activity(&snapshot, &inner.node_labels, &mut families);
-
-        let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
-        let mut exported = self.exported_containers(tracer_scrape.as_ref());
-        inner.resources.fill_systemd(&mut exported);
-        if let Some(t) = &tracer_scrape {
-            self.render_tracer_self_metrics(t, &mut families);
-        }
-        let container_delays = inner
-            .delays
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(&exported, &inner.metrics);
-        let zone = render::Zone::from_cloud(
-            inner
-                .config
-                .cloud
-                .as_ref()
-                .and_then(sonde_cloud::CloudHandle::current)
-                .as_ref(),
-        );
-        render::render_containers(
-            &exported,
-            &container_delays,
-            inner.cgroupfs.as_ref(),
-            &zone,
-            &inner.metrics,
-            &inner.node_labels,
-            &mut families,
-        );
-        interfaces::render_interfaces(
-            &exported,
-            &inner.config.node_paths.procfs,
-            &inner.metrics,
-            &inner.node_labels,
-            &mut families,
-        );
-        resources::render_resources(
-            &exported,
-            &inner.resources,
-            inner.cgroupfs.as_ref(),
-            &inner.metrics,
-            &inner.node_labels,
-            &mut families,
-        );
-        let ip_to_fqdn = self.ip_to_fqdn();
-        render_l7::render_l7(&exported, &ip_to_fqdn, &inner.node_labels, &mut families);
-        if let Some(logs) = &inner.logs {
-            render::render_logs(&exported, logs, &inner.node_labels, &mut families);
-        }
-        if let Some(cloud) = &inner.config.cloud {
-            render::render_cloud(cloud, &inner.node_labels, &mut families);
-        }
-        extra(&inner.node_labels, &mut families);
-
-        for (subsystem, status) in inner.health.snapshot() {
-            inner
-                .metrics
-                .subsystem_up
-                .with_label_values(&[subsystem])
-                .set(i64::from(status.up));
-        }
-        let mut own = inner.metrics.registry.gather();
-        // The prometheus crate adds a registry's labels in HashMap order, which changes from
-        // run to run; every other series ends with machine_id, system_uuid.
-        exposition::node_labels_last(&mut own);
-        families.extend(own);
-        families
     }
 
     /// Copies what a scrape needs out of the state, and updates the tracking gauges. Byte
@@ -551,17 +423,13 @@ impl Registry {
                 slot.1 += 1;
             }
         }
-        for (label, n) in by_state {
-            inner
-                .metrics
-                .containers_tracked
-                .with_label_values(&[label])
-                .set(n);
+        for ((_, n), gauge) in by_state.iter().zip(&inner.stats.containers_tracked) {
+            gauge.store(*n, std::sync::atomic::Ordering::Relaxed);
         }
-        inner
-            .metrics
-            .processes_tracked
-            .set(state.tracked_pids() as i64);
+        inner.stats.processes_tracked.store(
+            state.tracked_pids() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // The host's addresses (the agent runs in the host's network namespace), read only
         // when a published port is bound to a wildcard.
         let mut host_ips: Option<Vec<std::net::IpAddr>> = None;
@@ -661,7 +529,7 @@ async fn event_loop(
                 for req in due {
                     let cgroup_id = req.cgroup_id.clone();
                     if lookups.try_send(req).is_err() {
-                        inner.metrics.events_dropped.with_label_values(&["metadata_lookups"]).inc();
+                        inner.stats.lookups_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
                         state.lookup_not_started(&cgroup_id);
                     }
@@ -691,7 +559,10 @@ async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Se
         match outcome {
             Ok(outcome) => {
                 inner.health.up("discovery");
-                inner.metrics.proc_scan_errors.inc_by(outcome.errors);
+                inner
+                    .stats
+                    .proc_scan_errors
+                    .fetch_add(outcome.errors, std::sync::atomic::Ordering::Relaxed);
                 for event in outcome.events {
                     // The scan is not a kernel event source: waiting for room is fine here.
                     if events.send(event).await.is_err() {
@@ -726,10 +597,10 @@ mod tests {
     #[test]
     fn a_batch_is_one_queue_item_in_order_and_its_events_are_bounded() {
         let (tx, mut rx) = mpsc::channel(8);
-        let metrics = SelfMetrics::new(&NodeLabels::default(), "test").unwrap();
+        let stats = Arc::new(RegistryStats::default());
         let sender = EventSender {
             tx,
-            metrics: metrics.clone(),
+            stats: stats.clone(),
             batched: Arc::new(BatchedEvents {
                 queued: std::sync::atomic::AtomicUsize::new(0),
                 limit: 3,
@@ -747,7 +618,7 @@ mod tests {
         assert_eq!(pids(&first), [1, 2]);
         assert_eq!(pids(&rx.try_recv().unwrap()), [5]);
         assert!(rx.try_recv().is_err(), "nothing else was queued");
-        let dropped = metrics.events_dropped.with_label_values(&["events"]).get();
+        let dropped = stats.counts().events_dropped;
         assert_eq!(dropped, 2);
         assert_eq!(
             sender
