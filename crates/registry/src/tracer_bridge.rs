@@ -405,6 +405,11 @@ impl Bridge {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            KernelEvent::ProcessExec { pid, file } => {
+                if let Some(t) = &mut self.tls {
+                    t.exec_seen(pid, file);
+                }
+            }
             KernelEvent::ProcessExit { pid, cgroup_id, .. } => {
                 self.opt_outs.forget(pid);
                 if self.announced.remove(&pid) {
