@@ -1,11 +1,14 @@
 //! The central container registry.
 //!
 //! Keyed by cgroup, it owns all per-container state. Subsystems send it events through one
-//! bounded channel; a single task applies them (`State::apply`), starts metadata lookups and
-//! collects containers whose processes are gone. A scrape copies out what it exports
-//! ([`Registry::scrape`]); sonde-exporter turns that, plus cheap reads of /proc, /sys and
-//! cgroup files made at that moment, into metric families. This crate knows no metric name:
-//! its self-metrics are typed counters (`stats`, `metadata`, `delays`) the exporter renders.
+//! bounded queue (`queue.rs`); a single task applies them (`State::apply`), starts metadata
+//! lookups and collects containers whose processes are gone: that task is the state's only
+//! writer. A scrape copies out what it exports ([`Registry::scrape`]); what it needs from the
+//! kernel's connection map it has the tracer bridge read and send through the queue
+//! (`tracer_bridge.rs`) first. sonde-exporter turns that copy, plus cheap reads of /proc,
+//! /sys and cgroup files made at that moment, into metric families. This crate knows no
+//! metric name: its self-metrics are typed counters (`stats`, `metadata`, `delays`) the
+//! exporter renders.
 //!
 //! The subsystem crates (cgroup, node, runtime, ...) know nothing of containers or of each
 //! other; this crate composes them.
@@ -25,6 +28,7 @@ pub mod metadata;
 pub mod nat_bridge;
 pub mod net;
 pub mod netns_ips;
+pub mod queue;
 pub mod readiness;
 pub mod resources;
 mod scrape;
@@ -45,6 +49,7 @@ use tokio::sync::mpsc;
 
 pub use exported::{ExportedContainer, NodeLabels};
 pub use health::Health;
+pub use queue::EventSender;
 pub use scrape::{Scrape, TracerFigures};
 pub use state::{Event, Filters};
 pub use stats::RegistryStats;
@@ -111,8 +116,7 @@ struct Inner {
     stats: Arc<RegistryStats>,
     metadata_stats: Arc<metadata::MetadataStats>,
     health: Health,
-    events: mpsc::Sender<Event>,
-    batched: Arc<BatchedEvents>,
+    events: EventSender,
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
     logs: Option<Arc<sonde_logs::LogManager>>,
@@ -122,59 +126,6 @@ struct Inner {
     started: Instant,
     availability: Arc<RuntimeAvailability>,
     ready: std::sync::atomic::AtomicBool,
-}
-
-/// Sends events to the registry without ever blocking: when the queue is full the event is
-/// dropped and counted in `sonde_events_dropped_total{queue="events"}`.
-#[derive(Clone, Debug)]
-pub struct EventSender {
-    tx: mpsc::Sender<Event>,
-    stats: Arc<RegistryStats>,
-    batched: Arc<BatchedEvents>,
-}
-
-/// Events waiting in the queue inside [`Event::Batch`]es. A batch takes one slot of the
-/// queue, so the batches' events have a bound of their own, the queue's size again: memory
-/// stays bounded by twice `--event-queue-size` events.
-#[derive(Debug)]
-struct BatchedEvents {
-    queued: std::sync::atomic::AtomicUsize,
-    limit: usize,
-}
-
-impl EventSender {
-    pub fn send(&self, event: Event) {
-        if self.tx.try_send(event).is_err() {
-            self.dropped(1);
-        }
-    }
-
-    /// Sends `events` as one queue item, applied in order. All or none: a batch that does not
-    /// fit is dropped and each of its events counted.
-    pub fn send_batch(&self, mut events: Vec<Event>) {
-        use std::sync::atomic::Ordering;
-        match events.len() {
-            0 => return,
-            1 => return self.send(events.pop().expect("one event")),
-            _ => {}
-        }
-        let n = events.len();
-        let queued = self.batched.queued.fetch_add(n, Ordering::AcqRel);
-        if queued + n > self.batched.limit {
-            self.batched.queued.fetch_sub(n, Ordering::AcqRel);
-            return self.dropped(n);
-        }
-        if self.tx.try_send(Event::Batch(events)).is_err() {
-            self.batched.queued.fetch_sub(n, Ordering::AcqRel);
-            self.dropped(n);
-        }
-    }
-
-    fn dropped(&self, n: usize) {
-        self.stats
-            .events_dropped
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 impl Registry {
@@ -212,11 +163,7 @@ impl Registry {
             }
         };
 
-        let (events_tx, events_rx) = mpsc::channel(config.event_queue.max(1));
-        let batched = Arc::new(BatchedEvents {
-            queued: std::sync::atomic::AtomicUsize::new(0),
-            limit: config.event_queue.max(1),
-        });
+        let (events_tx, events_rx) = queue::channel(config.event_queue, stats.clone());
         let (lookups_tx, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
         let mut state = State::new(config.gc_grace);
         state.max_fqdns_per_container = config.tracer.max_fqdns_per_container;
@@ -254,13 +201,14 @@ impl Registry {
             config.enable_delay_accounting,
             &health,
         );
+        let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let tracer = tracer_bridge::NetTracer::start(
             &config.tracer,
             &config.node_paths.procfs,
             cgroupfs.clone(),
             &health,
+            bridge_stats.clone(),
         );
-        let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let logs = if config.logs.disabled {
             health.down("logs", "log parsing is off (--disable-log-parsing)");
             None
@@ -290,8 +238,8 @@ impl Registry {
         let inner = Arc::new(Inner {
             resources,
             logs: logs.clone(),
-            net: tracer.as_ref().map(|(t, _)| t.clone()),
-            bridge_stats: bridge_stats.clone(),
+            net: tracer.as_ref().map(|(t, _, _)| t.clone()),
+            bridge_stats,
             state: Mutex::new(state),
             delays: Mutex::new(delays),
             config,
@@ -301,25 +249,19 @@ impl Registry {
             metadata_stats,
             health,
             events: events_tx.clone(),
-            batched,
             started: Instant::now(),
             availability: availability.clone(),
             ready: std::sync::atomic::AtomicBool::new(false),
         });
 
-        if let Some((net, stream)) = tracer {
-            let sender = EventSender {
-                tx: events_tx.clone(),
-                stats: inner.stats.clone(),
-                batched: inner.batched.clone(),
-            };
+        if let Some((net, stream, parts)) = tracer {
             tokio::spawn(tracer_bridge::run_bridge(
                 net,
                 stream,
-                sender,
+                parts,
+                events_tx.clone(),
                 inner.config.node_paths.procfs.clone(),
                 inner.health.clone(),
-                bridge_stats,
             ));
         }
         if let Some(manager) = logs {
@@ -339,11 +281,7 @@ impl Registry {
 
     /// A non-blocking sender for other subsystems' events.
     pub fn event_sender(&self) -> EventSender {
-        EventSender {
-            tx: self.inner.events.clone(),
-            stats: self.inner.stats.clone(),
-            batched: self.inner.batched.clone(),
-        }
+        self.inner.events.clone()
     }
 
     pub fn health(&self) -> &Health {
@@ -354,69 +292,11 @@ impl Registry {
         &self.inner.node_labels
     }
 
-    /// Copies what a scrape needs out of the state, and updates the tracking gauges. Byte
-    /// counts of open connections read by this scrape are applied first.
-    fn exported_containers(
-        &self,
-        tracer: Option<&tracer_bridge::TracerScrape>,
-    ) -> Vec<ExportedContainer> {
+    /// Copies what a scrape needs out of the state, and updates the tracking gauges.
+    fn exported_containers(&self) -> Vec<ExportedContainer> {
         let inner = &*self.inner;
         let now = Instant::now();
-        let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-        // Active connections per container key and destination.
-        let mut active: std::collections::HashMap<
-            String,
-            std::collections::HashMap<(std::net::SocketAddr, std::net::SocketAddr), u64>,
-        > = Default::default();
-        if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
-            // Connections first seen in this scrape's dump: place their process first (its
-            // first report may be this one), then count the connect.
-            // A process gone before it could be read is placed by the cgroup the kernel saw
-            // it in at connect.
-            let mut buf = String::new();
-            let mut apply = |state: &mut State, pid: u32, cgroup_id: u64, event: net::NetEvent| {
-                if pid != 0 && !state.knows_pid(pid) {
-                    if let Some(seen) = net.place(pid, &mut buf) {
-                        state.apply(seen, now);
-                    } else if let Some(path) = net.cgroup_path(cgroup_id) {
-                        state.apply_net_in_cgroup(pid, &path, &event, now);
-                        return;
-                    }
-                }
-                state.apply_net(pid, &event, now);
-            };
-            for c in &t.connected {
-                let event = net::NetEvent::Connected {
-                    dst: c.dst,
-                    actual: net.actual(c.src, c.dst),
-                    duration: Duration::from_nanos(c.duration_ns),
-                };
-                apply(&mut state, c.pid, c.cgroup_id, event);
-            }
-            for d in &t.bytes {
-                let event = net::NetEvent::Bytes {
-                    dst: d.dst,
-                    actual: net.actual(d.src, d.dst),
-                    sent: d.sent,
-                    received: d.received,
-                    segs_out: d.segs_out,
-                    segs_in: d.segs_in,
-                };
-                apply(&mut state, d.pid, d.cgroup_id, event);
-            }
-            for ((pid, cgroup_path), dst, actual, n) in &t.active {
-                let container = state
-                    .container_of_pid(*pid)
-                    .or_else(|| state.container(cgroup_path.as_deref()?));
-                if let Some(c) = container {
-                    *active
-                        .entry(c.cgroup_id.clone())
-                        .or_default()
-                        .entry((*dst, *actual))
-                        .or_default() += n;
-                }
-            }
-        }
+        let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut by_state = [("named", 0i64), ("pending", 0), ("skipped", 0)];
         for c in state.containers() {
             if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == c.state_label()) {
@@ -458,7 +338,10 @@ impl Registry {
                     restarts,
                     oom_kills,
                     net: c.net.clone(),
-                    active: active.remove(&c.cgroup_id).unwrap_or_default(),
+                    active: state
+                        .active_connections_of(&c.cgroup_id)
+                        .cloned()
+                        .unwrap_or_default(),
                     key: c.cgroup_id.clone(),
                     pids: c
                         .pids
@@ -488,32 +371,29 @@ impl Registry {
 }
 
 /// Applies events in order, and on every tick queues due metadata lookups and drops dead
-/// containers.
+/// containers. The only writer of the state.
 async fn event_loop(
     inner: Arc<Inner>,
-    mut events: mpsc::Receiver<Event>,
+    mut events: mpsc::Receiver<queue::Batch>,
     lookups: mpsc::Sender<state::LookupRequest>,
     availability: Arc<RuntimeAvailability>,
 ) {
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    let mut batch = Vec::with_capacity(256);
+    let mut batches = Vec::with_capacity(64);
     loop {
         tokio::select! {
-            n = events.recv_many(&mut batch, 256) => {
+            n = events.recv_many(&mut batches, 64) => {
                 if n == 0 {
                     return;
                 }
                 let now = Instant::now();
                 let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-                for event in batch.drain(..) {
-                    let batched = match &event {
-                        Event::Batch(events) => events.len(),
-                        _ => 0,
-                    };
-                    state.apply(event, now);
-                    if batched > 0 {
-                        inner.batched.queued.fetch_sub(batched, std::sync::atomic::Ordering::AcqRel);
+                for mut batch in batches.drain(..) {
+                    for event in batch.events.drain(..) {
+                        state.apply(event, now);
                     }
+                    batch.acknowledge();
+                    // Dropping the batch gives its room in the queue back.
                 }
             }
             _ = ticker.tick() => {
@@ -540,7 +420,7 @@ async fn event_loop(
 }
 
 /// The periodic /proc reconciliation scan.
-async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Sender<Event>) {
+async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: EventSender) {
     let period = inner.config.scan_interval;
     loop {
         tokio::time::sleep(period).await;
@@ -563,11 +443,9 @@ async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Se
                     .stats
                     .proc_scan_errors
                     .fetch_add(outcome.errors, std::sync::atomic::Ordering::Relaxed);
-                for event in outcome.events {
-                    // The scan is not a kernel event source: waiting for room is fine here.
-                    if events.send(event).await.is_err() {
-                        return;
-                    }
+                // The scan is not a kernel event source: waiting for room is fine here.
+                if events.send_waiting(outcome.events).await.is_err() {
+                    return;
                 }
             }
             Err(e) => inner.health.down(
@@ -575,58 +453,5 @@ async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Se
                 format!("cannot scan processes ({e}); give the agent the host's /proc (--procfs-root) and hostPID"),
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn gone(pid: u32) -> Event {
-        Event::ProcessGone { pid }
-    }
-
-    fn pids(event: &Event) -> Vec<u32> {
-        match event {
-            Event::ProcessGone { pid } => vec![*pid],
-            Event::Batch(events) => events.iter().flat_map(pids).collect(),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_batch_is_one_queue_item_in_order_and_its_events_are_bounded() {
-        let (tx, mut rx) = mpsc::channel(8);
-        let stats = Arc::new(RegistryStats::default());
-        let sender = EventSender {
-            tx,
-            stats: stats.clone(),
-            batched: Arc::new(BatchedEvents {
-                queued: std::sync::atomic::AtomicUsize::new(0),
-                limit: 3,
-            }),
-        };
-        sender.send_batch(vec![gone(1), gone(2)]);
-        // 2 + 2 events would exceed the bound of 3 batched events: dropped whole, each counted.
-        sender.send_batch(vec![gone(3), gone(4)]);
-        // One event takes a plain slot, outside the batch bound.
-        sender.send_batch(vec![gone(5)]);
-        sender.send_batch(Vec::new());
-
-        let first = rx.try_recv().unwrap();
-        assert!(matches!(first, Event::Batch(_)));
-        assert_eq!(pids(&first), [1, 2]);
-        assert_eq!(pids(&rx.try_recv().unwrap()), [5]);
-        assert!(rx.try_recv().is_err(), "nothing else was queued");
-        let dropped = stats.counts().events_dropped;
-        assert_eq!(dropped, 2);
-        assert_eq!(
-            sender
-                .batched
-                .queued
-                .load(std::sync::atomic::Ordering::Acquire),
-            2,
-            "the dropped batch gave its room back"
-        );
     }
 }

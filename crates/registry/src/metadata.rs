@@ -278,7 +278,7 @@ impl Resolver {
     pub async fn run(
         self: Arc<Self>,
         mut requests: mpsc::Receiver<LookupRequest>,
-        events: mpsc::Sender<Event>,
+        events: crate::EventSender,
     ) {
         let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_LOOKUPS));
         while let Some(req) = requests.recv().await {
@@ -306,7 +306,7 @@ impl Resolver {
                     }
                 };
                 // The registry task applies answers; if it is gone the agent is stopping.
-                let _ = events.send(event).await;
+                let _ = events.send_waiting(vec![event]).await;
             });
         }
     }

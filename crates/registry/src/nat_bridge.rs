@@ -45,7 +45,8 @@ pub fn actual_destination(nat: Option<&Nat>, src: SocketAddr, dst: SocketAddr) -
     nat.and_then(|n| n.lookup(src, dst)).unwrap_or(dst)
 }
 
-/// Applies the conntrack events queued now: once per batch of kernel events, and per scrape.
+/// Applies the conntrack events queued now: by the tracer bridge, once per batch of kernel
+/// events and once per connection dump.
 pub fn sync(nat: Option<&Nat>) {
     if let Some(n) = nat {
         n.sync();

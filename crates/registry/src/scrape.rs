@@ -64,7 +64,7 @@ impl Registry {
     pub fn scrape(&self) -> Scrape {
         let inner = &*self.inner;
         let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
-        let mut containers = self.exported_containers(tracer_scrape.as_ref());
+        let mut containers = self.exported_containers();
         inner.resources.fill_systemd(&mut containers);
         let tracer = tracer_scrape.map(|t| {
             let stats = &inner.bridge_stats;
