@@ -28,6 +28,7 @@ enum event_type {
 	EVENT_CGROUP_CREATED = 10,
 	EVENT_L7_DATA = 11,
 	EVENT_L7_CLOSE = 12,
+	EVENT_PROCESS_EXEC = 13,
 };
 
 /* 24 bytes. */
@@ -39,6 +40,19 @@ struct proc_event {
 	__u64 cgroup_id; /* ProcessStart: cgroup v2 id of the forking task;
 			  * ProcessExit: the exiting task's (its last cgroup);
 			  * OomKill: cgroup v2 id of the victim (see src/proc.c) */
+};
+
+/*
+ * 24 bytes. EVENT_PROCESS_EXEC: a process exec'd a file the TLS attacher has
+ * not looked at yet (src/l7.c, tls_exec_files), with the wakeup forced so a
+ * Go program is looked at while it runs, not 0.2 s after its fork.
+ */
+struct exec_event {
+	__u32 type;
+	__u32 pid; /* tgid */
+	__u64 ino; /* the executable's inode (mm->exe_file) */
+	__u32 dev; /* and its superblock's s_dev (kernel encoding) */
+	__u32 _pad;
 };
 
 /* 104 bytes. */
@@ -118,7 +132,7 @@ enum lost_slot {
 	LOST_RETRANSMIT = 4,
 	LOST_TCP_UNTRACKED = 5,
 	LOST_CGROUP_MKDIR = 6, /* after tcp_untracked: the TCP programs keep their slots */
-	LOST_L7_EVENT = 7,     /* l7_event (data, close, TLS) dropped: ring full */
+	LOST_L7_EVENT = 7,     /* l7_event (data, close, TLS) or exec_event dropped: ring full */
 	LOST_L7_SOCKETS = 8,   /* sockets not registered for L7 (map update failed) */
 	LOST_SLOTS = 16,
 };
@@ -260,6 +274,9 @@ struct l7_tls_call {
  */
 _Static_assert(sizeof(struct proc_event) == 24, "proc_event size: see decode.rs");
 _Static_assert(__builtin_offsetof(struct proc_event, cgroup_id) == 16, "proc_event.cgroup_id");
+_Static_assert(sizeof(struct exec_event) == 24, "exec_event size: see decode.rs");
+_Static_assert(__builtin_offsetof(struct exec_event, ino) == 8, "exec_event.ino");
+_Static_assert(__builtin_offsetof(struct exec_event, dev) == 16, "exec_event.dev");
 _Static_assert(sizeof(struct tcp_event) == 104, "tcp_event size: see decode.rs");
 _Static_assert(__builtin_offsetof(struct tcp_event, sock) == 8, "tcp_event.sock");
 _Static_assert(__builtin_offsetof(struct tcp_event, duration_ns) == 16, "tcp_event.duration_ns");

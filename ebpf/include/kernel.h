@@ -213,6 +213,7 @@ struct task_struct {
 	struct signal_struct *signal;
 	struct css_set *cgroups;
 	struct files_struct *files; /* src/l7.c: fd -> socket */
+	struct mm_struct *mm;       /* src/l7.c: the executable, at exec */
 };
 
 struct ns_common {
@@ -253,13 +254,22 @@ struct sock_common {
 	unsigned long skc_flags; /* sk_flags; moved here from struct sock in 6.x */
 };
 
+struct super_block {
+	unsigned int s_dev; /* dev_t */
+};
+
 struct inode {
 	unsigned long i_ino;
+	struct super_block *i_sb;
 };
 
 struct file {
 	struct inode *f_inode;
 	void *private_data; /* a socket's struct socket (src/l7.c) */
+};
+
+struct mm_struct {
+	struct file *exe_file;
 };
 
 struct sock;

@@ -169,17 +169,53 @@ enum l7_read_kind { L7_READ_PLAIN = 0, L7_READ_IOV = 1, L7_READ_MSG = 2 };
 struct l7_read {
 	__u64 buf; /* buffer, iovec array or msghdr, by kind */
 	__u32 fd;
-	__u32 kind;
-	__u64 cnt; /* readv: the iovec count */
+	__u16 kind;
+	__u16 armed; /* a read is in progress; 0 once its exit has taken it */
+	__u64 cnt;   /* readv: the iovec count */
 };
 
-/* A read on a registered socket in progress, per thread. */
+/*
+ * A read on a registered socket in progress, per thread. A thread's slot stays
+ * after its read returns, disarmed, and is re-armed in place by its next read:
+ * an LRU insert and delete on every read cost ~0.7 us per read pair on this
+ * VM (docs/benchmarks.md), a lookup and a store cost tens of ns. Slots of
+ * exited threads go by LRU.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, L7_THREADS_MAX);
 	__type(key, __u64);
 	__type(value, struct l7_read);
 } l7_reads SEC(".maps");
+
+/*
+ * Processes that ever entered a TLS library call (src/tls.c), one bit per
+ * process id modulo 65536 (8 KiB), never cleared. A socket syscall of a
+ * process whose bit is clear cannot be inside an SSL call, so it skips the
+ * l7_tls_calls lookup; a bit shared by two ids costs only that lookup.
+ */
+#define L7_TLS_PID_WORDS 1024
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L7_TLS_PID_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} l7_tls_pids SEC(".maps");
+
+static __always_inline int l7_tls_pid_maybe(__u32 tgid)
+{
+	__u32 word = (tgid >> 6) & (L7_TLS_PID_WORDS - 1);
+	__u64 *w = bpf_map_lookup_elem(&l7_tls_pids, &word);
+	return w && (*w & (1ULL << (tgid & 63)));
+}
+
+static __always_inline void l7_tls_pid_mark(__u32 tgid)
+{
+	__u32 word = (tgid >> 6) & (L7_TLS_PID_WORDS - 1);
+	__u64 *w = bpf_map_lookup_elem(&l7_tls_pids, &word);
+	if (w && !(*w & (1ULL << (tgid & 63))))
+		__sync_fetch_and_or(w, 1ULL << (tgid & 63));
+}
 
 /* TLS library calls in progress, per thread (filled by src/tls.c). */
 struct {
@@ -188,6 +224,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct l7_tls_call);
 } l7_tls_calls SEC(".maps");
+
+/* The TLS library call this thread is inside, if any. */
+static __always_inline struct l7_tls_call *l7_tls_call_of(__u64 id)
+{
+	if (!l7_tls_pid_maybe(id >> 32))
+		return NULL;
+	return bpf_map_lookup_elem(&l7_tls_calls, &id);
+}
 
 /* The record is built here: it is larger than the BPF stack. */
 struct {
@@ -762,16 +806,16 @@ static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, _
 
 /* ---- egress ---- */
 
-/* A write of size bytes, the first avail of them at ubuf. */
-static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 avail, __u32 size,
-				       __u64 iov, __u64 iov_cnt)
+/* A write of size bytes on the registered socket s (key k), the first avail
+ * of them at ubuf. */
+static __always_inline void l7_on_write_sock(void *ctx, struct l7_sock_key *kp,
+					     struct l7_sock *s, __u64 ubuf, __u64 avail,
+					     __u32 size, __u64 iov, __u64 iov_cnt)
 {
-	struct l7_sock_key k;
-	struct l7_sock *s = l7_lookup(&k, fd);
-	if (!s)
-		return;
+	struct l7_sock_key k = *kp;
+	__u32 fd = k.fd;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct l7_tls_call *tls = bpf_map_lookup_elem(&l7_tls_calls, &id);
+	struct l7_tls_call *tls = l7_tls_call_of(id);
 	if (tls) {
 		if (tls->is_write && !tls->fd_known) {
 			tls->fd = fd;
@@ -783,6 +827,16 @@ static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 a
 	if (!l7_ready(s, L7_EGRESS, ubuf, size))
 		return;
 	l7_emit(&k, s, L7_EGRESS, size, ubuf, avail, 0, bpf_ktime_get_ns(), iov, iov_cnt);
+}
+
+/* A write of size bytes, the first avail of them at ubuf. */
+static __always_inline void l7_on_write(void *ctx, __u32 fd, __u64 ubuf, __u64 avail, __u32 size,
+				       __u64 iov, __u64 iov_cnt)
+{
+	struct l7_sock_key k;
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (s)
+		l7_on_write_sock(ctx, &k, s, ubuf, avail, size, iov, iov_cnt);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
@@ -816,24 +870,28 @@ int l7_enter_sendto(struct l7_sys_enter *ctx)
 	return 0;
 }
 
-/* Total bytes of an iovec array (its first L7_IOV_GATHER entries) and its first buffer. */
+/* Total bytes of an iovec array (its first 1 + L7_IOV_GATHER entries) and its first buffer
+ * (read once: the sum starts after it). */
 static __always_inline __u32 l7_iov_total(__u64 iov, __u64 cnt, struct l7_iovec *first)
 {
 	if (bpf_probe_read_user(first, sizeof(*first), (void *)iov) != 0)
 		return 0;
-	__u64 total = cnt > 1 ? l7_iov_sum(iov, cnt) : first->len;
+	__u64 total = first->len;
+	if (cnt > 1)
+		total += l7_iov_sum(iov + sizeof(*first), cnt - 1);
 	return total > 0xffffffff ? 0xffffffff : total;
 }
 
 static __always_inline void l7_on_writev(void *ctx, __u32 fd, __u64 iov, __u64 cnt)
 {
 	struct l7_sock_key k;
-	if (!l7_lookup(&k, fd))
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (!s)
 		return;
 	struct l7_iovec first;
 	__u32 size = l7_iov_total(iov, cnt, &first);
 	if (size)
-		l7_on_write(ctx, fd, first.base, first.len, size, iov, cnt);
+		l7_on_write_sock(ctx, &k, s, first.base, first.len, size, iov, cnt);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -843,7 +901,8 @@ int l7_enter_writev(struct l7_sys_enter *ctx)
 	return 0;
 }
 
-static __always_inline void l7_on_sendmsg(void *ctx, __u32 fd, __u64 umsg)
+static __always_inline void l7_on_sendmsg(void *ctx, struct l7_sock_key *k, struct l7_sock *s,
+					  __u64 umsg)
 {
 	struct l7_user_msghdr m;
 	if (bpf_probe_read_user(&m, sizeof(m), (void *)umsg) != 0 || !m.msg_iovlen)
@@ -851,15 +910,15 @@ static __always_inline void l7_on_sendmsg(void *ctx, __u32 fd, __u64 umsg)
 	struct l7_iovec first;
 	__u32 size = l7_iov_total(m.msg_iov, m.msg_iovlen, &first);
 	if (size)
-		l7_on_write(ctx, fd, first.base, first.len, size, m.msg_iov, m.msg_iovlen);
+		l7_on_write_sock(ctx, k, s, first.base, first.len, size, m.msg_iov, m.msg_iovlen);
 }
 
 static __always_inline void l7_on_sendmsg_call(void *ctx, __u32 fd, __u64 umsg)
 {
 	struct l7_sock_key k;
-	if (!l7_lookup(&k, fd))
-		return;
-	l7_on_sendmsg(ctx, fd, umsg);
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (s)
+		l7_on_sendmsg(ctx, &k, s, umsg);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
@@ -874,12 +933,13 @@ int l7_enter_sendmsg(struct l7_sys_enter *ctx)
 static __always_inline void l7_on_sendmmsg(void *ctx, __u32 fd, __u64 vec, __u32 vlen)
 {
 	struct l7_sock_key k;
-	if (!l7_lookup(&k, fd))
+	struct l7_sock *s = l7_lookup(&k, fd);
+	if (!s)
 		return;
 	if (vlen >= 1)
-		l7_on_sendmsg(ctx, fd, vec);
+		l7_on_sendmsg(ctx, &k, s, vec);
 	if (vlen >= 2)
-		l7_on_sendmsg(ctx, fd, vec + sizeof(struct l7_user_mmsghdr));
+		l7_on_sendmsg(ctx, &k, s, vec + sizeof(struct l7_user_mmsghdr));
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmmsg")
@@ -897,7 +957,7 @@ static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind
 	if (!l7_lookup(&k, fd))
 		return;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct l7_tls_call *tls = bpf_map_lookup_elem(&l7_tls_calls, &id);
+	struct l7_tls_call *tls = l7_tls_call_of(id);
 	if (tls) {
 		if (!tls->is_write) {
 			tls->fd = fd;
@@ -905,7 +965,16 @@ static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind
 		}
 		return; /* ciphertext: the plaintext is shipped when the call returns */
 	}
-	struct l7_read r = {.buf = buf, .fd = fd, .kind = kind, .cnt = cnt};
+	struct l7_read *slot = bpf_map_lookup_elem(&l7_reads, &id);
+	if (slot) {
+		slot->buf = buf;
+		slot->fd = fd;
+		slot->kind = kind;
+		slot->cnt = cnt;
+		slot->armed = 1;
+		return;
+	}
+	struct l7_read r = {.buf = buf, .fd = fd, .kind = kind, .armed = 1, .cnt = cnt};
 	bpf_map_update_elem(&l7_reads, &id, &r, BPF_ANY);
 }
 
@@ -915,10 +984,10 @@ static __always_inline void l7_exit_read_common(__s64 ret)
 	if (!l7_pid_has_sockets(id >> 32))
 		return;
 	struct l7_read *r = bpf_map_lookup_elem(&l7_reads, &id);
-	if (!r)
+	if (!r || !r->armed)
 		return;
 	struct l7_read rd = *r;
-	bpf_map_delete_elem(&l7_reads, &id);
+	r->armed = 0;
 	if (ret <= 0)
 		return;
 	__u32 size = ret;
@@ -1112,6 +1181,55 @@ static __always_inline void l7_on_fork(__u32 child, __u64 clone_flags)
 }
 
 /*
+ * Executables the TLS attacher (crates/tracer/src/tls.rs) has looked at, by
+ * inode: the value is TLS_EXEC_FILE_DONE once user space has, else the time
+ * the file was last reported. A file is reported at its first exec and again
+ * at most once a second until it is done (its process was gone before user
+ * space could open it: the next run is looked at instead). LRU: a forgotten
+ * file is only reported once more.
+ */
+#define TLS_EXEC_FILES_MAX 16384
+#define TLS_EXEC_FILE_DONE (~0ULL)
+#define TLS_EXEC_REPORT_EVERY_NS 1000000000ULL
+struct exec_file_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_EXEC_FILES_MAX);
+	__type(key, struct exec_file_key);
+	__type(value, __u64);
+} tls_exec_files SEC(".maps");
+
+/*
+ * A new executable, reported with a forced wakeup: a Go client that does its
+ * TLS and exits within a few ms would otherwise be gone before the attacher's
+ * first look at its fork (0.2 s later), and its binary never probed. Only
+ * files not seen before cost an event; every other exec costs one lookup.
+ */
+static __always_inline void l7_report_exec(__u32 tgid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (!exe)
+		return;
+	struct exec_file_key key = {
+		.ino = BPF_CORE_READ(exe, f_inode, i_ino),
+		.dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev),
+	};
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&tls_exec_files, &key);
+	if (last && (*last == TLS_EXEC_FILE_DONE || now - *last < TLS_EXEC_REPORT_EVERY_NS))
+		return;
+	bpf_map_update_elem(&tls_exec_files, &key, &now, BPF_ANY);
+	struct exec_event e = {.type = EVENT_PROCESS_EXEC, .pid = tgid, .ino = key.ino, .dev = key.dev};
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_FORCE_WAKEUP) != 0)
+		count_lost(LOST_L7_EVENT);
+}
+
+/*
  * exec() ends the inheritance: most programs a server's child execs (a shell,
  * a container's entrypoint under a runtime that once made a connection) do
  * not use the parent's sockets, and the bit would cost each of them the slow
@@ -1125,6 +1243,7 @@ static __always_inline void l7_on_exec(void)
 	__u64 *w = bpf_map_lookup_elem(&l7_pids, &word);
 	if (w && (*w & (1ULL << (tgid & 63))))
 		__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
+	l7_report_exec(tgid);
 }
 
 SEC("tp_btf/sched_process_exec")

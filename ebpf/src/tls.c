@@ -105,6 +105,7 @@ static __always_inline void tls_ssl_enter(struct tls_regs *regs, __u8 is_write)
 		.len = (__u32)regs->dx,
 		.is_write = is_write,
 	};
+	l7_tls_pid_mark(id >> 32);
 	bpf_map_update_elem(&l7_tls_calls, &id, &c, BPF_ANY);
 }
 

@@ -25,8 +25,24 @@ const STATUSES: [(u16, &str); 3] = [(200, "2xx"), (404, "4xx"), (500, "5xx")];
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/tracer/tests/tls");
 const PYTHON: &str = "/usr/bin/python3";
 
+/// The tests of this file run one at a time: each waits for its own Go binary to be probed
+/// (`sonde_tls_uprobes_attached{kind="go"}` one above what it was), and an agent probes every
+/// Go binary with crypto/tls on the node, the other test's included.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn val(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     s.value(name, labels).unwrap_or(0.0)
+}
+
+/// Go binaries the agent has probed.
+fn go_probed(s: &Scrape) -> f64 {
+    val(s, "sonde_tls_uprobes_attached", &[("kind", "go")])
 }
 
 /// A free loopback port in 20000-31999 (below the ephemeral range).
@@ -129,6 +145,7 @@ impl Drop for Server {
 #[test]
 fn https_through_openssl_and_go_counts_as_http() {
     let test = "https_through_openssl_and_go_counts_as_http";
+    let _serial = one_at_a_time();
     if !privileged(test) {
         return;
     }
@@ -174,6 +191,7 @@ fn https_through_openssl_and_go_counts_as_http() {
         s.value("sonde_subsystem_up", &[("subsystem", "tls")]) == Some(1.0)
             && val(s, "sonde_tls_uprobes_attached", &[("kind", "openssl")]) >= 1.0
     });
+    let go_before = go_probed(&agent.scrape());
 
     // python3 (OpenSSL), one keep-alive connection.
     let py_cg = service_cgroup("tls-py");
@@ -187,11 +205,11 @@ fn https_through_openssl_and_go_counts_as_http() {
     finish(c, &paths());
 
     // Go crypto/tls: a binary the agent has not seen; it waits until the agent has probed it
-    // (a few hundred ms after it started: see TlsAttacher::process_started).
+    // (reported at its exec: see TlsAttacher::exec_seen).
     let go_cg = service_cgroup("tls-go");
     let c = spawn_waiting(&go_cg, &go_client, None, port, &paths());
     agent.scrape_until("the TLS uprobes on the Go client", TIMEOUT, |s| {
-        val(s, "sonde_tls_uprobes_attached", &[("kind", "go")]) == 1.0
+        go_probed(s) >= go_before + 1.0
     });
     finish(c, &paths());
 
@@ -276,8 +294,139 @@ fn https_through_openssl_and_go_counts_as_http() {
             );
         }
     }
-    assert_eq!(
-        val(&s2, "sonde_tls_uprobes_attached", &[("kind", "go")]),
-        1.0
+    assert!(go_probed(&s2) >= go_before + 1.0);
+}
+
+/// One Go client process, born in `cg`, that starts at once (stdin closed): it makes its
+/// requests and exits. Returns how long it lived.
+fn run_go_at_once(cg: &TestCgroup, go_client: &Path, port: u16, paths: &[String]) -> Duration {
+    let mut cmd = Command::new(go_client);
+    cg.spawn_into(&mut cmd);
+    let started = std::time::Instant::now();
+    let out = cmd
+        .arg(port.to_string())
+        .args(paths)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let lived = started.elapsed();
+    assert!(out.status.success(), "go client failed: {out:?}");
+    let want: Vec<String> = paths.iter().map(|p| p[1..].to_owned()).collect();
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, want, "the client's own view of its responses");
+    lived
+}
+
+/// Go clients that live milliseconds: each process execs, makes one HTTPS request and exits,
+/// long before the attacher's first look at its fork (0.2 s later). The kernel reports the new
+/// executable at exec (ebpf/src/l7.c `l7_report_exec`), so the binary is probed while the first
+/// run is still alive (that run itself may be missed: its TLS may come before the probes); every
+/// later run of the binary is then counted exactly. Without the exec report no run lives long
+/// enough to be looked at, the binary is never probed and the first wait below times out.
+#[test]
+fn go_clients_that_live_milliseconds_are_probed_from_their_exec() {
+    let test = "go_clients_that_live_milliseconds_are_probed_from_their_exec";
+    let _serial = one_at_a_time();
+    if !privileged(test) {
+        return;
+    }
+    if require(test, "openssl", "openssl").is_none()
+        || require(test, "go", "golang-go").is_none()
+        || require(test, "python3", "python3").is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    // A binary of its own (a new inode): never seen by the agent before.
+    let go_client = build_go_client(dir.path());
+    let port = port_outside_ephemeral();
+    let server_cg = service_cgroup("tls-short-go-server");
+    let mut child = Command::new(PYTHON)
+        .arg(Path::new(FIXTURES).join("server.py"))
+        .arg(&cert)
+        .arg(&key)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server_cg.add_pid(child.id()).unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), port.to_string());
+    let _server = Server(child);
+
+    let agent = Agent::start(&["--min-container-age", "0s"]);
+    agent.scrape_until("the TLS subsystem up", TIMEOUT, |s| {
+        s.value("sonde_subsystem_up", &[("subsystem", "tls")]) == Some(1.0)
+    });
+    let cg = service_cgroup("tls-short-go");
+    // Runs until the binary is probed, as a loop of short clients on a node would: a run may
+    // be gone before the agent opens its executable (the agent busy with its start-up scan of
+    // every process, say); the next one is then reported again.
+    let mut lived = Vec::new();
+    let go_before = go_probed(&agent.scrape());
+    let probed = |s: &Scrape| go_probed(s) >= go_before + 1.0;
+    for _ in 0..100 {
+        lived.push(run_go_at_once(&cg, &go_client, port, &["/200".to_owned()]));
+        std::thread::sleep(Duration::from_millis(200));
+        if probed(&agent.scrape()) {
+            break;
+        }
+    }
+    agent.scrape_until("the Go binary probed from its exec", TIMEOUT, probed);
+    let runs_until_probed = lived.len();
+    // What the first run left counted (all, some or none of its one request), settled.
+    std::thread::sleep(Duration::from_millis(1500));
+    let destination = format!("127.0.0.1:{port}");
+    let counts = |s: &Scrape| -> Vec<f64> {
+        STATUSES
+            .iter()
+            .map(|(_, class)| {
+                val(
+                    s,
+                    "container_http_requests_total",
+                    &[
+                        ("container_id", &cg.path),
+                        ("destination", &destination),
+                        ("status", class),
+                    ],
+                )
+            })
+            .collect()
+    };
+    let before = counts(&agent.scrape());
+    for path in paths() {
+        lived.push(run_go_at_once(
+            &cg,
+            &go_client,
+            port,
+            std::slice::from_ref(&path),
+        ));
+    }
+    eprintln!(
+        "{test}: probed after {runs_until_probed} run(s); each Go client process lived {lived:?}"
     );
+    let want: Vec<f64> = before.iter().map(|b| b + N as f64).collect();
+    agent.scrape_until("every short Go client's request", TIMEOUT, |s| {
+        counts(s).iter().zip(&want).all(|(got, want)| got >= want)
+    });
+    // Settle: a request counted twice shows up now.
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = agent.scrape();
+    assert_eq!(counts(&s), want, "{}", s.text);
 }

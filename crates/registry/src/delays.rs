@@ -16,9 +16,8 @@ use sonde_taskstats::{
 };
 
 use crate::discovery::ProcessClock;
+use crate::exported::ExportedContainer;
 use crate::health::Health;
-use crate::render::ExportedContainer;
-use crate::self_metrics::SelfMetrics;
 
 /// A process's block-I/O delay can exceed its age only by waiting in many threads at once;
 /// beyond this many (all waiting its whole life) the reading is taken as corrupt. Seen on 6.18:
@@ -33,9 +32,21 @@ struct BlkioTrack {
     removed: u64,
 }
 
+/// The delay reader's own counters (`sonde_taskstats_*`), rendered by sonde-exporter, which
+/// names every field: a counter added here does not compile until it is rendered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DelayStats {
+    /// Per-process reads (taskstats or schedstat) that failed, other than exited processes.
+    pub errors: u64,
+    /// Disk-delay readings larger than the process could have waited, ignored.
+    pub implausible: u64,
+}
+
 /// The reader and the per-container totals, owned by the scrape path.
 #[derive(Debug)]
 pub struct Delays {
+    /// What went wrong so far.
+    pub stats: DelayStats,
     clock: Option<ProcessClock>,
     /// Per process (pid + start time; pruned to live ones): its last raw disk-delay total and
     /// the sum of impossible jumps removed from it.
@@ -110,6 +121,7 @@ impl Delays {
             health.up("delayacct");
         }
         Delays {
+            stats: DelayStats::default(),
             clock: ProcessClock::new(procfs).ok(),
             blkio: HashMap::new(),
             reader: DelayReader::new(procfs, client, delayacct_on),
@@ -122,13 +134,7 @@ impl Delays {
     /// could have waited since the previous reading (or, first, since it started) is a kernel
     /// accounting glitch (seen on 6.18: a wait that never started adds the node's uptime). The
     /// jump is dropped and counted; waits before and after it still count.
-    fn plausible_blkio(
-        &mut self,
-        pid: u32,
-        start_ticks: u64,
-        raw: u64,
-        metrics: &SelfMetrics,
-    ) -> u64 {
+    fn plausible_blkio(&mut self, pid: u32, start_ticks: u64, raw: u64) -> u64 {
         let now = Instant::now();
         let Some(clock) = &self.clock else {
             return raw;
@@ -142,7 +148,7 @@ impl Delays {
         let window = now.saturating_duration_since(track.at).as_secs_f64() + 1.0;
         if growth as f64 > window * 1e9 * MAX_WAITING_THREADS {
             track.removed += growth;
-            metrics.taskstats_implausible.inc();
+            self.stats.implausible += 1;
         }
         track.last_raw = raw;
         track.at = now;
@@ -150,22 +156,17 @@ impl Delays {
     }
 
     /// Reads every process of `containers` once and returns each container's totals, in order.
-    pub fn update(
-        &mut self,
-        containers: &[ExportedContainer],
-        metrics: &SelfMetrics,
-    ) -> Vec<Option<ContainerDelays>> {
+    pub fn update(&mut self, containers: &[ExportedContainer]) -> Vec<Option<ContainerDelays>> {
         for c in containers {
             for &(pid, start_ticks) in &c.pids {
                 match self.reader.read(pid) {
                     Ok(Some(mut d)) => {
-                        d.blkio_delay_ns =
-                            self.plausible_blkio(pid, start_ticks, d.blkio_delay_ns, metrics);
+                        d.blkio_delay_ns = self.plausible_blkio(pid, start_ticks, d.blkio_delay_ns);
                         self.totals.observe(&c.key, pid, start_ticks, d);
                     }
                     Ok(None) => {} // Exited since the registry listed it.
                     Err(e) => {
-                        metrics.taskstats_errors.inc();
+                        self.stats.errors += 1;
                         tracing::debug!(pid, error = %e, "Failed to read process delays");
                     }
                 }
@@ -210,21 +211,17 @@ mod tests {
         let start_ticks = (1_000_000 - 5) * 100;
         let health = Health::new();
         let mut d = Delays::start(tmp.path(), false, &health);
-        let metrics = SelfMetrics::new(&crate::NodeLabels::default(), "test").unwrap();
         let s = 1_000_000_000u64;
         // Real waits count.
-        assert_eq!(d.plausible_blkio(7, start_ticks, s / 2, &metrics), s / 2);
+        assert_eq!(d.plausible_blkio(7, start_ticks, s / 2), s / 2);
         // The kernel adds the uptime in one go: dropped, counted.
         let glitched = s / 2 + 1_000_000 * s;
-        assert_eq!(d.plausible_blkio(7, start_ticks, glitched, &metrics), s / 2);
-        assert_eq!(metrics.taskstats_implausible.get(), 1);
+        assert_eq!(d.plausible_blkio(7, start_ticks, glitched), s / 2);
+        assert_eq!(d.stats.implausible, 1);
         // Later real waits still count on top.
-        assert_eq!(
-            d.plausible_blkio(7, start_ticks, glitched + s, &metrics),
-            s / 2 + s
-        );
-        assert_eq!(metrics.taskstats_implausible.get(), 1);
+        assert_eq!(d.plausible_blkio(7, start_ticks, glitched + s), s / 2 + s);
+        assert_eq!(d.stats.implausible, 1);
         // Another process is tracked on its own.
-        assert_eq!(d.plausible_blkio(8, start_ticks, 2 * s, &metrics), 2 * s);
+        assert_eq!(d.plausible_blkio(8, start_ticks, 2 * s), 2 * s);
     }
 }

@@ -17,12 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use prometheus::proto::MetricFamily;
-
-use crate::catalogue as cat;
-use crate::exposition::{Family, NodeLabels};
+use crate::exported::ExportedContainer;
 use crate::health::Health;
-use crate::render::ExportedContainer;
 
 pub const MAX_TARGETS_PER_CONTAINER: usize = 32;
 pub const MAX_TARGETS: usize = 2048;
@@ -90,13 +86,9 @@ impl Latency {
         Some(Latency { shared })
     }
 
-    /// Hands this scrape's targets to the pinger and renders the last round's results.
-    pub fn render(
-        &self,
-        containers: &[ExportedContainer],
-        node: &NodeLabels,
-        out: &mut Vec<MetricFamily>,
-    ) {
+    /// Hands this scrape's targets to the pinger and returns the last round's results, per
+    /// container in the order of `containers` (empty when it has none).
+    pub fn update(&self, containers: &[ExportedContainer]) -> LatencyReading {
         let (jobs, dropped) = jobs(containers);
         self.shared.dropped.fetch_add(dropped, Ordering::Relaxed);
         {
@@ -115,30 +107,26 @@ impl Latency {
             .results
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut f = Family::new(&cat::CONTAINER_NET_LATENCY);
-        let mut ip = String::with_capacity(16);
-        for c in containers {
-            for (addr, rtt) in results.get(&c.key).into_iter().flatten() {
-                use std::fmt::Write as _;
-                ip.clear();
-                let _ = write!(ip, "{addr}");
-                f.add(
-                    &[("container_id", &c.container_id), ("destination_ip", &ip)],
-                    *rtt,
-                );
-            }
-        }
-        drop(results);
-        f.finish(node, out);
-        for (def, v) in [
-            (&cat::SONDE_PINGER_TARGETS_DROPPED, &self.shared.dropped),
-            (&cat::SONDE_PINGER_ERRORS, &self.shared.errors),
-        ] {
-            let mut f = Family::new(def);
-            f.add(&[], v.load(Ordering::Relaxed) as f64);
-            f.finish(node, out);
+        LatencyReading {
+            rtts: containers
+                .iter()
+                .map(|c| results.get(&c.key).cloned().unwrap_or_default())
+                .collect(),
+            targets_dropped: self.shared.dropped.load(Ordering::Relaxed),
+            errors: self.shared.errors.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The pinger's last results and its counters (`sonde_pinger_*`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyReading {
+    /// Per exported container: (upstream address, round-trip seconds) of the last round.
+    pub rtts: Vec<Vec<(Ipv4Addr, f64)>>,
+    /// Targets left out by the bounds, so far.
+    pub targets_dropped: u64,
+    /// Ping rounds that failed in a namespace (other than the container exiting), so far.
+    pub errors: u64,
 }
 
 /// The ping jobs of the exported containers, and how many targets the bounds dropped.

@@ -1,20 +1,23 @@
 //! The central container registry.
 //!
 //! Keyed by cgroup, it owns all per-container state. Subsystems send it events through one
-//! bounded channel; a single task applies them (`State::apply`), starts metadata lookups and
-//! collects containers whose processes are gone. A scrape renders every `node_*` and
-//! `container_*` metric from that state plus cheap reads of /proc, /sys and cgroup files made
-//! at that moment.
+//! bounded queue (`queue.rs`); a single task applies them (`State::apply`), starts metadata
+//! lookups and collects containers whose processes are gone: that task is the state's only
+//! writer. A scrape copies out what it exports ([`Registry::scrape`]); what it needs from the
+//! kernel's connection map it has the tracer bridge read and send through the queue
+//! (`tracer_bridge.rs`) first. sonde-exporter turns that copy, plus cheap reads of /proc,
+//! /sys and cgroup files made at that moment, into metric families. This crate knows no
+//! metric name: its self-metrics are typed counters (`stats`, `metadata`, `delays`) the
+//! exporter renders.
 //!
 //! The subsystem crates (cgroup, node, runtime, ...) know nothing of containers or of each
 //! other; this crate composes them.
 
-pub mod catalogue;
 pub mod cgroup_ids;
 pub mod container;
 pub mod delays;
 pub mod discovery;
-pub mod exposition;
+pub mod exported;
 pub mod gpu;
 pub mod health;
 pub mod l7;
@@ -25,21 +28,17 @@ pub mod metadata;
 pub mod nat_bridge;
 pub mod net;
 pub mod netns_ips;
+pub mod queue;
 pub mod readiness;
-pub mod render;
-pub mod render_l7;
 pub mod resources;
+mod scrape;
 pub mod seeding;
-pub mod self_metrics;
-mod tracer_metrics;
+pub mod stats;
 pub use readiness::READY_TIMEOUT;
 pub mod span_hook;
 pub mod state;
 mod tls_bridge;
 pub mod tracer_bridge;
-// Sonde's extensions (issue 20): node activity counters and per-container interfaces.
-pub mod interfaces;
-pub mod node_activity;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,17 +48,18 @@ use sonde_cgroup::CgroupFs;
 use sonde_node::NodePaths;
 use tokio::sync::mpsc;
 
-pub use exposition::NodeLabels;
+pub use exported::{ExportedContainer, NodeLabels};
 pub use health::Health;
-pub use self_metrics::SelfMetrics;
+pub use queue::EventSender;
+pub use scrape::{Scrape, TracerFigures};
 pub use span_hook::SpanHook;
 pub use state::{Event, Filters};
+pub use stats::RegistryStats;
 pub use tracer_bridge::TracerSettings;
 
 use crate::discovery::ProcScanner;
 pub use crate::metadata::RuntimeSockets;
 use crate::metadata::{Resolver, RuntimeAvailability};
-use crate::render::ExportedContainer;
 use crate::state::State;
 
 /// How often the registry task retries metadata lookups and collects dead containers.
@@ -96,15 +96,6 @@ pub struct RegistryConfig {
     pub resources: resources::ResourcesConfig,
 }
 
-/// Failure to start the registry.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot create self-metrics: {0}")]
-    SelfMetrics(#[source] prometheus::Error),
-    #[error("cannot encode metrics: {0}")]
-    Encode(#[source] prometheus::Error),
-}
-
 /// Handle to the running registry. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
@@ -124,10 +115,10 @@ struct Inner {
     config: RegistryConfig,
     cgroupfs: Option<CgroupFs>,
     node_labels: NodeLabels,
-    metrics: SelfMetrics,
+    stats: Arc<RegistryStats>,
+    metadata_stats: Arc<metadata::MetadataStats>,
     health: Health,
-    events: mpsc::Sender<Event>,
-    batched: Arc<BatchedEvents>,
+    events: EventSender,
     net: Option<Arc<tracer_bridge::NetTracer>>,
     bridge_stats: Arc<tracer_bridge::BridgeStats>,
     logs: Option<Arc<sonde_logs::LogManager>>,
@@ -139,65 +130,11 @@ struct Inner {
     ready: std::sync::atomic::AtomicBool,
 }
 
-/// Sends events to the registry without ever blocking: when the queue is full the event is
-/// dropped and counted in `sonde_events_dropped_total{queue="events"}`.
-#[derive(Clone, Debug)]
-pub struct EventSender {
-    tx: mpsc::Sender<Event>,
-    metrics: SelfMetrics,
-    batched: Arc<BatchedEvents>,
-}
-
-/// Events waiting in the queue inside [`Event::Batch`]es. A batch takes one slot of the
-/// queue, so the batches' events have a bound of their own, the queue's size again: memory
-/// stays bounded by twice `--event-queue-size` events.
-#[derive(Debug)]
-struct BatchedEvents {
-    queued: std::sync::atomic::AtomicUsize,
-    limit: usize,
-}
-
-impl EventSender {
-    pub fn send(&self, event: Event) {
-        if self.tx.try_send(event).is_err() {
-            self.dropped(1);
-        }
-    }
-
-    /// Sends `events` as one queue item, applied in order. All or none: a batch that does not
-    /// fit is dropped and each of its events counted.
-    pub fn send_batch(&self, mut events: Vec<Event>) {
-        use std::sync::atomic::Ordering;
-        match events.len() {
-            0 => return,
-            1 => return self.send(events.pop().expect("one event")),
-            _ => {}
-        }
-        let n = events.len();
-        let queued = self.batched.queued.fetch_add(n, Ordering::AcqRel);
-        if queued + n > self.batched.limit {
-            self.batched.queued.fetch_sub(n, Ordering::AcqRel);
-            return self.dropped(n);
-        }
-        if self.tx.try_send(Event::Batch(events)).is_err() {
-            self.batched.queued.fetch_sub(n, Ordering::AcqRel);
-            self.dropped(n);
-        }
-    }
-
-    fn dropped(&self, n: usize) {
-        self.metrics
-            .events_dropped
-            .with_label_values(&["events"])
-            .inc_by(n as u64);
-    }
-}
-
 impl Registry {
     /// Starts the registry on the current tokio runtime: an initial /proc scan (applied before
     /// this returns, so the first scrape already sees the node's containers), then the event
     /// loop, the periodic scan and the metadata resolver as tasks.
-    pub fn start(config: RegistryConfig, health: Health) -> Result<Registry, Error> {
+    pub fn start(config: RegistryConfig, health: Health) -> Registry {
         let node_labels = NodeLabels {
             machine_id: sonde_node::machine_id(&config.node_paths).unwrap_or_default(),
             system_uuid: sonde_node::system_uuid(&config.node_paths).unwrap_or_default(),
@@ -208,8 +145,8 @@ impl Registry {
                 "No machine id found (/etc/machine-id, /var/lib/dbus/machine-id): the backend cannot join this node's series; mount the host's /etc/machine-id"
             );
         }
-        let metrics =
-            SelfMetrics::new(&node_labels, &config.version).map_err(Error::SelfMetrics)?;
+        let stats = Arc::new(RegistryStats::default());
+        let metadata_stats = Arc::new(metadata::MetadataStats::default());
 
         let cgroupfs = match CgroupFs::detect(&config.cgroupfs_root) {
             Ok(fs) => {
@@ -228,11 +165,7 @@ impl Registry {
             }
         };
 
-        let (events_tx, events_rx) = mpsc::channel(config.event_queue.max(1));
-        let batched = Arc::new(BatchedEvents {
-            queued: std::sync::atomic::AtomicUsize::new(0),
-            limit: config.event_queue.max(1),
-        });
+        let (events_tx, events_rx) = queue::channel(config.event_queue, stats.clone());
         let (lookups_tx, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
         let mut state = State::new(config.gc_grace);
         state.max_fqdns_per_container = config.tracer.max_fqdns_per_container;
@@ -243,7 +176,9 @@ impl Registry {
         let now = Instant::now();
         match scanner.scan() {
             Ok(outcome) => {
-                metrics.proc_scan_errors.inc_by(outcome.errors);
+                stats
+                    .proc_scan_errors
+                    .fetch_add(outcome.errors, std::sync::atomic::Ordering::Relaxed);
                 for event in outcome.events {
                     state.apply(event, now);
                 }
@@ -260,7 +195,7 @@ impl Registry {
             config.runtime_sockets.clone(),
             config.runtime_timeout,
             availability.clone(),
-            metrics.clone(),
+            metadata_stats.clone(),
             health.clone(),
         ));
 
@@ -269,13 +204,14 @@ impl Registry {
             config.enable_delay_accounting,
             &health,
         );
+        let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let tracer = tracer_bridge::NetTracer::start(
             &config.tracer,
             &config.node_paths.procfs,
             cgroupfs.clone(),
             &health,
+            bridge_stats.clone(),
         );
-        let bridge_stats = Arc::new(tracer_bridge::BridgeStats::default());
         let logs = if config.logs.disabled {
             health.down("logs", "log parsing is off (--disable-log-parsing)");
             None
@@ -305,35 +241,30 @@ impl Registry {
         let inner = Arc::new(Inner {
             resources,
             logs: logs.clone(),
-            net: tracer.as_ref().map(|(t, _)| t.clone()),
-            bridge_stats: bridge_stats.clone(),
+            net: tracer.as_ref().map(|(t, _, _)| t.clone()),
+            bridge_stats,
             state: Mutex::new(state),
             delays: Mutex::new(delays),
             config,
             cgroupfs,
             node_labels,
-            metrics,
+            stats,
+            metadata_stats,
             health,
             events: events_tx.clone(),
-            batched,
             started: Instant::now(),
             availability: availability.clone(),
             ready: std::sync::atomic::AtomicBool::new(false),
         });
 
-        if let Some((net, stream)) = tracer {
-            let sender = EventSender {
-                tx: events_tx.clone(),
-                metrics: inner.metrics.clone(),
-                batched: inner.batched.clone(),
-            };
+        if let Some((net, stream, parts)) = tracer {
             tokio::spawn(tracer_bridge::run_bridge(
                 net,
                 stream,
-                sender,
+                parts,
+                events_tx.clone(),
                 inner.config.node_paths.procfs.clone(),
                 inner.health.clone(),
-                bridge_stats,
             ));
         }
         if let Some(manager) = logs {
@@ -348,16 +279,12 @@ impl Registry {
             availability,
         ));
         tokio::spawn(scan_loop(inner.clone(), scanner, events_tx));
-        Ok(Registry { inner })
+        Registry { inner }
     }
 
     /// A non-blocking sender for other subsystems' events.
     pub fn event_sender(&self) -> EventSender {
-        EventSender {
-            tx: self.inner.events.clone(),
-            metrics: self.inner.metrics.clone(),
-            batched: self.inner.batched.clone(),
-        }
+        self.inner.events.clone()
     }
 
     pub fn health(&self) -> &Health {
@@ -368,203 +295,24 @@ impl Registry {
         &self.inner.node_labels
     }
 
-    pub fn self_metrics(&self) -> &SelfMetrics {
-        &self.inner.metrics
-    }
-
-    /// Renders the whole /metrics response. Reads files: call it from a blocking context.
-    /// `extra` lets the binary add families of subsystems wired outside the registry.
-    pub fn render(
-        &self,
-        extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
-    ) -> Result<String, Error> {
-        exposition::encode_text(self.gather(extra)).map_err(Error::Encode)
-    }
-
-    /// Records how long one whole /metrics response took (render, encoding, compression):
-    /// the HTTP server measures it, since only it sees the response end to end.
-    pub fn observe_scrape(&self, elapsed: Duration) {
-        self.inner
-            .metrics
-            .scrape_duration
-            .observe(elapsed.as_secs_f64());
-    }
-
-    /// Every metric family of a scrape, unencoded (the text renderer and push delivery both
-    /// start from it). Reads files: call it from a blocking context.
-    pub fn gather(
-        &self,
-        extra: impl FnOnce(&NodeLabels, &mut Vec<prometheus::proto::MetricFamily>),
-    ) -> Vec<prometheus::proto::MetricFamily> {
-        let inner = &*self.inner;
-        let mut families = Vec::with_capacity(64);
-
-        let snapshot = sonde_node::read_snapshot(&inner.config.node_paths);
-        if !snapshot.errors.is_empty() {
-            inner
-                .metrics
-                .node_read_errors
-                .inc_by(snapshot.errors.len() as u64);
-            for e in &snapshot.errors {
-                tracing::debug!(error = %e, "Failed to read a node metric source");
-            }
-        }
-        render::render_node(
-            &snapshot,
-            &inner.config.version,
-            &inner.node_labels,
-            &mut families,
-        );
-        node_activity::render_node_activity(&snapshot, &inner.node_labels, &mut families);
-
-        let tracer_scrape = inner.net.as_ref().map(|n| n.scrape());
-        let mut exported = self.exported_containers(tracer_scrape.as_ref());
-        inner.resources.fill_systemd(&mut exported);
-        if let Some(t) = &tracer_scrape {
-            self.render_tracer_self_metrics(t, &mut families);
-        }
-        let container_delays = inner
-            .delays
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(&exported, &inner.metrics);
-        let zone = render::Zone::from_cloud(
-            inner
-                .config
-                .cloud
-                .as_ref()
-                .and_then(sonde_cloud::CloudHandle::current)
-                .as_ref(),
-        );
-        render::render_containers(
-            &exported,
-            &container_delays,
-            inner.cgroupfs.as_ref(),
-            &zone,
-            &inner.metrics,
-            &inner.node_labels,
-            &mut families,
-        );
-        interfaces::render_interfaces(
-            &exported,
-            &inner.config.node_paths.procfs,
-            &inner.metrics,
-            &inner.node_labels,
-            &mut families,
-        );
-        resources::render_resources(
-            &exported,
-            &inner.resources,
-            inner.cgroupfs.as_ref(),
-            &inner.metrics,
-            &inner.node_labels,
-            &mut families,
-        );
-        let ip_to_fqdn = self.ip_to_fqdn();
-        render_l7::render_l7(&exported, &ip_to_fqdn, &inner.node_labels, &mut families);
-        if let Some(logs) = &inner.logs {
-            render::render_logs(&exported, logs, &inner.node_labels, &mut families);
-        }
-        if let Some(cloud) = &inner.config.cloud {
-            render::render_cloud(cloud, &inner.node_labels, &mut families);
-        }
-        extra(&inner.node_labels, &mut families);
-
-        for (subsystem, status) in inner.health.snapshot() {
-            inner
-                .metrics
-                .subsystem_up
-                .with_label_values(&[subsystem])
-                .set(i64::from(status.up));
-        }
-        let mut own = inner.metrics.registry.gather();
-        // The prometheus crate adds a registry's labels in HashMap order, which changes from
-        // run to run; every other series ends with machine_id, system_uuid.
-        exposition::node_labels_last(&mut own);
-        families.extend(own);
-        families
-    }
-
-    /// Copies what a scrape needs out of the state, and updates the tracking gauges. Byte
-    /// counts of open connections read by this scrape are applied first.
-    fn exported_containers(
-        &self,
-        tracer: Option<&tracer_bridge::TracerScrape>,
-    ) -> Vec<ExportedContainer> {
+    /// Copies what a scrape needs out of the state, and updates the tracking gauges.
+    fn exported_containers(&self) -> Vec<ExportedContainer> {
         let inner = &*self.inner;
         let now = Instant::now();
-        let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-        // Active connections per container key and destination.
-        let mut active: std::collections::HashMap<
-            String,
-            std::collections::HashMap<(std::net::SocketAddr, std::net::SocketAddr), u64>,
-        > = Default::default();
-        if let (Some(t), Some(net)) = (tracer, inner.net.as_ref()) {
-            // Connections first seen in this scrape's dump: place their process first (its
-            // first report may be this one), then count the connect.
-            // A process gone before it could be read is placed by the cgroup the kernel saw
-            // it in at connect.
-            let mut buf = String::new();
-            let mut apply = |state: &mut State, pid: u32, cgroup_id: u64, event: net::NetEvent| {
-                if pid != 0 && !state.knows_pid(pid) {
-                    if let Some(seen) = net.place(pid, &mut buf) {
-                        state.apply(seen, now);
-                    } else if let Some(path) = net.cgroup_path(cgroup_id) {
-                        state.apply_net_in_cgroup(pid, &path, &event, now);
-                        return;
-                    }
-                }
-                state.apply_net(pid, &event, now);
-            };
-            for c in &t.connected {
-                let event = net::NetEvent::Connected {
-                    dst: c.dst,
-                    actual: net.actual(c.src, c.dst),
-                    duration: Duration::from_nanos(c.duration_ns),
-                };
-                apply(&mut state, c.pid, c.cgroup_id, event);
-            }
-            for d in &t.bytes {
-                let event = net::NetEvent::Bytes {
-                    dst: d.dst,
-                    actual: net.actual(d.src, d.dst),
-                    sent: d.sent,
-                    received: d.received,
-                    segs_out: d.segs_out,
-                    segs_in: d.segs_in,
-                };
-                apply(&mut state, d.pid, d.cgroup_id, event);
-            }
-            for ((pid, cgroup_path), dst, actual, n) in &t.active {
-                let container = state
-                    .container_of_pid(*pid)
-                    .or_else(|| state.container(cgroup_path.as_deref()?));
-                if let Some(c) = container {
-                    *active
-                        .entry(c.cgroup_id.clone())
-                        .or_default()
-                        .entry((*dst, *actual))
-                        .or_default() += n;
-                }
-            }
-        }
+        let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut by_state = [("named", 0i64), ("pending", 0), ("skipped", 0)];
         for c in state.containers() {
             if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == c.state_label()) {
                 slot.1 += 1;
             }
         }
-        for (label, n) in by_state {
-            inner
-                .metrics
-                .containers_tracked
-                .with_label_values(&[label])
-                .set(n);
+        for ((_, n), gauge) in by_state.iter().zip(&inner.stats.containers_tracked) {
+            gauge.store(*n, std::sync::atomic::Ordering::Relaxed);
         }
-        inner
-            .metrics
-            .processes_tracked
-            .set(state.tracked_pids() as i64);
+        inner.stats.processes_tracked.store(
+            state.tracked_pids() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // The host's addresses (the agent runs in the host's network namespace), read only
         // when a published port is bound to a wildcard.
         let mut host_ips: Option<Vec<std::net::IpAddr>> = None;
@@ -593,7 +341,10 @@ impl Registry {
                     restarts,
                     oom_kills,
                     net: c.net.clone(),
-                    active: active.remove(&c.cgroup_id).unwrap_or_default(),
+                    active: state
+                        .active_connections_of(&c.cgroup_id)
+                        .cloned()
+                        .unwrap_or_default(),
                     key: c.cgroup_id.clone(),
                     pids: c
                         .pids
@@ -623,32 +374,29 @@ impl Registry {
 }
 
 /// Applies events in order, and on every tick queues due metadata lookups and drops dead
-/// containers.
+/// containers. The only writer of the state.
 async fn event_loop(
     inner: Arc<Inner>,
-    mut events: mpsc::Receiver<Event>,
+    mut events: mpsc::Receiver<queue::Batch>,
     lookups: mpsc::Sender<state::LookupRequest>,
     availability: Arc<RuntimeAvailability>,
 ) {
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    let mut batch = Vec::with_capacity(256);
+    let mut batches = Vec::with_capacity(64);
     loop {
         tokio::select! {
-            n = events.recv_many(&mut batch, 256) => {
+            n = events.recv_many(&mut batches, 64) => {
                 if n == 0 {
                     return;
                 }
                 let now = Instant::now();
                 let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-                for event in batch.drain(..) {
-                    let batched = match &event {
-                        Event::Batch(events) => events.len(),
-                        _ => 0,
-                    };
-                    state.apply(event, now);
-                    if batched > 0 {
-                        inner.batched.queued.fetch_sub(batched, std::sync::atomic::Ordering::AcqRel);
+                for mut batch in batches.drain(..) {
+                    for event in batch.events.drain(..) {
+                        state.apply(event, now);
                     }
+                    batch.acknowledge();
+                    // Dropping the batch gives its room in the queue back.
                 }
             }
             _ = ticker.tick() => {
@@ -664,7 +412,7 @@ async fn event_loop(
                 for req in due {
                     let cgroup_id = req.cgroup_id.clone();
                     if lookups.try_send(req).is_err() {
-                        inner.metrics.events_dropped.with_label_values(&["metadata_lookups"]).inc();
+                        inner.stats.lookups_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
                         state.lookup_not_started(&cgroup_id);
                     }
@@ -675,7 +423,7 @@ async fn event_loop(
 }
 
 /// The periodic /proc reconciliation scan.
-async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Sender<Event>) {
+async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: EventSender) {
     let period = inner.config.scan_interval;
     loop {
         tokio::time::sleep(period).await;
@@ -694,12 +442,13 @@ async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Se
         match outcome {
             Ok(outcome) => {
                 inner.health.up("discovery");
-                inner.metrics.proc_scan_errors.inc_by(outcome.errors);
-                for event in outcome.events {
-                    // The scan is not a kernel event source: waiting for room is fine here.
-                    if events.send(event).await.is_err() {
-                        return;
-                    }
+                inner
+                    .stats
+                    .proc_scan_errors
+                    .fetch_add(outcome.errors, std::sync::atomic::Ordering::Relaxed);
+                // The scan is not a kernel event source: waiting for room is fine here.
+                if events.send_waiting(outcome.events).await.is_err() {
+                    return;
                 }
             }
             Err(e) => inner.health.down(
@@ -707,58 +456,5 @@ async fn scan_loop(inner: Arc<Inner>, mut scanner: ProcScanner, events: mpsc::Se
                 format!("cannot scan processes ({e}); give the agent the host's /proc (--procfs-root) and hostPID"),
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn gone(pid: u32) -> Event {
-        Event::ProcessGone { pid }
-    }
-
-    fn pids(event: &Event) -> Vec<u32> {
-        match event {
-            Event::ProcessGone { pid } => vec![*pid],
-            Event::Batch(events) => events.iter().flat_map(pids).collect(),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_batch_is_one_queue_item_in_order_and_its_events_are_bounded() {
-        let (tx, mut rx) = mpsc::channel(8);
-        let metrics = SelfMetrics::new(&NodeLabels::default(), "test").unwrap();
-        let sender = EventSender {
-            tx,
-            metrics: metrics.clone(),
-            batched: Arc::new(BatchedEvents {
-                queued: std::sync::atomic::AtomicUsize::new(0),
-                limit: 3,
-            }),
-        };
-        sender.send_batch(vec![gone(1), gone(2)]);
-        // 2 + 2 events would exceed the bound of 3 batched events: dropped whole, each counted.
-        sender.send_batch(vec![gone(3), gone(4)]);
-        // One event takes a plain slot, outside the batch bound.
-        sender.send_batch(vec![gone(5)]);
-        sender.send_batch(Vec::new());
-
-        let first = rx.try_recv().unwrap();
-        assert!(matches!(first, Event::Batch(_)));
-        assert_eq!(pids(&first), [1, 2]);
-        assert_eq!(pids(&rx.try_recv().unwrap()), [5]);
-        assert!(rx.try_recv().is_err(), "nothing else was queued");
-        let dropped = metrics.events_dropped.with_label_values(&["events"]).get();
-        assert_eq!(dropped, 2);
-        assert_eq!(
-            sender
-                .batched
-                .queued
-                .load(std::sync::atomic::Ordering::Acquire),
-            2,
-            "the dropped batch gave its room back"
-        );
     }
 }

@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sonde_runtime::{ContainerMetadata, ContainerdClient, CrioClient, DockerClient, K8S_NAMESPACE};
@@ -19,7 +19,6 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::container::MetadataSource;
 use crate::health::Health;
-use crate::self_metrics::SelfMetrics;
 use crate::state::{Event, LookupRequest, MetadataOutcome};
 
 /// Lookups running at once, per agent: enough for a burst of new pods, not a stampede.
@@ -109,13 +108,68 @@ impl RuntimeAvailability {
     }
 }
 
+/// The runtimes of `sonde_metadata_*{runtime}`, in the order rendered (sorted).
+pub const RUNTIMES: [MetadataSource; 3] = [
+    MetadataSource::Containerd,
+    MetadataSource::Crio,
+    MetadataSource::Docker,
+];
+/// The `reason` label of `sonde_metadata_errors_total`, in the order rendered (sorted).
+pub const ERROR_REASONS: [&str; 4] = ["error", "not_found", "timeout", "unavailable"];
+
+/// The resolver's counters (`sonde_metadata_lookups_total{runtime}`,
+/// `sonde_metadata_errors_total{runtime,reason}`), rendered by sonde-exporter from
+/// [`MetadataStats::counts`], whose every field it names.
+#[derive(Debug, Default)]
+pub struct MetadataStats {
+    lookups: [AtomicU64; RUNTIMES.len()],
+    errors: [[AtomicU64; ERROR_REASONS.len()]; RUNTIMES.len()],
+}
+
+/// A reading of [`MetadataStats`], indexed like [`RUNTIMES`] and [`ERROR_REASONS`]. A series is
+/// exported once its count is above zero (as a runtime never asked has no series).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetadataCounts {
+    pub lookups: [u64; RUNTIMES.len()],
+    pub errors: [[u64; ERROR_REASONS.len()]; RUNTIMES.len()],
+}
+
+impl MetadataStats {
+    fn runtime(source: MetadataSource) -> Option<usize> {
+        RUNTIMES.iter().position(|r| *r == source)
+    }
+
+    fn lookup(&self, source: MetadataSource) {
+        if let Some(i) = Self::runtime(source) {
+            self.lookups[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn error(&self, source: MetadataSource, reason: &str) {
+        let r = ERROR_REASONS.iter().position(|x| *x == reason);
+        if let (Some(i), Some(r)) = (Self::runtime(source), r) {
+            self.errors[i][r].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn counts(&self) -> MetadataCounts {
+        MetadataCounts {
+            lookups: self.lookups.each_ref().map(|a| a.load(Ordering::Relaxed)),
+            errors: self
+                .errors
+                .each_ref()
+                .map(|row| row.each_ref().map(|a| a.load(Ordering::Relaxed))),
+        }
+    }
+}
+
 pub(crate) struct Resolver {
     pub docker: Option<DockerClient>,
     pub containerd: Option<ContainerdClient>,
     pub crio: Option<CrioClient>,
     pub sockets: RuntimeSockets,
     pub availability: Arc<RuntimeAvailability>,
-    pub metrics: SelfMetrics,
+    pub stats: Arc<MetadataStats>,
     pub health: Health,
 }
 
@@ -124,7 +178,7 @@ impl Resolver {
         sockets: RuntimeSockets,
         timeout: Duration,
         availability: Arc<RuntimeAvailability>,
-        metrics: SelfMetrics,
+        stats: Arc<MetadataStats>,
         health: Health,
     ) -> Resolver {
         // Constructors do no I/O; they fail only on unusable paths, said once here.
@@ -150,7 +204,7 @@ impl Resolver {
             crio,
             sockets,
             availability,
-            metrics,
+            stats,
             health,
         }
     }
@@ -207,10 +261,7 @@ impl Resolver {
             Err(e) => {
                 flag.store(false, Ordering::Relaxed);
                 // Counted like a failed lookup: containers of this runtime are held because of it.
-                self.metrics
-                    .metadata_errors
-                    .with_label_values(&[name, error_reason(&e)])
-                    .inc();
+                self.stats.error(source, error_reason(&e));
                 self.health.down(
                     name,
                     format!(
@@ -227,7 +278,7 @@ impl Resolver {
     pub async fn run(
         self: Arc<Self>,
         mut requests: mpsc::Receiver<LookupRequest>,
-        events: mpsc::Sender<Event>,
+        events: crate::EventSender,
     ) {
         let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_LOOKUPS));
         while let Some(req) = requests.recv().await {
@@ -255,7 +306,7 @@ impl Resolver {
                     }
                 };
                 // The registry task applies answers; if it is gone the agent is stopping.
-                let _ = events.send(event).await;
+                let _ = events.send_waiting(vec![event]).await;
             });
         }
     }
@@ -285,10 +336,7 @@ impl Resolver {
 
     async fn ask(&self, source: MetadataSource, req: &LookupRequest) -> MetadataOutcome {
         let runtime = source.as_str();
-        self.metrics
-            .metadata_lookups
-            .with_label_values(&[runtime])
-            .inc();
+        self.stats.lookup(source);
         let id = req.runtime_id.as_str();
         let result: Result<ContainerMetadata, sonde_runtime::Error> = match source {
             MetadataSource::Docker => match &self.docker {
@@ -328,10 +376,7 @@ impl Resolver {
                     }
                     _ => ("error", MetadataOutcome::Failed(e.to_string())),
                 };
-                self.metrics
-                    .metadata_errors
-                    .with_label_values(&[runtime, reason])
-                    .inc();
+                self.stats.error(source, reason);
                 tracing::debug!(runtime, id, error = %e, "Container metadata lookup failed");
                 outcome
             }

@@ -6,11 +6,8 @@
 
 use std::net::SocketAddr;
 
-use prometheus::proto::MetricFamily;
-use sonde_nat::{Nat, NatConfig, NatStats};
+use sonde_nat::{Nat, NatConfig};
 
-use crate::catalogue as cat;
-use crate::exposition::{Family, NodeLabels};
 use crate::health::Health;
 
 /// Starts the resolver (None: disabled, or conntrack unusable here, which the `conntrack`
@@ -48,32 +45,10 @@ pub fn actual_destination(nat: Option<&Nat>, src: SocketAddr, dst: SocketAddr) -
     nat.and_then(|n| n.lookup(src, dst)).unwrap_or(dst)
 }
 
-/// Applies the conntrack events queued now: once per batch of kernel events, and per scrape.
+/// Applies the conntrack events queued now: by the tracer bridge, once per batch of kernel
+/// events and once per connection dump.
 pub fn sync(nat: Option<&Nat>) {
     if let Some(n) = nat {
         n.sync();
-    }
-}
-
-/// `sonde_conntrack_*` self-metrics.
-pub fn render(stats: &NatStats, node: &NodeLabels, out: &mut Vec<MetricFamily>) {
-    let mut f = Family::new(&cat::SONDE_CONNTRACK_LOOKUPS);
-    f.add(&[("result", "hit")], stats.table.hits as f64);
-    f.add(&[("result", "miss")], stats.table.misses as f64);
-    f.finish(node, out);
-    for (def, value) in [
-        (&cat::SONDE_CONNTRACK_ENTRIES, stats.table.len as f64),
-        (&cat::SONDE_CONNTRACK_DROPPED, stats.table.dropped as f64),
-        (&cat::SONDE_CONNTRACK_EVENTS, stats.events as f64),
-        (&cat::SONDE_CONNTRACK_EVENTS_LOST, stats.events_lost as f64),
-        (&cat::SONDE_CONNTRACK_RESYNCS, stats.resyncs as f64),
-        (
-            &cat::SONDE_CONNTRACK_ERRORS,
-            (stats.decode_errors + stats.dump_errors) as f64,
-        ),
-    ] {
-        let mut f = Family::new(def);
-        f.add(&[], value);
-        f.finish(node, out);
     }
 }

@@ -22,10 +22,18 @@ pub const CLOSED_LISTEN_RETENTION: Duration = Duration::from_secs(300);
 /// connect has no upstream: it counts under (`dst`, `dst`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetEvent {
-    Connected {
+    /// One report of an outbound connection (`sonde_tracer::connections::ConnectionDelta`):
+    /// its connect when this is the first report of it (`connect`, with its connect time),
+    /// and the bytes and segments not counted before. One event for both, so the usual
+    /// short connection (reported once, at its close) costs one destination update.
+    Connection {
         dst: SocketAddr,
         actual: SocketAddr,
-        duration: Duration,
+        connect: Option<Duration>,
+        sent: u64,
+        received: u64,
+        segs_out: u64,
+        segs_in: u64,
     },
     ConnectFailed {
         dst: SocketAddr,
@@ -33,27 +41,6 @@ pub enum NetEvent {
     Retransmit {
         dst: SocketAddr,
         actual: SocketAddr,
-    },
-    /// Bytes and segments of an open connection since they were last counted.
-    Bytes {
-        dst: SocketAddr,
-        actual: SocketAddr,
-        sent: u64,
-        received: u64,
-        segs_out: u64,
-        segs_in: u64,
-    },
-    /// A connection's close record: its bytes not counted yet and, if no scrape counted it
-    /// while it was open, its connect (`connect_duration`). One event rather than `Connected`
-    /// plus `Bytes`, so the usual short connection costs one destination update.
-    Closed {
-        dst: SocketAddr,
-        actual: SocketAddr,
-        connect_duration: Option<Duration>,
-        sent: u64,
-        received: u64,
-        segs_out: u64,
-        segs_in: u64,
     },
     /// `ns_ips`: for a wildcard address, the addresses of the listener's network namespace
     /// (it is exported as those); `host_netns`: whether that namespace is the host's (a
@@ -76,6 +63,22 @@ pub enum NetEvent {
         /// The process's `COROOT_EBPF_TRACES=disabled` (crate::l7_optout); None: unknown.
         opted_out: Option<bool>,
     },
+}
+
+/// Open connections per (destination, actual destination): how many.
+pub type ActiveMap = std::collections::HashMap<(SocketAddr, SocketAddr), u64>;
+
+/// Open connections of one process to one (destination, actual destination), from the
+/// tracer's dump of the kernel's connection map. `cgroup_path` is the cgroup the kernel saw
+/// the process in at connect: it places the connections when the registry does not know the
+/// process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCount {
+    pub pid: u32,
+    pub cgroup_path: Option<String>,
+    pub dst: SocketAddr,
+    pub actual: SocketAddr,
+    pub count: u64,
 }
 
 /// Counters of one destination.
@@ -140,14 +143,24 @@ pub struct ContainerNet {
 impl ContainerNet {
     pub fn apply(&mut self, event: &NetEvent, now: Instant) {
         match *event {
-            NetEvent::Connected {
+            NetEvent::Connection {
                 dst,
                 actual,
-                duration,
+                connect,
+                sent,
+                received,
+                segs_out,
+                segs_in,
             } => {
                 if let Some(d) = self.destination((dst, actual)) {
-                    d.successful_connects += 1;
-                    d.connection_time_seconds += duration.as_secs_f64();
+                    if let Some(duration) = connect {
+                        d.successful_connects += 1;
+                        d.connection_time_seconds += duration.as_secs_f64();
+                    }
+                    d.bytes_sent += sent;
+                    d.bytes_received += received;
+                    d.packets_sent += segs_out;
+                    d.packets_received += segs_in;
                 }
             }
             NetEvent::ConnectFailed { dst } => {
@@ -158,41 +171,6 @@ impl ContainerNet {
             NetEvent::Retransmit { dst, actual } => {
                 if let Some(d) = self.destination((dst, actual)) {
                     d.retransmits += 1;
-                }
-            }
-            NetEvent::Bytes {
-                dst,
-                actual,
-                sent,
-                received,
-                segs_out,
-                segs_in,
-            } => {
-                if let Some(d) = self.destination((dst, actual)) {
-                    d.bytes_sent += sent;
-                    d.bytes_received += received;
-                    d.packets_sent += segs_out;
-                    d.packets_received += segs_in;
-                }
-            }
-            NetEvent::Closed {
-                dst,
-                actual,
-                connect_duration,
-                sent,
-                received,
-                segs_out,
-                segs_in,
-            } => {
-                if let Some(d) = self.destination((dst, actual)) {
-                    if let Some(duration) = connect_duration {
-                        d.successful_connects += 1;
-                        d.connection_time_seconds += duration.as_secs_f64();
-                    }
-                    d.bytes_sent += sent;
-                    d.bytes_received += received;
-                    d.packets_sent += segs_out;
-                    d.packets_received += segs_in;
                 }
             }
             NetEvent::ListenOpen {
@@ -310,20 +288,33 @@ mod tests {
         );
     }
 
+    /// A connection report: `connect` Some when it is the connection's first.
+    fn report(
+        dst: SocketAddr,
+        actual: SocketAddr,
+        connect: Option<Duration>,
+        bytes: [u64; 4],
+    ) -> NetEvent {
+        let [sent, received, segs_out, segs_in] = bytes;
+        NetEvent::Connection {
+            dst,
+            actual,
+            connect,
+            sent,
+            received,
+            segs_out,
+            segs_in,
+        }
+    }
+
     #[test]
     fn counts_per_destination() {
         let now = Instant::now();
         let mut n = ContainerNet::default();
         let db = addr("10.0.0.5:5432");
+        // Connects alone (the kernel's ConnectOk, a dump's first sight of a connection).
         for _ in 0..3 {
-            n.apply(
-                &NetEvent::Connected {
-                    dst: db,
-                    actual: db,
-                    duration: Duration::from_millis(2),
-                },
-                now,
-            );
+            n.apply(&report(db, db, Some(Duration::from_millis(2)), [0; 4]), now);
         }
         n.apply(&NetEvent::ConnectFailed { dst: db }, now);
         n.apply(
@@ -333,53 +324,15 @@ mod tests {
             },
             now,
         );
-        n.apply(
-            &NetEvent::Bytes {
-                dst: db,
-                actual: db,
-                sent: 10,
-                received: 20,
-                segs_out: 3,
-                segs_in: 4,
-            },
-            now,
-        );
-        n.apply(
-            &NetEvent::Bytes {
-                dst: db,
-                actual: db,
-                sent: 5,
-                received: 0,
-                segs_out: 1,
-                segs_in: 1,
-            },
-            now,
-        );
+        // Bytes alone (later dumps of open connections).
+        n.apply(&report(db, db, None, [10, 20, 3, 4]), now);
+        n.apply(&report(db, db, None, [5, 0, 1, 1]), now);
         // A close record: once with its connect (never seen open), once without.
         n.apply(
-            &NetEvent::Closed {
-                dst: db,
-                actual: db,
-                connect_duration: Some(Duration::from_millis(4)),
-                sent: 1,
-                received: 2,
-                segs_out: 5,
-                segs_in: 6,
-            },
+            &report(db, db, Some(Duration::from_millis(4)), [1, 2, 5, 6]),
             now,
         );
-        n.apply(
-            &NetEvent::Closed {
-                dst: db,
-                actual: db,
-                connect_duration: None,
-                sent: 3,
-                received: 4,
-                segs_out: 7,
-                segs_in: 8,
-            },
-            now,
-        );
+        n.apply(&report(db, db, None, [3, 4, 7, 8]), now);
         let d = &n.destinations[&(db, db)];
         assert_eq!(d.successful_connects, 4);
         assert_eq!(d.failed_connects, 1);
@@ -396,14 +349,7 @@ mod tests {
         let service = addr("10.96.0.10:80");
         let (a, b) = (addr("10.1.0.1:8080"), addr("10.1.0.2:8080"));
         for actual in [a, a, b] {
-            n.apply(
-                &NetEvent::Connected {
-                    dst: service,
-                    actual,
-                    duration: Duration::ZERO,
-                },
-                now,
-            );
+            n.apply(&report(service, actual, Some(Duration::ZERO), [0; 4]), now);
         }
         n.apply(&NetEvent::ConnectFailed { dst: service }, now);
         assert_eq!(n.destinations[&(service, a)].successful_connects, 2);

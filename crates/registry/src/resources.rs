@@ -1,11 +1,11 @@
-//! Scrape-time rendering of a container's volumes and disk I/O
-//! (`container_resources_disk_*{mount_point,device,volume}`) and of its application types
-//! (`container_application_type{application_type}`).
+//! Scrape-time reading of a container's volumes (`container_resources_disk_*{mount_point,device,
+//! volume}`) and of its application types (`container_application_type{application_type}`),
+//! with the state kept between scrapes; sonde-exporter renders the readings.
 //!
 //! Volumes: the writable block-device mounts of the container's mount namespace (read from one
 //! of its processes' `/proc/<pid>/mountinfo`), sized with statvfs through
-//! `/proc/<pid>/root/<mount point>`, with the cgroup's I/O on the mount's whole disk (cgroups
-//! account per disk; see docs/cgroup-node.md). Processes in the host's mount namespace (systemd
+//! `/proc/<pid>/root/<mount point>`; the exporter adds the cgroup's I/O on the mount's whole
+//! disk (cgroups account per disk; see docs/cgroup-node.md). Processes in the host's mount namespace (systemd
 //! services, host processes) get none: every host mount would be "theirs".
 //!
 //! Application types: guessed once per process (pid and start time) from its command line,
@@ -21,14 +21,10 @@ use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use prometheus::proto::MetricFamily;
-use sonde_cgroup::{CgroupFs, DeviceIo};
+use sonde_cgroup::CgroupFs;
 use sonde_volumes::{BlockDevices, Mount};
 
-use crate::catalogue as cat;
-use crate::exposition::{Family, NodeLabels};
-use crate::render::ExportedContainer;
-use crate::self_metrics::SelfMetrics;
+use crate::exported::ExportedContainer;
 
 /// Data mounts rendered per container; more are dropped and counted (a container with
 /// hundreds of block-device mounts would otherwise make hundreds of series).
@@ -313,133 +309,122 @@ fn component(path: &mut PathBuf, args: std::fmt::Arguments<'_>) {
     let _ = PathWriter(path).write_fmt(args);
 }
 
-/// Renders the disk and application-type families of every exported container.
-pub fn render_resources(
-    containers: &[ExportedContainer],
-    res: &Resources,
-    cgroupfs: Option<&CgroupFs>,
-    metrics: &SelfMetrics,
-    node: &NodeLabels,
-    out: &mut Vec<MetricFamily>,
-) {
-    let mut app_types = Family::new(&cat::CONTAINER_APPLICATION_TYPE);
-    let mut size = Family::new(&cat::CONTAINER_DISK_SIZE);
-    let mut used = Family::new(&cat::CONTAINER_DISK_USED);
-    let mut reserved = Family::new(&cat::CONTAINER_DISK_RESERVED);
-    let mut reads = Family::new(&cat::CONTAINER_DISK_READS);
-    let mut writes = Family::new(&cat::CONTAINER_DISK_WRITES);
-    let mut read_bytes = Family::new(&cat::CONTAINER_DISK_READ_BYTES);
-    let mut written_bytes = Family::new(&cat::CONTAINER_DISK_WRITTEN_BYTES);
+/// One container's volumes and application types, as one scrape read them.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerResources {
+    /// The application types of its processes (sorted, each once).
+    pub app_types: BTreeSet<&'static str>,
+    /// Its data mounts that could be measured.
+    pub volumes: Vec<VolumeReading>,
+}
 
-    let host_ns = res.host_mnt_ns();
-    let mut disks: HashMap<(u32, u32), Option<sonde_volumes::Disk>> = HashMap::new();
-    let mut path = PathBuf::new();
-    let mut cache = res.apptypes.lock().unwrap_or_else(PoisonError::into_inner);
-    for e in cache.values_mut() {
-        e.seen = false;
-    }
-    for c in containers {
-        let id = c.container_id.as_str();
-        let mut types = BTreeSet::new();
-        for &(pid, start) in &c.pids {
-            if let Some(app) = res.app_type(&mut cache, pid, start, &mut path) {
-                types.insert(app);
-            }
-        }
-        for app in types {
-            app_types.add(&[("container_id", id), ("application_type", app)], 1.0);
-        }
+/// One data mount of a container: where, on which disk, how full.
+#[derive(Debug, Clone)]
+pub struct VolumeReading {
+    pub mount_point: String,
+    /// The disk's name (empty when the partition's disk is unknown).
+    pub device: String,
+    /// The disk's (major, minor): the key of the cgroup's block I/O counters.
+    pub dev: (u32, u32),
+    /// The volume's name (the `volume` label; empty when the runtime named none).
+    pub volume: String,
+    pub fs: sonde_volumes::FsStat,
+}
 
-        let Some((pid, mounts)) = res.mounts(&c.pids, host_ns) else {
-            continue;
-        };
-        if mounts.is_empty() {
-            continue;
+/// What went wrong reading resources (`sonde_volume_*`, `sonde_apptype_uncached_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourcesCounts {
+    pub mounts_dropped: u64,
+    pub volume_errors: u64,
+    pub apptype_uncached: u64,
+}
+
+impl Resources {
+    /// Reads the volumes and application types of every exported container (in their order),
+    /// keeping the application-type cache and switching on blkio accounting of their disks.
+    /// The cgroup's block I/O counters are the exporter's to read (per container with volumes).
+    pub fn read(
+        &self,
+        containers: &[ExportedContainer],
+        cgroupfs: Option<&CgroupFs>,
+    ) -> Vec<ContainerResources> {
+        let host_ns = self.host_mnt_ns();
+        let mut disks: HashMap<(u32, u32), Option<sonde_volumes::Disk>> = HashMap::new();
+        let mut path = PathBuf::new();
+        let mut cache = self.apptypes.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in cache.values_mut() {
+            e.seen = false;
         }
-        let io: Vec<DeviceIo> = match cgroupfs.map(|fs| fs.io(&c.cgroups)) {
-            Some(Ok(io)) => io,
-            Some(Err(e)) => {
-                if !e.is_not_found() {
-                    metrics.cgroup_read_errors.with_label_values(&["io"]).inc();
-                    tracing::debug!(error = %e, "Failed to read cgroup block I/O");
+        let mut out = Vec::with_capacity(containers.len());
+        for c in containers {
+            let mut reading = ContainerResources::default();
+            for &(pid, start) in &c.pids {
+                if let Some(app) = self.app_type(&mut cache, pid, start, &mut path) {
+                    reading.app_types.insert(app);
                 }
-                Vec::new()
             }
-            None => Vec::new(),
-        };
-        for m in &mounts {
-            path.clear();
-            path.push(&res.procfs);
-            component(&mut path, format_args!("{pid}/root"));
-            path.push(m.mount_point.trim_start_matches('/'));
-            let fs = match sonde_volumes::statfs(&path) {
-                Ok(fs) => fs,
-                Err(e) => {
-                    if !e.is_not_found() {
-                        res.volume_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(error = %e, "Failed to statfs a container mount");
+            let mounts = match self.mounts(&c.pids, host_ns) {
+                Some((pid, mounts)) => mounts.into_iter().map(move |m| (pid, m)).collect(),
+                None => Vec::new(),
+            };
+            for (pid, m) in mounts {
+                path.clear();
+                path.push(&self.procfs);
+                component(&mut path, format_args!("{pid}/root"));
+                path.push(m.mount_point.trim_start_matches('/'));
+                let fs = match sonde_volumes::statfs(&path) {
+                    Ok(fs) => fs,
+                    Err(e) => {
+                        if !e.is_not_found() {
+                            self.volume_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(error = %e, "Failed to statfs a container mount");
+                        }
+                        continue;
                     }
-                    continue;
+                };
+                let disk = disks
+                    .entry((m.major, m.minor))
+                    .or_insert_with(|| self.devices.disk(m.major, m.minor));
+                let (device, dev) = match disk {
+                    Some(d) => (d.name.clone(), (d.major, d.minor)),
+                    None => (String::new(), (m.major, m.minor)),
+                };
+                if let Some(fs) = cgroupfs {
+                    self.activate(fs, dev);
                 }
-            };
-            let disk = disks
-                .entry((m.major, m.minor))
-                .or_insert_with(|| res.devices.disk(m.major, m.minor));
-            let (device, dev) = match disk {
-                Some(d) => (d.name.as_str(), (d.major, d.minor)),
-                None => ("", (m.major, m.minor)),
-            };
-            if let Some(fs) = cgroupfs {
-                res.activate(fs, dev);
+                let volume = c.volumes.get(&m.mount_point).cloned().unwrap_or_default();
+                reading.volumes.push(VolumeReading {
+                    mount_point: m.mount_point,
+                    device,
+                    dev,
+                    volume,
+                    fs,
+                });
             }
-            let volume = c.volumes.get(&m.mount_point).map_or("", String::as_str);
-            let labels: &[(&str, &str)] = &[
-                ("container_id", id),
-                ("mount_point", &m.mount_point),
-                ("device", device),
-                ("volume", volume),
-            ];
-            size.add(labels, fs.capacity_bytes as f64);
-            used.add(labels, fs.used_bytes as f64);
-            reserved.add(labels, fs.reserved_bytes as f64);
-            if let Some(d) = io.iter().find(|d| (d.major, d.minor) == dev) {
-                reads.add(labels, d.reads as f64);
-                writes.add(labels, d.writes as f64);
-                read_bytes.add(labels, d.read_bytes as f64);
-                written_bytes.add(labels, d.written_bytes as f64);
-            }
+            out.push(reading);
+        }
+        // Forget processes no exported container has any more.
+        cache.retain(|_, e| e.seen);
+        out
+    }
+
+    /// The counters of what went wrong so far.
+    pub fn counts(&self) -> ResourcesCounts {
+        ResourcesCounts {
+            mounts_dropped: self.mounts_dropped.load(Ordering::Relaxed),
+            volume_errors: self.volume_errors.load(Ordering::Relaxed),
+            apptype_uncached: self.apptype_uncached.load(Ordering::Relaxed),
         }
     }
-    if let Some(latency) = &res.latency {
-        latency.render(containers, node, out);
-    }
-    if let Some(nvml) = &res.gpu {
-        crate::gpu::render_gpu(nvml, containers, node, out);
-    }
-    // Forget processes no exported container has any more.
-    cache.retain(|_, e| e.seen);
-    drop(cache);
 
-    for f in [
-        app_types,
-        size,
-        used,
-        reserved,
-        reads,
-        writes,
-        read_bytes,
-        written_bytes,
-    ] {
-        f.finish(node, out);
+    /// The pinger, when it runs.
+    pub fn latency(&self) -> Option<&crate::latency::Latency> {
+        self.latency.as_ref()
     }
-    for (def, value) in [
-        (&cat::SONDE_VOLUME_MOUNTS_DROPPED, &res.mounts_dropped),
-        (&cat::SONDE_VOLUME_READ_ERRORS, &res.volume_errors),
-        (&cat::SONDE_APPTYPE_UNCACHED, &res.apptype_uncached),
-    ] {
-        let mut f = Family::new(def);
-        f.add(&[], value.load(Ordering::Relaxed) as f64);
-        f.finish(node, out);
+
+    /// NVML, when this node has it and GPU monitoring is on.
+    pub fn gpu(&self) -> Option<&Mutex<sonde_gpu::Nvml>> {
+        self.gpu.as_ref()
     }
 }
 
@@ -517,38 +502,36 @@ mod tests {
         }
     }
 
+    /// One scrape's reading, written out as the exported label sets would read.
     fn render(res: &Resources, cg: &CgroupFs, c: &[ExportedContainer]) -> String {
-        let metrics = SelfMetrics::new(&NodeLabels::default(), "test").unwrap();
-        let mut out = Vec::new();
-        render_resources(c, res, Some(cg), &metrics, &NodeLabels::default(), &mut out);
-        crate::exposition::encode_text(out).unwrap()
+        let mut text = String::new();
+        for r in res.read(c, Some(cg)) {
+            for app in &r.app_types {
+                text.push_str(&format!("application_type=\"{app}\"\n"));
+            }
+            for v in &r.volumes {
+                text.push_str(&format!(
+                    "container_resources_disk{{mount_point=\"{}\",device=\"{}\",volume=\"{}\"}} {:?} {}\n",
+                    v.mount_point, v.device, v.volume, v.dev, v.fs.capacity_bytes
+                ));
+            }
+        }
+        text
     }
 
     #[test]
-    fn renders_volumes_io_and_types() {
+    fn reads_volumes_and_types() {
         let tmp = tempfile::tempdir().unwrap();
         let (procfs, sysfs, cg) = host(tmp.path());
         let res = Resources::new(&procfs, &sysfs, ResourcesConfig::default());
         let cgfs = CgroupFs::detect(&cg).unwrap();
         let text = render(&res, &cgfs, &[container(&[("/data", "pgdata")])]);
-        let l = r#"container_id="/docker/db",mount_point="/data",device="loop0",volume="pgdata",machine_id="",system_uuid="""#;
-        for want in [
-            format!("container_resources_disk_written_bytes_total{{{l}}} 8388608"),
-            format!("container_resources_disk_writes_total{{{l}}} 8"),
-            format!("container_resources_disk_read_bytes_total{{{l}}} 8192"),
-            format!("container_resources_disk_reads_total{{{l}}} 2"),
-            r#"container_application_type{container_id="/docker/db",application_type="postgres",machine_id="",system_uuid=""} 1"#.to_owned(),
-        ] {
-            assert!(text.contains(&want), "missing {want}\n{text}");
-        }
-        assert!(text.contains("container_resources_disk_size_bytes{"));
-        assert!(text.contains("container_resources_disk_used_bytes{"));
-        assert!(text.contains("container_resources_disk_reserved_bytes{"));
+        // The cgroup's block I/O of loop0 (7:0) is the exporter's to read and render.
+        let want = r#"container_resources_disk{mount_point="/data",device="loop0",volume="pgdata"} (7, 0) "#;
+        assert!(text.contains(want), "missing {want}\n{text}");
+        assert!(text.contains(r#"application_type="postgres""#), "{text}");
         // Only /data: not the overlay root, the hosts file or the read-only mount.
-        assert_eq!(
-            text.matches("container_resources_disk_size_bytes{").count(),
-            1
-        );
+        assert_eq!(text.matches("container_resources_disk{").count(), 1);
         assert!(!text.contains("redis"), "{text}");
 
         // The shell execs redis: its type is found on a later scrape.

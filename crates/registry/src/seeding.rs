@@ -2,18 +2,18 @@
 //!
 //! The tracer's iterator lists every TCP socket open now (`sonde_tracer::seed`). Outbound
 //! connections to destinations (the same filter as every other connection) are put into the
-//! kernel's `active` map and into the connection table as counted up to now, so they show as
-//! active at once and their bytes count from the agent's start; they are not connects (those
-//! happened before). Listeners are reported as if they had just opened. Owners are found by
-//! socket inode in /proc (once). Where the iterator cannot run (kernel < 5.9, no iter/tcp),
-//! one warning says what is missing: such sockets are seen from their next change on.
+//! kernel's `active` map and into the connection table (`sonde_tracer::connections`) as
+//! counted up to now, so they show as active at once and their bytes count from the agent's
+//! start; they are not connects (those happened before). Listeners are reported as if they
+//! had just opened. Owners are found by socket inode in /proc (once). Where the iterator
+//! cannot run (kernel < 5.9, no iter/tcp), one warning says what is missing: such sockets are
+//! seen from their next change on.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use sonde_tracer::conntrack::ConnectionTable;
-use sonde_tracer::filter::ConnectionFilter;
+use sonde_tracer::connections::Connections;
 use sonde_tracer::seed::{Adopted, ExistingSocket, classify, socket_owners};
 use sonde_tracer::{ConnectionBytes, Tracer};
 
@@ -37,9 +37,9 @@ pub fn seed(
     tracer: &mut Tracer,
     btf_path: &Path,
     procfs: &Path,
-    filter: &ConnectionFilter,
-    table: &mut ConnectionTable,
+    table: &mut Connections,
 ) -> Seeded {
+    let filter = table.filter();
     let sockets = match tracer.existing_sockets(btf_path) {
         Ok(s) => s,
         Err(e) => {

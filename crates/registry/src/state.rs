@@ -11,11 +11,12 @@ use sonde_cgroup::{ContainerKind, ProcessCgroups, Runtime, classify};
 use sonde_runtime::{ContainerMetadata, Naming as RuntimeNaming, name_container};
 
 use crate::container::{Container, MetadataSource, Naming};
-use crate::net::NetEvent;
+use crate::net::{ActiveCount, ActiveMap, NetEvent};
 
 /// Upper bound of the retry delay for a metadata lookup that keeps failing.
 const MAX_LOOKUP_BACKOFF: Duration = Duration::from_secs(300);
-const FIRST_LOOKUP_BACKOFF: Duration = Duration::from_secs(1);
+/// The retry delay after a lookup's first failure; it doubles with each further failure.
+const FIRST_LOOKUP_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Something that happened on the node, applied to the state in order.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub enum Event {
     ProcessExitInCgroup { pid: u32, cgroup_path: String },
     /// A TCP happening of this process (from the tracer).
     Net { pid: u32, event: NetEvent },
+    /// The open connections the tracer's latest dump of the kernel's connection map showed,
+    /// all of them: they replace the previous ones.
+    ActiveConnections(Vec<ActiveCount>),
     /// A TCP happening of a process the bridge could not place; `cgroup_path` is the cgroup
     /// the kernel saw the process in when it acted.
     NetInCgroup {
@@ -66,10 +70,6 @@ pub enum Event {
         cgroup_path: String,
         cgroup_inode: u64,
     },
-    /// Events applied in this order: one queue slot for what one read of the kernel's ring
-    /// produced, so the queue's atomics are paid per batch, not per event
-    /// (`EventSender::send_batch`).
-    Batch(Vec<Event>),
 }
 
 /// What a runtime said about a container.
@@ -157,6 +157,9 @@ pub struct State {
     cgroup_runs: foldhash::HashMap<String, u64>,
     /// Per exported `container_id`: what its earlier cgroups counted (see [`Identity`]).
     identities: HashMap<String, Identity>,
+    /// Open connections per container key, as of the tracer's latest dump (replaced whole by
+    /// each `Event::ActiveConnections`, so bounded by the tracer's connection table).
+    active: foldhash::HashMap<String, ActiveMap>,
 }
 
 /// What a `container_id` keeps across cgroups. The kubelet replaces a crashed container with
@@ -207,6 +210,7 @@ impl State {
             exited: foldhash::HashMap::default(),
             cgroup_runs: foldhash::HashMap::default(),
             identities: HashMap::new(),
+            active: foldhash::HashMap::default(),
         }
     }
 
@@ -236,6 +240,12 @@ impl State {
 
     pub fn tracked_pids(&self) -> usize {
         self.pids.len()
+    }
+
+    /// Open connections of the container keyed `key` per (destination, actual destination),
+    /// as of the tracer's latest dump.
+    pub fn active_connections_of(&self, key: &str) -> Option<&ActiveMap> {
+        self.active.get(key)
     }
 
     pub fn apply(&mut self, event: Event, now: Instant) {
@@ -279,11 +289,7 @@ impl State {
                 cgroup_path,
                 event,
             } => self.apply_net_in_cgroup(pid, &cgroup_path, &event, now),
-            Event::Batch(events) => {
-                for event in events {
-                    self.apply(event, now);
-                }
-            }
+            Event::ActiveConnections(counts) => self.active_connections(counts),
         }
     }
 
@@ -748,8 +754,9 @@ fn initial_naming(kind: &ContainerKind, now: Instant) -> Option<(Naming, Option<
 
 fn retry(source: MetadataSource, attempts: u32, now: Instant, error: String) -> Naming {
     let attempts = attempts.saturating_add(1);
+    // attempts >= 1 here: the first failure waits FIRST_LOOKUP_BACKOFF itself.
     let backoff = FIRST_LOOKUP_BACKOFF
-        .saturating_mul(1u32 << attempts.min(16))
+        .saturating_mul(1u32 << (attempts - 1).min(16))
         .min(MAX_LOOKUP_BACKOFF);
     Naming::Pending {
         source,

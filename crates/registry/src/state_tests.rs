@@ -201,8 +201,13 @@ fn failed_lookups_back_off_and_retry() {
         now,
     );
     assert!(s.due_lookups(now, |_| true).is_empty(), "backing off");
+    // The first retry waits FIRST_LOOKUP_BACKOFF, 2 s (docs/architecture.md says so).
+    assert!(
+        s.due_lookups(now + Duration::from_millis(1_999), |_| true)
+            .is_empty()
+    );
     assert_eq!(
-        s.due_lookups(now + Duration::from_secs(3), |_| true).len(),
+        s.due_lookups(now + Duration::from_secs(2), |_| true).len(),
         1
     );
     s.apply(
@@ -213,7 +218,15 @@ fn failed_lookups_back_off_and_retry() {
         now,
     );
     match &s.container(&path).unwrap().naming {
-        Naming::Pending { attempts, .. } => assert_eq!(*attempts, 2),
+        Naming::Pending {
+            attempts,
+            next_attempt,
+            ..
+        } => {
+            assert_eq!(*attempts, 2);
+            // The second failure waits twice as long.
+            assert_eq!(*next_attempt, now + Duration::from_secs(4));
+        }
         other => panic!("{other:?}"),
     }
     // A source without a client is never asked.
@@ -410,10 +423,10 @@ fn short_lived_processes_are_attributed_by_their_cgroup() {
     let mut s = State::new(Duration::from_secs(30));
     let path = "/system.slice/loop.service";
     s.apply(seen(1, 1, 10, path), now);
-    let closed = || NetEvent::Closed {
+    let closed = || NetEvent::Connection {
         dst: "10.0.0.5:80".parse().unwrap(),
         actual: "10.0.0.5:80".parse().unwrap(),
-        connect_duration: Some(Duration::from_millis(1)),
+        connect: Some(Duration::from_millis(1)),
         sent: 10,
         received: 20,
         segs_out: 4,
@@ -446,6 +459,53 @@ fn short_lived_processes_are_attributed_by_their_cgroup() {
     assert_eq!(c.restarts, 0, "the shell kept the container running");
     assert_eq!(c.pids.len(), 1);
     assert_eq!(s.unattributed_events, 0);
+}
+
+#[test]
+fn active_connections_are_replaced_by_each_dump_and_placed_by_pid_then_cgroup() {
+    use crate::net::ActiveCount;
+    let now = Instant::now();
+    let mut s = State::new(Duration::from_secs(30));
+    let (a, b) = ("/system.slice/a.service", "/system.slice/b.service");
+    s.apply(seen(1, 1, 10, a), now);
+    s.apply(seen(2, 1, 10, b), now);
+    let db: std::net::SocketAddr = "10.0.0.5:5432".parse().unwrap();
+    let upstream: std::net::SocketAddr = "10.1.0.9:5432".parse().unwrap();
+    let count = |pid, cgroup_path: Option<&str>, actual, count| ActiveCount {
+        pid,
+        cgroup_path: cgroup_path.map(str::to_owned),
+        dst: db,
+        actual,
+        count,
+    };
+    s.apply(
+        Event::ActiveConnections(vec![
+            count(1, None, db, 2),
+            count(1, None, upstream, 1),
+            // A process the registry does not know: its cgroup at connect places it.
+            count(77, Some(b), db, 3),
+            // Known by pid: the pid wins over the cgroup the kernel saw at connect.
+            count(2, Some(a), db, 1),
+            // Neither: not counted anywhere.
+            count(78, None, db, 5),
+        ]),
+        now,
+    );
+    let of = |s: &State, key: &str| {
+        s.active_connections_of(key)
+            .map(|m| {
+                let mut v: Vec<_> = m.iter().map(|(k, n)| (k.1, *n)).collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(of(&s, a), [(db, 2), (upstream, 1)]);
+    assert_eq!(of(&s, b), [(db, 4)]);
+    // The next dump replaces everything: a's connections closed.
+    s.apply(Event::ActiveConnections(vec![count(2, None, db, 1)]), now);
+    assert!(s.active_connections_of(a).is_none());
+    assert_eq!(of(&s, b), [(db, 1)]);
 }
 
 #[test]

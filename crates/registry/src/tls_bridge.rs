@@ -5,12 +5,9 @@
 
 use std::path::Path;
 
-use prometheus::proto::MetricFamily;
 use sonde_tracer::Tracer;
-use sonde_tracer::tls::{SkipReason, TlsAttacher, TlsConfig, TlsStats};
+use sonde_tracer::tls::{TlsAttacher, TlsConfig};
 
-use crate::catalogue::l7 as cat;
-use crate::exposition::{Family, NodeLabels};
 use crate::health::Health;
 
 /// Loads the TLS programs; None (subsystem `tls` down, with the reason) when
@@ -50,21 +47,4 @@ pub(crate) fn scan_existing(tls: &mut TlsAttacher, procfs: &Path) {
             tls.scan_process(pid);
         }
     }
-}
-
-/// `sonde_tls_uprobes_attached{kind}` and `sonde_tls_files_skipped_total{reason}`.
-pub(crate) fn render(s: &TlsStats, node: &NodeLabels, out: &mut Vec<MetricFamily>) {
-    let mut f = Family::new(&cat::SONDE_TLS_UPROBES_ATTACHED);
-    f.add(&[("kind", "openssl")], s.openssl_targets as f64);
-    f.add(&[("kind", "go")], s.go_targets as f64);
-    f.finish(node, out);
-    let mut f = Family::new(&cat::SONDE_TLS_FILES_SKIPPED);
-    for reason in SkipReason::ALL {
-        let n = s.skipped.get(&reason).copied().unwrap_or(0);
-        f.add(&[("reason", reason.label())], n as f64);
-    }
-    f.finish(node, out);
-    let mut f = Family::new(&cat::SONDE_TLS_UPROBES);
-    f.add(&[], s.uprobes as f64);
-    f.finish(node, out);
 }

@@ -1,12 +1,21 @@
 //! The bridge from the eBPF tracer to the registry.
 //!
-//! Kernel events arrive in batches from the ring buffer. The bridge filters TCP events to real
-//! destinations (coroot's rules: no ephemeral ports, loopback only in the host netns, private
-//! ranges always, public ranges per `--track-public-network`), keeps the connection table that
-//! turns the kernel's per-socket byte totals into exactly-once deltas, makes sure the registry
-//! knows a process's cgroup before its first event (one /proc read per process, not per
-//! event), and forwards everything through the registry's non-blocking sender: one
-//! `Event::Batch` per read of the ring, in order.
+//! One task (`run_bridge`) reads the kernel's ring in batches and is the only writer of
+//! everything the tracer's side keeps: the connection table
+//! (`sonde_tracer::connections::Connections`, which merges the ring's connection records and
+//! the dumps of the kernel's open-connection map into exactly-once deltas), the cgroup id
+//! map, the set of processes already placed. It filters TCP events to real destinations
+//! (coroot's rules: no ephemeral ports, loopback only in the host netns, private ranges
+//! always, public ranges per `--track-public-network`), makes sure the registry knows a
+//! process's cgroup before its first event (one /proc read per process, not per event), and
+//! forwards everything through the registry's event queue: one batch per read of the ring,
+//! in order.
+//!
+//! A scrape changes nothing here: it asks the bridge for a dump of the open connections
+//! ([`NetTracer::scrape`]), the bridge merges it between two reads of the ring and sends what
+//! it found (connects, byte deltas, the active connections) as one batch, and the scrape
+//! waits (bounded) until the registry task has applied that batch, so what it renders is as
+//! of its own dump, as before, with one writer per state.
 //!
 //! New processes are looked up ~0.5 s after they start rather than at fork: at fork a process
 //! is still in its parent's cgroup (runc moves a container's first process afterwards).
@@ -14,18 +23,20 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sonde_tracer::conntrack::{ByteDelta, Connected, ConnectionTable, OpenUpdate};
+use sonde_tracer::connections::{ConnectionDelta, Connections};
 use sonde_tracer::filter::{Cidr, ConnectionFilter};
 use sonde_tracer::{Event as KernelEvent, EventStream, Tracer, TracerConfig};
+use tokio::sync::mpsc;
 
 use crate::EventSender;
 use crate::cgroup_ids::CgroupIds;
 use crate::discovery::{ProcessClock, read_process};
 use crate::health::Health;
-use crate::net::NetEvent;
+use crate::net::{ActiveCount, NetEvent};
 use crate::netns_ips::NetnsIps;
 use crate::seeding;
 use crate::state::Event;
@@ -37,6 +48,12 @@ const NEW_PROCESS_SETTLE: Duration = Duration::from_millis(500);
 const MAX_PENDING_PROCESSES: usize = 65_536;
 /// Bound of the set of processes already announced to the registry.
 const MAX_ANNOUNCED: usize = 1 << 20;
+/// Scrapes waiting for a dump at once (HTTP and push); one more renders without waiting.
+const MAX_DUMP_REQUESTS: usize = 8;
+/// Longest a scrape waits for its dump to be applied; it renders what the state has then.
+/// A dump costs O(open connections): the scrape that learned 100,000 of them took ~120 ms
+/// (docs/benchmarks.md, "one scrape with 100,000 open connections").
+const DUMP_WAIT: Duration = Duration::from_secs(5);
 
 /// Tracer settings from the CLI.
 #[derive(Debug, Clone)]
@@ -57,23 +74,16 @@ pub struct TracerSettings {
     pub spans: Option<crate::SpanHook>,
 }
 
-/// The running tracer and the state the scrape needs from it.
+/// The running tracer, as a scrape sees it: read-only figures, and a way to ask the bridge
+/// for a dump of the open connections.
 pub struct NetTracer {
     tracer: Tracer,
-    table: Mutex<ConnectionTable>,
-    filter: ConnectionFilter,
-    /// For placing a process first seen in a scrape-time dump (see [`NetTracer::place`]).
-    procfs: PathBuf,
-    clock: Option<ProcessClock>,
-    /// Kernel cgroup ids -> paths, for events of processes gone before /proc was read.
-    /// Used by the bridge and by the scrape (a connection first seen in a dump).
-    cgroup_ids: Mutex<CgroupIds>,
-    /// Listeners open before the agent, reported once when the bridge starts.
-    seeded_listeners: Mutex<Vec<seeding::SeededListener>>,
     /// Where connections really went (DNAT), see crate::nat_bridge.
     nat: Option<sonde_nat::Nat>,
-    /// The TLS uprobes' attacher until the bridge task takes it (crate::tls_bridge).
-    tls: Mutex<Option<sonde_tracer::tls::TlsAttacher>>,
+    /// Dump requests to the bridge: each carries the acknowledgement the registry task sends
+    /// once the dump's batch is applied.
+    dumps: mpsc::Sender<std::sync::mpsc::SyncSender<()>>,
+    stats: Arc<BridgeStats>,
 }
 
 impl std::fmt::Debug for NetTracer {
@@ -82,19 +92,27 @@ impl std::fmt::Debug for NetTracer {
     }
 }
 
-/// Open connections of (pid, cgroup path the kernel saw at connect) to (destination, actual
-/// destination): how many.
-pub type ActiveCount = ((u32, Option<String>), SocketAddr, SocketAddr, u64);
+/// What only the bridge task owns, handed to [`run_bridge`] by [`NetTracer::start`].
+pub struct BridgeParts {
+    connections: Connections,
+    /// Kernel cgroup ids -> paths, for events of processes gone before /proc was read.
+    cgroup_ids: CgroupIds,
+    /// Listeners open before the agent, reported once when the bridge starts.
+    seeded_listeners: Vec<seeding::SeededListener>,
+    /// The TLS uprobes' attacher (crate::tls_bridge).
+    tls: Option<sonde_tracer::tls::TlsAttacher>,
+    dumps: mpsc::Receiver<std::sync::mpsc::SyncSender<()>>,
+}
 
-/// What a scrape learns from the tracer.
+impl std::fmt::Debug for BridgeParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BridgeParts")
+    }
+}
+
+/// What a scrape reads from the tracer (it changes nothing).
 #[derive(Debug, Default)]
 pub struct TracerScrape {
-    /// Open connections seen for the first time (counted as connects now).
-    pub connected: Vec<Connected>,
-    pub bytes: Vec<ByteDelta>,
-    /// Open connections per (pid, cgroup path the kernel saw at connect), destination and
-    /// actual destination.
-    pub active: Vec<ActiveCount>,
     pub lost: Vec<(&'static str, u64)>,
     pub tracked_connections: usize,
     pub table_overflow: u64,
@@ -112,7 +130,8 @@ impl NetTracer {
         procfs: &std::path::Path,
         cgroupfs: Option<sonde_cgroup::CgroupFs>,
         health: &Health,
-    ) -> Option<(Arc<NetTracer>, EventStream)> {
+        stats: Arc<BridgeStats>,
+    ) -> Option<(Arc<NetTracer>, EventStream, BridgeParts)> {
         if !settings.enabled {
             health.down(
                 "tracer",
@@ -171,129 +190,93 @@ impl NetTracer {
             settings.public_networks.clone(),
             host_netns,
         );
-        let mut table = ConnectionTable::new(capacity);
+        let mut connections = Connections::new(capacity, filter);
         // After the programs attached, so a socket is either seen here or by them.
-        let seeded = seeding::seed(&mut tracer, &btf_path, procfs, &filter, &mut table);
+        let seeded = seeding::seed(&mut tracer, &btf_path, procfs, &mut connections);
+        stats.publish(&connections);
         let nat = crate::nat_bridge::start(settings.conntrack.as_ref(), health);
+        let (dumps_tx, dumps_rx) = mpsc::channel(MAX_DUMP_REQUESTS);
+        let parts = BridgeParts {
+            connections,
+            // Seeded after the tracer started, so a cgroup made in between is in the walk or
+            // in a cgroup_mkdir event.
+            cgroup_ids: CgroupIds::seeded(cgroupfs),
+            seeded_listeners: seeded.listeners,
+            tls,
+            dumps: dumps_rx,
+        };
         Some((
             Arc::new(NetTracer {
                 tracer,
-                table: Mutex::new(table),
-                filter,
-                seeded_listeners: Mutex::new(seeded.listeners),
-                procfs: procfs.to_path_buf(),
-                clock: ProcessClock::new(procfs).ok(),
-                // Seeded after the tracer started, so a cgroup made in between is in the
-                // walk or in a cgroup_mkdir event.
-                cgroup_ids: Mutex::new(CgroupIds::seeded(cgroupfs)),
                 nat,
-                tls: Mutex::new(tls),
+                dumps: dumps_tx,
+                stats,
             }),
             stream,
+            parts,
         ))
     }
 
-    /// Reads the open connections (new ones are connects now), their byte counters and the
-    /// active-connection counts. The table stays locked from the dump until it is applied, so a
-    /// connection's close record (the kernel deletes the entry before writing it) is always
-    /// applied after a dump that showed the connection.
+    /// What a scrape needs from the tracer. First asks the bridge for a dump of the open
+    /// connections and waits until the registry task has applied it (at most [`DUMP_WAIT`]),
+    /// so the state then holds every connect and byte of the connections open now and their
+    /// active counts. Blocks: call it from a blocking context, holding no registry lock.
     pub fn scrape(&self) -> TracerScrape {
-        crate::nat_bridge::sync(self.nat.as_ref());
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        let OpenUpdate { connected, bytes } = match self.tracer.open_connection_bytes() {
-            Ok(mut snapshot) => {
-                snapshot.retain(|c| self.filter.is_destination(c.dst, c.netns));
-                table.update_open(&snapshot, Instant::now())
+        let (ack, applied) = std::sync::mpsc::sync_channel(1);
+        match self.dumps.try_send(ack) {
+            Ok(()) => {
+                // Err: the dump's batch was dropped (queue full, counted there) or is late;
+                // the state is rendered as it is.
+                if applied.recv_timeout(DUMP_WAIT).is_err() {
+                    tracing::debug!("The open-connection dump was not applied in time");
+                }
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "Cannot read open connections");
-                OpenUpdate::default()
-            }
-        };
-        let active = {
-            let mut ids = self
-                .cgroup_ids
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut by_key = std::collections::HashMap::new();
-            for (pid, cgroup_id, _netns, src, dst) in table.active_connections() {
-                *by_key
-                    .entry((pid, cgroup_id, dst, self.actual(src, dst)))
-                    .or_insert(0u64) += 1;
-            }
-            by_key
-                .into_iter()
-                .map(|((pid, cgroup_id, dst, actual), n)| {
-                    (
-                        (pid, ids.resolve(cgroup_id).map(str::to_owned)),
-                        dst,
-                        actual,
-                        n,
-                    )
-                })
-                .collect()
-        };
+            // Full: as many scrapes are waiting already; closed: the bridge stopped.
+            Err(_) => tracing::debug!("No open-connection dump for this scrape"),
+        }
         TracerScrape {
-            connected,
-            bytes,
-            active,
             lost: self.tracer.lost_events(),
             l7_attached: self.tracer.l7_attached(),
-            tracked_connections: table.len(),
-            table_overflow: table.overflow(),
-            stale_connections: table.stale(),
+            tracked_connections: self.stats.tracked_connections.load(Relaxed) as usize,
+            table_overflow: self.stats.table_overflow.load(Relaxed),
+            stale_connections: self.stats.stale_connections.load(Relaxed),
             nat: self.nat.as_ref().map(sonde_nat::Nat::stats),
         }
     }
-
-    /// Where the connection `src -> dst` really went (its NAT upstream, else `dst`).
-    pub fn actual(&self, src: SocketAddr, dst: SocketAddr) -> SocketAddr {
-        crate::nat_bridge::actual_destination(self.nat.as_ref(), src, dst)
-    }
-
-    /// The path of the cgroup the kernel knows by `id` (None for 0 and unknown ids).
-    pub fn cgroup_path(&self, id: u64) -> Option<String> {
-        self.cgroup_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .resolve(id)
-            .map(str::to_owned)
-    }
-
-    /// The registry event that places `pid` in its cgroup, for a process first seen through
-    /// a scrape-time dump (the bridge places processes at their first ring event, but an open
-    /// connection's first report may be the dump). None when it is gone or unreadable.
-    pub fn place(&self, pid: u32, buf: &mut String) -> Option<Event> {
-        let clock = self.clock.as_ref()?;
-        let (start_ticks, cgroups) = read_process(&self.procfs, pid, buf).ok()??;
-        Some(Event::ProcessSeen {
-            pid,
-            start_ticks,
-            age: clock.age(start_ticks),
-            cgroups,
-        })
-    }
 }
 
-/// Counters of the bridge, for self-metrics.
+/// Counters of the bridge, for self-metrics: written by the bridge task, read by scrapes.
 #[derive(Debug, Default)]
 pub struct BridgeStats {
-    pub decode_errors: std::sync::atomic::AtomicU64,
-    pub pending_dropped: std::sync::atomic::AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub pending_dropped: AtomicU64,
+    /// The connection table's figures, as of the bridge's latest change to it.
+    pub tracked_connections: AtomicU64,
+    pub table_overflow: AtomicU64,
+    pub stale_connections: AtomicU64,
     /// The L7 engine's counters, copied every 250 ms (they sum over live sessions).
     pub l7: Mutex<sonde_tracer::l7::L7Stats>,
     /// The TLS attacher's counters (None: TLS uprobes not loaded), copied every 250 ms.
     pub tls: Mutex<Option<sonde_tracer::tls::TlsStats>>,
 }
 
+impl BridgeStats {
+    fn publish(&self, connections: &Connections) {
+        let c = connections.stats();
+        self.tracked_connections.store(c.tracked as u64, Relaxed);
+        self.table_overflow.store(c.overflow, Relaxed);
+        self.stale_connections.store(c.stale, Relaxed);
+    }
+}
+
 /// Moves kernel events into the registry until the stream fails.
 pub async fn run_bridge(
     net: Arc<NetTracer>,
     mut stream: EventStream,
+    parts: BridgeParts,
     events: EventSender,
     procfs: PathBuf,
     health: Health,
-    stats: Arc<BridgeStats>,
 ) {
     let clock = match ProcessClock::new(&procfs) {
         Ok(c) => c,
@@ -305,54 +288,42 @@ pub async fn run_bridge(
             return;
         }
     };
+    let BridgeParts {
+        connections,
+        cgroup_ids,
+        seeded_listeners,
+        mut tls,
+        mut dumps,
+    } = parts;
     let opt_outs = crate::l7_optout::OptOuts::new(&procfs);
-    let mut tls = net
-        .tls
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
     if let Some(t) = &mut tls {
         crate::tls_bridge::scan_existing(t, &procfs);
     }
     let mut bridge = Bridge {
         tls,
         netns_ips: NetnsIps::new(&procfs),
+        stats: net.stats.clone(),
         net,
+        connections,
+        cgroup_ids,
         events,
         procfs,
         clock,
         announced: foldhash::HashSet::default(),
         pending: VecDeque::new(),
         buf: String::with_capacity(4096),
-        stats,
         out: Vec::new(),
+        deltas: Vec::new(),
         opt_outs,
     };
     // Listeners older than the agent, as if they had just opened.
-    let seeded = std::mem::take(
-        &mut *bridge
-            .net
-            .seeded_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner),
-    );
-    {
-        let net = bridge.net.clone();
-        let mut table = LazyTable {
-            table: &net.table,
-            guard: None,
-        };
-        for l in seeded {
-            bridge.handle(
-                KernelEvent::ListenOpen {
-                    pid: l.pid,
-                    netns: l.netns,
-                    addr: l.addr,
-                    cgroup_id: 0,
-                },
-                &mut table,
-            );
-        }
+    for l in seeded_listeners {
+        bridge.handle(KernelEvent::ListenOpen {
+            pid: l.pid,
+            netns: l.netns,
+            addr: l.addr,
+            cgroup_id: 0,
+        });
     }
     bridge.flush();
     let mut batch = Vec::with_capacity(1024);
@@ -364,17 +335,23 @@ pub async fn run_bridge(
                     health.down("tracer", format!("reading eBPF events failed: {}", e.reason()));
                     return;
                 }
-                // One lock of the connection table and one queue item per read of the ring,
-                // not one per event: per event, those atomics were most of the bridge's cost.
-                let net = bridge.net.clone();
-                crate::nat_bridge::sync(net.nat.as_ref());
-                let mut table = LazyTable { table: &net.table, guard: None };
+                // One queue item per read of the ring, not one per event: per event, the
+                // queue's atomics were most of the bridge's cost.
+                crate::nat_bridge::sync(bridge.net.nat.as_ref());
                 for event in batch.drain(..) {
-                    bridge.handle(event, &mut table);
+                    bridge.handle(event);
                 }
-                drop(table);
                 bridge.flush();
-                bridge.stats.decode_errors.store(stream.decode_errors(), std::sync::atomic::Ordering::Relaxed);
+                bridge.stats.publish(&bridge.connections);
+                bridge.stats.decode_errors.store(stream.decode_errors(), Relaxed);
+            }
+            Some(ack) = dumps.recv() => {
+                // Scrapes that asked meanwhile share this dump.
+                let mut acks = vec![ack];
+                while let Ok(ack) = dumps.try_recv() {
+                    acks.push(ack);
+                }
+                bridge.dump(acks).await;
             }
             _ = ticker.tick() => {
                 bridge.resolve_settled(Instant::now());
@@ -393,6 +370,10 @@ struct Bridge {
     /// Places the TLS uprobes on the files of new processes (crate::tls_bridge).
     tls: Option<sonde_tracer::tls::TlsAttacher>,
     net: Arc<NetTracer>,
+    /// The open-connection table; only this task touches it.
+    connections: Connections,
+    /// Kernel cgroup ids -> paths, for events of processes gone before /proc was read.
+    cgroup_ids: CgroupIds,
     events: EventSender,
     procfs: PathBuf,
     clock: ProcessClock,
@@ -406,31 +387,15 @@ struct Bridge {
     netns_ips: NetnsIps,
     /// Registry events of the batch being handled, in order; sent by `flush`.
     out: Vec<Event>,
+    /// A dump's connection deltas (kept for its capacity).
+    deltas: Vec<ConnectionDelta>,
     /// Processes opted out of L7 tracing by their environment.
     opt_outs: crate::l7_optout::OptOuts,
 }
 
-/// The connection table for one read of the ring: locked at its first TCP event and held to
-/// the end of the read (a scrape waits meanwhile), released early around slow lookups.
-struct LazyTable<'a> {
-    table: &'a Mutex<ConnectionTable>,
-    guard: Option<std::sync::MutexGuard<'a, ConnectionTable>>,
-}
-
-impl LazyTable<'_> {
-    fn get(&mut self) -> &mut ConnectionTable {
-        self.guard
-            .get_or_insert_with(|| self.table.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn release(&mut self) {
-        self.guard = None;
-    }
-}
-
 impl Bridge {
-    fn handle(&mut self, event: KernelEvent, table: &mut LazyTable<'_>) {
-        let filter = &self.net.filter;
+    fn handle(&mut self, event: KernelEvent) {
+        let filter = self.connections.filter();
         match event {
             KernelEvent::ProcessStart { pid, .. } => {
                 if let Some(t) = &mut self.tls {
@@ -444,6 +409,11 @@ impl Bridge {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            KernelEvent::ProcessExec { pid, file } => {
+                if let Some(t) = &mut self.tls {
+                    t.exec_seen(pid, file);
+                }
+            }
             KernelEvent::ProcessExit { pid, cgroup_id, .. } => {
                 self.opt_outs.forget(pid);
                 if self.announced.remove(&pid) {
@@ -452,8 +422,7 @@ impl Bridge {
                 }
                 // Never placed: gone before its /proc could be read (or before it settled).
                 // The cgroup it ended in still places it, as a run of that container.
-                table.release();
-                match self.net.cgroup_path(cgroup_id) {
+                match self.cgroup_path(cgroup_id) {
                     Some(cgroup_path) => {
                         self.out
                             .push(Event::ProcessExitInCgroup { pid, cgroup_path });
@@ -468,22 +437,16 @@ impl Bridge {
                     cgroup_path: path.clone(),
                     cgroup_inode: cgroup_id,
                 });
-                self.net
-                    .cgroup_ids
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(cgroup_id, path);
+                self.cgroup_ids.insert(cgroup_id, path);
             }
             KernelEvent::OomKill { pid, cgroup_id } => {
-                // /proc, then maybe a walk of the cgroup hierarchy: not with the table held.
-                table.release();
                 if self.announce(pid) {
                     self.out.push(Event::OomKill { pid });
                 } else {
                     // Killed and gone before we could read its cgroup (a container whose only
                     // process was the victim), and runc may already have removed the cgroup
                     // directory: the path remembered from its creation or the start's walk.
-                    match self.net.cgroup_path(cgroup_id) {
+                    match self.cgroup_path(cgroup_id) {
                         Some(cgroup_path) => {
                             self.out.push(Event::OomKillInCgroup { pid, cgroup_path });
                         }
@@ -500,8 +463,6 @@ impl Bridge {
             } if filter.is_tracked_listen(addr) => {
                 let host_netns = filter.is_host_netns(netns);
                 let ns_ips = if addr.ip().is_unspecified() {
-                    // /proc reads: not with the table held. Listeners are rare.
-                    table.release();
                     self.netns_ips.get(netns, pid, Instant::now())
                 } else {
                     std::sync::Arc::from([])
@@ -511,7 +472,7 @@ impl Bridge {
                     ns_ips,
                     host_netns,
                 };
-                self.net_event(pid, cgroup_id, event, table);
+                self.net_event(pid, cgroup_id, event);
             }
             KernelEvent::ListenClose {
                 pid,
@@ -519,44 +480,12 @@ impl Bridge {
                 cgroup_id,
                 ..
             } if filter.is_tracked_listen(addr) => {
-                self.net_event(pid, cgroup_id, NetEvent::ListenClose { addr }, table);
+                self.net_event(pid, cgroup_id, NetEvent::ListenClose { addr });
             }
-            KernelEvent::ConnectOk { netns, dst, .. }
-            | KernelEvent::ConnectionClosed { netns, dst, .. }
-                if filter.is_destination(dst, netns) =>
-            {
-                let applied = table.get().apply(&event);
-                let connect_duration = applied
-                    .connected
-                    .map(|c| Duration::from_nanos(c.duration_ns));
-                match (applied.bytes, applied.connected) {
-                    // A close: one event for its connect (if not counted yet) and its bytes.
-                    (Some(d), _) => self.net_event(
-                        d.pid,
-                        d.cgroup_id,
-                        NetEvent::Closed {
-                            dst: d.dst,
-                            actual: self.net.actual(d.src, d.dst),
-                            connect_duration,
-                            sent: d.sent,
-                            received: d.received,
-                            segs_out: d.segs_out,
-                            segs_in: d.segs_in,
-                        },
-                        table,
-                    ),
-                    // A ConnectOk: the connect alone (the kernel keeps nothing to close).
-                    (None, Some(c)) => self.net_event(
-                        c.pid,
-                        c.cgroup_id,
-                        NetEvent::Connected {
-                            dst: c.dst,
-                            actual: self.net.actual(c.src, c.dst),
-                            duration: connect_duration.unwrap_or_default(),
-                        },
-                        table,
-                    ),
-                    (None, None) => {}
+            KernelEvent::ConnectOk { .. } | KernelEvent::ConnectionClosed { .. } => {
+                // Filtered to destinations and merged with the dumps by the table.
+                if let Some(delta) = self.connections.apply(&event) {
+                    self.connection(delta);
                 }
             }
             KernelEvent::ConnectFailed {
@@ -566,7 +495,7 @@ impl Bridge {
                 cgroup_id,
                 ..
             } if filter.is_destination(dst, netns) => {
-                self.net_event(pid, cgroup_id, NetEvent::ConnectFailed { dst }, table);
+                self.net_event(pid, cgroup_id, NetEvent::ConnectFailed { dst });
             }
             KernelEvent::Retransmit {
                 pid,
@@ -576,8 +505,8 @@ impl Bridge {
                 cgroup_id,
                 ..
             } if filter.is_destination(dst, netns) => {
-                let actual = self.net.actual(src, dst);
-                self.net_event(pid, cgroup_id, NetEvent::Retransmit { dst, actual }, table);
+                let actual = self.actual(src, dst);
+                self.net_event(pid, cgroup_id, NetEvent::Retransmit { dst, actual });
             }
             KernelEvent::L7Request {
                 pid,
@@ -598,11 +527,7 @@ impl Bridge {
                 {
                     return;
                 }
-                let actual = if inbound {
-                    dst
-                } else {
-                    self.net.actual(src, dst)
-                };
+                let actual = if inbound { dst } else { self.actual(src, dst) };
                 let event = NetEvent::L7 {
                     dst,
                     actual,
@@ -610,7 +535,7 @@ impl Bridge {
                     request: Box::new(request),
                     opted_out: self.opt_outs.of(pid),
                 };
-                self.net_event(pid, cgroup_id, event, table);
+                self.net_event(pid, cgroup_id, event);
             }
             _ => {} // Not a destination, or an ephemeral listener.
         }
@@ -625,18 +550,87 @@ impl Bridge {
         }
     }
 
+    /// Forwards what one report of a connection adds.
+    fn connection(&mut self, d: ConnectionDelta) {
+        let event = NetEvent::Connection {
+            dst: d.dst,
+            actual: self.actual(d.src, d.dst),
+            connect: d.connect,
+            sent: d.sent,
+            received: d.received,
+            segs_out: d.segs_out,
+            segs_in: d.segs_in,
+        };
+        self.net_event(d.pid, d.cgroup_id, event);
+    }
+
+    /// Dumps the open connections into the table and sends what the dump adds (connects,
+    /// byte deltas) and the active connections; `acks` are told once the registry task has
+    /// applied it all. Waits for room in the queue rather than dropping: a scrape waits for
+    /// this (a first dump of 100,000 connections is 100,000 connects), and while it waits
+    /// the ring fills, within its bound, as it did when the scrape merged the dump itself.
+    async fn dump(&mut self, acks: Vec<std::sync::mpsc::SyncSender<()>>) {
+        // Before looking connections up: a connection the dump shows had its conntrack
+        // entry created at its first packet, so that event is queued by now.
+        crate::nat_bridge::sync(self.net.nat.as_ref());
+        let mut deltas = std::mem::take(&mut self.deltas);
+        if let Err(e) = self
+            .connections
+            .dump(&self.net.tracer, Instant::now(), &mut deltas)
+        {
+            tracing::debug!(error = %e, "Cannot read open connections");
+        }
+        for d in deltas.drain(..) {
+            self.connection(d);
+        }
+        self.deltas = deltas;
+        // Active connections per (pid, cgroup id, destination, actual destination).
+        let nat = self.net.nat.as_ref();
+        let mut by_key: foldhash::HashMap<(u32, u64, SocketAddr, SocketAddr), u64> =
+            foldhash::HashMap::default();
+        for a in self.connections.active() {
+            let actual = crate::nat_bridge::actual_destination(nat, a.src, a.dst);
+            *by_key
+                .entry((a.pid, a.cgroup_id, a.dst, actual))
+                .or_insert(0) += 1;
+        }
+        let counts = by_key
+            .into_iter()
+            .map(|((pid, cgroup_id, dst, actual), count)| ActiveCount {
+                pid,
+                cgroup_path: self.cgroup_path(cgroup_id),
+                dst,
+                actual,
+                count,
+            })
+            .collect();
+        self.out.push(Event::ActiveConnections(counts));
+        self.stats.publish(&self.connections);
+        let events = std::mem::take(&mut self.out);
+        // Err: the registry task is gone (the agent is stopping); the acks go with the batch.
+        let _ = self.events.send_waiting_acknowledged(events, acks).await;
+    }
+
+    /// Where the connection `src -> dst` really went (its NAT upstream, else `dst`).
+    fn actual(&self, src: SocketAddr, dst: SocketAddr) -> SocketAddr {
+        crate::nat_bridge::actual_destination(self.net.nat.as_ref(), src, dst)
+    }
+
+    /// The path of the cgroup the kernel knows by `id` (None for 0 and unknown ids).
+    fn cgroup_path(&mut self, id: u64) -> Option<String> {
+        self.cgroup_ids.resolve(id).map(str::to_owned)
+    }
+
     /// Forwards a TCP happening of `pid`, which the kernel saw in cgroup `cgroup_id`: by pid
     /// when the process can be placed from /proc (or is placed already), else by the cgroup
     /// (a process gone before it could be read: a shell loop's `nc` or `curl`).
-    fn net_event(&mut self, pid: u32, cgroup_id: u64, event: NetEvent, table: &mut LazyTable<'_>) {
+    fn net_event(&mut self, pid: u32, cgroup_id: u64, event: NetEvent) {
         if pid == 0 || self.announced.contains(&pid) {
             self.out.push(Event::Net { pid, event });
             return;
         }
-        // /proc and maybe a cgroup walk: not with the table held.
-        table.release();
         if !self.announce(pid)
-            && let Some(cgroup_path) = self.net.cgroup_path(cgroup_id)
+            && let Some(cgroup_path) = self.cgroup_path(cgroup_id)
         {
             self.out.push(Event::NetInCgroup {
                 pid,

@@ -157,14 +157,16 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 .then(|| traces::hook(&traces_slot)),
         },
     };
-    let registry = Registry::start(config, health).context("cannot start the registry")?;
+    let registry = Registry::start(config, health);
+    // The registry keeps state; the exporter renders each scrape of it.
+    let exporter = sonde_exporter::Exporter::new(registry.clone());
 
     let push_slot = Arc::new(std::sync::OnceLock::new());
-    let render_registry = registry.clone();
+    let render_exporter = exporter.clone();
     let render_slot = push_slot.clone();
     let render_traces = traces_slot.clone();
     let render: server::Renderer = Arc::new(move || {
-        render_registry
+        render_exporter
             .render(|node, out| {
                 push::extra_families(&render_slot, node, out);
                 traces::families(&render_traces, node, out);
@@ -174,12 +176,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = traces_endpoint {
         traces::start(&args, endpoint, &registry, &traces_slot);
     }
-    push::start(&args, push_endpoints, &registry, push_slot);
-    let observe_registry = registry.clone();
+    push::start(&args, push_endpoints, &exporter, push_slot);
+    let observe_exporter = exporter.clone();
     let ready_registry = registry.clone();
     let metrics = server::Metrics {
         render,
-        observe: Arc::new(move |elapsed| observe_registry.observe_scrape(elapsed)),
+        observe: Arc::new(move |elapsed| observe_exporter.observe_scrape(elapsed)),
         ready: Arc::new(move || ready_registry.readiness()),
     };
 

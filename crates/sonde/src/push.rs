@@ -4,9 +4,10 @@
 use std::sync::{Arc, OnceLock};
 
 use prometheus::proto::MetricFamily;
+use sonde_exporter::exposition::Family;
+use sonde_exporter::{Exporter, catalogue};
 use sonde_push::{Endpoint, Protocol, Push, PushConfig};
-use sonde_registry::exposition::Family;
-use sonde_registry::{NodeLabels, Registry, catalogue};
+use sonde_registry::NodeLabels;
 
 use crate::cli::AgentArgs;
 
@@ -48,9 +49,10 @@ fn subsystem(protocol: Protocol) -> &'static str {
 pub fn start(
     args: &AgentArgs,
     endpoints: Vec<Endpoint>,
-    registry: &Registry,
+    exporter: &Exporter,
     slot: Arc<OnceLock<Push>>,
 ) {
+    let registry = exporter.registry();
     if endpoints.is_empty() {
         return;
     }
@@ -84,10 +86,10 @@ pub fn start(
         retry_max: args.push_retry_max.max(args.push_retry_min),
         timeout: args.push_timeout,
     };
-    let gather_registry = registry.clone();
+    let gather_exporter = exporter.clone();
     let gather_slot = slot.clone();
     let gather: sonde_push::Gather = Arc::new(move || {
-        gather_registry.gather(|node, out| extra_families(&gather_slot, node, out))
+        gather_exporter.gather(|node, out| extra_families(&gather_slot, node, out))
     });
     let health = registry.health().clone();
     let status: sonde_push::StatusHook = Arc::new(move |protocol, result| {

@@ -5,8 +5,9 @@
 use std::sync::{Arc, OnceLock};
 
 use prometheus::proto::MetricFamily;
-use sonde_registry::exposition::Family;
-use sonde_registry::{NodeLabels, Registry, SpanHook, catalogue};
+use sonde_exporter::catalogue;
+use sonde_exporter::exposition::Family;
+use sonde_registry::{NodeLabels, Registry, SpanHook};
 use sonde_traces::{Traces, TracesConfig};
 
 use crate::cli::AgentArgs;

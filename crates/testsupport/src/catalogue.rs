@@ -1,6 +1,6 @@
 //! The check that no metric is declared and never rendered.
 //!
-//! The catalogue (crates/registry/src/catalogue.rs) declares each metric with `metric!(IDENT,
+//! The catalogue (crates/exporter/src/catalogue.rs and catalogue/) declares each metric with `metric!(IDENT,
 //! "name", Kind, "help")`. Declaring one does not make it exported: a static nobody renders
 //! compiles without a warning (it is `pub`). Two checks catch that:
 //! - [`unreferenced`]: every entry's identifier is used by some source other than the
@@ -8,6 +8,10 @@
 //! - [`check_scrape`]: a real agent's scrape holds every entry of a prefix, except the entries
 //!   whose `// scrape-condition: <when>` comment (the line before their `metric!(`) says when
 //!   they appear; those must then be exactly the missing ones, so a stale comment fails too.
+//!   An entry with a `// scrape-optional: <when>` comment appears once something happened that
+//!   a test machine may or may not see (a runtime lookup, a read error): the scrape check leaves
+//!   it out, and only [`unreferenced`] and the type system (its typed counters are rendered by
+//!   an exhaustive destructuring) guard it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,9 @@ use std::path::{Path, PathBuf};
 /// The comment that documents when an entry appears in a scrape, on the line(s) right before
 /// its `metric!(`.
 pub const CONDITION_MARKER: &str = "// scrape-condition:";
+
+/// The comment of an entry that may or may not be in a test's scrape (see the module doc).
+pub const OPTIONAL_MARKER: &str = "// scrape-optional:";
 
 /// One `metric!` entry of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +32,8 @@ pub struct Entry {
     pub name: String,
     /// When the entry appears in a scrape, if not always.
     pub condition: Option<String>,
+    /// Whether the condition is a `scrape-optional` one (not checked against a scrape).
+    pub optional: bool,
 }
 
 /// The sonde workspace's root (this crate is crates/testsupport).
@@ -34,13 +43,13 @@ pub fn workspace_root() -> PathBuf {
 
 /// The catalogue source file.
 pub fn catalogue_path() -> PathBuf {
-    workspace_root().join("crates/registry/src/catalogue.rs")
+    workspace_root().join("crates/exporter/src/catalogue.rs")
 }
 
 /// The catalogue's files: catalogue.rs and its submodules (catalogue/l7.rs ...), sorted.
 pub fn catalogue_paths() -> std::io::Result<Vec<PathBuf>> {
     let mut paths = vec![catalogue_path()];
-    let dir = workspace_root().join("crates/registry/src/catalogue");
+    let dir = workspace_root().join("crates/exporter/src/catalogue");
     if dir.is_dir() {
         let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -67,10 +76,18 @@ pub fn catalogue_source() -> std::io::Result<String> {
 pub fn parse(src: &str) -> Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
     let mut condition: Option<String> = None;
+    let mut optional = false;
     let mut lines = src.lines().enumerate();
     while let Some((n, line)) = lines.next() {
         let trimmed = line.trim();
-        if let Some(c) = trimmed.strip_prefix(CONDITION_MARKER) {
+        let marked = match trimmed.strip_prefix(OPTIONAL_MARKER) {
+            Some(c) => {
+                optional = true;
+                Some(c)
+            }
+            None => trimmed.strip_prefix(CONDITION_MARKER),
+        };
+        if let Some(c) = marked {
             // A condition may continue over several marker lines.
             let c = c.trim();
             condition = Some(match condition.take() {
@@ -109,6 +126,7 @@ pub fn parse(src: &str) -> Result<Vec<Entry>, String> {
             ident,
             name,
             condition: condition.take(),
+            optional: std::mem::take(&mut optional),
         });
     }
     if condition.is_some() {
@@ -182,16 +200,21 @@ pub fn rendering_sources() -> std::io::Result<Vec<String>> {
 }
 
 /// Checks a scrape's metric names (`scraped`) against the entries whose name starts with
-/// `prefix`: the missing entries must be exactly those with a scrape condition. The error
-/// lists every mismatch.
+/// `prefix`: the missing entries must be exactly those with a scrape condition (`optional`
+/// ones are not checked). A histogram is in the scrape by its `_count` sample. The error lists
+/// every mismatch.
 pub fn check_scrape(
     entries: &[Entry],
     prefix: &str,
     scraped: &BTreeSet<String>,
 ) -> Result<(), String> {
     let mut problems = Vec::new();
-    for e in entries.iter().filter(|e| e.name.starts_with(prefix)) {
-        match (&e.condition, scraped.contains(&e.name)) {
+    for e in entries
+        .iter()
+        .filter(|e| e.name.starts_with(prefix) && !e.optional)
+    {
+        let present = scraped.contains(&e.name) || scraped.contains(&format!("{}_count", e.name));
+        match (&e.condition, present) {
             (None, false) => problems.push(format!(
                 "{} ({}) is not in the scrape: render it, or document when it appears with a \
                  `{CONDITION_MARKER}` comment before its metric!(",
@@ -242,6 +265,14 @@ metric!(
     Counter,
     "declared and never rendered"
 );
+// scrape-optional: once a runtime failed
+metric!(
+    SONDE_D,
+    "sonde_d_total",
+    Counter,
+    "D, sometimes"
+);
+metric!(SONDE_H, "sonde_h_seconds", Histogram, "a histogram");
 "#;
 
     fn names(v: &[&str]) -> BTreeSet<String> {
@@ -266,8 +297,12 @@ metric!(
                 ),
                 ("NODE_C", "node_c", None),
                 ("SONDE_NEVER_RENDERED", "sonde_never_rendered_total", None),
+                ("SONDE_D", "sonde_d_total", Some("once a runtime failed")),
+                ("SONDE_H", "sonde_h_seconds", None),
             ]
         );
+        let optional: Vec<_> = e.iter().filter(|e| e.optional).map(|e| &e.ident).collect();
+        assert_eq!(optional, ["SONDE_D"]);
     }
 
     #[test]
@@ -277,18 +312,42 @@ metric!(
         );
         assert!(parse("metric!(A, \"a\", Gauge, \"h\");\n// scrape-condition: x\n").is_err());
         assert!(parse("metric!(\n    A,\n").is_err());
+        assert!(
+            parse("// scrape-optional: x\nfn f() {}\nmetric!(A, \"a\", Gauge, \"h\");").is_err()
+        );
     }
 
     #[test]
     fn an_entry_never_rendered_fails_the_scrape_check() {
         let e = parse(FAKE).unwrap();
         // The scrape has everything but the never-rendered entry (and B, conditional).
-        let err = check_scrape(&e, "sonde_", &names(&["sonde_a_total", "node_c"])).unwrap_err();
+        // The optional D is never checked; the histogram H is there by its _count.
+        let scraped = names(&["sonde_a_total", "node_c", "sonde_h_seconds_count"]);
+        let err = check_scrape(&e, "sonde_", &scraped).unwrap_err();
         assert!(err.contains("sonde_never_rendered_total"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         // Rendered, it passes; other prefixes are not checked.
-        let all = names(&["sonde_a_total", "sonde_never_rendered_total"]);
+        let all = names(&[
+            "sonde_a_total",
+            "sonde_never_rendered_total",
+            "sonde_h_seconds_count",
+        ]);
         assert_eq!(check_scrape(&e, "sonde_", &all), Ok(()));
+        let with_d = names(&[
+            "sonde_a_total",
+            "sonde_d_total",
+            "sonde_never_rendered_total",
+            "sonde_h_seconds_count",
+        ]);
+        assert_eq!(check_scrape(&e, "sonde_", &with_d), Ok(()));
+        // A histogram without its samples is missing.
+        let err = check_scrape(
+            &e,
+            "sonde_",
+            &names(&["sonde_a_total", "sonde_never_rendered_total"]),
+        )
+        .unwrap_err();
+        assert!(err.contains("sonde_h_seconds"), "{err}");
     }
 
     #[test]
@@ -298,6 +357,7 @@ metric!(
             "sonde_a_total",
             "sonde_b_total",
             "sonde_never_rendered_total",
+            "sonde_h_seconds_count",
         ]);
         let err = check_scrape(&e, "sonde_", &scraped).unwrap_err();
         assert!(
@@ -310,7 +370,7 @@ metric!(
     fn an_entry_never_named_by_code_is_unreferenced() {
         let e = parse(FAKE).unwrap();
         let sources = vec![
-            "f.add(&cat::SONDE_A, 1.0); let x = SONDE_B;".to_owned(),
+            "f.add(&cat::SONDE_A, 1.0); let x = SONDE_B; (SONDE_D, SONDE_H)".to_owned(),
             // Prefixes and longer names do not count as a mention of NODE_C.
             "NODE_C_TOTAL; MY_NODE_C; catalogue::NODE_C".to_owned(),
             // Nor do comments.

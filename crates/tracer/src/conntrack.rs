@@ -3,7 +3,7 @@
 //! The kernel writes one ring record per outbound connection, at its close
 //! ([`Event::ConnectionClosed`], with the connect duration and the socket's
 //! final byte totals). Connections still open are learned from the `active`
-//! map dump made at every scrape ([`crate::Tracer::open_connection_bytes`]),
+//! map dump made for every scrape ([`crate::Tracer::open_connection_bytes`]),
 //! which carries the same fields and the byte totals so far. So a connection
 //! reaches userspace once or twice, in either order of arrival, and
 //! [`ConnectionTable`] makes sure that it is counted exactly once as a
@@ -17,9 +17,9 @@
 //!   so neither a dump nor a close will show it): counted as connected, not kept.
 //!
 //! Ordering: the kernel deletes a connection's map entry before it writes the
-//! close record, and a scrape holds the table across its dump and
-//! [`ConnectionTable::update_open`], so a dump that saw a connection is always
-//! applied before that connection's close. A socket address reused by a new
+//! close record, and the one task that owns the table ([`crate::connections`])
+//! merges each dump right after making it, between two reads of the ring, so a
+//! dump that saw a connection is always applied before that connection's close. A socket address reused by a new
 //! connection is told apart by its addresses: while the table still holds the
 //! old connection (its close record not read yet), the new one is left for a
 //! later dump or its own close.
@@ -247,12 +247,29 @@ impl ConnectionTable {
         true
     }
 
-    /// Applies a scrape-time dump of the kernel's open connections, made at `now`.
+    /// Applies a dump of the kernel's open connections, made at `now`.
     pub fn update_open(&mut self, snapshot: &[ConnectionBytes], now: Instant) -> OpenUpdate {
+        let mut out = OpenUpdate::default();
+        self.update_open_each(snapshot, now, |connected, bytes| {
+            out.connected.extend(connected);
+            out.bytes.extend(bytes);
+        });
+        out
+    }
+
+    /// As [`ConnectionTable::update_open`], but tells `each` what each connection of the
+    /// dump adds, both halves at once (a connection seen for the first time is its connect
+    /// and its bytes so far), and collects nothing.
+    pub fn update_open_each(
+        &mut self,
+        snapshot: &[ConnectionBytes],
+        now: Instant,
+        mut each: impl FnMut(Option<Connected>, Option<ByteDelta>),
+    ) {
         self.generation += 1;
         let generation = self.generation;
-        let mut out = OpenUpdate::default();
         for c in snapshot {
+            let mut connected = None;
             let (sent, received, segs_out, segs_in, pid, cgroup_id, netns) =
                 match self.conns.get_mut(&c.sock) {
                     Some(t) if t.src == c.src && t.dst == c.dst => {
@@ -308,7 +325,7 @@ impl ConnectionTable {
                                 missing_since: None,
                             },
                         );
-                        out.connected.push(Connected {
+                        connected = Some(Connected {
                             pid: c.pid,
                             cgroup_id: c.cgroup_id,
                             netns: c.netns,
@@ -327,8 +344,8 @@ impl ConnectionTable {
                         )
                     }
                 };
-            if sent > 0 || received > 0 || segs_out > 0 || segs_in > 0 {
-                out.bytes.push(ByteDelta {
+            let bytes =
+                (sent > 0 || received > 0 || segs_out > 0 || segs_in > 0).then_some(ByteDelta {
                     pid,
                     cgroup_id,
                     netns,
@@ -339,6 +356,8 @@ impl ConnectionTable {
                     segs_out,
                     segs_in,
                 });
+            if connected.is_some() || bytes.is_some() {
+                each(connected, bytes);
             }
         }
         let mut stale = 0;
@@ -352,7 +371,6 @@ impl ConnectionTable {
             keep
         });
         self.stale += stale;
-        out
     }
 
     /// Active connections per (pid, cgroup id, netns, destination): those the latest dump

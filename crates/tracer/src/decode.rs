@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Size of `struct proc_event`.
 pub const PROC_EVENT_SIZE: usize = 24;
+/// Size of `struct exec_event`.
+pub const EXEC_EVENT_SIZE: usize = 24;
 /// Size of `struct tcp_event`.
 pub const TCP_EVENT_SIZE: usize = 104;
 /// Size of `struct connection`, the value of the `active` map.
@@ -27,6 +29,16 @@ const EVENT_CONNECT_FAILED: u32 = 7;
 const EVENT_CONNECTION_CLOSED: u32 = 8;
 const EVENT_RETRANSMIT: u32 = 9;
 const EVENT_CGROUP_CREATED: u32 = 10;
+const EVENT_PROCESS_EXEC: u32 = 13;
+
+/// An executable as the kernel knows it at exec (`mm->exe_file`'s inode and
+/// its superblock's `s_dev`, kernel encoding): the key of the kernel's
+/// `tls_exec_files` map, handed back by [`crate::tls::TlsAttacher::exec_seen`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExecFile {
+    pub ino: u64,
+    pub dev: u32,
+}
 
 /// One kernel event. Pids are process ids (thread-group ids) in the initial pid
 /// namespace. `sock` is the kernel address of the socket: an opaque id that is
@@ -39,6 +51,10 @@ pub enum Event {
     /// the forking task, which the child inherits at fork; a process that is
     /// moved to another cgroup afterwards (runc does this) is not re-reported.
     ProcessStart { pid: u32, ppid: u32, cgroup_id: u64 },
+    /// A process exec'd an executable the TLS attacher has not looked at yet
+    /// (only the L7 programs report it, at most once a second per file until
+    /// [`crate::tls::TlsAttacher::exec_seen`] marks it done).
+    ProcessExec { pid: u32, file: ExecFile },
     /// The last thread of a process exited. `exit_code` is the shell/Docker
     /// convention: the exit status (0-255) for a normal exit, 128 + signal
     /// number for a process killed by a signal (137 for SIGKILL, as after an
@@ -339,6 +355,16 @@ pub fn decode(b: &[u8]) -> Result<Event, DecodeError> {
                     src,
                     dst,
                     cgroup_id,
+                },
+            })
+        }
+        EVENT_PROCESS_EXEC => {
+            need(kind, b, EXEC_EVENT_SIZE)?;
+            Ok(Event::ProcessExec {
+                pid: u32_at(b, 4),
+                file: ExecFile {
+                    ino: u64_at(b, 8),
+                    dev: u32_at(b, 16),
                 },
             })
         }

@@ -5,10 +5,13 @@
 //! - [`Tracer::start`] loads and attaches everything, or fails with an
 //!   [`Error`] that says why (no BTF, no tracefs, verifier rejection, EPERM).
 //! - [`EventStream::next_batch`] yields decoded [`Event`]s in batches.
-//! - [`Tracer::lost_events`] and [`Tracer::open_connection_bytes`] are read at
-//!   scrape time.
-//! - [`filter`] and [`conntrack`] are the pure halves the registry uses: which
-//!   endpoints are destinations, and byte/active accounting per connection.
+//! - [`Tracer::lost_events`] is read at scrape time; [`Tracer::open_connection_bytes`]
+//!   is read by [`connections::Connections::dump`], in the task that reads the ring.
+//! - [`connections`] owns the open-connection table: it merges the ring's
+//!   connection records and on-demand dumps of the kernel's `active` map into
+//!   exactly-once per-process deltas, built on the pure halves [`filter`]
+//!   (which endpoints are destinations) and [`conntrack`] (byte/active
+//!   accounting per connection).
 //!
 //! See docs/tracer.md for the design (hooks, map sizes, wakeup policy).
 
@@ -17,6 +20,7 @@ mod loader;
 mod stream;
 mod sys;
 
+pub mod connections;
 pub mod conntrack;
 pub mod decode;
 pub mod filter;

@@ -26,10 +26,11 @@ mod rescan;
 mod uprobe;
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use aya::maps::{HashMap as BpfHashMap, MapData};
 use aya::programs::{ProgramFd, UProbe};
 use tracing::{debug, info, warn};
 
@@ -39,8 +40,25 @@ use procmaps::{Candidate, FileKey, Kind};
 use rescan::RescanQueue;
 use uprobe::UprobePmu;
 
+use crate::decode::ExecFile;
 use crate::loader::verifier_excerpt;
 use crate::{Error, Tracer};
+
+/// `struct exec_file_key` of ebpf/src/l7.c: the key of `tls_exec_files`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ExecFileKey {
+    ino: u64,
+    dev: u32,
+    _pad: u32,
+}
+
+// SAFETY: plain old data, `#[repr(C)]`, no padding the kernel would not zero
+// (the explicit `_pad` is written as 0).
+unsafe impl aya::Pod for ExecFileKey {}
+
+/// `TLS_EXEC_FILE_DONE` of ebpf/src/l7.c: the attacher has looked at the file.
+const EXEC_FILE_DONE: u64 = u64::MAX;
 
 /// The uprobe programs of `ebpf/src/tls.c`, in [`Prog`] order.
 const PROGRAMS: [&str; 10] = [
@@ -114,6 +132,9 @@ pub struct TlsStats {
     pub rescans_dropped: u64,
     /// Processes scanned (first scans and rescans).
     pub scans: u64,
+    /// New executables reported by the kernel at exec and looked at then
+    /// ([`TlsAttacher::exec_seen`]).
+    pub exec_scans: u64,
 }
 
 enum FileState {
@@ -133,6 +154,11 @@ pub struct TlsAttacher {
     targets: usize,
     rescans: RescanQueue,
     stats: TlsStats,
+    /// `tls_exec_files`: executables looked at, marked done here so the
+    /// kernel stops reporting them (None: the map could not be taken; every
+    /// new file is then reported at most once a second, which costs only
+    /// scans).
+    exec_files: Option<BpfHashMap<MapData, ExecFileKey, u64>>,
 }
 
 impl std::fmt::Debug for TlsAttacher {
@@ -181,7 +207,17 @@ impl Tracer {
             progs.push(fd);
         }
         let rescans = RescanQueue::new(config.max_pending_rescans);
+        let exec_files = self
+            .ebpf
+            .take_map("tls_exec_files")
+            .and_then(|m| BpfHashMap::try_from(m).ok());
+        if exec_files.is_none() {
+            warn!(
+                "TLS: the tls_exec_files map is missing: new executables are looked at again each second"
+            );
+        }
         Ok(TlsAttacher {
+            exec_files,
             progs,
             pmu,
             config,
@@ -210,6 +246,41 @@ impl TlsAttacher {
         self.queue(pid);
     }
 
+    /// A process exec'd `file`, an executable not looked at before (the
+    /// kernel reports each new file once, with a forced wakeup: src/l7.c,
+    /// `l7_report_exec`). Looked at now, through an fd opened first: a Go
+    /// client that finishes within milliseconds is gone before its fork's
+    /// first rescan (0.2 s), and its binary would never be probed; the fd
+    /// keeps the file reachable even if the process exits mid-scan. Its own
+    /// first TLS calls may still precede the probes; the next runs of the
+    /// file are seen. A process already gone is not marked done: the
+    /// kernel reports the file again at a later exec.
+    pub fn exec_seen(&mut self, pid: u32, file: ExecFile) {
+        self.stats.exec_scans += 1;
+        let key = ExecFileKey {
+            ino: file.ino,
+            dev: file.dev,
+            _pad: 0,
+        };
+        let dir = self.config.proc_root.join(pid.to_string());
+        let Ok(exe) = std::fs::File::open(dir.join("exe")) else {
+            // Gone already (or the agent was busy): forget the report, so the
+            // file's very next exec is reported, not only a second later.
+            if let Some(map) = &mut self.exec_files {
+                let _ = map.remove(&key);
+            }
+            return;
+        };
+        let held = PathBuf::from(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+        self.scan_with(pid, Some(&held));
+        drop(exe);
+        if let Some(map) = &mut self.exec_files
+            && let Err(e) = map.insert(key, EXEC_FILE_DONE, 0)
+        {
+            debug!(pid, error = %e, "TLS: could not mark an executable done");
+        }
+    }
+
     fn queue(&mut self, pid: u32) {
         if !self.rescans.push(pid, Instant::now()) {
             self.stats.rescans_dropped += 1;
@@ -232,6 +303,12 @@ impl TlsAttacher {
     }
 
     fn scan(&mut self, pid: u32) {
+        self.scan_with(pid, None);
+    }
+
+    /// Scans `pid`; its executable is read through `exe_path` when given
+    /// (an fd held open), else through `/proc/<pid>/exe`.
+    fn scan_with(&mut self, pid: u32, exe_path: Option<&Path>) {
         self.stats.scans += 1;
         let dir = self.config.proc_root.join(pid.to_string());
         let Ok(maps) = std::fs::read_to_string(dir.join("maps")) else {
@@ -244,7 +321,7 @@ impl TlsAttacher {
                 continue;
             }
             let target = match c.kind {
-                Kind::Exe => dir.join("exe"),
+                Kind::Exe => exe_path.map_or_else(|| dir.join("exe"), Path::to_path_buf),
                 Kind::LibSsl => dir.join("root").join(c.path.trim_start_matches('/')),
             };
             self.consider(pid, target, c);

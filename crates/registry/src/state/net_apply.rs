@@ -3,11 +3,31 @@
 use std::time::Instant;
 
 use super::State;
-use crate::net::NetEvent;
+use crate::net::{ActiveCount, NetEvent};
 
 impl State {
-    /// Applies a TCP happening to the container of `pid` (also used for scrape-time byte
-    /// counts, which do not go through the event queue).
+    /// Replaces the open-connection counts with those of the tracer's latest dump. A process
+    /// counts for its container; one the registry does not know (gone, or never read) for
+    /// the container of the cgroup the kernel saw it in at connect.
+    pub(super) fn active_connections(&mut self, counts: Vec<ActiveCount>) {
+        self.active.clear();
+        for a in counts {
+            let container = self
+                .container_of_pid(a.pid)
+                .or_else(|| self.container(a.cgroup_path.as_deref()?));
+            let Some(key) = container.map(|c| c.cgroup_id.clone()) else {
+                continue;
+            };
+            *self
+                .active
+                .entry(key)
+                .or_default()
+                .entry((a.dst, a.actual))
+                .or_default() += a.count;
+        }
+    }
+
+    /// Applies a TCP happening to the container of `pid`.
     pub fn apply_net(&mut self, pid: u32, event: &NetEvent, now: Instant) {
         let max_fqdns = self.max_fqdns_per_container;
         // Only an L7 request of an unreadable process may need /proc (and a clone of the

@@ -400,3 +400,26 @@ fn cgroup_record_with_a_huge_length_is_an_error() {
         Err(DecodeError::Truncated { kind: 10, .. })
     ));
 }
+
+#[test]
+fn exec_event_and_its_prefixes() {
+    // struct exec_event of ebpf/include/common.h: type, pid, ino at 8, dev at 16.
+    let mut b = vec![0u8; EXEC_EVENT_SIZE];
+    b[0..4].copy_from_slice(&13u32.to_ne_bytes());
+    b[4..8].copy_from_slice(&4242u32.to_ne_bytes());
+    b[8..16].copy_from_slice(&0x1234_5678_9abcu64.to_ne_bytes());
+    b[16..20].copy_from_slice(&0x0080_0001u32.to_ne_bytes());
+    assert_eq!(
+        decode(&b).unwrap(),
+        Event::ProcessExec {
+            pid: 4242,
+            file: ExecFile {
+                ino: 0x1234_5678_9abc,
+                dev: 0x0080_0001
+            }
+        }
+    );
+    for n in 0..b.len() {
+        assert!(decode(&b[..n]).is_err(), "prefix of {n} bytes");
+    }
+}

@@ -13,10 +13,11 @@ use std::path::Path;
 use prometheus::proto::MetricFamily;
 use sonde_node::procfs::{NetDevCounters, parse_net_dev};
 
+use sonde_registry::{ExportedContainer, NodeLabels};
+
 use crate::catalogue as cat;
-use crate::exposition::{Family, NodeLabels};
-use crate::render::ExportedContainer;
-use crate::self_metrics::SelfMetrics;
+use crate::exposition::Family;
+use crate::self_metrics::ScrapeStats;
 
 /// One interface metric: its definition and its counter.
 type Field = (&'static cat::MetricDef, fn(&NetDevCounters) -> u64);
@@ -104,7 +105,7 @@ fn host_netns(procfs: &Path) -> Option<u64> {
 pub fn render_interfaces(
     containers: &[ExportedContainer],
     procfs: &Path,
-    metrics: &SelfMetrics,
+    stats: &ScrapeStats,
     node: &NodeLabels,
     out: &mut Vec<MetricFamily>,
 ) {
@@ -117,10 +118,7 @@ pub fn render_interfaces(
             Ok(Interfaces::Own(counters)) => counters,
             Ok(Interfaces::HostNetwork | Interfaces::Gone) => continue,
             Err(e) => {
-                metrics
-                    .cgroup_read_errors
-                    .with_label_values(&["net_dev"])
-                    .inc();
+                stats.read_error("net_dev");
                 tracing::debug!(container = %c.container_id, error = %e, "Failed to read the container's net/dev");
                 continue;
             }

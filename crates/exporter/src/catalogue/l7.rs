@@ -2,7 +2,7 @@
 //! `L7InboundRequests`, `L7InboundLatency`, the DNS ones and `ip_to_fqdn`) and the L7 engine's
 //! self-metrics: one entry per name; render_l7.rs renders them. Outbound series carry
 //! `destination, actual_destination, status` (plus `method` for RabbitMQ and NATS), inbound ones
-//! `status`; histograms use [`crate::l7::BUCKETS`].
+//! `status`; histograms use `sonde_registry::l7::BUCKETS`.
 
 use super::{Kind, MetricDef};
 
@@ -473,7 +473,7 @@ metric!(
     "HTTP requests left out by --exclude-http-requests-by-path"
 );
 
-// Self-metrics of the TLS uprobes (crates/registry/src/tls_bridge.rs).
+// Self-metrics of the TLS uprobes (crates/registry/src/tls_bridge.rs counts them).
 metric!(
     SONDE_TLS_UPROBES_ATTACHED,
     "sonde_tls_uprobes_attached",

@@ -1,4 +1,4 @@
-//! Scrape-time rendering of the application-layer metrics (crate::l7): coroot-node-agent's
+//! Scrape-time rendering of the application-layer metrics (sonde_registry::l7): coroot-node-agent's
 //! per-protocol request counters and latency histograms, outbound (`destination`,
 //! `actual_destination`, `status`) and inbound (`status`), the DNS ones and `ip_to_fqdn`.
 
@@ -8,11 +8,12 @@ use std::net::IpAddr;
 
 use prometheus::proto::MetricFamily;
 
+use sonde_registry::l7::RequestStats;
+use sonde_registry::{ExportedContainer, NodeLabels};
+
 use crate::catalogue::MetricDef;
 use crate::catalogue::l7 as cat;
-use crate::exposition::{Family, NodeLabels};
-use crate::l7::RequestStats;
-use crate::render::ExportedContainer;
+use crate::exposition::Family;
 
 /// A protocol's families: requests made, their latency, requests served, their latency.
 #[derive(Debug, Clone, Copy)]
@@ -234,22 +235,6 @@ pub fn render_l7(
     }
     for (_, f) in fams.0 {
         f.finish(node, out);
-    }
-}
-
-impl crate::Registry {
-    /// The node-wide `ip_to_fqdn` map, copied out under the registry lock.
-    pub(crate) fn ip_to_fqdn(&self) -> Vec<(IpAddr, String)> {
-        let state = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state
-            .ip_to_fqdn
-            .iter()
-            .map(|(ip, name)| (*ip, name.to_owned()))
-            .collect()
     }
 }
 

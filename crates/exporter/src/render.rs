@@ -4,18 +4,16 @@
 //! there is no background polling loop, and a container's series exist only while it does.
 
 use prometheus::proto::MetricFamily;
-use sonde_cgroup::{CgroupFs, PressureResource, ProcessCgroups};
+use sonde_cgroup::{CgroupFs, PressureResource};
 use sonde_node::NodeSnapshot;
+use sonde_registry::{ExportedContainer, NodeLabels};
 use sonde_taskstats::ContainerDelays;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use crate::net::ContainerNet;
-
 use crate::catalogue as cat;
-use crate::exposition::{Family, NodeLabels};
-use crate::self_metrics::SelfMetrics;
+use crate::exposition::Family;
+use crate::self_metrics::ScrapeStats;
 
 /// A per-device metric: its definition and how to read its value.
 type DiskField = (&'static cat::MetricDef, fn(&sonde_node::DiskStats) -> f64);
@@ -24,33 +22,6 @@ type InterfaceField = (
     &'static cat::MetricDef,
     fn(&sonde_node::InterfaceStats) -> f64,
 );
-
-/// What a scrape needs of one exported container, copied out of the registry so cgroup files are
-/// read without holding the registry lock.
-#[derive(Debug, Clone)]
-pub struct ExportedContainer {
-    /// The registry key (cgroup id).
-    pub key: String,
-    pub container_id: String,
-    /// Live processes with their start times (for per-process delay accounting).
-    pub pids: Vec<(u32, u64)>,
-    pub app_id: String,
-    pub restarts: u64,
-    pub oom_kills: u64,
-    /// TCP state (copied out at scrape).
-    pub net: ContainerNet,
-    /// Active outbound connections per (destination, actual destination), now.
-    pub active: HashMap<(SocketAddr, SocketAddr), u64>,
-    pub image: String,
-    pub cgroups: ProcessCgroups,
-    /// Host-side listeners of published ports (a wildcard already expanded to the host's
-    /// addresses), exported with `proxy="dockerd"`.
-    pub proxied_listens: Vec<SocketAddr>,
-    /// systemd's Type= and trigger of a service (empty for other containers).
-    pub systemd: sonde_systemd::UnitInfo,
-    /// Container path -> volume name (the `volume` label of the disk metrics).
-    pub volumes: std::sync::Arc<std::collections::BTreeMap<String, String>>,
-}
 
 /// Renders every node_* metric (except node_cloud_info, rendered with the cloud state).
 pub fn render_node(
@@ -223,7 +194,7 @@ pub fn render_containers(
     delays: &[Option<ContainerDelays>],
     cgroupfs: Option<&CgroupFs>,
     zone: &Zone,
-    metrics: &SelfMetrics,
+    metrics: &ScrapeStats,
     node: &NodeLabels,
     out: &mut Vec<MetricFamily>,
 ) {
@@ -469,14 +440,11 @@ fn render_net(c: &ExportedContainer, zone: &Zone, fams: &mut ContainerFamilies) 
     }
 }
 
-fn count_error(metrics: &SelfMetrics, resource: &str, e: &sonde_cgroup::Error) {
+fn count_error(metrics: &ScrapeStats, resource: &str, e: &sonde_cgroup::Error) {
     if e.is_not_found() {
         return; // The container went away between listing and reading.
     }
-    metrics
-        .cgroup_read_errors
-        .with_label_values(&[resource])
-        .inc();
+    metrics.read_error(resource);
     tracing::debug!(resource, error = %e, "Failed to read cgroup file");
 }
 

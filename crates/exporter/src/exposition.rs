@@ -1,30 +1,24 @@
 //! Building Prometheus metric families at scrape time.
 //!
-//! Product metrics are rendered from the registry's state on every scrape (nothing is kept in
-//! long-lived metric objects, so a vanished container's series vanish with it). This module is
-//! the one place that turns (name, labels, value) into the `prometheus` crate's protobuf model,
-//! which its `TextEncoder` then writes out.
+//! Every metric is rendered from state on every scrape (nothing is kept in long-lived metric
+//! objects, so a vanished container's series vanish with it). This module is the one place
+//! that turns (name, labels, value) into the `prometheus` crate's protobuf model, which its
+//! `TextEncoder` then writes out.
 
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 
+pub use sonde_registry::NodeLabels;
+
 use crate::catalogue::{Kind, MetricDef};
 
-/// Labels every series carries (`machine_id`, `system_uuid`): the backend joins on them.
-#[derive(Debug, Clone, Default)]
-pub struct NodeLabels {
-    pub machine_id: String,
-    pub system_uuid: String,
-}
-
-impl NodeLabels {
-    fn pairs(&self) -> [LabelPair; 2] {
-        [
-            label("machine_id", &self.machine_id),
-            label("system_uuid", &self.system_uuid),
-        ]
-    }
+/// The node labels as label pairs, in the order every series ends with.
+fn node_pairs(node: &NodeLabels) -> [LabelPair; 2] {
+    [
+        label("machine_id", &node.machine_id),
+        label("system_uuid", &node.system_uuid),
+    ]
 }
 
 fn label(name: &str, value: &str) -> LabelPair {
@@ -120,7 +114,7 @@ impl Family {
             Kind::Counter => MetricType::COUNTER,
             Kind::Histogram => MetricType::HISTOGRAM,
         });
-        let node_pairs = node.pairs();
+        let node_pairs = node_pairs(node);
         let mut metrics = self.metrics;
         for metric in &mut metrics {
             let mut labels = metric.take_label();
@@ -129,24 +123,6 @@ impl Family {
         }
         family.set_metric(metrics);
         out.push(family);
-    }
-}
-
-/// Moves `machine_id` and `system_uuid` to the end of every series' labels, in that order
-/// (the order [`Family::finish`] gives), keeping the other labels' order.
-pub fn node_labels_last(families: &mut [MetricFamily]) {
-    let rank = |name: &str| match name {
-        "machine_id" => 1,
-        "system_uuid" => 2,
-        _ => 0,
-    };
-    for family in families {
-        for metric in family.mut_metric() {
-            let mut labels = metric.take_label();
-            // A stable sort by rank keeps the non-node labels where they were.
-            labels.sort_by_key(|l| rank(l.name()));
-            metric.set_label(labels);
-        }
     }
 }
 
@@ -179,27 +155,6 @@ mod tests {
         assert!(text.contains(
             "container_resources_cpu_usage_seconds_total{container_id=\"/docker/web\",machine_id=\"m1\",system_uuid=\"\"} 1.5"
         ), "{text}");
-    }
-
-    #[test]
-    fn node_labels_move_last_in_order() {
-        let mut m = Metric::default();
-        m.set_label(vec![
-            label("system_uuid", "u"),
-            label("version", "1"),
-            label("machine_id", "m"),
-            label("a", "x"),
-        ]);
-        let mut f = MetricFamily::default();
-        f.set_metric(vec![m]);
-        let mut fams = vec![f];
-        node_labels_last(&mut fams);
-        let names: Vec<&str> = fams[0].get_metric()[0]
-            .get_label()
-            .iter()
-            .map(|l| l.name())
-            .collect();
-        assert_eq!(names, ["version", "a", "machine_id", "system_uuid"]);
     }
 
     #[test]
