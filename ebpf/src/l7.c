@@ -100,7 +100,11 @@ struct l7_sock {
 	__u8 shipped;  /* a record was emitted: a close must be reported */
 	__u8 tls;      /* plaintext came from a TLS probe (src/tls.c): the socket's
 			* own bytes are ciphertext and never shipped */
-	__u8 _pad[6];
+	__u8 held;     /* a first request-direction call of exactly 4 bytes (a length
+			* prefix read or written apart from its message) is held in
+			* `prefix`; the next call classifies with it (l7_ready) */
+	__u8 _pad;
+	__u32 prefix;
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
@@ -434,51 +438,88 @@ static __always_inline __u8 l7_classify_greeting(__u64 ubuf, __u32 size)
 	return L7_UNKNOWN;
 }
 
+/*
+ * The protocol of a connection from its first 16 request-direction bytes
+ * (w0, w1: little-endian words) and the size of the data they begin; L7_NONE
+ * when none matches. A global function: the verifier checks it once on its
+ * own instead of in every program that classifies.
+ */
+__attribute__((noinline)) int l7_classify_head(__u64 w0, __u64 w1, __u32 size)
+{
+	struct l7_head hd = {.w0 = w0, .w1 = w1};
+	const struct l7_head *h = &hd;
+	if (size < 4)
+		return L7_NONE;
+	if (l7_is_http2_preface(h))
+		return L7_HTTP2;
+	if (l7_is_nats_client(h))
+		return L7_NATS;
+	if (l7_is_http1_request(h))
+		return L7_HTTP;
+	if (l7_is_redis_command(h))
+		return L7_REDIS;
+	if (size >= 8 && l7_is_postgres_start(h, size))
+		return L7_POSTGRES;
+	if (l7_is_tls_record(h))
+		return L7_TLS_CIPHER;
+	if (l7_is_amqp(h))
+		return L7_RABBITMQ;
+	if (l7_is_mongo(h, size))
+		return L7_MONGO;
+	/* ZooKeeper before Kafka: a ConnectRequest (length 44/45, protocol
+	 * version 0, lastZxidSeen 0) also reads as a Kafka Produce v0 header. */
+	if (l7_is_zookeeper(h, size))
+		return L7_ZOOKEEPER;
+	if (l7_is_kafka(h, size))
+		return L7_KAFKA;
+	if (l7_is_cassandra(h, size))
+		return L7_CASSANDRA;
+	if (l7_is_dubbo2(h))
+		return L7_DUBBO2;
+	if (l7_is_clickhouse(h))
+		return L7_CLICKHOUSE;
+	if (l7_is_foundationdb(h))
+		return L7_FOUNDATIONDB;
+	if (l7_is_memcached(h, size))
+		return L7_MEMCACHED;
+	return L7_NONE;
+}
+
+/* The first 16 bytes at ubuf (fewer when the call moved fewer: the rest 0). */
+static __always_inline int l7_read_head(struct l7_head *h, __u64 ubuf, __u32 size)
+{
+	if (bpf_probe_read_user(h, sizeof(*h), (void *)ubuf) == 0)
+		return 0;
+	/* Fewer than 16 readable bytes: read what the call moved. */
+	h->w1 = 0;
+	if (size >= sizeof(*h) || bpf_probe_read_user(&h->w0, 8, (void *)ubuf) != 0)
+		return -1;
+	return 0;
+}
+
 /* The protocol of a connection from its first request-direction bytes;
  * L7_NONE when none matches. */
 static __always_inline __u8 l7_classify(__u64 ubuf, __u32 size)
 {
 	struct l7_head h = {};
-	if (size < 4)
+	if (size < 4 || l7_read_head(&h, ubuf, size) != 0)
 		return L7_NONE;
-	if (bpf_probe_read_user(&h, sizeof(h), (void *)ubuf) != 0) {
-		/* Fewer than 16 readable bytes: read what the call moved. */
-		if (size >= sizeof(h) || bpf_probe_read_user(&h.w0, 8, (void *)ubuf) != 0)
-			return L7_NONE;
-	}
-	if (l7_is_http2_preface(&h))
-		return L7_HTTP2;
-	if (l7_is_nats_client(&h))
-		return L7_NATS;
-	if (l7_is_http1_request(&h))
-		return L7_HTTP;
-	if (l7_is_redis_command(&h))
-		return L7_REDIS;
-	if (size >= 8 && l7_is_postgres_start(&h, size))
-		return L7_POSTGRES;
-	if (l7_is_tls_record(&h))
-		return L7_TLS_CIPHER;
-	if (l7_is_amqp(&h))
-		return L7_RABBITMQ;
-	if (l7_is_mongo(&h, size))
-		return L7_MONGO;
-	/* ZooKeeper before Kafka: a ConnectRequest (length 44/45, protocol
-	 * version 0, lastZxidSeen 0) also reads as a Kafka Produce v0 header. */
-	if (l7_is_zookeeper(&h, size))
-		return L7_ZOOKEEPER;
-	if (l7_is_kafka(&h, size))
-		return L7_KAFKA;
-	if (l7_is_cassandra(&h, size))
-		return L7_CASSANDRA;
-	if (l7_is_dubbo2(&h))
-		return L7_DUBBO2;
-	if (l7_is_clickhouse(&h))
-		return L7_CLICKHOUSE;
-	if (l7_is_foundationdb(&h))
-		return L7_FOUNDATIONDB;
-	if (l7_is_memcached(&h, size))
-		return L7_MEMCACHED;
-	return L7_NONE;
+	return l7_classify_head(h.w0, h.w1, size);
+}
+
+/*
+ * The protocol of a connection whose first request-direction call moved only
+ * a 4-byte length prefix (held in l7_sock.prefix: a ZooKeeper or Kafka server
+ * reads each packet's length apart from its body), from that prefix and the
+ * next call's bytes at ubuf (size of them), as if one call had moved both.
+ */
+static __always_inline __u8 l7_classify_held(__u32 prefix, __u64 ubuf, __u32 size)
+{
+	struct l7_head t = {};
+	if (size == 0 || l7_read_head(&t, ubuf, size) != 0)
+		return L7_NONE;
+	return l7_classify_head((__u64)prefix | (t.w0 << 32), (t.w0 >> 32) | (t.w1 << 32),
+				size + 4);
 }
 
 /* ---- sockets ---- */
@@ -648,6 +689,32 @@ __attribute__((noinline)) __u64 l7_iov_sum(__u64 iov, __u64 cnt)
 	return total;
 }
 
+/* The record header of socket s (k) in the scratch record e; payload_len 0. */
+static __always_inline void l7_fill_header(struct l7_event *e, __u32 type, struct l7_sock_key *k,
+					   struct l7_sock *s, __u8 direction, __u32 size,
+					   __u8 flags, __u64 ts)
+{
+	e->type = type;
+	e->pid = k->tgid;
+	e->fd = k->fd;
+	e->conn_ts = s->conn_ts;
+	e->ts_ns = ts;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->size = size;
+	e->payload_len = 0;
+	e->direction = direction;
+	e->role = s->role;
+	e->protocol = s->protocol;
+	e->flags = flags;
+	e->family = s->family;
+	e->sport = s->sport;
+	e->dport = s->dport;
+	e->netns = s->netns;
+	e->_pad = 0;
+	__builtin_memcpy(e->saddr, s->saddr, 16);
+	__builtin_memcpy(e->daddr, s->daddr, 16);
+}
+
 /*
  * One record: the header and the first bytes of the data, from ubuf (avail
  * bytes there), or, when iov_cnt > 1, gathered from the iovec array at iov
@@ -663,24 +730,7 @@ static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __
 	struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
 	if (!e)
 		return;
-	e->type = EVENT_L7_DATA;
-	e->pid = k->tgid;
-	e->fd = k->fd;
-	e->conn_ts = s->conn_ts;
-	e->ts_ns = ts;
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->size = size;
-	e->direction = direction;
-	e->role = s->role;
-	e->protocol = s->protocol;
-	e->flags = flags;
-	e->family = s->family;
-	e->sport = s->sport;
-	e->dport = s->dport;
-	e->netns = s->netns;
-	e->_pad = 0;
-	__builtin_memcpy(e->saddr, s->saddr, 16);
-	__builtin_memcpy(e->daddr, s->daddr, 16);
+	l7_fill_header(e, EVENT_L7_DATA, k, s, direction, size, flags, ts);
 	__u64 cap = s->protocol == L7_HTTP2 ? L7_PAYLOAD_MAX_H2 : L7_PAYLOAD_MAX;
 	if (cap > size)
 		cap = size;
@@ -701,6 +751,28 @@ static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __
 	e->payload_len = n;
 	s->shipped = 1;
 	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + n, wakeup_flags()) != 0)
+		count_lost(LOST_L7_EVENT);
+}
+
+/*
+ * The held 4-byte prefix (l7_sock.prefix) as a record of its own, just before
+ * the record of the call that classified the socket with it: the parser sees
+ * the stream as the process moved it. Stamped with that call's time (the
+ * prefix's own call is a few microseconds earlier; only a connection's first
+ * message, a handshake for ZooKeeper and Kafka, is timed from it).
+ */
+static __always_inline void l7_emit_held(struct l7_sock_key *k, struct l7_sock *s, __u8 direction,
+					 __u64 ts)
+{
+	__u32 zero = 0;
+	struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
+	if (!e)
+		return;
+	l7_fill_header(e, EVENT_L7_DATA, k, s, direction, 4, 0, ts);
+	__builtin_memcpy(e->payload, &s->prefix, 4);
+	e->payload_len = 4;
+	s->shipped = 1;
+	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + 4, wakeup_flags()) != 0)
 		count_lost(LOST_L7_EVENT);
 }
 
@@ -756,23 +828,46 @@ static __always_inline struct l7_sock *l7_lookup(struct l7_sock_key *k, __u32 fd
 	return s;
 }
 
-/* Classifies the socket on its first request-direction data; true if its
- * data is to be shipped. */
+/* What l7_ready decided about a call's data. */
+enum l7_ship { L7_SKIP = 0, L7_SHIP = 1, L7_SHIP_HELD = 2 /* the held prefix first */ };
+
+/*
+ * Classifies the socket on its first request-direction data; says whether
+ * (and how) its data is to be shipped. A first call of exactly 4 bytes is
+ * held, not judged: servers of length-prefixed protocols read the prefix
+ * apart from the message (ZooKeeper's and Kafka's Java servers read 4 bytes,
+ * then the body), and 4 bytes match nothing. The next request-direction call
+ * classifies with the prefix in front (once: a second miss is L7_NONE).
+ */
 static __always_inline int l7_ready(struct l7_sock *s, __u8 direction, __u64 ubuf, __u32 size)
 {
 	if (s->tls)
-		return 0;
+		return L7_SKIP;
 	if (s->protocol != L7_UNKNOWN)
-		return s->protocol != L7_TLS_CIPHER;
+		return s->protocol != L7_TLS_CIPHER ? L7_SHIP : L7_SKIP;
 	l7_guess_role(s, direction);
 	__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;
 	if (direction != request_dir) {
 		/* The server spoke first: a greeting (MySQL, NATS), or wait. */
 		s->protocol = l7_classify_greeting(ubuf, size);
-		return s->protocol != L7_UNKNOWN;
+		return s->protocol != L7_UNKNOWN ? L7_SHIP : L7_SKIP;
+	}
+	if (s->held) {
+		s->held = 0;
+		s->protocol = l7_classify_held(s->prefix, ubuf, size);
+		return s->protocol != L7_NONE && s->protocol != L7_TLS_CIPHER ? L7_SHIP_HELD
+									       : L7_SKIP;
+	}
+	if (size == 4) {
+		if (bpf_probe_read_user(&s->prefix, 4, (void *)ubuf) != 0) {
+			s->protocol = L7_NONE;
+			return L7_SKIP;
+		}
+		s->held = 4;
+		return L7_SKIP;
 	}
 	s->protocol = l7_classify(ubuf, size);
-	return s->protocol != L7_NONE && s->protocol != L7_TLS_CIPHER;
+	return s->protocol != L7_NONE && s->protocol != L7_TLS_CIPHER ? L7_SHIP : L7_SKIP;
 }
 
 /*
@@ -824,9 +919,13 @@ static __always_inline void l7_on_write_sock(void *ctx, struct l7_sock_key *kp,
 		}
 		return; /* ciphertext */
 	}
-	if (!l7_ready(s, L7_EGRESS, ubuf, size))
+	int ship = l7_ready(s, L7_EGRESS, ubuf, size);
+	if (ship == L7_SKIP)
 		return;
-	l7_emit(&k, s, L7_EGRESS, size, ubuf, avail, 0, bpf_ktime_get_ns(), iov, iov_cnt);
+	__u64 ts = bpf_ktime_get_ns();
+	if (ship == L7_SHIP_HELD)
+		l7_emit_held(&k, s, L7_EGRESS, ts);
+	l7_emit(&k, s, L7_EGRESS, size, ubuf, avail, 0, ts, iov, iov_cnt);
 }
 
 /* A write of size bytes, the first avail of them at ubuf. */
@@ -1013,8 +1112,13 @@ static __always_inline void l7_exit_read_common(__s64 ret)
 	}
 	struct l7_sock_key k = {.tgid = id >> 32, .fd = rd.fd};
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
-	if (!s || !l7_ready(s, L7_INGRESS, buf, avail < size ? avail : size))
+	if (!s)
 		return;
+	int ship = l7_ready(s, L7_INGRESS, buf, avail < size ? avail : size);
+	if (ship == L7_SKIP)
+		return;
+	if (ship == L7_SHIP_HELD)
+		l7_emit_held(&k, s, L7_INGRESS, ts);
 	l7_emit(&k, s, L7_INGRESS, size, buf, avail, 0, ts, iov, iov_cnt);
 }
 
@@ -1108,25 +1212,7 @@ static __always_inline void l7_on_close(__u32 fd)
 		__u32 zero = 0;
 		struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
 		if (e) {
-			e->type = EVENT_L7_CLOSE;
-			e->pid = k.tgid;
-			e->fd = k.fd;
-			e->conn_ts = s->conn_ts;
-			e->ts_ns = bpf_ktime_get_ns();
-			e->cgroup_id = bpf_get_current_cgroup_id();
-			e->size = 0;
-			e->payload_len = 0;
-			e->direction = 0;
-			e->role = s->role;
-			e->protocol = s->protocol;
-			e->flags = 0;
-			e->family = s->family;
-			e->sport = s->sport;
-			e->dport = s->dport;
-			e->netns = s->netns;
-			e->_pad = 0;
-			__builtin_memcpy(e->saddr, s->saddr, 16);
-			__builtin_memcpy(e->daddr, s->daddr, 16);
+			l7_fill_header(e, EVENT_L7_CLOSE, &k, s, 0, 0, 0, bpf_ktime_get_ns());
 			if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER, wakeup_flags()) != 0)
 				count_lost(LOST_L7_EVENT);
 		}

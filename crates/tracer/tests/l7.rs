@@ -227,3 +227,97 @@ fn a_forked_child_serving_an_inherited_socket_is_seen() {
         "{events:?}"
     );
 }
+
+/// A Kafka-framed server (`[length: u32 BE][body]`) that reads each request's 4-byte length
+/// apart from its body, as ZooKeeper's and Kafka's Java servers do: its first read on the
+/// connection is only the prefix. Answers each request (ApiVersions) with its correlation id.
+/// Returns its port.
+fn serve_length_prefixed(n: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        for _ in 0..n {
+            let mut len = [0u8; 4];
+            if s.read_exact(&mut len).is_err() {
+                return;
+            }
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut body).unwrap();
+            // [length 10][correlation id][error code 0][api versions: empty array]
+            let mut resp = 10u32.to_be_bytes().to_vec();
+            resp.extend_from_slice(&body[4..8]);
+            resp.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            s.write_all(&resp).unwrap();
+        }
+    });
+    port
+}
+
+fn length_prefixed_exchange(variant: SockState, test: &str) {
+    if !privileged(test) {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let (tracer, mut stream) = start_with(variant);
+    assert!(tracer.l7_attached(), "{:?}", tracer.l7_error());
+    const N: usize = 4;
+    let port = serve_length_prefixed(N);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut longest = Duration::ZERO;
+    for corr in 1..=N as u32 {
+        // ApiVersions v0: [length][api key 18][version 0][correlation id][client id "sonde"]
+        let mut m = vec![0, 18, 0, 0];
+        m.extend_from_slice(&corr.to_be_bytes());
+        m.extend_from_slice(&[0, 5]);
+        m.extend_from_slice(b"sonde");
+        let mut req = (m.len() as u32).to_be_bytes().to_vec();
+        req.extend_from_slice(&m);
+        let t = Instant::now();
+        s.write_all(&req).unwrap();
+        let mut resp = [0u8; 14];
+        s.read_exact(&mut resp).unwrap();
+        assert_eq!(resp[4..8], corr.to_be_bytes());
+        longest = longest.max(t.elapsed());
+    }
+    let me = std::process::id();
+    let events = rt.block_on(collect(
+        &mut stream,
+        |e| ours(e, me, port),
+        |kept| kept.len() >= 2 * N,
+    ));
+    let (mut client, mut server) = (0, 0);
+    for e in &events {
+        let Event::L7Request { role, request, .. } = e else {
+            unreachable!()
+        };
+        assert_eq!(request.protocol, sonde_l7::Protocol::Kafka, "{e:?}");
+        assert_eq!(request.status, Status::Ok, "{e:?}");
+        assert!(
+            Duration::from_nanos(request.duration_ns) <= longest,
+            "{e:?}"
+        );
+        match role {
+            Role::Client => client += 1,
+            Role::Server => server += 1,
+        }
+    }
+    assert_eq!((client, server), (N, N), "{events:?}");
+}
+
+#[test]
+fn a_server_reading_the_length_prefix_apart_is_classified_with_the_tp_btf_dispatch() {
+    length_prefixed_exchange(
+        SockState::TpBtf,
+        "a_server_reading_the_length_prefix_apart_is_classified_with_the_tp_btf_dispatch",
+    );
+}
+
+#[test]
+fn a_server_reading_the_length_prefix_apart_is_classified_with_the_classic_tracepoints() {
+    length_prefixed_exchange(
+        SockState::Classic,
+        "a_server_reading_the_length_prefix_apart_is_classified_with_the_classic_tracepoints",
+    );
+}
