@@ -140,8 +140,14 @@ impl ContainerL7 {
                 self.apply_dns(request, max_fqdns)
             };
         }
-        let status = sonde_l7::labels::status_label(request.status)?;
         let method = method_label(p, request.method);
+        // RabbitMQ and NATS messages: coroot-node-agent's kernel code leaves a message's
+        // status unset, which renders as `unknown` (its Status 0); so do we (docs/l7-protocols.md).
+        let status = if method.is_empty() {
+            sonde_l7::labels::status_label(request.status)?
+        } else {
+            "unknown"
+        };
         let stats = if inbound {
             self.inbound.entry(p).or_default()
         } else {
@@ -309,6 +315,32 @@ mod tests {
             vec![(("failed", ""), 1), (("ok", ""), 1)]
         );
         assert!(l.outbound.is_empty());
+    }
+
+    #[test]
+    fn messages_are_labelled_by_method_with_coroots_unknown_status() {
+        let mut l = ContainerL7::default();
+        let dst: SocketAddr = "10.0.0.9:5672".parse().unwrap();
+        for (p, method) in [
+            (Protocol::Rabbitmq, Method::Produce),
+            (Protocol::Rabbitmq, Method::Consume),
+            (Protocol::Rabbitmq, Method::Consume),
+            (Protocol::Nats, Method::Produce),
+        ] {
+            let r = Request {
+                method,
+                ..req(p, Status::Ok, 0)
+            };
+            l.apply(&r, dst, dst, false, 50);
+        }
+        assert_eq!(
+            l.outbound[&(Protocol::Rabbitmq, dst, dst)].by_status,
+            vec![(("unknown", "produce"), 1), (("unknown", "consume"), 2)]
+        );
+        assert_eq!(
+            l.outbound[&(Protocol::Nats, dst, dst)].by_status,
+            vec![(("unknown", "produce"), 1)]
+        );
     }
 
     fn dns(qtype: u16, domain: &str, rcode: u8, answers: &[&str]) -> Request {
