@@ -3,41 +3,8 @@
 //! allocator over many request/response round trips.
 
 use sonde_l7::{Chunk, Config, Direction, Protocol, Request, Role, Session};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Only the measuring thread's allocations count: the test harness's own threads
-    /// allocate at any time (that made this test fail under load).
-    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn count() {
-    // try_with: the allocator may run while thread-locals are torn down.
-    if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 fn round_trips(p: Protocol, req: &[u8], resp: &[u8]) -> (u64, usize) {
     let config = Config::default();
@@ -62,11 +29,8 @@ fn round_trips(p: Protocol, req: &[u8], resp: &[u8]) -> (u64, usize) {
         }
     };
     run(10, &mut out); // warm up
-    let before = ALLOCS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    run(1000, &mut out);
-    COUNTING.with(|c| c.set(false));
-    (ALLOCS.load(Ordering::Relaxed) - before, out.len())
+    let allocs = counting::allocations_in(|| run(1000, &mut out));
+    (allocs, out.len())
 }
 
 #[test]

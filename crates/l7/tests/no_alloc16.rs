@@ -3,40 +3,8 @@
 //! over 1,000 request/response round trips per protocol, through `Session`.
 
 use sonde_l7::{Chunk, Config, Direction, Protocol, Request, Role, Session};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Only this thread's allocations count: the test harness's own threads
-    /// allocate at any time.
-    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.with(|c| c.get()) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 /// `req` and `resp` for round trip `i` (ids that must change per request).
 type Make = fn(u32) -> (Vec<u8>, Vec<u8>);
@@ -66,11 +34,8 @@ fn round_trips(p: Protocol, make: Make) -> (u64, usize) {
         }
     };
     run(0..10, &mut out); // warm up
-    let before = ALLOCS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    run(10..1010, &mut out);
-    COUNTING.with(|c| c.set(false));
-    (ALLOCS.load(Ordering::Relaxed) - before, out.len())
+    let allocs = counting::allocations_in(|| run(10..1010, &mut out));
+    (allocs, out.len())
 }
 
 fn mysql(_: u32) -> (Vec<u8>, Vec<u8>) {
