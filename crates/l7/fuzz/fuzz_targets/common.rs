@@ -102,6 +102,7 @@ pub fn run_session(protocol: Protocol, prelude: &[(bool, Vec<u8>)], data: &[u8])
     // Exclusion globs exercised on every request path (coroot's semantics).
     let config = Config {
         exclude_http_paths: vec!["/health*".into(), "/s[a-c]?/{x,y}".into()],
+        ..Config::default()
     };
     let mut session = Session::new(protocol, role);
     let mut out = Vec::<Request>::new();
