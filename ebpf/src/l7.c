@@ -20,7 +20,8 @@
  * (plus, for reads, one lookup at exit). A socket is classified once, on its
  * first data in the request direction (a client's first write, a server's
  * first read), from its first bytes: a protocol (HTTP/1, HTTP/2, Postgres,
- * Redis; DNS by port at registration), TLS ciphertext, or nothing. Only a
+ * Redis; DNS by port at registration), TLS ciphertext, or nothing (a first
+ * call of exactly 4 bytes, a length prefix, waits for the next: l7_ready). Only a
  * classified socket's reads and writes are copied to the ring: a header and
  * at most L7_PAYLOAD_MAX bytes, in a record of the copied size. Everything
  * that must be exact (request/response matching, pipelining, HTTP/2 streams,
