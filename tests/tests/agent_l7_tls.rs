@@ -142,18 +142,24 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn https_through_openssl_and_go_counts_as_http() {
-    let test = "https_through_openssl_and_go_counts_as_http";
-    let _serial = one_at_a_time();
-    if !privileged(test) {
-        return;
-    }
+/// What both tests start from: a self-signed certificate, a Go client built here (a binary
+/// the agent has never seen), and the python3 HTTPS server in a service cgroup of its own,
+/// started before the agent (found by the agent's first scan). None: a tool is missing (the
+/// test then skips, as `require` says).
+struct Setup {
+    _dir: tempfile::TempDir,
+    go_client: PathBuf,
+    port: u16,
+    server_cg: TestCgroup,
+    _server: Server,
+}
+
+fn setup(test: &str, server_kind: &str) -> Option<Setup> {
     if require(test, "openssl", "openssl").is_none()
         || require(test, "go", "golang-go").is_none()
         || require(test, "python3", "python3").is_none()
     {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -167,9 +173,7 @@ fn https_through_openssl_and_go_counts_as_http() {
         .arg(&cert));
     let go_client = build_go_client(dir.path());
     let port = port_outside_ephemeral();
-
-    // The server, in its cgroup, before the agent: found by the agent's first scan.
-    let server_cg = service_cgroup("tls-server");
+    let server_cg = service_cgroup(server_kind);
     let mut child = Command::new(PYTHON)
         .arg(Path::new(FIXTURES).join("server.py"))
         .arg(&cert)
@@ -184,7 +188,27 @@ fn https_through_openssl_and_go_counts_as_http() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), port.to_string());
-    let _server = Server(child);
+    Some(Setup {
+        _dir: dir,
+        go_client,
+        port,
+        server_cg,
+        _server: Server(child),
+    })
+}
+
+#[test]
+fn https_through_openssl_and_go_counts_as_http() {
+    let test = "https_through_openssl_and_go_counts_as_http";
+    let _serial = one_at_a_time();
+    if !privileged(test) {
+        return;
+    }
+    // The whole setup is kept: its server and files live until the test ends.
+    let Some(env) = setup(test, "tls-server") else {
+        return;
+    };
+    let (go_client, port, server_cg) = (&env.go_client, env.port, &env.server_cg);
 
     let agent = Agent::start(&["--min-container-age", "0s"]);
     agent.scrape_until("the TLS uprobes on libssl", TIMEOUT, |s| {
@@ -207,7 +231,7 @@ fn https_through_openssl_and_go_counts_as_http() {
     // Go crypto/tls: a binary the agent has not seen; it waits until the agent has probed it
     // (reported at its exec: see TlsAttacher::exec_seen).
     let go_cg = service_cgroup("tls-go");
-    let c = spawn_waiting(&go_cg, &go_client, None, port, &paths());
+    let c = spawn_waiting(&go_cg, go_client, None, port, &paths());
     agent.scrape_until("the TLS uprobes on the Go client", TIMEOUT, |s| {
         go_probed(s) >= go_before + 1.0
     });
@@ -334,41 +358,10 @@ fn go_clients_that_live_milliseconds_are_probed_from_their_exec() {
     if !privileged(test) {
         return;
     }
-    if require(test, "openssl", "openssl").is_none()
-        || require(test, "go", "golang-go").is_none()
-        || require(test, "python3", "python3").is_none()
-    {
+    let Some(env) = setup(test, "tls-short-go-server") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    run(Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert));
-    // A binary of its own (a new inode): never seen by the agent before.
-    let go_client = build_go_client(dir.path());
-    let port = port_outside_ephemeral();
-    let server_cg = service_cgroup("tls-short-go-server");
-    let mut child = Command::new(PYTHON)
-        .arg(Path::new(FIXTURES).join("server.py"))
-        .arg(&cert)
-        .arg(&key)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    server_cg.add_pid(child.id()).unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), port.to_string());
-    let _server = Server(child);
+    };
+    let (go_client, port) = (&env.go_client, env.port);
 
     let agent = Agent::start(&["--min-container-age", "0s"]);
     agent.scrape_until("the TLS subsystem up", TIMEOUT, |s| {
@@ -382,7 +375,7 @@ fn go_clients_that_live_milliseconds_are_probed_from_their_exec() {
     let go_before = go_probed(&agent.scrape());
     let probed = |s: &Scrape| go_probed(s) >= go_before + 1.0;
     for _ in 0..100 {
-        lived.push(run_go_at_once(&cg, &go_client, port, &["/200".to_owned()]));
+        lived.push(run_go_at_once(&cg, go_client, port, &["/200".to_owned()]));
         std::thread::sleep(Duration::from_millis(200));
         if probed(&agent.scrape()) {
             break;
@@ -413,7 +406,7 @@ fn go_clients_that_live_milliseconds_are_probed_from_their_exec() {
     for path in paths() {
         lived.push(run_go_at_once(
             &cg,
-            &go_client,
+            go_client,
             port,
             std::slice::from_ref(&path),
         ));
