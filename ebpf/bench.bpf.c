@@ -16,6 +16,11 @@
  *                  syscall costs before any L7 work (the floor under
  *                  src/l7.c's l7_sys_enter/l7_sys_exit; docs/benchmarks.md, L7).
  *
+ *   sock_send_only, sock_recv_only  tp_btf on sock/sock_send_length and
+ *                  sock/sock_recv_length (kernel >= 6.3) that return at once:
+ *                  the floor under the socket-tracepoint attachment, which
+ *                  runs for socket I/O only.
+ *
  * Build: make -C ebpf (built and checked together with tracer.bpf.o).
  */
 #include "kernel.h"
@@ -35,6 +40,18 @@ int syscall_enter_only(__u64 *ctx)
 
 SEC("tp_btf/sys_exit")
 int syscall_exit_only(__u64 *ctx)
+{
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int sock_send_only(__u64 *ctx)
+{
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int sock_recv_only(__u64 *ctx)
 {
 	return 0;
 }

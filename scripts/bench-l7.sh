@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The L7 engine's cost under load (issue 15, "Cost"): a real nginx driven by ab and a real
 # redis-server driven by redis-benchmark, each run with
-#   off   no agent,
-#   nol7  the agent with --disable-l7-tracing (TCP tracing and everything else on),
-#   l7    the agent with L7 tracing on,
-# interleaved round by round (off, nol7, l7 rotated), so drift of this shared machine's speed
-# spreads over all three. Reported per mode: the median of RUNS runs with min..max of
+#   off    no agent,
+#   nol7   the agent with --disable-l7-tracing (TCP tracing and everything else on),
+#   l7     the agent with L7 tracing on, on the best hooks the kernel allows (the socket
+#          tracepoints on kernels >= 6.3),
+#   l7sys  the same agent with its L7 programs pinned to the raw syscall tracepoints
+#          (SONDE_L7_HOOKS=syscalls: the tier kernels 5.5-6.2 get),
+# interleaved round by round (the order rotated), so drift of this shared machine's speed
+# spreads over all of them. While it runs, /dev/cpu_dma_latency is held at 0 (PIN_IDLE=0 to
+# leave it): the CPUs poll instead of sleeping between requests, so a round's speed depends on
+# the modes' cost rather than on how deep an idle CPU fell asleep (on this VM that alone moved
+# ab -c 1 between 9,000 and 46,000 requests/s). Reported per mode: the median of RUNS runs with min..max of
 #   - ab requests/s and mean time per request (-k -c 1: one keep-alive connection, so the
 #     mean time per request is the request's latency; the l7-minus-off difference is the
 #     latency the agent adds per request),
@@ -25,13 +31,16 @@
 # Not part of the test suite. Needs root, nginx, apache2-utils (ab), redis-server, redis-tools,
 # bpftool (names of the programs), python3. Loopback only.
 #
-# usage: scripts/bench-l7.sh    (env: SONDE_BIN, RUNS=5, AB_N=50000, REDIS_N=50000, DD_N=1000000)
+# usage: scripts/bench-l7.sh    (env: SONDE_BIN, RUNS=5, AB_N=50000, REDIS_N=50000, DD_N=1000000,
+#                                MODES="off nol7 l7 l7sys", PIN_IDLE=1)
 set -euo pipefail
 
 RUNS=${RUNS:-5}
 AB_N=${AB_N:-50000}
 REDIS_N=${REDIS_N:-50000}
 DD_N=${DD_N:-1000000}
+read -r -a modes <<<"${MODES:-off nol7 l7 l7sys}"
+PIN_IDLE=${PIN_IDLE:-1}
 cd "$(dirname "$0")/.."
 SONDE_BIN=${SONDE_BIN:-${CARGO_TARGET_DIR:-target}/release/sonde}
 [ -x "$SONDE_BIN" ] || { echo "no agent binary at $SONDE_BIN (cargo build --release -p sonde, or set SONDE_BIN)" >&2; exit 2; }
@@ -43,6 +52,7 @@ done
 work=$(mktemp -d /tmp/sonde-bench-l7.XXXXXX)
 chmod 755 "$work"
 agent_pid=""
+pin_pid=""
 nginx_pid=""
 redis_pid=""
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
@@ -50,6 +60,7 @@ cleanup() {
     [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
     [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
+    [ -n "$pin_pid" ] && kill "$pin_pid" 2>/dev/null || true
     sysctl -q -w kernel.bpf_stats_enabled="$stats_before" || true
     rm -rf "$work"
 }
@@ -117,13 +128,14 @@ redis_pid=$!
 wait_port "$NGINX_PORT"
 wait_port "$REDIS_PORT"
 
-start_agent() { # $1: mode (nol7 | l7)
-    local args=(--listen "127.0.0.1:$AGENT_PORT")
+start_agent() { # $1: mode (nol7 | l7 | l7sys)
+    local args=(--listen "127.0.0.1:$AGENT_PORT") hooks=""
     if [ "$1" = nol7 ]; then args+=(--disable-l7-tracing); fi
-    SONDE_LOG=warn "$SONDE_BIN" "${args[@]}" >"$work/agent.log" 2>&1 &
+    if [ "$1" = l7sys ]; then hooks=syscalls; fi
+    SONDE_L7_HOOKS=$hooks SONDE_LOG=warn "$SONDE_BIN" "${args[@]}" >"$work/agent.log" 2>&1 &
     agent_pid=$!
     local subsystem=tracer
-    if [ "$1" = l7 ]; then subsystem=l7; fi
+    if [ "$1" != nol7 ]; then subsystem=l7; fi
     local want="^sonde_subsystem_up\\{subsystem=\"$subsystem\"[^}]*\\} 1\$"
     for _ in $(seq 300); do
         if curl -sf "http://127.0.0.1:$AGENT_PORT/metrics" 2>/dev/null | grep -qE "$want"; then
@@ -207,28 +219,39 @@ one_run() { # $1 mode, $2 round: appends "mode round metric value" lines
     } >>"$results"
 }
 
-echo "== $(nproc) CPUs, $(uname -r), agent $SONDE_BIN, $RUNS rounds: ab -k -c 1 -n $AB_N, redis-benchmark -c 1 -n $REDIS_N -t set,get"
-modes=(off nol7 l7)
+if [ "$PIN_IDLE" = 1 ]; then
+    python3 -c 'import os, struct, time
+fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+os.write(fd, struct.pack("i", 0))
+time.sleep(86400)' &
+    pin_pid=$!
+fi
+echo "== $(nproc) CPUs, $(uname -r), agent $SONDE_BIN, $RUNS rounds of ${modes[*]}: ab -k -c 1 -n $AB_N, redis-benchmark -c 1 -n $REDIS_N -t set,get (idle pinned: $PIN_IDLE)"
 for round in $(seq "$RUNS"); do
     # Rotate the order each round.
-    for i in 0 1 2; do
-        mode=${modes[$(((i + round) % 3))]}
+    for i in $(seq 0 $((${#modes[@]} - 1))); do
+        mode=${modes[$(((i + round) % ${#modes[@]}))]}
         one_run "$mode" "$round"
         echo "   round $round $mode done"
     done
 done
 
-# In-kernel cost, in one extra l7 run with bpf_stats on.
+# In-kernel cost, in one extra run of each L7 mode with bpf_stats on.
 sysctl -q -w kernel.bpf_stats_enabled=1
-start_agent l7
-sleep 1
-before=$(l7_prog_stats)
-ab -q -k -c 1 -n "$AB_N" "http://127.0.0.1:$NGINX_PORT/" >/dev/null
-redis-benchmark -p "$REDIS_PORT" -c 1 -n "$REDIS_N" -t set,get --csv >/dev/null
-after=$(l7_prog_stats)
-dd if=/dev/zero of=/dev/null bs=1 count="$DD_N" status=none
-after_dd=$(l7_prog_stats)
-stop_agent
+stats_report=""
+for mode in "${modes[@]}"; do
+    case $mode in l7 | l7sys) ;; *) continue ;; esac
+    start_agent "$mode"
+    sleep 1
+    before=$(l7_prog_stats)
+    ab -q -k -c 1 -n "$AB_N" "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+    redis-benchmark -p "$REDIS_PORT" -c 1 -n "$REDIS_N" -t set,get --csv >/dev/null
+    after=$(l7_prog_stats)
+    dd if=/dev/zero of=/dev/null bs=1 count="$DD_N" status=none
+    after_dd=$(l7_prog_stats)
+    stop_agent
+    stats_report+="$mode"$'\n'"$before"$'\n'"--"$'\n'"$after"$'\n'"--"$'\n'"$after_dd"$'\n'"=="$'\n'
+done
 sysctl -q -w kernel.bpf_stats_enabled="$stats_before"
 
 python3 - "$results" "$((AB_N + 2 * REDIS_N))" <<PY
@@ -239,28 +262,29 @@ for line in open(sys.argv[1]):
     mode, _, metric, value = line.split()
     rows[(metric, mode)].append(float(value))
 metrics = sorted({m for m, _ in rows})
+modes = "${modes[*]}".split()
 print()
-print("%-28s %26s %26s %26s" % ("metric (median, min..max)", "off", "nol7", "l7"))
+print("%-28s" % "metric (median, min..max)" + "".join("%26s" % m for m in modes))
 for m in metrics:
     cells = []
-    for mode in ("off", "nol7", "l7"):
+    for mode in modes:
         v = rows.get((m, mode))
         cells.append("%.1f (%.1f..%.1f)" % (statistics.median(v), min(v), max(v)) if v else "-")
-    print("%-28s %26s %26s %26s" % (m, *cells))
+    print("%-28s" % m + "".join("%26s" % c for c in cells))
 def med(m, mode):
     v = rows.get((m, mode))
     return statistics.median(v) if v else float("nan")
 print()
+others = [m for m in modes if m != "off"]
 for m in ("ab_rps", "redis_set_rps", "redis_get_rps"):
-    for mode in ("nol7", "l7"):
+    for mode in others:
         print("throughput change %-14s %-5s vs off: %+.2f %%" % (m, mode, (med(m, mode) / med(m, "off") - 1) * 100))
 for m in ("ab_latency_us", "redis_set_latency_us", "redis_get_latency_us"):
-    for mode in ("nol7", "l7"):
+    for mode in others:
         print("added latency     %-20s %-5s vs off: %+.2f us" % (m, mode, med(m, mode) - med(m, "off")))
 
 def parse(text):
     return {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in text.splitlines() if l.strip()}
-before, after, after_dd = parse("""$before"""), parse("""$after"""), parse("""$after_dd""")
 def window(a, b, title):
     print(title)
     total_ns = 0
@@ -271,9 +295,14 @@ def window(a, b, title):
         if cnt:
             print("  %-18s %10d runs %8.0f ns/run" % (name, cnt, ns / cnt))
     return total_ns
-print()
-total_ns = window(before, after, "in-kernel cost, one l7 run with bpf_stats, ab + redis-benchmark (all processes' syscalls in the window):")
 requests = int(sys.argv[2])
-print("  L7 programs' total: %.0f ns per request (%d ns over %d requests)" % (total_ns / requests, total_ns, requests))
-window(after, after_dd, "the fast path: dd bs=1 count=$DD_N /dev/zero -> /dev/null, same agent:")
+for block in """$stats_report""".split("==\n"):
+    if not block.strip():
+        continue
+    mode, rest = block.split("\n", 1)
+    before, after, after_dd = (parse(t) for t in rest.split("--\n"))
+    print()
+    total_ns = window(before, after, f"[{mode}] in-kernel cost, bpf_stats, ab + redis-benchmark (all processes' calls in the window):")
+    print("  L7 programs' total: %.0f ns per request (%d ns over %d requests)" % (total_ns / requests, total_ns, requests))
+    window(after, after_dd, f"[{mode}] the fast path: dd bs=1 count=$DD_N /dev/zero -> /dev/null, same agent:")
 PY

@@ -138,11 +138,26 @@ enum lost_slot {
 };
 
 /*
- * Wake the reader only once this many bytes wait in the ring; below that the
- * reader polls on a short timer. Set by the loader (a `.rodata` global);
- * 0 means wake on every event.
+ * Wake the reader once a CPU has written this many bytes to the ring since it
+ * last woke it; below that the reader polls on a short timer. Set by the
+ * loader (a `.rodata` global) to the ring's wakeup share divided by the number
+ * of CPUs, so the ring never holds more than the share unread without a
+ * wakeup. 0 means wake on every event.
  */
 const volatile __u64 wakeup_bytes = 0;
+
+/*
+ * Bytes this CPU wrote since it last woke the reader. Counted per CPU rather
+ * than asking the ring (bpf_ringbuf_query) on every record: the ring's
+ * consumer position is a cache line the reader writes on another CPU, and
+ * reading it cost as much as the rest of an L7 record (docs/benchmarks.md).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ring_unwoken SEC(".maps");
 
 /* The one ring buffer all programs write to. Size set by the loader. */
 struct {
@@ -165,16 +180,26 @@ static __always_inline void count_lost(__u32 slot)
 		*n += 1; /* per-CPU slot: no atomics needed */
 }
 
-static __always_inline __u64 wakeup_flags(void)
+/* The ring flags for a record of size bytes: a forced wakeup once this CPU has
+ * written wakeup_bytes since its last one, else none. */
+static __always_inline __u64 wakeup_flags(__u64 size)
 {
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&ring_unwoken, &zero);
+	if (!n)
+		return 0; /* the ring's own rule: wake when the reader has caught up */
+	__u64 total = *n + size;
+	if (total >= wakeup_bytes) {
+		*n = 0;
 		return BPF_RB_FORCE_WAKEUP;
+	}
+	*n = total; /* per-CPU slot: no atomics needed */
 	return BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void emit(void *data, __u64 size, __u32 slot)
 {
-	if (bpf_ringbuf_output(&events, data, size, wakeup_flags()) != 0)
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flags(size)) != 0)
 		count_lost(slot);
 }
 

@@ -2,8 +2,12 @@
 /*
  * L7: the reads and writes of application-protocol connections.
  *
- * Hooks (classic syscall tracepoints, kernel >= 4.7 with BTF for CO-RE; no
- * kprobes, which many kernels, this one included, do not have):
+ * Hooks. Preferred, on kernels >= 6.3: sock/sock_send_length and
+ * sock/sock_recv_length as tp_btf, and nothing on syscalls (src/l7/socket_hooks.c
+ * says how they stand in for the syscall hooks below). Else raw sys_enter/
+ * sys_exit as tp_btf (src/l7/dispatch.c), else the classic syscall
+ * tracepoints (kernel >= 4.7 with BTF for CO-RE; no kprobes, which many
+ * kernels, this one included, do not have):
  *   syscalls/sys_{enter,exit}_connect   a connect() that succeeded or is in
  *       progress registers its socket in `l7_sockets` as a client: TCP always,
  *       UDP only to port 53 (DNS).
@@ -52,3 +56,4 @@
 #include "l7/ingress.c"
 #include "l7/lifecycle.c"
 #include "l7/dispatch.c"
+#include "l7/socket_hooks.c"

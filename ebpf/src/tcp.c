@@ -543,7 +543,7 @@ static __always_inline int on_close(const struct transition *t, int oldstate)
 		sock_segs(sk, &e->segs_out, &e->segs_in);
 	}
 	bpf_map_delete_elem(&active, &sk);
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
 	return 0;
 }
 

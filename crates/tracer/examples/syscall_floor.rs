@@ -5,7 +5,11 @@
 //! Compare with no programs and with the agent's `l7_sys_enter`/`l7_sys_exit`
 //! (scripts/bench-l7.sh; docs/benchmarks.md, "L7").
 //!
-//! usage: cargo run --release -p sonde-tracer --example syscall_floor -- SECONDS   (root)
+//! With `sock` as a second argument it attaches `sock_send_only`/`sock_recv_only` instead
+//! (tp_btf on sock/sock_send_length and sock/sock_recv_length, kernel >= 6.3): the floor of
+//! the socket-tracepoint attachment, which runs on socket I/O only.
+//!
+//! usage: cargo run --release -p sonde-tracer --example syscall_floor -- SECONDS [sock]   (root)
 
 use std::time::Duration;
 
@@ -19,14 +23,23 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
+    let sock = std::env::args().nth(2).as_deref() == Some("sock");
+    let programs: &[(&str, &str)] = if sock {
+        &[
+            ("sock_send_only", "sock_send_length"),
+            ("sock_recv_only", "sock_recv_length"),
+        ]
+    } else {
+        &[
+            ("syscall_enter_only", "sys_enter"),
+            ("syscall_exit_only", "sys_exit"),
+        ]
+    };
     let btf = Btf::from_sys_fs().unwrap_or_else(|e| panic!("kernel BTF: {e}"));
     let mut bench = EbpfLoader::new()
         .load(BENCH_OBJECT)
         .unwrap_or_else(|e| panic!("loading bench.bpf.o: {e}"));
-    for (name, tracepoint) in [
-        ("syscall_enter_only", "sys_enter"),
-        ("syscall_exit_only", "sys_exit"),
-    ] {
+    for &(name, tracepoint) in programs {
         let prog: &mut BtfTracePoint = bench
             .program_mut(name)
             .and_then(|p| p.try_into().ok())

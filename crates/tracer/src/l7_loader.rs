@@ -8,8 +8,20 @@ use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf};
 use tracing::{info, warn};
 
-/// The preferred attachment: one tp_btf program per direction on the raw syscall
-/// tracepoints (ebpf/src/l7.c explains why it is cheaper).
+use crate::L7Hooks;
+
+/// The preferred attachment (kernel >= 6.3): tp_btf on the socket tracepoints
+/// sock_send_length/sock_recv_length, and nothing on syscalls (ebpf/src/l7/socket_hooks.c
+/// says why it is cheaper), with the exec hook that reports new executables to the TLS
+/// attacher.
+pub(crate) const L7_SOCKET_PROGRAMS: [(&str, &str); 3] = [
+    ("l7_exec_btf", "sched_process_exec"),
+    ("l7_sock_send", "sock_send_length"),
+    ("l7_sock_recv", "sock_recv_length"),
+];
+
+/// The next one (kernel >= 5.5): one tp_btf program per direction on the raw syscall
+/// tracepoints (ebpf/src/l7/dispatch.c explains why it is cheaper than the classic ones).
 /// Also the fork and exec hooks that pass a process's "may hold sockets" bit to its
 /// children (and take it away at exec).
 pub(crate) const L7_BTF_PROGRAMS: [(&str, &str); 4] = [
@@ -44,23 +56,57 @@ pub(crate) const L7_PROGRAMS: [(&str, &str, &str); 20] = [
     ("l7_exit_recvmsg", "syscalls", "sys_exit_recvmsg"),
 ];
 
-/// Attaches the tp_btf pair when the kernel allows it, else the classic
-/// per-syscall programs; on failure nothing of L7 stays attached.
-pub(crate) fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Result<Vec<&'static str>, String> {
+/// Attaches the tier `hooks` asks for, or with [`L7Hooks::Best`] the best the kernel
+/// allows: the socket tracepoints, else the raw syscall tracepoints, else the classic
+/// per-syscall programs. On failure nothing of L7 stays attached.
+pub(crate) fn attach(
+    ebpf: &mut Ebpf,
+    btf: Option<&Btf>,
+    hooks: L7Hooks,
+) -> Result<Vec<&'static str>, String> {
+    let wants = |tier: L7Hooks| hooks == L7Hooks::Best || hooks == tier;
     if let Some(btf) = btf {
-        match attach_btf(ebpf, btf) {
-            Ok(names) => return Ok(names),
-            Err(reason) => {
-                info!(reason = %reason, "tp_btf raw syscall tracepoints unavailable for L7; using the per-syscall tracepoints (higher cost per read and write)")
+        if wants(L7Hooks::Socket) {
+            match attach_btf(ebpf, btf, &L7_SOCKET_PROGRAMS) {
+                Ok(names) => {
+                    info!("L7 programs on the socket tracepoints (no syscall is traced)");
+                    return Ok(names);
+                }
+                Err(reason) => {
+                    info!(reason = %reason, "socket tracepoints unavailable for L7 (kernel < 6.3?); trying the raw syscall tracepoints (every syscall of every process pays their slow path)")
+                }
             }
         }
+        if wants(L7Hooks::Syscalls) {
+            match attach_btf(ebpf, btf, &L7_BTF_PROGRAMS) {
+                Ok(names) => {
+                    info!("L7 programs on the raw syscall tracepoints");
+                    return Ok(names);
+                }
+                Err(reason) => {
+                    info!(reason = %reason, "tp_btf raw syscall tracepoints unavailable for L7; trying the per-syscall tracepoints (higher cost per read and write)")
+                }
+            }
+        }
+    }
+    if !wants(L7Hooks::Tracepoints) {
+        let reason = format!(
+            "the L7 hooks asked for ({hooks:?}, {}) could not be attached; see the log",
+            L7Hooks::ENV
+        );
+        warn!(reason = %reason, "L7 tracing unavailable");
+        return Err(reason);
     }
     attach_classic(ebpf)
 }
 
-fn attach_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<Vec<&'static str>, String> {
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    programs: &[(&'static str, &'static str)],
+) -> Result<Vec<&'static str>, String> {
     let mut attached = Vec::new();
-    for (name, tracepoint) in L7_BTF_PROGRAMS {
+    for &(name, tracepoint) in programs {
         let result = ebpf
             .program_mut(name)
             .and_then(|p| <&mut BtfTracePoint>::try_from(p).ok())

@@ -69,6 +69,40 @@ pub struct TracerConfig {
     pub l7: bool,
     /// What the L7 parsers are told (`--exclude-http-requests-by-path`).
     pub l7_parsing: sonde_l7::Config,
+    /// Which hooks carry the L7 programs. Default: [`L7Hooks::from_env`], which is
+    /// [`L7Hooks::Best`] unless `SONDE_L7_HOOKS` pins a tier.
+    pub l7_hooks: L7Hooks,
+}
+
+/// The hooks the L7 programs ride on, best first (docs/l7.md, "Hooks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L7Hooks {
+    /// The best the kernel allows, in the order below.
+    Best,
+    /// tp_btf on sock/sock_send_length and sock/sock_recv_length (kernel >= 6.3): socket
+    /// calls only, nothing on syscalls.
+    Socket,
+    /// tp_btf on raw_syscalls sys_enter/sys_exit (kernel >= 5.5): every syscall.
+    Syscalls,
+    /// The classic per-syscall tracepoints (any kernel with CONFIG_FTRACE_SYSCALLS).
+    Tracepoints,
+}
+
+impl L7Hooks {
+    /// The environment variable that pins a tier: `socket`, `syscalls` or `tracepoints`.
+    /// For the tests of the fallbacks and for benchmarks that compare them.
+    pub const ENV: &'static str = "SONDE_L7_HOOKS";
+
+    /// The tier `SONDE_L7_HOOKS` names; [`L7Hooks::Best`] when it is unset or names none
+    /// (an unknown value is reported at attach time, see [`Tracer::l7_error`]).
+    pub fn from_env() -> L7Hooks {
+        match std::env::var(Self::ENV).as_deref() {
+            Ok("socket") => L7Hooks::Socket,
+            Ok("syscalls") => L7Hooks::Syscalls,
+            Ok("tracepoints") => L7Hooks::Tracepoints,
+            _ => L7Hooks::Best,
+        }
+    }
 }
 
 impl Default for TracerConfig {
@@ -87,6 +121,7 @@ impl Default for TracerConfig {
             prefer_tp_btf: true,
             l7: true,
             l7_parsing: sonde_l7::Config::default(),
+            l7_hooks: L7Hooks::from_env(),
         }
     }
 }

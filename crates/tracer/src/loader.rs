@@ -291,7 +291,10 @@ impl Tracer {
         }
 
         let ring = ring_size(config.ring_buffer_bytes);
-        let wakeup = (f64::from(ring) * config.wakeup_fraction.clamp(0.0, 1.0)) as u64;
+        // The kernel counts unwoken bytes per CPU (ebpf/include/common.h, wakeup_flags): each
+        // CPU's share of the wakeup fraction, so all of them together stay under it.
+        let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u64;
+        let wakeup = (f64::from(ring) * config.wakeup_fraction.clamp(0.0, 1.0)) as u64 / cpus;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("events", ring)
             .map_max_entries("active", config.max_connections.max(1))
@@ -342,7 +345,7 @@ impl Tracer {
         // Optional: without them only the application-protocol metrics are missing.
         let mut l7_programs = Vec::new();
         let (l7_attached, l7_error) = if config.l7 {
-            match crate::l7_loader::attach(&mut ebpf, btf.as_ref()) {
+            match crate::l7_loader::attach(&mut ebpf, btf.as_ref(), config.l7_hooks) {
                 Ok(names) => {
                     l7_programs = names;
                     (true, None)
@@ -520,8 +523,8 @@ impl Tracer {
         self.l7_attached
     }
 
-    /// The attached L7 programs: `l7_sys_enter`/`l7_sys_exit` (tp_btf) or the classic
-    /// per-syscall ones.
+    /// The attached L7 programs: `l7_sock_send`/`l7_sock_recv` (the socket tracepoints),
+    /// `l7_sys_enter`/`l7_sys_exit` (raw syscall tracepoints) or the classic per-syscall ones.
     pub fn l7_programs(&self) -> &[&'static str] {
         &self.l7_programs
     }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use sonde_l7::{Role, Status};
 use sonde_tracer::Event;
-use support::{SockState, collect, privileged, start_with};
+use sonde_tracer::L7Hooks;
+use support::{SockState, collect, privileged, start_with, start_with_l7};
 
 /// A server answering `n` keep-alive requests on one connection: `/missing` gets 404,
 /// everything else 200. Returns its port.
@@ -87,23 +88,23 @@ fn ours(e: &Event, me: u32, port: u16) -> bool {
     }
 }
 
-fn exchange(variant: SockState, test: &str) {
+/// HTTP requests between a client and a server of this process, seen from the L7 programs
+/// on `hooks` (`program`: the one that must be attached, so a silent fallback fails).
+fn exchange(variant: SockState, hooks: L7Hooks, program: &str, test: &str) {
     if !privileged(test) {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
-    let (tracer, mut stream) = start_with(variant);
+    let (tracer, mut stream) = start_with_l7(variant, hooks);
     assert!(
         tracer.l7_attached(),
         "L7 not attached: {:?}",
         tracer.l7_error()
     );
-    let expect_btf = variant == SockState::TpBtf;
-    assert_eq!(
-        tracer.l7_programs().contains(&"l7_sys_enter"),
-        expect_btf,
-        "{:?}",
+    assert!(
+        tracer.l7_programs().contains(&program),
+        "{program} is not attached: {:?}",
         tracer.l7_programs()
     );
     let paths = ["/a", "/missing", "/b", "/c", "/missing"];
@@ -139,9 +140,21 @@ fn exchange(variant: SockState, test: &str) {
 }
 
 #[test]
+fn http_requests_on_both_ends_with_the_socket_tracepoints() {
+    exchange(
+        SockState::TpBtf,
+        L7Hooks::Best,
+        "l7_sock_recv",
+        "http_requests_on_both_ends_with_the_socket_tracepoints",
+    );
+}
+
+#[test]
 fn http_requests_on_both_ends_with_the_tp_btf_dispatch() {
     exchange(
         SockState::TpBtf,
+        L7Hooks::Syscalls,
+        "l7_sys_enter",
         "http_requests_on_both_ends_with_the_tp_btf_dispatch",
     );
 }
@@ -150,6 +163,8 @@ fn http_requests_on_both_ends_with_the_tp_btf_dispatch() {
 fn http_requests_on_both_ends_with_the_classic_syscall_tracepoints() {
     exchange(
         SockState::Classic,
+        L7Hooks::Best,
+        "l7_enter_read",
         "http_requests_on_both_ends_with_the_classic_syscall_tracepoints",
     );
 }
@@ -254,13 +269,13 @@ fn serve_length_prefixed(n: usize) -> u16 {
     port
 }
 
-fn length_prefixed_exchange(variant: SockState, test: &str) {
+fn length_prefixed_exchange(variant: SockState, hooks: L7Hooks, test: &str) {
     if !privileged(test) {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
-    let (tracer, mut stream) = start_with(variant);
+    let (tracer, mut stream) = start_with_l7(variant, hooks);
     assert!(tracer.l7_attached(), "{:?}", tracer.l7_error());
     const N: usize = 4;
     let port = serve_length_prefixed(N);
@@ -307,9 +322,19 @@ fn length_prefixed_exchange(variant: SockState, test: &str) {
 }
 
 #[test]
+fn a_server_reading_the_length_prefix_apart_is_classified_with_the_socket_tracepoints() {
+    length_prefixed_exchange(
+        SockState::TpBtf,
+        L7Hooks::Socket,
+        "a_server_reading_the_length_prefix_apart_is_classified_with_the_socket_tracepoints",
+    );
+}
+
+#[test]
 fn a_server_reading_the_length_prefix_apart_is_classified_with_the_tp_btf_dispatch() {
     length_prefixed_exchange(
         SockState::TpBtf,
+        L7Hooks::Syscalls,
         "a_server_reading_the_length_prefix_apart_is_classified_with_the_tp_btf_dispatch",
     );
 }
@@ -318,6 +343,124 @@ fn a_server_reading_the_length_prefix_apart_is_classified_with_the_tp_btf_dispat
 fn a_server_reading_the_length_prefix_apart_is_classified_with_the_classic_tracepoints() {
     length_prefixed_exchange(
         SockState::Classic,
+        L7Hooks::Best,
         "a_server_reading_the_length_prefix_apart_is_classified_with_the_classic_tracepoints",
+    );
+}
+
+/// A server that accepts `n` connections one after another and answers one request on
+/// each, then closes it: `/missing` gets 404, everything else 200. Returns its port.
+fn serve_one_per_connection(n: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let k = s.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..k]);
+            }
+            let status = if got.starts_with(b"GET /missing") {
+                "404 Not Found"
+            } else {
+                "200 OK"
+            };
+            let resp =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+            s.write_all(resp.as_bytes()).unwrap();
+        }
+    });
+    port
+}
+
+/// One process connecting, asking and closing, again and again, to two servers in turn:
+/// each connection reuses the fd (and, the kernel's socket memory being reused at once,
+/// often the socket's address) of the one before. Each must be a connection of its own on
+/// both ends, with its own peer: the socket tracepoints tell them apart by the socket's
+/// cookie, the syscall hooks by close().
+fn reconnecting_client(hooks: L7Hooks, test: &str) {
+    if !privileged(test) {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let (tracer, mut stream) = start_with_l7(SockState::TpBtf, hooks);
+    assert!(tracer.l7_attached(), "{:?}", tracer.l7_error());
+    let paths = [
+        "/a", "/missing", "/b", "/missing", "/c", "/d", "/missing", "/e",
+    ];
+    let ports = [
+        serve_one_per_connection(paths.len() / 2),
+        serve_one_per_connection(paths.len() / 2),
+    ];
+    let mut longest = Duration::ZERO;
+    for (i, p) in paths.iter().enumerate() {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(("127.0.0.1", ports[i % 2])).unwrap();
+        write!(s, "GET {p} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert!(got.ends_with(b"hello"), "{}", String::from_utf8_lossy(&got));
+        drop(s);
+        longest = longest.max(t.elapsed());
+    }
+    let me = std::process::id();
+    let events = rt.block_on(collect(
+        &mut stream,
+        |e| ours(e, me, ports[0]) || ours(e, me, ports[1]),
+        |kept| kept.len() >= 2 * paths.len(),
+    ));
+    // (server port, status) of each request, in order, as each end saw it.
+    let expected: Vec<(u16, Status)> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let status = Status::Http(if *p == "/missing" { 404 } else { 200 });
+            (ports[i % 2], status)
+        })
+        .collect();
+    let (mut client, mut server) = (Vec::new(), Vec::new());
+    for e in &events {
+        let Event::L7Request {
+            role,
+            request,
+            src,
+            dst,
+            ..
+        } = e
+        else {
+            unreachable!()
+        };
+        assert!(
+            Duration::from_nanos(request.duration_ns) <= longest,
+            "{request:?} took longer than the client's longest wall time {longest:?}"
+        );
+        match role {
+            Role::Client => client.push((dst.port(), request.status)),
+            Role::Server => server.push((src.port(), request.status)),
+        }
+    }
+    assert_eq!(client, expected, "client side: {events:?}");
+    assert_eq!(server, expected, "server side: {events:?}");
+}
+
+#[test]
+fn a_client_reconnecting_on_the_same_fd_is_exact_with_the_socket_tracepoints() {
+    reconnecting_client(
+        L7Hooks::Socket,
+        "a_client_reconnecting_on_the_same_fd_is_exact_with_the_socket_tracepoints",
+    );
+}
+
+#[test]
+fn a_client_reconnecting_on_the_same_fd_is_exact_with_the_tp_btf_dispatch() {
+    reconnecting_client(
+        L7Hooks::Syscalls,
+        "a_client_reconnecting_on_the_same_fd_is_exact_with_the_tp_btf_dispatch",
     );
 }

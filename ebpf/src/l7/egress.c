@@ -58,7 +58,7 @@ static __always_inline void l7_on_sendto(void *ctx, __u32 fd, __u64 buf, __u32 s
 			__u16 sa[2] = {};
 			if (bpf_probe_read_user(sa, sizeof(sa), (void *)addr) == 0 &&
 			    (sa[0] == AF_INET || sa[0] == AF_INET6) && sa[1] == bpf_htons(53))
-				l7_register_unconnected_dns(fd, addr, sa[0]);
+				l7_register_unconnected_dns(fd, addr, sa[0], 0);
 		}
 	}
 	l7_on_write(ctx, fd, buf, size, size, 0, 0);

@@ -30,6 +30,41 @@ static __always_inline void l7_enter_read_common(__u32 fd, __u64 buf, __u32 kind
 	bpf_map_update_elem(&l7_reads, &id, &r, BPF_ANY);
 }
 
+/*
+ * A read of size bytes on the registered socket s (key k): into buf, or, by
+ * kind, into an iovec array of cnt entries at buf or the iovecs of the msghdr
+ * at buf.
+ */
+static __always_inline void l7_on_read_sock(struct l7_sock_key *k, struct l7_sock *s, __u64 buf,
+					    __u32 kind, __u64 cnt, __u32 size)
+{
+	__u64 ts = bpf_ktime_get_ns();
+	__u64 avail = size;
+	__u64 iov = 0, iov_cnt = 0;
+	if (kind != L7_READ_PLAIN) {
+		iov = buf;
+		iov_cnt = cnt;
+		if (kind == L7_READ_MSG) {
+			struct l7_user_msghdr m;
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)buf) != 0 || !m.msg_iovlen)
+				return;
+			iov = m.msg_iov;
+			iov_cnt = m.msg_iovlen;
+		}
+		struct l7_iovec first;
+		if (bpf_probe_read_user(&first, sizeof(first), (void *)iov) != 0)
+			return;
+		buf = first.base;
+		avail = first.len;
+	}
+	int ship = l7_ready(s, L7_INGRESS, buf, avail < size ? avail : size);
+	if (ship == L7_SKIP)
+		return;
+	if (ship == L7_SHIP_HELD)
+		l7_emit_held(k, s, L7_INGRESS, ts);
+	l7_emit(k, s, L7_INGRESS, size, buf, avail, 0, ts, iov, iov_cnt);
+}
+
 static __always_inline void l7_exit_read_common(__s64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -42,37 +77,11 @@ static __always_inline void l7_exit_read_common(__s64 ret)
 	r->armed = 0;
 	if (ret <= 0)
 		return;
-	__u32 size = ret;
-	__u64 ts = bpf_ktime_get_ns();
-	__u64 buf = rd.buf;
-	__u64 avail = size;
-	__u64 iov = 0, iov_cnt = 0;
-	if (rd.kind != L7_READ_PLAIN) {
-		iov = rd.buf;
-		iov_cnt = rd.cnt;
-		if (rd.kind == L7_READ_MSG) {
-			struct l7_user_msghdr m;
-			if (bpf_probe_read_user(&m, sizeof(m), (void *)rd.buf) != 0 || !m.msg_iovlen)
-				return;
-			iov = m.msg_iov;
-			iov_cnt = m.msg_iovlen;
-		}
-		struct l7_iovec first;
-		if (bpf_probe_read_user(&first, sizeof(first), (void *)iov) != 0)
-			return;
-		buf = first.base;
-		avail = first.len;
-	}
 	struct l7_sock_key k = {.tgid = id >> 32, .fd = rd.fd};
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
 	if (!s)
 		return;
-	int ship = l7_ready(s, L7_INGRESS, buf, avail < size ? avail : size);
-	if (ship == L7_SKIP)
-		return;
-	if (ship == L7_SHIP_HELD)
-		l7_emit_held(&k, s, L7_INGRESS, ts);
-	l7_emit(&k, s, L7_INGRESS, size, buf, avail, 0, ts, iov, iov_cnt);
+	l7_on_read_sock(&k, s, rd.buf, rd.kind, rd.cnt, ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")

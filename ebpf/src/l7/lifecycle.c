@@ -21,6 +21,8 @@ static __always_inline void l7_on_connect_exit(__s64 ret)
 		l7_register(fd, L7_CLIENT, 0);
 }
 
+static __always_inline void l7_forget(struct l7_sock_key *k, struct l7_sock *s);
+
 static __always_inline void l7_on_close(__u32 fd)
 {
 	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
@@ -31,12 +33,20 @@ static __always_inline void l7_on_close(__u32 fd)
 		bpf_map_delete_elem(&l7_not_sockets, &k);
 		return;
 	}
+	l7_forget(&k, s);
+}
+
+/* Forgets the registered socket s (key k), telling userspace if it ever
+ * shipped data, so its parser state goes too. */
+static __always_inline void l7_forget(struct l7_sock_key *kp, struct l7_sock *s)
+{
+	struct l7_sock_key k = *kp;
 	if (s->shipped) {
 		__u32 zero = 0;
 		struct l7_event *e = bpf_map_lookup_elem(&l7_scratch, &zero);
 		if (e) {
 			l7_fill_header(e, EVENT_L7_CLOSE, &k, s, 0, 0, 0, bpf_ktime_get_ns());
-			if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER, wakeup_flags()) != 0)
+			if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER, wakeup_flags(L7_EVENT_HEADER)) != 0)
 				count_lost(LOST_L7_EVENT);
 		}
 	}

@@ -104,15 +104,17 @@ static __always_inline void l7_emit(struct l7_sock_key *k, struct l7_sock *s, __
 		n &= 0x1fff; /* a bound the verifier sees */
 		if (n > L7_PAYLOAD_MAX_H2)
 			n = L7_PAYLOAD_MAX_H2;
+#ifndef E2
 		if (n && bpf_probe_read_user(e->payload, n, (void *)ubuf) != 0)
 			n = 0;
+#endif
 	}
 	n &= 0x1fff;
 	if (n > L7_PAYLOAD_MAX_H2)
 		n = L7_PAYLOAD_MAX_H2;
 	e->payload_len = n;
 	s->shipped = 1;
-	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + n, wakeup_flags()) != 0)
+	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + n, wakeup_flags(L7_EVENT_HEADER + n)) != 0)
 		count_lost(LOST_L7_EVENT);
 }
 
@@ -134,7 +136,7 @@ static __always_inline void l7_emit_held(struct l7_sock_key *k, struct l7_sock *
 	__builtin_memcpy(e->payload, &s->prefix, 4);
 	e->payload_len = 4;
 	s->shipped = 1;
-	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + 4, wakeup_flags()) != 0)
+	if (bpf_ringbuf_output(&events, e, L7_EVENT_HEADER + 4, wakeup_flags(L7_EVENT_HEADER + 4)) != 0)
 		count_lost(LOST_L7_EVENT);
 }
 
@@ -154,7 +156,7 @@ static __always_inline struct l7_sock *l7_adopt_inherited(struct l7_sock_key *k)
 	if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
 	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_ESTABLISHED) {
 		/* Role unknown: its first data decides (l7_guess_role). */
-		if (l7_register_sock(sk, k->fd, L7_ROLE_UNKNOWN, 0) == 0)
+		if (l7_register_sock(sk, k->fd, L7_ROLE_UNKNOWN, 0, 0) == 0)
 			return bpf_map_lookup_elem(&l7_sockets, k);
 		return NULL;
 	}
@@ -240,10 +242,22 @@ static __always_inline int l7_ready(struct l7_sock *s, __u8 direction, __u64 ubu
 static __always_inline void l7_emit_plaintext(void *ctx, __u32 tgid, __u32 fd, __u64 ubuf,
 					      __u32 size, __u8 direction)
 {
+	if (size == 0)
+		return;
 	struct l7_sock_key k = {.tgid = tgid, .fd = fd};
 	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
-	if (!s || size == 0)
-		return;
+	if (!s) {
+		/* Not registered yet: the socket hooks register a socket at its
+		 * first data, and a Go Write ships its plaintext before the
+		 * handshake's first byte; or a connection older than the agent. */
+		struct sock *sk = l7_fd_sock(fd);
+		if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+		    l7_register_sock(sk, fd, l7_tcp_role(sk), 0, 0) != 0)
+			return;
+		s = bpf_map_lookup_elem(&l7_sockets, &k);
+		if (!s)
+			return;
+	}
 	if (s->protocol == L7_TLS_CIPHER || s->protocol == L7_UNKNOWN || s->protocol == L7_NONE) {
 		l7_guess_role(s, direction);
 		__u8 request_dir = s->role == L7_CLIENT ? L7_EGRESS : L7_INGRESS;

@@ -47,17 +47,32 @@ static __always_inline int l7_sock_tuple(struct sock *sk, struct l7_sock *s)
 	return -1;
 }
 
-static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only);
+static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only,
+					    __u64 cookie);
+
+/*
+ * A TCP socket's role where no connect() or accept() was seen: a client if
+ * the TCP tracer has it in `active` (src/tcp.c: it saw the connect, or seeded
+ * the socket as an outbound connection older than the agent, src/seed.c),
+ * else a server (it was accepted).
+ */
+static __always_inline __u8 l7_tcp_role(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	return bpf_map_lookup_elem(&active, &key) ? L7_CLIENT : L7_SERVER;
+}
 
 static __always_inline void l7_register(__u32 fd, __u8 role, int dns_only)
 {
 	struct sock *sk = l7_fd_sock(fd);
 	if (sk)
-		l7_register_sock(sk, fd, role, dns_only);
+		l7_register_sock(sk, fd, role, dns_only, 0);
 }
 
-/* Registers fd's socket; 0 when it was registered. */
-static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only)
+/* Registers fd's socket; 0 when it was registered. cookie: the socket's, when
+ * known (the socket hooks), else 0. */
+static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role, int dns_only,
+					    __u64 cookie)
 {
 	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	struct l7_sock s = {};
@@ -76,6 +91,7 @@ static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role
 	}
 	s.role = role;
 	s.conn_ts = bpf_ktime_get_ns();
+	s.cookie = cookie;
 	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
 	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0) {
 		count_lost(LOST_L7_SOCKETS);
@@ -87,7 +103,8 @@ static __always_inline int l7_register_sock(struct sock *sk, __u32 fd, __u8 role
 
 /* An unconnected UDP socket's first datagram to port 53 (sockaddr at uaddr):
  * a DNS client socket, its peer the datagram's destination. */
-static __always_inline void l7_register_unconnected_dns(__u32 fd, __u64 uaddr, __u16 family)
+static __always_inline void l7_register_unconnected_dns(__u32 fd, __u64 uaddr, __u16 family,
+							__u64 cookie)
 {
 	struct sock *sk = l7_fd_sock(fd);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
@@ -111,6 +128,7 @@ static __always_inline void l7_register_unconnected_dns(__u32 fd, __u64 uaddr, _
 	s.protocol = L7_DNS;
 	s.role = L7_CLIENT;
 	s.conn_ts = bpf_ktime_get_ns();
+	s.cookie = cookie;
 	struct l7_sock_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
 	if (bpf_map_update_elem(&l7_sockets, &k, &s, BPF_ANY) != 0)
 		count_lost(LOST_L7_SOCKETS);

@@ -70,6 +70,11 @@ struct l7_sock {
 	__u32 prefix;
 	__u8 saddr[16];
 	__u8 daddr[16];
+	/* The socket's cookie (unique for the boot) when the socket hooks
+	 * registered it (src/l7/socket_hooks.c): an fd that now names another
+	 * socket is told by it. 0: registered by the syscall hooks, or by a TLS
+	 * probe before the socket's first data (adopted by that data). */
+	__u64 cookie;
 };
 
 /* Registered sockets. LRU: a process that exits without close() leaves its

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sonde_tracer::{Event, EventStream, Tracer, TracerConfig};
+use sonde_tracer::{Event, EventStream, L7Hooks, Tracer, TracerConfig};
 
 /// True when the test may run. Without root it prints why it skips, unless
 /// SONDE_REQUIRE_PRIVILEGED=1, where a skip is a failure.
@@ -37,9 +37,15 @@ pub fn start() -> (Tracer, EventStream) {
 /// Like [`start`], with the given TCP state program, and checks that it is
 /// the one attached (a silent fallback would test the wrong program).
 pub fn start_with(program: SockState) -> (Tracer, EventStream) {
+    start_with_l7(program, L7Hooks::Best)
+}
+
+/// Like [`start_with`], with the L7 programs on the given hooks.
+pub fn start_with_l7(program: SockState, l7_hooks: L7Hooks) -> (Tracer, EventStream) {
     let config = TracerConfig {
         poll_interval: Duration::from_millis(20),
         prefer_tp_btf: program == SockState::TpBtf,
+        l7_hooks,
         ..TracerConfig::default()
     };
     let (tracer, stream) = match Tracer::start(config) {
