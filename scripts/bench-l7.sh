@@ -16,6 +16,9 @@
 #     mean time per request is the request's latency; the l7-minus-off difference is the
 #     latency the agent adds per request),
 #   - redis-benchmark SET and GET requests/s and mean latency (-c 1),
+#   - wrk requests/s against the same nginx, 1 thread, WRK_CONNS connections, WRK_SECS seconds
+#     (both CPUs busy: the throughput loss is then the CPU the agent adds per request, its
+#     programs' and its own, against the CPU a request costs),
 #   - the agent's CPU (utime+stime of /proc/<agent>/stat) per 100,000 requests,
 #   - the fast path: wall ns per syscall of `dd bs=1` copying /dev/zero to /dev/null (2 x DD_N
 #     reads and writes that are no socket: what every process pays once the syscall
@@ -32,7 +35,10 @@
 # bpftool (names of the programs), python3. Loopback only.
 #
 # usage: scripts/bench-l7.sh    (env: SONDE_BIN, RUNS=5, AB_N=50000, REDIS_N=50000, DD_N=1000000,
-#                                MODES="off nol7 l7 l7sys", PIN_IDLE=1)
+#                                MODES="off nol7 l7 l7sys", PIN_IDLE=1, WRK_SECS=5, WRK_CONNS=16)
+# Besides each mode's median, the throughput changes are given as paired ratios: each round's
+# figure against the same round's "off" run, median (min..max) over the rounds, which takes
+# out the machine's drift from round to round.
 set -euo pipefail
 
 RUNS=${RUNS:-5}
@@ -40,13 +46,15 @@ AB_N=${AB_N:-50000}
 REDIS_N=${REDIS_N:-50000}
 DD_N=${DD_N:-1000000}
 read -r -a modes <<<"${MODES:-off nol7 l7 l7sys}"
+WRK_SECS=${WRK_SECS:-5}
+WRK_CONNS=${WRK_CONNS:-16}
 PIN_IDLE=${PIN_IDLE:-1}
 cd "$(dirname "$0")/.."
 SONDE_BIN=${SONDE_BIN:-${CARGO_TARGET_DIR:-target}/release/sonde}
 [ -x "$SONDE_BIN" ] || { echo "no agent binary at $SONDE_BIN (cargo build --release -p sonde, or set SONDE_BIN)" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "needs root (eBPF)" >&2; exit 2; }
-for t in nginx ab redis-server redis-benchmark bpftool python3 curl; do
-    command -v "$t" >/dev/null || { echo "missing $t (apt-get install -y nginx apache2-utils redis-server redis-tools bpftool curl)" >&2; exit 2; }
+for t in nginx ab wrk redis-server redis-benchmark bpftool python3 curl; do
+    command -v "$t" >/dev/null || { echo "missing $t (apt-get install -y nginx apache2-utils wrk redis-server redis-tools bpftool curl)" >&2; exit 2; }
 done
 
 work=$(mktemp -d /tmp/sonde-bench-l7.XXXXXX)
@@ -197,6 +205,8 @@ one_run() { # $1 mode, $2 round: appends "mode round metric value" lines
     ab_out=$(ab -q -k -c 1 -n "$AB_N" "http://127.0.0.1:$NGINX_PORT/")
     redis_out=$(redis-benchmark -p "$REDIS_PORT" -c 1 -n "$REDIS_N" -t set,get --csv)
     t1=$(agent_cpu_ticks)
+    local wrk_out
+    wrk_out=$(wrk -t 1 -c "$WRK_CONNS" -d "${WRK_SECS}s" "http://127.0.0.1:$NGINX_PORT/")
     local d0 d1
     d0=$(date +%s%N)
     dd if=/dev/zero of=/dev/null bs=1 count="$DD_N" status=none
@@ -208,11 +218,12 @@ one_run() { # $1 mode, $2 round: appends "mode round metric value" lines
             /^Requests per second/ { print m, r, "ab_rps", $4 }
             /^Time per request/ && !done { print m, r, "ab_latency_us", $4 * 1000; done = 1 }
             /^Failed requests/ { print m, r, "ab_failed", $3 }'
+        echo "$wrk_out" | awk -v m="$mode" -v r="$round" '/^Requests\/sec/ { print m, r, "wrk_rps", $2 }'
         echo "$redis_out" | tr -d '"' | awk -F, -v m="$mode" -v r="$round" '
             $1 == "SET" || $1 == "GET" { print m, r, "redis_" tolower($1) "_rps", $2; print m, r, "redis_" tolower($1) "_latency_us", $3 * 1000 }'
         local ticks=$((t1 - t0)) hz requests
         hz=$(getconf CLK_TCK)
-        requests=$((AB_N + 2 * REDIS_N))
+        requests=$((AB_N + 2 * REDIS_N))  # wrk's requests come after t1: not in the CPU figure
         if [ "$mode" != off ]; then
             echo "$mode $round agent_cpu_ms_per_100k $(python3 -c "print($ticks / $hz * 1000 * 100000 / $requests)")"
         fi
@@ -258,9 +269,11 @@ python3 - "$results" "$((AB_N + 2 * REDIS_N))" <<PY
 import statistics, sys
 from collections import defaultdict
 rows = defaultdict(list)
+by_round = {}
 for line in open(sys.argv[1]):
-    mode, _, metric, value = line.split()
+    mode, rnd, metric, value = line.split()
     rows[(metric, mode)].append(float(value))
+    by_round[(metric, mode, rnd)] = float(value)
 metrics = sorted({m for m, _ in rows})
 modes = "${modes[*]}".split()
 print()
@@ -276,9 +289,14 @@ def med(m, mode):
     return statistics.median(v) if v else float("nan")
 print()
 others = [m for m in modes if m != "off"]
-for m in ("ab_rps", "redis_set_rps", "redis_get_rps"):
+for m in ("ab_rps", "wrk_rps", "redis_set_rps", "redis_get_rps"):
     for mode in others:
-        print("throughput change %-14s %-5s vs off: %+.2f %%" % (m, mode, (med(m, mode) / med(m, "off") - 1) * 100))
+        paired = sorted((by_round[(m, mode, r)] / by_round[(m, "off", r)] - 1) * 100
+                        for (mm, md, r) in by_round if mm == m and md == mode and (m, "off", r) in by_round)
+        if not paired:
+            continue
+        print("throughput change %-14s %-5s vs off: medians %+.2f %%, paired per round %+.2f %% (%+.2f..%+.2f, %d rounds)" % (
+            m, mode, (med(m, mode) / med(m, "off") - 1) * 100, statistics.median(paired), paired[0], paired[-1], len(paired)))
 for m in ("ab_latency_us", "redis_set_latency_us", "redis_get_latency_us"):
     for mode in others:
         print("added latency     %-20s %-5s vs off: %+.2f us" % (m, mode, med(m, mode) - med(m, "off")))
