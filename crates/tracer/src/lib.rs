@@ -94,7 +94,7 @@ impl L7Hooks {
     pub const ENV: &'static str = "SONDE_L7_HOOKS";
 
     /// The tier `SONDE_L7_HOOKS` names; [`L7Hooks::Best`] when it is unset or names none
-    /// (an unknown value is reported at attach time, see [`Tracer::l7_error`]).
+    /// (an unknown value is ignored: the variable is a test and benchmark switch).
     pub fn from_env() -> L7Hooks {
         match std::env::var(Self::ENV).as_deref() {
             Ok("socket") => L7Hooks::Socket,
