@@ -49,9 +49,11 @@ impl Agent {
         let mut cmd = Command::new(&launcher[0]);
         cmd.args(&launcher[1..])
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--proc-scan-interval", "1s"])
-            .args(args)
+            .arg(format!("127.0.0.1:{port}"));
+        if !args.contains(&"--proc-scan-interval") {
+            cmd.args(["--proc-scan-interval", "1s"]);
+        }
+        cmd.args(args)
             .env_remove("SONDE_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -101,12 +101,14 @@ impl TestCgroup {
         Ok(())
     }
 
-    /// Makes `cmd`'s process move itself into this cgroup between fork and exec, so it is
-    /// never seen running anywhere else (a process moved after `spawn` has already run in
-    /// the caller's cgroup, where the agent may have placed it).
+    /// Makes `cmd`'s process move itself into this cgroup between fork and exec, so its
+    /// program never runs anywhere else (a process moved after `spawn` has already run in the
+    /// caller's cgroup, where the agent may have placed it). Between fork and the move it is
+    /// in the caller's cgroup, tens of ms under load: as runc's forks are, and the agent's
+    /// /proc scan leaves processes that young to its next scan (crates/registry/src/discovery.rs).
     pub fn spawn_into(&self, cmd: &mut std::process::Command) {
         use std::os::unix::process::CommandExt;
-        let procs: Vec<PathBuf> = self.leaves.iter().map(|l| l.join("cgroup.procs")).collect();
+        let procs = self.procs_files();
         // SAFETY: the closure runs in the forked child before exec; it only writes to files
         // (no allocation: the paths were built before the fork, the buffer is static).
         unsafe {
@@ -117,6 +119,12 @@ impl TestCgroup {
                 Ok(())
             });
         }
+    }
+
+    /// This cgroup's `cgroup.procs` file in every hierarchy: what a process writes its pid to
+    /// to move itself in (a shell's `echo $$ > ...`).
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.leaves.iter().map(|l| l.join("cgroup.procs")).collect()
     }
 
     /// Keeps a child process to kill on drop.

@@ -4,6 +4,14 @@
 //! produces events for what changed: new processes, reused pids, processes that moved to
 //! another cgroup, and processes that are gone. When the eBPF tracer reports process starts and
 //! exits, this scan stays as the slow reconciliation that catches anything it missed.
+//!
+//! A process younger than [`NEW_PROCESS_SETTLE`] is left to the next scan (every scan but the
+//! first): a fork runs in its parent's cgroup until it moves itself into its own and execs (runc
+//! joins the container's cgroups between fork and exec, a test harness in `pre_exec`), and
+//! under load that window lasts tens of ms. A process read inside it would be placed in its
+//! parent's container, and the events of a short-lived one (a shell loop's `curl`, an exec
+//! probe) counted there. The tracer's bridge reads a new process once it has settled, or at its
+//! first network event; the kernel's cgroup id places one gone before either.
 
 use std::collections::HashMap;
 use std::fs;
@@ -22,6 +30,8 @@ pub struct ScanOutcome {
     /// Processes whose files could not be read or parsed (vanished ones are not errors).
     pub errors: u64,
     pub processes: usize,
+    /// Processes left to the next scan: younger than [`NEW_PROCESS_SETTLE`].
+    pub young: usize,
 }
 
 /// Failure to scan /proc at all.
@@ -37,6 +47,11 @@ pub enum ScanError {
     Uptime { path: PathBuf, reason: String },
 }
 
+/// How long after its start a new process's cgroup is trusted: the /proc scan skips younger
+/// processes (see the module doc), and the tracer's bridge reads a new process this long after
+/// its start event.
+pub(crate) const NEW_PROCESS_SETTLE: Duration = Duration::from_millis(500);
+
 /// Remembers the last reported state of every process.
 #[derive(Debug)]
 pub struct ProcScanner {
@@ -44,6 +59,9 @@ pub struct ProcScanner {
     known: HashMap<u32, (u64, ProcessCgroups)>,
     ticks_per_second: u64,
     buf: String,
+    /// No scan has run yet: the first reports every process, young or not (there is no
+    /// earlier placement, and readiness waits for it).
+    first: bool,
 }
 
 impl ProcScanner {
@@ -53,6 +71,7 @@ impl ProcScanner {
             known: HashMap::new(),
             ticks_per_second: clock_ticks_per_second(),
             buf: String::with_capacity(4096),
+            first: true,
         }
     }
 
@@ -65,6 +84,7 @@ impl ProcScanner {
         })?;
         let mut out = ScanOutcome::default();
         let mut alive = HashMap::with_capacity(self.known.len());
+        let first = std::mem::replace(&mut self.first, false);
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
@@ -73,13 +93,23 @@ impl ProcScanner {
             match self.read_process(pid) {
                 Ok(Some((start_ticks, cgroups))) => {
                     out.processes += 1;
+                    let started_secs = start_ticks as f64 / self.ticks_per_second as f64;
+                    let age = Duration::from_secs_f64((uptime - started_secs).max(0.0));
+                    if !first && age < NEW_PROCESS_SETTLE {
+                        // Not settled: read again by the next scan. A pid reused by it keeps
+                        // its old entry meanwhile, so this scan reports no exit for it (the
+                        // bridge may have placed the new process already).
+                        out.young += 1;
+                        if let Some(old) = self.known.remove(&pid) {
+                            alive.insert(pid, old);
+                        }
+                        continue;
+                    }
                     let changed = self
                         .known
                         .get(&pid)
                         .is_none_or(|(s, c)| *s != start_ticks || *c != cgroups);
                     if changed {
-                        let started_secs = start_ticks as f64 / self.ticks_per_second as f64;
-                        let age = Duration::from_secs_f64((uptime - started_secs).max(0.0));
                         out.events.push(Event::ProcessSeen {
                             pid,
                             start_ticks,
@@ -241,6 +271,64 @@ mod tests {
             .collect();
         kinds.sort();
         assert_eq!(kinds, vec!["gone 11", "seen 10 99000"]);
+    }
+
+    /// A process younger than NEW_PROCESS_SETTLE may not be in its own cgroup yet (between
+    /// fork and exec): every scan but the first leaves it to the next one, and a pid reused by
+    /// such a process is not reported gone meanwhile.
+    #[test]
+    fn young_processes_wait_for_the_next_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join("uptime"), "1000.00 1900.00\n").unwrap();
+        // Started 0.1 s ago, in its parent's cgroup.
+        write_proc(root, 20, 99_990, "0::/system.slice/parent.service\n");
+        write_proc(root, 21, 50_000, "0::/system.slice/a.service\n");
+        let mut scanner = ProcScanner::new(root);
+        scanner.ticks_per_second = 100;
+
+        let first = scanner.scan().unwrap();
+        assert_eq!(
+            first.events.len(),
+            2,
+            "the first scan reports young ones too"
+        );
+        assert_eq!(first.young, 0);
+
+        // pid 21 is reused by a process started 0.2 s ago; pid 22 is new and young.
+        write_proc(root, 21, 99_980, "0::/system.slice/parent.service\n");
+        write_proc(root, 22, 99_995, "0::/system.slice/parent.service\n");
+        let second = scanner.scan().unwrap();
+        assert_eq!(
+            second.young, 3,
+            "20 (reported by the first scan), 21 and 22"
+        );
+        assert!(second.events.is_empty(), "{:?}", second.events);
+
+        // Settled: both moved to their own cgroup, and are reported there.
+        fs::write(root.join("uptime"), "1001.00 1900.00\n").unwrap();
+        write_proc(root, 21, 99_980, "0::/system.slice/b.service\n");
+        write_proc(root, 22, 99_995, "0::/system.slice/c.service\n");
+        let third = scanner.scan().unwrap();
+        assert_eq!(third.young, 0);
+        let mut seen: Vec<String> = third
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::ProcessSeen { pid, cgroups, .. } => {
+                    format!("seen {pid} {:?}", cgroups.id())
+                }
+                other => format!("{other:?}"),
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                "seen 21 Some(\"/system.slice/b.service\")",
+                "seen 22 Some(\"/system.slice/c.service\")"
+            ]
+        );
     }
 
     #[test]

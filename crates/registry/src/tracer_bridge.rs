@@ -34,15 +34,13 @@ use tokio::sync::mpsc;
 
 use crate::EventSender;
 use crate::cgroup_ids::CgroupIds;
-use crate::discovery::{ProcessClock, read_process};
+use crate::discovery::{NEW_PROCESS_SETTLE, ProcessClock, read_process};
 use crate::health::Health;
 use crate::net::{ActiveCount, NetEvent};
 use crate::netns_ips::NetnsIps;
 use crate::seeding;
 use crate::state::Event;
 
-/// How long after its start a new process's cgroup is read.
-const NEW_PROCESS_SETTLE: Duration = Duration::from_millis(500);
 /// Bound of the queue of new processes waiting for that read; beyond it the /proc scan
 /// catches them.
 const MAX_PENDING_PROCESSES: usize = 65_536;
