@@ -171,6 +171,7 @@ impl Registry {
         state.max_fqdns_per_container = config.tracer.max_fqdns_per_container;
         state.procfs = std::sync::Arc::from(config.node_paths.procfs.as_path());
         state.spans = config.tracer.spans.clone();
+        span_hook::init_agent_pid(&config.node_paths.procfs);
 
         let mut scanner = ProcScanner::new(&config.node_paths.procfs);
         let now = Instant::now();
