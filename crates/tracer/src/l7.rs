@@ -295,6 +295,12 @@ impl L7Engine {
         self.stats.sessions_evicted += (before - self.sessions.len()) as u64;
     }
 
+    /// Sessions of process `pid` now (a scan of the table: for tests and diagnostics, not
+    /// per record).
+    pub fn sessions_of(&self, pid: u32) -> usize {
+        self.sessions.keys().filter(|(p, _)| *p == pid).count()
+    }
+
     /// Counters now (sums over live sessions: called at scrape, not per record).
     pub fn stats(&self) -> L7Stats {
         let mut s = self.stats;

@@ -13,11 +13,12 @@ use crate::L7Hooks;
 /// The preferred attachment (kernel >= 6.3): tp_btf on the socket tracepoints
 /// sock_send_length/sock_recv_length, and nothing on syscalls (ebpf/src/l7/socket_hooks.c
 /// says why it is cheaper), with the exec hook that reports new executables to the TLS
-/// attacher.
-pub(crate) const L7_SOCKET_PROGRAMS: [(&str, &str); 3] = [
+/// attacher, and the close of a registered TCP socket told from its last state change.
+pub(crate) const L7_SOCKET_PROGRAMS: [(&str, &str); 4] = [
     ("l7_exec_btf", "sched_process_exec"),
     ("l7_sock_send", "sock_send_length"),
     ("l7_sock_recv", "sock_recv_length"),
+    ("l7_sock_state", "inet_sock_set_state"),
 ];
 
 /// The next one (kernel >= 5.5): one tp_btf program per direction on the raw syscall

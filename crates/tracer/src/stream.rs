@@ -111,6 +111,12 @@ impl EventStream {
         self.l7.stats()
     }
 
+    /// Connections of process `pid` with L7 parser state now: what its closes have not
+    /// ended yet (a scan of the table: for tests and diagnostics).
+    pub fn l7_sessions_of(&self, pid: u32) -> usize {
+        self.l7.sessions_of(pid)
+    }
+
     /// Records consumed so far (decoded or not).
     pub fn records(&self) -> u64 {
         self.events

@@ -464,3 +464,92 @@ fn a_client_reconnecting_on_the_same_fd_is_exact_with_the_tp_btf_dispatch() {
         "a_client_reconnecting_on_the_same_fd_is_exact_with_the_tp_btf_dispatch",
     );
 }
+
+/// A python3 client (its own process, so no other test's sockets share its pid) that opens
+/// `n` connections at once (no fd reused), asks one request on each, closes them all, prints
+/// "done" and waits on stdin: alive, so only the closes can end its connections.
+const CLOSING_CLIENT: &str = r#"
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+for c in conns:
+    c.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+    while c.recv(4096):
+        pass
+for c in conns:
+    c.close()
+print("done", flush=True)
+sys.stdin.readline()
+"#;
+
+/// Connections a live process closed leave no parser state behind: on the socket
+/// tracepoints their entries go at the socket's last state change (close() has no hook
+/// there), on the syscall hooks at close().
+fn closed_connections_are_forgotten(hooks: L7Hooks, test: &str) {
+    if !privileged(test) {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        assert!(
+            std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "{test}: python3 is missing (scripts/test.sh installs it)"
+        );
+        eprintln!("SKIP {test}: python3 is missing");
+        return;
+    }
+    const N: usize = 6;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let (tracer, mut stream) = start_with_l7(SockState::TpBtf, hooks);
+    assert!(tracer.l7_attached(), "{:?}", tracer.l7_error());
+    let port = serve_one_per_connection(N);
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", CLOSING_CLIENT, &port.to_string(), &N.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "done");
+    let requests = rt.block_on(collect(
+        &mut stream,
+        |e| matches!(e, Event::L7Request { pid: p, role: Role::Client, .. } if *p == pid),
+        |kept| kept.len() >= N,
+    ));
+    assert_eq!(requests.len(), N, "{requests:?}");
+    // The closes' records follow within the connections' FIN exchange.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream.l7_sessions_of(pid) > 0 && Instant::now() < deadline {
+        let mut batch = Vec::new();
+        let _ = rt.block_on(tokio::time::timeout(
+            Duration::from_millis(100),
+            stream.next_batch(&mut batch),
+        ));
+    }
+    let left = stream.l7_sessions_of(pid);
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let _ = child.wait();
+    assert_eq!(left, 0, "sessions of the client's closed connections left");
+}
+
+#[test]
+fn closed_connections_are_forgotten_with_the_socket_tracepoints() {
+    closed_connections_are_forgotten(
+        L7Hooks::Socket,
+        "closed_connections_are_forgotten_with_the_socket_tracepoints",
+    );
+}
+
+#[test]
+fn closed_connections_are_forgotten_with_the_tp_btf_dispatch() {
+    closed_connections_are_forgotten(
+        L7Hooks::Syscalls,
+        "closed_connections_are_forgotten_with_the_tp_btf_dispatch",
+    );
+}

@@ -20,8 +20,11 @@
  *     (l7_tcp_role), else a server;
  *   - a new connection on a reused fd: the socket's cookie (unique for the
  *     boot) differs from the one registered, and the old one is forgotten
- *     then (l7_forget: userspace drops its parser state). An fd closed and not
- *     reused stays registered until the LRU evicts it: unused, it goes first.
+ *     then (l7_forget: userspace drops its parser state);
+ *   - a close: the socket's last state change (l7_sock_state, on
+ *     sock/inet_sock_set_state), once its owner let go of it (see there).
+ *     A socket that ended otherwise stays registered until its fd is reused
+ *     or the LRU evicts it (unused, it goes first).
  * The fd and the user buffer are the syscall's own arguments, read from the
  * task's saved user registers (bpf_task_pt_regs): the data is still in (a
  * write) or already in (a read) the caller's buffer. A socket call made by
@@ -43,6 +46,35 @@ struct {
 	__type(key, int);
 	__type(value, __u8);
 } l7_sk_none SEC(".maps");
+
+/*
+ * Where a registered TCP socket is registered ({tgid, fd} and its cookie),
+ * kept in the socket itself: its close is found from the socket
+ * (l7_sock_state), which no longer knows its fd then.
+ */
+struct l7_sk_owner {
+	__u64 cookie;
+	struct l7_sock_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct l7_sk_owner);
+} l7_sk_owners SEC(".maps");
+
+/* Remembers in sk that it is registered under k with cookie: once per
+ * connection. */
+static __always_inline void l7_own(struct sock *sk, struct l7_sock_key *k, __u64 cookie)
+{
+	struct l7_sk_owner *o =
+		bpf_sk_storage_get(&l7_sk_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (o) {
+		o->cookie = cookie;
+		o->key = *k;
+	}
+}
 
 /* Marks sk as carrying no protocol of ours when s says so. */
 static __always_inline void l7_mark_if_none(struct sock *sk, struct l7_sock *s)
@@ -70,6 +102,8 @@ static __always_inline struct l7_sock *l7_sock_of(struct l7_sock_key *k, __u32 f
 			/* Registered by a TLS probe (l7_emit_plaintext)
 			 * before the socket moved data: this is its data. */
 			s->cookie = cookie;
+			if (sk->sk_protocol == IPPROTO_TCP)
+				l7_own(sk, k, cookie);
 			return s->protocol == L7_NONE ? NULL : s;
 		}
 		/* The fd names a new socket: the old one was closed. */
@@ -98,6 +132,7 @@ static __always_inline struct l7_sock *l7_sock_of(struct l7_sock_key *k, __u32 f
 		if (l7_fd_sock(fd) != sk ||
 		    l7_register_sock(sk, fd, l7_tcp_role(sk), 0, cookie) != 0)
 			return NULL;
+		l7_own(sk, k, cookie);
 	}
 	s = bpf_map_lookup_elem(&l7_sockets, k);
 	if (!s || s->protocol == L7_NONE)
@@ -271,5 +306,35 @@ int l7_sock_recv(__u64 *ctx)
 	}
 	l7_on_read_sock(&k, s, regs->si, kind, regs->dx, size);
 	l7_mark_if_none(sk, s);
+	return 0;
+}
+
+/*
+ * A TCP socket's close: its move to TCP_CLOSE once its file is gone
+ * (sk_socket cleared by close() or the owner's exit: sock_orphan). Its entry
+ * is forgotten then, with a close record if it shipped data, unless the fd
+ * names a newer socket by now (the cookie differs: that one stays). A socket
+ * that reaches TCP_CLOSE while its file is still open is left alone: the
+ * owner may still read what arrived before (a client that shut down its
+ * sending side reads the reply after the server's FIN); its entry goes when
+ * the fd is reused, or by LRU. So does one closed with unread data (the
+ * kernel resets it before orphaning it).
+ */
+SEC("tp_btf/inet_sock_set_state")
+int l7_sock_state(__u64 *ctx)
+{
+	/* TP_PROTO(const struct sock *sk, const int oldstate, const int newstate) */
+	struct sock *sk = (struct sock *)ctx[0];
+	if ((int)ctx[2] != TCP_CLOSE || sk->sk_socket)
+		return 0;
+	struct l7_sk_owner *o = bpf_sk_storage_get(&l7_sk_owners, sk, 0, 0);
+	if (!o)
+		return 0;
+	/* The storage goes with the socket, freed right after this: deleting
+	 * it here would only add a lock and an RCU free. */
+	struct l7_sock_key k = o->key;
+	struct l7_sock *s = bpf_map_lookup_elem(&l7_sockets, &k);
+	if (s && s->cookie == o->cookie)
+		l7_forget(&k, s);
 	return 0;
 }
