@@ -5,15 +5,16 @@
 //! of payload). [`L7Engine`] keeps one [`sonde_l7::Session`] per connection, keyed by
 //! (pid, fd) and told apart from an earlier socket on the same fd by the kernel's
 //! registration time, feeds it the records in ring order, and emits each completed
-//! request as an [`Event::L7Request`]. Sessions are bounded ([`MAX_SESSIONS`]): idle
-//! ones are swept, and when the table is full the least recently used eighth goes.
+//! request as an [`Event::L7Request`]. A session ends at its socket's close record, at its
+//! process's exit (the stream passes [`Event::ProcessExit`] on), or idle. Sessions are
+//! bounded ([`MAX_SESSIONS`]): when the table is full the least recently used eighth goes.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use sonde_l7::{Chunk, Direction, Protocol, Request, Role, Session, SessionStats};
 
 use crate::decode::{DecodeError, Event};
+use crate::l7_table::SessionTable;
 
 /// `EVENT_L7_DATA` / `EVENT_L7_CLOSE` of ebpf/include/common.h.
 pub const EVENT_L7_DATA: u32 = 11;
@@ -21,10 +22,11 @@ pub const EVENT_L7_CLOSE: u32 = 12;
 /// `L7_EVENT_HEADER`: the payload's offset (pinned by a `_Static_assert` in common.h).
 pub const L7_HEADER_SIZE: usize = 96;
 /// Connections with parser state at once. The kernel registers at most 32,768 sockets
-/// (`L7_SOCKETS_MAX`); twice that leaves room for fds closed by exit, never reported.
+/// (`L7_SOCKETS_MAX`); twice that leaves room for sessions whose end comes late (a
+/// socket closed without a close record, until its process exits or it idles).
 pub const MAX_SESSIONS: usize = 65_536;
-/// A session with no record for this long is forgotten (its process most likely
-/// exited without closing the socket, which the kernel cannot report).
+/// A session with no record for this long is forgotten (its socket most likely ended
+/// without a close record, in a process that lives on: a reset with unread data, UDP).
 const IDLE_NS: u64 = 10 * 60 * 1_000_000_000;
 /// How often (in kernel time) idle sessions are swept.
 const SWEEP_EVERY_NS: u64 = 60 * 1_000_000_000;
@@ -148,7 +150,7 @@ pub struct L7Stats {
 
 /// Per-connection sessions fed from the ring (one per [`crate::EventStream`]).
 pub struct L7Engine {
-    sessions: HashMap<(u32, u64), Tracked, foldhash::fast::RandomState>,
+    sessions: SessionTable<Tracked>,
     config: sonde_l7::Config,
     max_sessions: usize,
     scratch: Vec<Request>,
@@ -174,7 +176,7 @@ fn add(a: &mut SessionStats, b: &SessionStats) {
 impl L7Engine {
     pub fn new(config: sonde_l7::Config, max_sessions: usize) -> L7Engine {
         L7Engine {
-            sessions: HashMap::default(),
+            sessions: SessionTable::default(),
             config,
             max_sessions: max_sessions.max(1),
             scratch: Vec::new(),
@@ -194,13 +196,12 @@ impl L7Engine {
                 return;
             }
         };
-        let key = (r.pid, r.fd);
         if r.kind == EVENT_L7_CLOSE {
             if self
                 .sessions
-                .get(&key)
+                .get(r.pid, r.fd)
                 .is_some_and(|t| t.conn_ts == r.conn_ts)
-                && let Some(t) = self.sessions.remove(&key)
+                && let Some(t) = self.sessions.remove(r.pid, r.fd)
             {
                 add(&mut self.ended, &t.session.stats());
             }
@@ -215,16 +216,14 @@ impl L7Engine {
             return;
         };
         self.sweep(r.ts_ns);
-        let fresh = self
-            .sessions
-            .get(&key)
-            .is_none_or(|t| t.conn_ts != r.conn_ts);
-        if fresh {
-            if !self.sessions.contains_key(&key) && self.sessions.len() >= self.max_sessions {
+        let existing = self.sessions.get(r.pid, r.fd).map(|t| t.conn_ts);
+        if existing != Some(r.conn_ts) {
+            if existing.is_none() && self.sessions.len() >= self.max_sessions {
                 self.evict_lru();
             }
             let old = self.sessions.insert(
-                key,
+                r.pid,
+                r.fd,
                 Tracked {
                     conn_ts: r.conn_ts,
                     last_ts: r.ts_ns,
@@ -235,7 +234,7 @@ impl L7Engine {
                 add(&mut self.ended, &old.session.stats());
             }
         }
-        let Some(t) = self.sessions.get_mut(&key) else {
+        let Some(t) = self.sessions.get_mut(r.pid, r.fd) else {
             return;
         };
         t.last_ts = r.ts_ns;
@@ -267,13 +266,10 @@ impl L7Engine {
         }
         self.last_sweep_ns = now;
         let ended = &mut self.ended;
-        self.sessions.retain(|_, t| {
-            let keep = now.saturating_sub(t.last_ts) < IDLE_NS;
-            if !keep {
-                add(ended, &t.session.stats());
-            }
-            keep
-        });
+        self.sessions.retain(
+            |t| now.saturating_sub(t.last_ts) < IDLE_NS,
+            |t| add(ended, &t.session.stats()),
+        );
     }
 
     /// Drops the least recently used eighth of the sessions (one pass to find
@@ -285,20 +281,25 @@ impl L7Engine {
         let cutoff = *cutoff;
         let before = self.sessions.len();
         let ended = &mut self.ended;
-        self.sessions.retain(|_, t| {
-            let keep = t.last_ts > cutoff;
-            if !keep {
-                add(ended, &t.session.stats());
-            }
-            keep
-        });
+        self.sessions
+            .retain(|t| t.last_ts > cutoff, |t| add(ended, &t.session.stats()));
         self.stats.sessions_evicted += (before - self.sessions.len()) as u64;
     }
 
     /// Sessions of process `pid` now (a scan of the table: for tests and diagnostics, not
     /// per record).
     pub fn sessions_of(&self, pid: u32) -> usize {
-        self.sessions.keys().filter(|(p, _)| *p == pid).count()
+        self.sessions.count_of(pid)
+    }
+
+    /// Process `pid` exited: its connections end with it. Their records all came before
+    /// its exit's in the ring; a close the kernel reports later finds nothing. Without this
+    /// the sockets the socket tier sees no close of (UDP, a reset with unread data) would
+    /// keep their sessions until idle.
+    pub fn process_exited(&mut self, pid: u32) {
+        let ended = &mut self.ended;
+        self.sessions
+            .remove_pid(pid, |t| add(ended, &t.session.stats()));
     }
 
     /// Counters now (sums over live sessions: called at scrape, not per record).
@@ -454,6 +455,34 @@ mod tests {
         }
         assert!(e.stats().sessions_evicted >= 24);
         assert_eq!(e.stats().records, 40);
+    }
+
+    /// A process's exit ends its sessions, and only its own; a request it left unanswered
+    /// is not emitted, and a close the kernel reports after the exit finds nothing.
+    #[test]
+    fn an_exit_ends_the_processes_sessions() {
+        let mut e = L7Engine::new(sonde_l7::Config::default(), 16);
+        let mut out = Vec::new();
+        let get = b"GET / HTTP/1.1\r\n\r\n";
+        for (pid, fd) in [(7, 3), (7, 4), (8, 3)] {
+            e.handle(
+                &record(EVENT_L7_DATA, pid, fd, 1, 1_000, 0, 1, 1, get),
+                &mut out,
+            );
+        }
+        assert_eq!(e.stats().sessions, 3);
+        e.process_exited(7);
+        assert_eq!(
+            (e.stats().sessions, e.sessions_of(7), e.sessions_of(8)),
+            (1, 0, 1)
+        );
+        e.handle(
+            &record(EVENT_L7_CLOSE, 7, 3, 1, 2_000, 0, 1, 1, b""),
+            &mut out,
+        );
+        e.process_exited(9);
+        assert_eq!(e.stats().sessions, 1);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

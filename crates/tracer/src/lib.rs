@@ -16,6 +16,7 @@
 //! See docs/tracer.md for the design (hooks, map sizes, wakeup policy).
 
 mod l7_loader;
+mod l7_table;
 mod loader;
 mod stream;
 mod sys;

@@ -72,7 +72,12 @@ impl EventStream {
                 continue;
             }
             match decode::decode(&item) {
-                Ok(e) => out.push(e),
+                Ok(e) => {
+                    if let Event::ProcessExit { pid, .. } = e {
+                        self.l7.process_exited(pid);
+                    }
+                    out.push(e);
+                }
                 Err(_) => self.decode_errors += 1,
             }
         }

@@ -553,3 +553,76 @@ fn closed_connections_are_forgotten_with_the_tp_btf_dispatch() {
         "closed_connections_are_forgotten_with_the_tp_btf_dispatch",
     );
 }
+
+/// A python3 client that asks one request, leaves the reply unread and exits: the kernel
+/// resets the connection (unread data) before the file is let go, so no close is reported
+/// for it on the socket tier, and no close() runs at exit on the syscall tiers.
+const EXITING_CLIENT: &str = r#"
+import os, socket, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(0.3)
+os._exit(0)
+"#;
+
+/// A process's exit ends its connections' parser state, those no close reports included.
+fn an_exited_processes_connections_are_forgotten(hooks: L7Hooks, test: &str) {
+    if !privileged(test) {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        assert!(
+            std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "{test}: python3 is missing (scripts/test.sh installs it)"
+        );
+        eprintln!("SKIP {test}: python3 is missing");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let (tracer, mut stream) = start_with_l7(SockState::TpBtf, hooks);
+    assert!(tracer.l7_attached(), "{:?}", tracer.l7_error());
+    let port = serve_one_per_connection(1);
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", EXITING_CLIENT, &port.to_string()])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    let mut exited = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let mut batch = Vec::new();
+        let _ = rt.block_on(tokio::time::timeout(
+            Duration::from_millis(50),
+            stream.next_batch(&mut batch),
+        ));
+        peak = peak.max(stream.l7_sessions_of(pid));
+        exited |= batch
+            .iter()
+            .any(|e| matches!(e, Event::ProcessExit { pid: p, .. } if *p == pid));
+        if exited {
+            break;
+        }
+    }
+    let _ = child.wait();
+    assert!(exited, "the client's exit was never seen");
+    assert_eq!(peak, 1, "the client's request made a session");
+    assert_eq!(stream.l7_sessions_of(pid), 0, "its session outlived it");
+}
+
+#[test]
+fn an_exited_processes_connections_are_forgotten_with_the_socket_tracepoints() {
+    an_exited_processes_connections_are_forgotten(
+        L7Hooks::Socket,
+        "an_exited_processes_connections_are_forgotten_with_the_socket_tracepoints",
+    );
+}
+
+#[test]
+fn an_exited_processes_connections_are_forgotten_with_the_tp_btf_dispatch() {
+    an_exited_processes_connections_are_forgotten(
+        L7Hooks::Syscalls,
+        "an_exited_processes_connections_are_forgotten_with_the_tp_btf_dispatch",
+    );
+}
