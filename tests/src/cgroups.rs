@@ -121,6 +121,22 @@ impl TestCgroup {
         }
     }
 
+    /// `/system.slice/sonde-<kind>-<test pid>.service` (a systemd-service-shaped path,
+    /// exported under that container_id) with a long-lived `sleep` in it: a container whose
+    /// short-lived processes come and go is never empty, so the agent keeps it (and its
+    /// series) for the whole test.
+    pub fn service_with_keeper(kind: &str) -> TestCgroup {
+        let path = format!("/system.slice/sonde-{kind}-{}.service", std::process::id());
+        let mut cg =
+            TestCgroup::create(&path).unwrap_or_else(|e| panic!("create cgroup {path}: {e}"));
+        let mut keeper = std::process::Command::new("sleep");
+        keeper.arg("600");
+        cg.spawn_into(&mut keeper);
+        let child = keeper.spawn().expect("spawn sleep");
+        cg.own(child);
+        cg
+    }
+
     /// This cgroup's `cgroup.procs` file in every hierarchy: what a process writes its pid to
     /// to move itself in (a shell's `echo $$ > ...`).
     pub fn procs_files(&self) -> Vec<PathBuf> {

@@ -61,19 +61,6 @@ fn port_outside_ephemeral() -> u16 {
     panic!("no free port in 20000-32000 on 127.0.0.1");
 }
 
-/// A service cgroup with a long-lived process in it: a container whose clients come and go
-/// is never empty, so the agent does not drop it (and its series) between two clients.
-fn service_cgroup(kind: &str) -> TestCgroup {
-    let path = format!("/system.slice/sonde-{kind}-{}.service", std::process::id());
-    let mut cg = TestCgroup::create(&path).unwrap_or_else(|e| panic!("create cgroup {path}: {e}"));
-    let mut keeper = Command::new("sleep");
-    keeper.arg("600");
-    cg.spawn_into(&mut keeper);
-    let child = keeper.spawn().unwrap();
-    cg.own(child);
-    cg
-}
-
 /// N requests of each status, interleaved.
 fn paths() -> Vec<String> {
     (0..N)
@@ -173,7 +160,7 @@ fn setup(test: &str, server_kind: &str) -> Option<Setup> {
         .arg(&cert));
     let go_client = build_go_client(dir.path());
     let port = port_outside_ephemeral();
-    let server_cg = service_cgroup(server_kind);
+    let server_cg = TestCgroup::service_with_keeper(server_kind);
     let mut child = Command::new(PYTHON)
         .arg(Path::new(FIXTURES).join("server.py"))
         .arg(&cert)
@@ -218,7 +205,7 @@ fn https_through_openssl_and_go_counts_as_http() {
     let go_before = go_probed(&agent.scrape());
 
     // python3 (OpenSSL), one keep-alive connection.
-    let py_cg = service_cgroup("tls-py");
+    let py_cg = TestCgroup::service_with_keeper("tls-py");
     let c = spawn_waiting(
         &py_cg,
         Path::new(PYTHON),
@@ -230,7 +217,7 @@ fn https_through_openssl_and_go_counts_as_http() {
 
     // Go crypto/tls: a binary the agent has not seen; it waits until the agent has probed it
     // (reported at its exec: see TlsAttacher::exec_seen).
-    let go_cg = service_cgroup("tls-go");
+    let go_cg = TestCgroup::service_with_keeper("tls-go");
     let c = spawn_waiting(&go_cg, go_client, None, port, &paths());
     agent.scrape_until("the TLS uprobes on the Go client", TIMEOUT, |s| {
         go_probed(s) >= go_before + 1.0
@@ -238,7 +225,7 @@ fn https_through_openssl_and_go_counts_as_http() {
     finish(c, &paths());
 
     // python3, each request its own process.
-    let short_cg = service_cgroup("tls-short");
+    let short_cg = TestCgroup::service_with_keeper("tls-short");
     for path in paths() {
         let one = std::slice::from_ref(&path);
         let c = spawn_waiting(
@@ -367,7 +354,7 @@ fn go_clients_that_live_milliseconds_are_probed_from_their_exec() {
     agent.scrape_until("the TLS subsystem up", TIMEOUT, |s| {
         s.value("sonde_subsystem_up", &[("subsystem", "tls")]) == Some(1.0)
     });
-    let cg = service_cgroup("tls-short-go");
+    let cg = TestCgroup::service_with_keeper("tls-short-go");
     // Runs until the binary is probed, as a loop of short clients on a node would: a run may
     // be gone before the agent opens its executable (the agent busy with its start-up scan of
     // every process, say); the next one is then reported again.

@@ -22,19 +22,6 @@ use sonde_integration_tests::{Agent, listener_outside_ephemeral, privileged, val
 const TIMEOUT: Duration = Duration::from_secs(60);
 const CLIENTS: usize = 10;
 
-/// A service cgroup with a long-lived process in it, so the agent tracks it as a container
-/// for the whole test.
-fn service_cgroup(kind: &str) -> TestCgroup {
-    let path = format!("/system.slice/sonde-{kind}-{}.service", std::process::id());
-    let mut cg = TestCgroup::create(&path).unwrap_or_else(|e| panic!("create cgroup {path}: {e}"));
-    let mut keeper = Command::new("sleep");
-    keeper.arg("600");
-    cg.spawn_into(&mut keeper);
-    let child = keeper.spawn().unwrap();
-    cg.own(child);
-    cg
-}
-
 #[test]
 fn a_fork_that_moves_into_its_cgroup_before_exec_counts_there() {
     let test = "a_fork_that_moves_into_its_cgroup_before_exec_counts_there";
@@ -50,8 +37,8 @@ fn a_fork_that_moves_into_its_cgroup_before_exec_counts_there() {
             let _ = s.read_to_end(&mut rest);
         }
     });
-    let parent = service_cgroup("settle-parent");
-    let client = service_cgroup("settle-client");
+    let parent = TestCgroup::service_with_keeper("settle-parent");
+    let client = TestCgroup::service_with_keeper("settle-client");
     let agent = Agent::start(&["--min-container-age", "0s", "--proc-scan-interval", "300ms"]);
     agent.wait_tracer_up(TIMEOUT);
 

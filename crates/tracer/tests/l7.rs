@@ -465,6 +465,20 @@ fn a_client_reconnecting_on_the_same_fd_is_exact_with_the_tp_btf_dispatch() {
     );
 }
 
+/// Whether /usr/bin/python3 is there; without it the test skips, saying why (a failure
+/// under SONDE_REQUIRE_PRIVILEGED=1).
+fn have_python3(test: &str) -> bool {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+        "{test}: python3 is missing (scripts/test.sh installs it)"
+    );
+    eprintln!("SKIP {test}: python3 is missing");
+    false
+}
+
 /// A python3 client (its own process, so no other test's sockets share its pid) that opens
 /// `n` connections at once (no fd reused), asks one request on each, closes them all, prints
 /// "done" and waits on stdin: alive, so only the closes can end its connections.
@@ -486,15 +500,7 @@ sys.stdin.readline()
 /// tracepoints their entries go at the socket's last state change (close() has no hook
 /// there), on the syscall hooks at close().
 fn closed_connections_are_forgotten(hooks: L7Hooks, test: &str) {
-    if !privileged(test) {
-        return;
-    }
-    if !std::path::Path::new("/usr/bin/python3").exists() {
-        assert!(
-            std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "{test}: python3 is missing (scripts/test.sh installs it)"
-        );
-        eprintln!("SKIP {test}: python3 is missing");
+    if !privileged(test) || !have_python3(test) {
         return;
     }
     const N: usize = 6;
@@ -567,15 +573,7 @@ os._exit(0)
 
 /// A process's exit ends its connections' parser state, those no close reports included.
 fn an_exited_processes_connections_are_forgotten(hooks: L7Hooks, test: &str) {
-    if !privileged(test) {
-        return;
-    }
-    if !std::path::Path::new("/usr/bin/python3").exists() {
-        assert!(
-            std::env::var("SONDE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "{test}: python3 is missing (scripts/test.sh installs it)"
-        );
-        eprintln!("SKIP {test}: python3 is missing");
+    if !privileged(test) || !have_python3(test) {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
