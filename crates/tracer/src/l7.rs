@@ -286,8 +286,7 @@ impl L7Engine {
         self.stats.sessions_evicted += (before - self.sessions.len()) as u64;
     }
 
-    /// Sessions of process `pid` now (a scan of the table: for tests and diagnostics, not
-    /// per record).
+    /// Sessions of process `pid` now (for tests and diagnostics).
     pub fn sessions_of(&self, pid: u32) -> usize {
         self.sessions.count_of(pid)
     }

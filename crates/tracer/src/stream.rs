@@ -116,8 +116,8 @@ impl EventStream {
         self.l7.stats()
     }
 
-    /// Connections of process `pid` with L7 parser state now: what its closes have not
-    /// ended yet (a scan of the table: for tests and diagnostics).
+    /// Connections of process `pid` with L7 parser state now: what its closes and exit have
+    /// not ended yet (for tests and diagnostics).
     pub fn l7_sessions_of(&self, pid: u32) -> usize {
         self.l7.sessions_of(pid)
     }
